@@ -1,0 +1,95 @@
+"""Command line: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success, 1 some runs failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+
+from . import __version__, api
+from .errors import SegbenchError
+from .format import format_components, format_plan
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except SegbenchError as exc:
+        print(f"segbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("segbench: interrupted; finished runs are kept", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    plugin_options = argparse.ArgumentParser(add_help=False)
+    plugin_options.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help="load a plugin module or .py file (repeatable)")
+    suite_options = argparse.ArgumentParser(add_help=False, parents=[plugin_options])
+    suite_options.add_argument("suite", help="suite file (TOML)")
+    suite_options.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="override a setting, e.g. train.epochs=1 (value in TOML syntax)")
+
+    parser = argparse.ArgumentParser(prog="segbench", description="Ablation harness for segmentation components.")
+    parser.add_argument("--version", action="version", version=f"segbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", parents=[suite_options], help="train every variant x seed and write the report")
+    run.add_argument("-o", "--output", default="results", help="results folder (default: results/)")
+    run.add_argument("--rerun", action="store_true", help="redo runs that already have a finished record")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--cache-dir", help="dataset cache (default: $SEGBENCH_CACHE_DIR or the user cache dir)")
+    run.set_defaults(handler=run_command)
+
+    validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
+    validate.set_defaults(handler=validate_command)
+
+    listing = commands.add_parser("list", parents=[plugin_options], help="list installed components")
+    listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets")
+    listing.set_defaults(handler=list_command)
+    return parser
+
+
+def run_command(args) -> int:
+    outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast, args.quiet, args.cache_dir)
+    print(outcome.report["text"])
+    print(f"\nreport: {outcome.report['html']}")
+    if outcome.failures:
+        names = "; ".join(f"{r['label']} seed {r['seed']}: {r['error']['type']}: {r['error']['message']}" for r in outcome.failures)
+        print(f"segbench: {len(outcome.failures)} run(s) failed: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def validate_command(args) -> int:
+    suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides))
+    print(format_plan(suite))
+    return 0
+
+
+def list_command(args) -> int:
+    print(format_components(api.list_components(args.kind, args.plugin)))
+    return 0
+
+
+def parse_overrides(pairs) -> dict:
+    """``KEY=VALUE`` pairs; VALUE is read as TOML (``1``, ``"x"``, ``[1, 2]``), else as text."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise SegbenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.epochs=1")
+        try:
+            overrides[key.strip()] = tomllib.loads(f"value = {value}")["value"]
+        except tomllib.TOMLDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+if __name__ == "__main__":
+    sys.exit(main())

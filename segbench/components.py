@@ -1,0 +1,187 @@
+"""Component specs and the registrar that plugins add them through."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import PluginError, SegbenchError
+
+KINDS = ("upsampler", "architecture", "loss", "metric", "dataset")
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class Param:
+    """A user-settable parameter: a keyword-only argument of the factory."""
+
+    name: str
+    default: Any = REQUIRED
+    annotation: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe(self) -> str:
+        kind = _annotation_name(self.annotation)
+        text = f"{self.name}: {kind}" if kind else self.name
+        return text if self.required else f"{text} = {self.default!r}"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component of one kind.
+
+    ``requires`` and ``provides`` are capability names: an upsampler that requires
+    ``"pool_indices"`` only fits an architecture that provides it.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    requires: frozenset = frozenset()
+    provides: frozenset = frozenset()
+    provider: str = "?"
+    version: str = "?"
+    params: dict = field(default_factory=dict)
+
+    def build(self, *context, **params):
+        return self.factory(*context, **params)
+
+    def resolve_params(self, given: dict) -> dict:
+        """Defaults merged with ``given``; assumes ``given`` was validated."""
+        resolved = {p.name: p.default for p in self.params.values() if not p.required}
+        resolved.update(given)
+        return resolved
+
+
+def keyword_params(factory) -> dict[str, Param]:
+    """The keyword-only parameters of ``factory``: what a suite may set."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    hints = _type_hints(factory)
+    return {
+        p.name: Param(p.name, p.default, hints.get(p.name, _plain(p.annotation)))
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+class Registrar:
+    """Passed to every ``segbench_*`` hook; collects what one plugin adds."""
+
+    def __init__(self, provider: str = "?", version: str = "?"):
+        self.provider = provider
+        self.version = version
+        self.components: list[Component] = []
+
+    def add_upsampler(self, name, factory, *, description=None, requires=()):
+        self._add("upsampler", name, factory, description, requires=requires)
+
+    def add_architecture(self, name, factory, *, description=None, provides=()):
+        self._add("architecture", name, factory, description, provides=provides)
+
+    def add_loss(self, name, factory, *, description=None):
+        self._add("loss", name, factory, description)
+
+    def add_metric(self, name, factory, *, description=None):
+        self._add("metric", name, factory, description)
+
+    def add_dataset(self, name, factory, *, description=None):
+        self._add("dataset", name, factory, description)
+
+    def _add(self, kind, name, factory, description, requires=(), provides=()):
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(
+                f'plugin "{self.provider}" registers {kind} {name!r}: a name must be an '
+                "identifier (letters, digits, underscores)"
+            )
+        if not callable(factory):
+            raise PluginError(f'plugin "{self.provider}" registers {kind} "{name}" with a non-callable factory')
+        self.components.append(
+            Component(
+                kind=kind,
+                name=name,
+                factory=factory,
+                description=description or _first_line(factory.__doc__),
+                requires=frozenset(requires),
+                provides=frozenset(provides),
+                provider=self.provider,
+                version=self.version,
+                params=keyword_params(factory),
+            )
+        )
+
+
+class Catalogue:
+    """Every registered component, by kind and name."""
+
+    def __init__(self, components=()):
+        self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        for component in components:
+            self._insert(component)
+
+    def _insert(self, component: Component):
+        existing = self._by_kind[component.kind].get(component.name)
+        if existing is not None:
+            raise PluginError(
+                f'{component.kind} "{component.name}" is provided twice: by '
+                f'"{existing.provider}" and by "{component.provider}"; uninstall one of them'
+            )
+        self._by_kind[component.kind][component.name] = component
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._by_kind[kind])
+
+    def all(self, kind: str | None = None) -> list[Component]:
+        kinds = [kind] if kind else KINDS
+        return [self._by_kind[k][n] for k in kinds for n in self.names(k)]
+
+    def get(self, kind: str, name: str) -> Component:
+        try:
+            return self._by_kind[kind][name]
+        except KeyError:
+            raise SegbenchError(unknown_name_message(kind, name, self.names(kind))) from None
+
+    def has(self, kind: str, name: str) -> bool:
+        return name in self._by_kind[kind]
+
+
+def unknown_name_message(kind: str, name, valid: list[str]) -> str:
+    message = f"unknown {kind} {name!r}"
+    close = difflib.get_close_matches(str(name), valid, n=3)
+    if close:
+        message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    return message + f" Valid: {', '.join(valid) if valid else '(none installed)'}"
+
+
+def _first_line(doc):
+    return inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else ""
+
+
+def _type_hints(factory):
+    try:
+        import typing
+
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _plain(annotation):
+    return None if annotation is inspect.Parameter.empty else annotation
+
+
+def _annotation_name(annotation):
+    if annotation is None:
+        return ""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

@@ -1,0 +1,50 @@
+"""Turn a resolved configuration into the dataset, model, loss, optimizer and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..components import Catalogue
+from ..data import SegmentationData
+
+_DATASETS: dict[str, SegmentationData] = {}
+
+
+def build_dataset(catalogue: Catalogue, ref: dict, cache_dir) -> SegmentationData:
+    """Datasets are built once per process and shared by every run that uses them."""
+    key = json.dumps([ref, str(cache_dir)], sort_keys=True, default=str)
+    if key not in _DATASETS:
+        data = catalogue.get("dataset", ref["name"]).build(cache_dir, **ref["params"])
+        if not isinstance(data, SegmentationData):
+            raise TypeError(f"dataset {ref['name']!r} returned {type(data).__name__}, not SegmentationData")
+        _DATASETS[key] = data
+    return _DATASETS[key]
+
+
+def build_model(catalogue: Catalogue, model: dict, out_channels: int) -> torch.nn.Module:
+    upsampler = catalogue.get("upsampler", model["upsampler"]["name"])
+    upsampler_params = model["upsampler"]["params"]
+
+    def make_upsampler(in_channels, out_channels, scale_factor):
+        return upsampler.build(in_channels, out_channels, scale_factor, **upsampler_params)
+
+    architecture = catalogue.get("architecture", model["architecture"]["name"])
+    return architecture.build(out_channels, make_upsampler, **model["architecture"]["params"])
+
+
+def build_loss(catalogue: Catalogue, ref: dict, data: SegmentationData):
+    return catalogue.get("loss", ref["name"]).build(data.mode, data.num_classes, data.ignore_index, **ref["params"])
+
+
+def build_metrics(catalogue: Catalogue, refs: list, data: SegmentationData) -> dict:
+    return {ref["name"]: catalogue.get("metric", ref["name"]).build(data.num_classes, data.ignore_index, **ref["params"]) for ref in refs}
+
+
+def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = {k: v for k, v in config.items() if k != "name"}
+    if config["name"] == "sgd":
+        return torch.optim.SGD(model.parameters(), **params)
+    optimizer_class = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[config["name"]]
+    return optimizer_class(model.parameters(), **params)

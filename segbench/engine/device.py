@@ -1,0 +1,35 @@
+"""Device choice and seeding."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from ..errors import SegbenchError
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; asking for CUDA without it is bad input."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise SegbenchError(f'train.device = "{requested}" but CUDA is not available here; use "auto" or "cpu"')
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every global generator and return a private one for data order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def synchronize(device: torch.device):
+    """Wait for queued CUDA work so that timings measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

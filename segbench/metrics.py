@@ -1,0 +1,79 @@
+"""The metric contract and a base class for metrics read off a confusion matrix."""
+
+from __future__ import annotations
+
+import torch
+
+
+class Metric:
+    """Accumulates predicted and true label maps over a dataset.
+
+    ``update`` receives int64 label maps (N, H, W); pixels whose target equals
+    ``ignore_index`` are never scored. ``compute`` gives the dataset-level value,
+    ``per_image`` one value per image seen (for paired statistics), ``per_class`` one value
+    per class or ``None`` when the metric has no per-class form. Higher is better unless
+    ``higher_is_better`` is False.
+    """
+
+    higher_is_better = True
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> float:
+        raise NotImplementedError
+
+    def per_image(self) -> list:
+        raise NotImplementedError
+
+    def per_class(self):
+        return None
+
+
+def confusion_matrices(pred, target, num_classes, ignore_index):
+    """Per-image confusion matrices (N, K, K), rows = true class, columns = predicted."""
+    n = pred.shape[0]
+    pred = pred.reshape(n, -1)
+    target = target.reshape(n, -1)
+    valid = target != ignore_index
+    if ignore_index in range(num_classes):
+        raise ValueError(f"ignore_index {ignore_index} collides with a class index")
+    image = torch.arange(n, device=pred.device).unsqueeze(1).expand_as(target)
+    flat = (image * num_classes + target) * num_classes + pred.clamp(0, num_classes - 1)
+    counts = torch.bincount(flat[valid], minlength=n * num_classes * num_classes)
+    return counts.reshape(n, num_classes, num_classes)
+
+
+class ConfusionMatrixMetric(Metric):
+    """A metric that is a function of a confusion matrix.
+
+    Subclasses implement ``score(confusion) -> (K,) per-class tensor`` (NaN for a class
+    that is undefined on that matrix, e.g. absent from both prediction and target) and may
+    override ``reduce`` (default: mean over the defined classes).
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.total = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.images: list[torch.Tensor] = []
+
+    def update(self, pred, target):
+        per_image = confusion_matrices(pred, target, self.num_classes, self.ignore_index).cpu()
+        self.total += per_image.sum(0)
+        self.images.extend(per_image)
+
+    def score(self, confusion: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reduce(self, per_class: torch.Tensor, confusion: torch.Tensor) -> float:
+        return float(torch.nanmean(per_class))
+
+    def compute(self) -> float:
+        return self.reduce(self.score(self.total.double()), self.total.double())
+
+    def per_class(self):
+        return [float(v) for v in self.score(self.total.double())]
+
+    def per_image(self):
+        return [self.reduce(self.score(c.double()), c.double()) for c in self.images]

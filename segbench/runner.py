@@ -1,0 +1,122 @@
+"""Run a suite: every variant x seed, each isolated, each recorded, then the report."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import resolve_device, run_one
+from .environment import environment
+from .plugins import load_catalogue
+from .progress import Progress
+from .report import write_report
+from .store import ResultStore, write_text_atomic
+from .suite import Suite, load_suite
+
+RECORD_SCHEMA = 1
+
+
+@dataclass
+class SuiteOutcome:
+    suite: Suite
+    store: ResultStore
+    records: list
+    report: dict = field(default_factory=dict)
+
+    @property
+    def failures(self):
+        return [r for r in self.records if r["status"] != "ok"]
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("SEGBENCH_CACHE_DIR"):
+        return Path(os.environ["SEGBENCH_CACHE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("segbench"))
+
+
+def prepare(path, plugins=(), overrides=None) -> Suite:
+    """Load and validate a suite, and check its devices: everything that can be bad input
+    is found here, before anything trains."""
+    suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
+    for device in {v.config["train"]["device"] for v in suite.variants}:
+        resolve_device(device)
+    return suite
+
+
+def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
+    store = ResultStore(output, suite.name)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    with store.lock():
+        write_text_atomic(store.suite_dir / "suite.toml", suite.text)
+        records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet)
+        report = write_report(records, suite_summary(suite), store.report_dir)
+    return SuiteOutcome(suite, store, records, report)
+
+
+def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet):
+    runs = suite.runs()
+    records = []
+    with Progress(len(runs), quiet=quiet) as progress:
+        for variant, seed in runs:
+            record = None if rerun else store.load(variant.id, seed)
+            if record and record.get("status") == "ok":
+                progress.skipped(variant.label, seed)
+            else:
+                record = execute(suite, variant, seed, cache_dir, progress)
+                store.write(record)
+                progress.finished(record, suite.variants[0].config["eval"]["primary"])
+            records.append(record)
+            if fail_fast and record["status"] != "ok":
+                break
+    return records
+
+
+def execute(suite, variant, seed, cache_dir, progress=None) -> dict:
+    """Train one run; any exception becomes a failed record, never a crashed suite."""
+    started = time.perf_counter()
+    record = {
+        "schema": RECORD_SCHEMA,
+        "suite": suite.name,
+        "variant_id": variant.id,
+        "label": variant.label,
+        "factors": variant.factors,
+        "seed": seed,
+        "config": variant.config,
+        "is_baseline": variant.id == suite.baseline_id,
+        "started_at": _now(),
+        "environment": environment(),
+    }
+    on_epoch = progress.epoch if progress else None
+    try:
+        record.update(run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch))
+        record["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        record["status"] = "failed"
+        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    record["wall_seconds"] = time.perf_counter() - started
+    record["finished_at"] = _now()
+    return record
+
+
+def suite_summary(suite: Suite) -> dict:
+    """What the report needs to know about the suite besides the records."""
+    return {
+        "name": suite.name,
+        "description": suite.description,
+        "path": str(suite.path),
+        "text": suite.text,
+        "baseline_id": suite.baseline_id,
+        "variant_order": [v.id for v in suite.variants],
+        "primary": suite.variants[0].config["eval"]["primary"],
+        "metrics": [m["name"] for m in suite.variants[0].config["eval"]["metrics"]],
+    }
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,96 @@
+"""The results store: one JSON record per run, written atomically, under a lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import SegbenchError
+
+RECORD_NAME = "record.json"
+
+
+class ResultStore:
+    """``<root>/<suite>/runs/<variant-id>/seed-<n>/record.json`` plus the report folder."""
+
+    def __init__(self, root, suite_name: str):
+        self.root = Path(root)
+        self.suite_dir = self.root / suite_name
+        self.runs_dir = self.suite_dir / "runs"
+        self.report_dir = self.suite_dir / "report"
+
+    def record_path(self, variant_id: str, seed: int) -> Path:
+        return self.runs_dir / variant_id / f"seed-{seed}" / RECORD_NAME
+
+    def load(self, variant_id: str, seed: int) -> dict | None:
+        path = self.record_path(variant_id, seed)
+        return read_json(path) if path.is_file() else None
+
+    def finished(self, variant_id: str, seed: int) -> bool:
+        record = self.load(variant_id, seed)
+        return bool(record) and record.get("status") == "ok"
+
+    def write(self, record: dict) -> Path:
+        path = self.record_path(record["variant_id"], record["seed"])
+        write_json_atomic(path, record)
+        return path
+
+    def records(self) -> list[dict]:
+        return [read_json(path) for path in sorted(self.runs_dir.glob(f"*/seed-*/{RECORD_NAME}"))]
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Exclusive lock on the suite's folder: a second ``segbench run`` waits for none,
+        it stops with a clear message instead of interleaving writes."""
+        self.suite_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.suite_dir / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SegbenchError(f"{self.suite_dir} is in use by another segbench run; wait for it or use --output") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json_safe(payload), indent=1, allow_nan=False)
+    write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def to_json_safe(value):
+    """NaN and infinities become null (JSON has no NaN); tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v) for v in value]
+    return value

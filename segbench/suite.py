@@ -1,0 +1,461 @@
+"""Suite files: TOML -> validated :class:`Suite` -> expanded :class:`Variant` list.
+
+Every problem in a suite is collected and reported at once, each with where it came from
+(``ablate."model.upsampler"[2]``), the bad value and what would be valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .components import Catalogue, unknown_name_message
+from .errors import SegbenchError, SuiteError
+from .params import check_params, describe_value
+
+TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants")
+SECTION_DEFAULTS = {
+    "dataset": {"name": "shapes"},
+    "model": {"architecture": "unet", "upsampler": "nearest"},
+    "train": {
+        "epochs": 6,
+        "batch_size": 16,
+        "loss": "ce",
+        "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+        "device": "auto",
+    },
+    "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
+}
+# Keys of [dataset] and [model] beyond these are parameters of the chosen component.
+COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
+OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
+DEFAULT_SEEDS = [0, 1, 2]
+
+
+@dataclass
+class Variant:
+    """One point of the ablation: a fully resolved configuration."""
+
+    id: str
+    label: str
+    factors: dict
+    config: dict
+
+
+@dataclass
+class Suite:
+    path: Path
+    name: str
+    description: str
+    seeds: list
+    plugins: list
+    variants: list
+    baseline_id: str
+    text: str = ""
+    catalogue: Catalogue | None = field(default=None, repr=False)
+
+    def runs(self):
+        """Every (variant, seed) pair, in order."""
+        return [(variant, seed) for variant in self.variants for seed in self.seeds]
+
+    @property
+    def baseline(self) -> Variant:
+        return next(v for v in self.variants if v.id == self.baseline_id)
+
+
+def read_suite_file(path) -> tuple[Path, str, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise SegbenchError(f"suite file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return path, text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = "" if "line" in str(exc) else f" (the file ends at line {len(text.splitlines())})"
+        raise SuiteError(path, [f"TOML syntax error: {exc}{where}"]) from None
+
+
+def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suite:
+    """Read, validate and expand a suite file.
+
+    ``catalogue_loader(plugins, base_dir)`` returns the component catalogue (so the suite's
+    own ``plugins`` list is honoured); ``overrides`` maps dotted keys to values, applied
+    on top of the file (``--set train.epochs=1``).
+    """
+    path, text, raw = read_suite_file(path)
+    problems = Problems()
+    header = _read_header(raw, path, problems)
+    catalogue = catalogue_loader(list(extra_plugins) + header["plugins"], path.parent)
+    base = _base_config(raw, problems)
+    for key, value in (overrides or {}).items():
+        _set_path(base, key, value)
+    variants = _expand(raw, base, catalogue, problems)
+    baseline_id = _find_baseline(raw.get("baseline"), variants, problems)
+    problems.raise_if_any(path)
+    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue)
+
+
+class Problems(list):
+    def add(self, where: str, message: str):
+        line = f"{where}: {message}"
+        if line not in self:
+            self.append(line)
+
+    def raise_if_any(self, path):
+        if self:
+            raise SuiteError(path, self)
+
+
+def _read_header(raw, path, problems):
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.add(key, _unknown_key(key, TOP_LEVEL_KEYS))
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        problems.add("name", f"expected a non-empty string without slashes, got {describe_value(name)}")
+        name = path.stem
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.add("description", f"expected a string, got {describe_value(description)}")
+    return {"name": name, "description": str(description), "seeds": _read_seeds(raw, problems), "plugins": _read_plugins(raw, problems)}
+
+
+def _read_seeds(raw, problems):
+    seeds = raw.get("seeds", DEFAULT_SEEDS)
+    if not isinstance(seeds, list) or not seeds:
+        problems.add("seeds", f"expected a non-empty list of integers such as [0, 1, 2], got {describe_value(seeds)}")
+        return list(DEFAULT_SEEDS)
+    for index, seed in enumerate(seeds):
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            problems.add(f"seeds[{index}]", f"expected a non-negative integer, got {describe_value(seed)}")
+    if len(set(map(repr, seeds))) != len(seeds):
+        problems.add("seeds", f"seeds repeat: {seeds}")
+    return seeds
+
+
+def _read_plugins(raw, problems):
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        problems.add("plugins", f"expected a list of module names or .py paths, got {describe_value(plugins)}")
+        return []
+    return plugins
+
+
+def _base_config(raw, problems):
+    base = copy.deepcopy(SECTION_DEFAULTS)
+    for section in SECTION_DEFAULTS:
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            problems.add(section, f"expected a table [{section}], got {describe_value(given)}")
+            continue
+        base[section].update(copy.deepcopy(given))
+    return base
+
+
+def _expand(raw, base, catalogue, problems):
+    grid = _read_grid(raw.get("ablate", {}), problems)
+    explicit = _read_variant_tables(raw.get("variants", []), problems)
+    variants, seen = [], {}
+    for (variant_label, variant_overrides), combination in itertools.product(explicit, _combinations(grid)):
+        overrides = variant_overrides + combination
+        config = copy.deepcopy(base)
+        for where, key, value in overrides:
+            _set_path(config, key, value)
+        resolved = resolve_config(config, catalogue, problems, origins={key: where for where, key, _ in overrides})
+        if resolved is None:
+            continue
+        variant = _make_variant(resolved, variant_label, overrides)
+        if variant.id in seen:
+            problems.add("ablate", f"variants {seen[variant.id]!r} and {variant.label!r} resolve to the same configuration")
+            continue
+        seen[variant.id] = variant.label
+        variants.append(variant)
+    return variants
+
+
+def _read_grid(ablate, problems):
+    """[ablate] -> list of (key, [(where, value), ...]), one entry per factor."""
+    if not isinstance(ablate, dict):
+        problems.add("ablate", f"expected a table of dotted keys to lists, got {describe_value(ablate)}")
+        return []
+    grid = []
+    for key, values in _flatten(ablate).items():
+        where = f'ablate."{key}"'
+        if not isinstance(values, list):
+            problems.add(where, f"expected a list of values to compare, got {describe_value(values)}")
+        elif not values:
+            problems.add(where, "empty list: give at least one value")
+        elif _check_dotted_key(key, where, problems):
+            grid.append([(f"{where}[{i}]", key, value) for i, value in enumerate(values)])
+    return grid
+
+
+def _read_variant_tables(tables, problems):
+    """[[variants]] -> list of (label or None, [(where, key, value), ...])."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.add("variants", f"expected [[variants]] tables, got {describe_value(tables)}")
+        return [(None, [])]
+    explicit = []
+    for index, table in enumerate(tables):
+        table = dict(table)
+        label = table.pop("label", None)
+        overrides = []
+        for key, value in _flatten(table).items():
+            where = f"variants[{index}].{key}"
+            if _check_dotted_key(key, where, problems):
+                overrides.append((where, key, value))
+        explicit.append((label, overrides))
+    return explicit or [(None, [])]
+
+
+def _combinations(grid):
+    return [list(combo) for combo in itertools.product(*grid)] if grid else [[]]
+
+
+def _flatten(table, prefix=""):
+    """Nested tables -> dotted keys; an inline component table (one with a ``name``) is a
+    value, not a level."""
+    flat = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and "name" not in value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _check_dotted_key(key, where, problems):
+    section = key.split(".", 1)[0]
+    if section not in SECTION_DEFAULTS or "." not in key:
+        valid = ", ".join(f"{s}.<key>" for s in SECTION_DEFAULTS)
+        problems.add(where, f"{key!r} does not name a setting; expected one of {valid} (e.g. \"model.upsampler\")")
+        return False
+    return True
+
+
+def _set_path(config, dotted, value):
+    """Set ``a.b.c`` in nested dicts; a component given by name becomes ``{name = ...}`` so
+    one of its parameters can be set (``model.upsampler.kernel_size``)."""
+    parts = dotted.split(".")
+    node = config
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if isinstance(child, str) and ".".join(parts[: depth + 1]) in COMPONENT_SLOTS:
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            child = {}
+        node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _make_variant(resolved, label, overrides):
+    factors = {key: value for _, key, value in overrides}
+    return Variant(id=config_id(resolved), label=label or _label(factors), factors=factors, config=resolved)
+
+
+def config_id(resolved: dict) -> str:
+    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _label(factors):
+    if not factors:
+        return "base"
+    short = {key: key.split(".")[-1] for key in factors}
+    if len(set(short.values())) < len(short):
+        short = {key: key for key in factors}
+    return ", ".join(f"{short[key]}={format_value(value)}" for key, value in factors.items())
+
+
+def format_value(value) -> str:
+    if isinstance(value, dict) and "name" in value:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in value.items() if k != "name")
+        return f"{value['name']}({params})" if params else str(value["name"])
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _find_baseline(declared, variants, problems):
+    if not variants:
+        return ""
+    if declared is None:
+        return variants[0].id
+    if not isinstance(declared, dict) or not declared:
+        problems.add("baseline", f'expected a table such as {{ "model.upsampler" = "nearest" }}, got {describe_value(declared)}')
+        return variants[0].id
+    matches = [v for v in variants if all(_same(v.factors.get(k, _MISSING), value) for k, value in _flatten(declared).items())]
+    if not matches:
+        labels = "; ".join(v.label for v in variants)
+        problems.add("baseline", f"{declared} matches no variant; variants are: {labels}")
+        return variants[0].id
+    return matches[0].id
+
+
+_MISSING = object()
+
+
+def _same(factor_value, declared_value):
+    as_name = lambda v: v["name"] if isinstance(v, dict) and set(v) == {"name"} else v  # noqa: E731
+    return as_name(factor_value) == as_name(declared_value)
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def resolve_config(config, catalogue: Catalogue, problems, origins=None):
+    """Validate one configuration and return it with every component's parameters
+    filled in: ``{"name": ..., "params": {...}}``. Returns None if it had problems."""
+    locate = _Locator(origins or {})
+    before = len(problems)
+    dataset_params = {k: v for k, v in config["dataset"].items() if k != "name"}
+    resolved = {
+        "dataset": _resolve_component(catalogue, "dataset", "dataset.name", config["dataset"].get("name"), locate, problems, dataset_params),
+        "model": _resolve_model(config["model"], catalogue, locate, problems),
+        "train": _resolve_train(config["train"], catalogue, locate, problems),
+        "eval": _resolve_eval(config["eval"], catalogue, locate, problems),
+    }
+    return resolved if len(problems) == before else None
+
+
+class _Locator:
+    """Maps a dotted key of the resolved configuration to where its value was written."""
+
+    def __init__(self, origins):
+        self.origins = origins
+
+    def __call__(self, key):
+        for candidate in sorted(self.origins, key=len, reverse=True):
+            if key == candidate or key.startswith(candidate + "."):
+                return self.origins[candidate]
+        return key
+
+
+def _resolve_component(catalogue, kind, key, ref, locate, problems, extra_params=None):
+    name, params = _split_ref(ref)
+    if name is None:
+        problems.add(locate(key), f"expected a {kind} name or {{ name = ..., <param> = ... }}, got {describe_value(ref)}")
+        return None
+    if not catalogue.has(kind, name):
+        problems.add(locate(key), unknown_name_message(kind, name, catalogue.names(kind)))
+        return None
+    component = catalogue.get(kind, name)
+    params.update(extra_params or {})
+    param_key = key.rsplit(".", 1)[0] if kind in ("dataset", "architecture") else key
+    for param, message in check_params(component, params):
+        problems.add(locate(f"{param_key}.{param}"), message)
+    return {"name": name, "params": component.resolve_params(params)}
+
+
+def _split_ref(ref):
+    if isinstance(ref, str) and ref:
+        return ref, {}
+    if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+        return ref["name"], {k: v for k, v in ref.items() if k != "name"}
+    return None, {}
+
+
+def _resolve_model(model, catalogue, locate, problems):
+    arch_params = {k: v for k, v in model.items() if k not in ("architecture", "upsampler")}
+    architecture = _resolve_component(catalogue, "architecture", "model.architecture", model.get("architecture"), locate, problems, arch_params)
+    upsampler = _resolve_component(catalogue, "upsampler", "model.upsampler", model.get("upsampler"), locate, problems)
+    if architecture and upsampler:
+        _check_compatible(catalogue, architecture["name"], upsampler["name"], locate, problems)
+    return {"architecture": architecture, "upsampler": upsampler}
+
+
+def _check_compatible(catalogue, architecture_name, upsampler_name, locate, problems):
+    architecture = catalogue.get("architecture", architecture_name)
+    upsampler = catalogue.get("upsampler", upsampler_name)
+    missing = upsampler.requires - architecture.provides
+    if missing:
+        fitting = [u.name for u in catalogue.all("upsampler") if u.requires <= architecture.provides]
+        problems.add(
+            locate("model.upsampler"),
+            f"upsampler {upsampler_name!r} needs {', '.join(sorted(missing))}, which architecture "
+            f"{architecture_name!r} does not provide; upsamplers that fit it: {', '.join(fitting)}",
+        )
+
+
+def _resolve_train(train, catalogue, locate, problems):
+    for key in train:
+        if key not in SECTION_DEFAULTS["train"]:
+            problems.add(locate(f"train.{key}"), _unknown_key(key, SECTION_DEFAULTS["train"], "train."))
+    return {
+        "epochs": _positive_int(train, "epochs", locate, problems),
+        "batch_size": _positive_int(train, "batch_size", locate, problems),
+        "loss": _resolve_component(catalogue, "loss", "train.loss", train.get("loss"), locate, problems),
+        "optimizer": _resolve_optimizer(train.get("optimizer"), locate, problems),
+        "device": _resolve_device(train.get("device"), locate, problems),
+    }
+
+
+def _positive_int(table, key, locate, problems):
+    value = table.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        problems.add(locate(f"train.{key}"), f"expected an integer >= 1, got {describe_value(value)}")
+    return value
+
+
+def _resolve_optimizer(optimizer, locate, problems):
+    defaults = SECTION_DEFAULTS["train"]["optimizer"]
+    optimizer = {"name": optimizer} if isinstance(optimizer, str) else optimizer
+    if not isinstance(optimizer, dict):
+        problems.add(locate("train.optimizer"), f"expected {{ name = \"adamw\", lr = 1e-3 }}, got {describe_value(optimizer)}")
+        return None
+    name = optimizer.get("name", defaults["name"])
+    if name not in OPTIMIZERS:
+        problems.add(locate("train.optimizer.name"), unknown_name_message("optimizer", name, sorted(OPTIMIZERS)))
+        return None
+    resolved = {"name": name, "lr": defaults["lr"], "weight_decay": defaults["weight_decay"]}
+    if name == "sgd":
+        resolved["momentum"] = 0.9
+    for key, value in optimizer.items():
+        if key == "name":
+            continue
+        if key not in OPTIMIZERS[name]:
+            problems.add(locate(f"train.optimizer.{key}"), _unknown_key(key, OPTIMIZERS[name], f"{name} optimizer "))
+        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            problems.add(locate(f"train.optimizer.{key}"), f"expected a non-negative number, got {describe_value(value)}")
+        else:
+            resolved[key] = float(value)
+    return resolved
+
+
+def _resolve_device(device, locate, problems):
+    valid = isinstance(device, str) and (device in ("auto", "cpu", "cuda") or device.startswith("cuda:"))
+    if not valid:
+        problems.add(locate("train.device"), f'expected "auto", "cpu", "cuda" or "cuda:N", got {describe_value(device)}')
+    return device
+
+
+def _resolve_eval(evaluation, catalogue, locate, problems):
+    for key in evaluation:
+        if key not in SECTION_DEFAULTS["eval"]:
+            problems.add(locate(f"eval.{key}"), _unknown_key(key, SECTION_DEFAULTS["eval"], "eval."))
+    refs = evaluation.get("metrics")
+    if not isinstance(refs, list) or not refs:
+        problems.add(locate("eval.metrics"), f"expected a non-empty list of metric names, got {describe_value(refs)}")
+        return {"metrics": [], "primary": None}
+    metrics = [_resolve_component(catalogue, "metric", "eval.metrics", ref, locate, problems) for ref in refs]
+    names = [m["name"] for m in metrics if m]
+    primary = evaluation.get("primary") or (names[0] if names else None)
+    if names and primary not in names:
+        problems.add(locate("eval.primary"), f"{primary!r} is not one of eval.metrics: {', '.join(names)}")
+    return {"metrics": metrics, "primary": primary}
+
+
+def _unknown_key(key, valid, prefix=""):
+    message = f"unknown key {prefix}{key}"
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    if close:
+        message += f"; did you mean {prefix}{close[0]}?"
+    return message + f" Valid: {', '.join(valid)}"

@@ -1,0 +1,54 @@
+import textwrap
+
+import pytest
+
+
+@pytest.fixture
+def write_suite(tmp_path):
+    """Write a suite file from TOML text (dedented) and return its path."""
+
+    def write(text, name="suite.toml"):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+TINY = """
+name = "tiny"
+seeds = [0, 1]
+
+[dataset]
+name = "shapes"
+image_size = 64
+num_train = 16
+num_val = 8
+
+[model]
+architecture = "unet"
+encoder = "resnet18"
+decoder_channels = [32, 16, 16, 8, 8]
+
+[train]
+epochs = 2
+batch_size = 8
+loss = "ce"
+
+[eval]
+metrics = ["miou", "dice", "pixel_accuracy"]
+
+[ablate]
+"model.upsampler" = ["nearest", { name = "transposed", kernel_size = 4 }]
+"""
+
+
+@pytest.fixture
+def tiny_suite(write_suite):
+    return write_suite(TINY, "tiny.toml")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Datasets are generated into a per-session cache, never the user's."""
+    monkeypatch.setenv("SEGBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

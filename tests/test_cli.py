@@ -1,0 +1,79 @@
+"""The command line: exit codes and messages for good and bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+from segbench.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_validate_prints_the_plan_and_trains_nothing(capsys, tiny_suite, tmp_path):
+    code, out, _ = run_cli(capsys, "validate", str(tiny_suite))
+    assert code == 0
+    assert "2 variant(s) x 2 seed(s) [0, 1] = 4 run(s)" in out
+    assert "upsampler=nearest  (baseline)" in out
+    assert "upsampler=transposed(kernel_size=4)" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_list_shows_provider_version_description_and_parameters(capsys):
+    code, out, _ = run_cli(capsys, "list", "upsamplers")
+    assert code == 0
+    assert out.startswith("upsamplers:")
+    transposed = next(line for line in out.splitlines() if line.strip().startswith("transposed"))
+    assert "[segbench 0.1.0]" in transposed
+    assert "kernel_size: int = 4" in out
+    assert "losses:" not in out
+
+
+def test_list_all_kinds(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for heading in ("upsamplers:", "architectures:", "losses:", "metrics:", "datasets:"):
+        assert heading in out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "no/such/suite.toml"], "suite file no/such/suite.toml does not exist"),
+        (["validate", "SUITE", "-p", "no_such_plugin_module"], 'plugin "no_such_plugin_module" not found'),
+        (["validate", "SUITE", "-p", "missing_plugin.py"], 'plugin file "missing_plugin.py" does not exist'),
+        (["validate", "SUITE", "--set", "train.epochs"], "expected KEY=VALUE"),
+        (["validate", "SUITE", "--set", "train.epochs=0"], "train.epochs: expected an integer >= 1, got 0"),
+        (["list", "widgets"], "unknown component kind 'widgets'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(capsys, tiny_suite, argv, expected):
+    argv = [str(tiny_suite) if a == "SUITE" else a for a in argv]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert expected in err
+
+
+def test_bad_suite_lists_every_problem(capsys, write_suite):
+    path = write_suite('seeds = ["a"]\n[train]\nepochs = "five"\n[ablate]\n"model.upsampler" = ["bilnear"]\n')
+    code, _, err = run_cli(capsys, "run", str(path))
+    assert code == 2
+    assert f"{path}: 3 problems" in err
+    assert "seeds[0]" in err and "train.epochs" in err and "did you mean 'bilinear'" in err
+
+
+def test_usage_errors_exit_2():
+    result = subprocess.run([sys.executable, "-m", "segbench", "run"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "the following arguments are required: suite" in result.stderr
+
+
+def test_console_entry_reports_bad_suite_with_exit_2(write_suite):
+    path = write_suite('name = "x"\nepochs = 3\n')
+    result = subprocess.run([sys.executable, "-m", "segbench", "validate", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown key epochs" in result.stderr
