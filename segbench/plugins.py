@@ -3,6 +3,7 @@ the component catalogue from their hooks."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as metadata
 import importlib.util
@@ -46,8 +47,21 @@ def load_catalogue(plugins=(), base_dir: Path | None = None) -> Catalogue:
 def _register(manager, providers, name, module, provider):
     if manager.is_registered(module):
         return  # the same module named twice (e.g. by -p and by the suite)
-    manager.register(module, name=name)
+    _check_hook_names(module, provider)
+    try:
+        manager.register(module, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f'plugin "{provider.label}" has an invalid hook: {exc}') from exc
     providers[name] = provider
+
+
+def _check_hook_names(module, provider):
+    """A @hookimpl whose name is no hook would be silently ignored: say so instead."""
+    for attr in dir(module):
+        if attr not in HOOKS and hasattr(getattr(module, attr, None), "segbench_impl"):
+            close = difflib.get_close_matches(attr, HOOKS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise PluginError(f'plugin "{provider.label}" implements unknown hook {attr}{hint} Valid: {", ".join(HOOKS)}')
 
 
 def _load_entry_point(entry_point):
