@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import types
 import typing
@@ -45,7 +46,7 @@ def accepts(annotation, value) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return any(accepts(arg, value) for arg in typing.get_args(annotation))
-    if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
+    if origin in (list, tuple, typing.Sequence, collections.abc.Sequence) or annotation in (list, tuple):
         return isinstance(value, list)
     if annotation is type(None):
         return value is None

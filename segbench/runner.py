@@ -12,6 +12,7 @@ from pathlib import Path
 from .engine import resolve_device, run_one
 from .environment import environment
 from .plugins import load_catalogue
+from .preflight import preflight
 from .progress import Progress
 from .report import write_report
 from .store import ResultStore, write_text_atomic
@@ -46,6 +47,7 @@ def prepare(path, plugins=(), overrides=None) -> Suite:
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
+    preflight(suite)
     return suite
 
 

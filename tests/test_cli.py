@@ -77,3 +77,10 @@ def test_console_entry_reports_bad_suite_with_exit_2(write_suite):
     result = subprocess.run([sys.executable, "-m", "segbench", "validate", str(path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown key epochs" in result.stderr
+
+
+def test_a_parameter_the_component_rejects_stops_before_training(capsys, tiny_suite, tmp_path):
+    code, _, err = run_cli(capsys, "run", str(tiny_suite), "--set", 'model.encoder="resnet_nope"', "--output", str(tmp_path / "out"))
+    assert code == 2
+    assert "architecture unet(encoder='resnet_nope'" in err and "cannot be built" in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,1 @@
+"""The standard segbench plugins, installed as ``segbench_plugins``."""

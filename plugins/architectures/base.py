@@ -1,0 +1,152 @@
+"""What every standard architecture shares: the model skeleton, conv blocks, encoders.
+
+An architecture package follows segmentation_models_pytorch's layout,
+``<arch>/{model.py, decoder.py}``: ``decoder.py`` turns encoder features into a decoder
+feature map, ``model.py`` subclasses :class:`SegmentationModel` and holds the factory
+that ``plugins/architectures/__init__.py`` registers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segbench.errors import SegbenchError
+
+WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+class SegmentationModel(nn.Module):
+    """Encoder -> decoder -> 1x1 head: images (N, 3, H, W) to logits (N, K, H, W).
+
+    ``provides`` names the capabilities an upsampler may require (e.g. ``"pool_indices"``
+    for max-unpooling); it is passed to ``register.add_architecture(provides=...)``.
+    """
+
+    provides: frozenset = frozenset()
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        return self.head(self.decoder(features))
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Sequential:
+    # No conv bias: the BatchNorm shift that follows makes it redundant.
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def match_size(x: torch.Tensor, size) -> torch.Tensor:
+    """Crop or edge-pad ``x`` at the bottom/right to spatial ``size``.
+
+    Strided encoders round odd sizes up (ceil), so an upsampled map can be one row or
+    column larger than its skip; cropping keeps the upsampler's output values unchanged.
+    """
+    height, width = size
+    x = x[..., :height, :width]
+    missing_rows, missing_cols = height - x.shape[-2], width - x.shape[-1]
+    if missing_rows or missing_cols:
+        x = F.pad(x, (0, missing_cols, 0, missing_rows), mode="replicate")
+    return x
+
+
+# --- encoders ------------------------------------------------------------------------
+
+
+class EncoderWeightsError(SegbenchError, RuntimeError):
+    """Encoder weights could not be fetched or loaded (a SegbenchError: the CLI shows the message)."""
+
+
+def make_encoder(name: str, depth: int, weights: str | None) -> nn.Module:
+    """A segmentation_models_pytorch encoder returning ``depth + 1`` feature maps.
+
+    ``weights`` is None (random init), a pretrained-weights name such as ``"imagenet"``
+    (downloaded through the Hugging Face hub cache) or a path to a local ``.pth`` /
+    ``.safetensors`` state dict of the encoder.
+    """
+    if weights is not None and _is_weight_file(weights):
+        encoder = _get_encoder(name, depth, None)
+        _load_weights(encoder, name, weights)
+        return encoder
+    return _get_encoder(name, depth, weights)
+
+
+def _load_weights(encoder: nn.Module, name: str, path: str) -> None:
+    try:
+        encoder.load_state_dict(_read_state_dict(path))
+    except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+        if isinstance(error, EncoderWeightsError):
+            raise
+        raise EncoderWeightsError(f"encoder weights {path!r} do not fit encoder {name!r}: {error}") from error
+
+
+def _get_encoder(name: str, depth: int, weights: str | None) -> nn.Module:
+    try:
+        import segmentation_models_pytorch.encoders as smp_encoders  # heavy: import on build
+
+        return smp_encoders.get_encoder(name, in_channels=3, depth=depth, weights=weights)
+    except KeyError as error:  # unknown encoder or weights name; smp's message lists the valid ones
+        raise ValueError(error.args[0] if error.args else str(error)) from None
+    except Exception as error:
+        if weights is None:
+            raise
+        raise EncoderWeightsError(_download_help(name, weights, error)) from error
+
+
+def _download_help(name: str, weights: str, error: Exception) -> str:
+    import segmentation_models_pytorch.encoders as smp_encoders
+
+    settings = smp_encoders.encoders.get(name, {}).get("pretrained_settings", {}).get(weights, {})
+    repo = settings.get("repo_id", "the encoder's Hugging Face repository")
+    return (
+        f"could not fetch encoder weights {weights!r} for encoder {name!r} "
+        f"({type(error).__name__}: {error}). Without internet, either pre-populate the Hugging "
+        f"Face hub cache with {repo} (download it once elsewhere and copy "
+        "~/.cache/huggingface/hub, or point HF_HOME at a copy), or set encoder_weights to the "
+        "path of a local .pth or .safetensors state dict of the encoder."
+    )
+
+
+def _is_weight_file(weights: str) -> bool:
+    return str(weights).endswith(WEIGHT_FILE_SUFFIXES) or os.sep in str(weights) or os.path.isfile(weights)
+
+
+def _read_state_dict(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise EncoderWeightsError(
+            f"encoder weights file {path!r} does not exist; give the path of a .pth or "
+            ".safetensors state dict of the encoder, or a pretrained-weights name such as 'imagenet'"
+        )
+    try:
+        if str(path).endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise EncoderWeightsError(f"could not read encoder weights {path!r}: {error}") from error
+    return _encoder_part(state)
+
+
+def _encoder_part(state: dict) -> dict:
+    """The encoder's tensors from a bare, wrapped (``{"state_dict": ...}``) or whole-model dict."""
+    for key in ("state_dict", "model"):
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    prefix = "encoder."
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return dict(state)

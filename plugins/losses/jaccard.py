@@ -1,0 +1,22 @@
+"""Jaccard (soft IoU) loss: 1 - soft IoU, from segmentation_models_pytorch."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .targets import check_mode
+
+
+def jaccard_loss(
+    mode: str, num_classes: int, ignore_index: int, *, smooth: float = 0.0, log_loss: bool = False
+) -> nn.Module:
+    """Soft Jaccard loss (1 - IoU, or -log IoU with log_loss), averaged over classes.
+
+    Probabilities are softmax (multiclass) or sigmoid (binary) of the logits, pooled over
+    the batch. Ignored pixels are masked out of prediction and target. As in
+    segmentation_models_pytorch, a class with no true pixels in the batch contributes 0.
+    """
+    check_mode("jaccard", mode)
+    from segmentation_models_pytorch.losses import JaccardLoss  # heavy: import on build
+
+    return JaccardLoss(mode, ignore_index=ignore_index, smooth=smooth, log_loss=log_loss)

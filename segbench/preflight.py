@@ -1,0 +1,60 @@
+"""Build every distinct model, loss and metric of a suite once before training, so that a
+parameter a component rejects (an unknown encoder name, a kernel size that cannot
+upsample by 2) is reported as bad input rather than as failed runs."""
+
+from __future__ import annotations
+
+import json
+
+from .engine import build
+from .errors import SuiteError
+
+PREFLIGHT_CLASSES = 2
+
+
+class _Shape:
+    """Stands in for the dataset, whose build may be expensive."""
+
+    mode = "multiclass"
+    num_classes = PREFLIGHT_CLASSES
+    ignore_index = 255
+
+
+def preflight(suite) -> None:
+    problems = []
+    for label, what, make in _builds(suite):
+        try:
+            make()
+        except Exception as exc:  # noqa: BLE001 - any rejection is reported, with its cause
+            problems.append(f"variant {label!r}: {what} cannot be built: {type(exc).__name__}: {exc}")
+    if problems:
+        raise SuiteError(suite.path, problems)
+
+
+def _builds(suite):
+    seen = set()
+    for variant in suite.variants:
+        config = variant.config
+        candidates = [
+            ("model", _describe_model(config["model"]), lambda c=config: build.build_model(suite.catalogue, c["model"], PREFLIGHT_CLASSES)),
+            ("loss", _describe(config["train"]["loss"]), lambda c=config: build.build_loss(suite.catalogue, c["train"]["loss"], _Shape)),
+            ("metrics", "metrics", lambda c=config: build.build_metrics(suite.catalogue, c["eval"]["metrics"], _Shape)),
+        ]
+        for kind, what, make in candidates:
+            key = json.dumps([kind, _part(config, kind)], sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                yield variant.label, what, make
+
+
+def _part(config, kind):
+    return {"model": config["model"], "loss": config["train"]["loss"], "metrics": config["eval"]["metrics"]}[kind]
+
+
+def _describe(ref):
+    params = ", ".join(f"{k}={v!r}" for k, v in ref["params"].items())
+    return f"{ref['name']}({params})"
+
+
+def _describe_model(model):
+    return f"architecture {_describe(model['architecture'])} with upsampler {_describe(model['upsampler'])}"

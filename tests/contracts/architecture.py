@@ -1,0 +1,143 @@
+"""The architecture contract: subclass ``ArchitectureContract`` and set ``name``.
+
+    class TestUNet(ArchitectureContract):
+        name = "unet"
+
+Models are built through a real Registrar fed by the plugins' hooks, with every
+standard upsampler as ``make_upsampler``. Keep ``params`` light: this runs on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+import segbench_plugins.architectures as standard_architectures
+import segbench_plugins.upsamplers as standard_upsamplers
+from segbench.components import Catalogue, Registrar
+
+UPSAMPLERS = ("nearest", "bilinear", "transposed")
+
+
+@contextlib.contextmanager
+def single_torch_thread():
+    """Run torch on one thread. Small CPU models gain little from two, and when the cores
+    are shared with other processes OpenMP's barrier waits make them many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class RecordingUpsamplerFactory:
+    """A ``make_upsampler`` that remembers each call and each module it built."""
+
+    def __init__(self, component, params=None):
+        self.component = component
+        self.params = params or {}
+        self.calls: list[tuple[int, int, int]] = []
+        self.built: list[torch.nn.Module] = []
+
+    def __call__(self, in_channels, out_channels, scale_factor):
+        self.calls.append((in_channels, out_channels, scale_factor))
+        self.built.append(self.component.build(in_channels, out_channels, scale_factor, **self.params))
+        return self.built[-1]
+
+
+class ArchitectureContract:
+    name: str = ""
+    params: dict = {}
+    hooks = (standard_upsamplers.segbench_upsamplers, standard_architectures.segbench_architectures)
+    input_sizes = (64, 96)
+    out_channels = 3
+    batch_size = 2
+
+    @pytest.fixture(autouse=True)
+    def _single_torch_thread(self):
+        with single_torch_thread():
+            yield
+
+    # --- helpers --------------------------------------------------------------------
+
+    def catalogue(self) -> Catalogue:
+        register = Registrar("contract-test")
+        for hook in self.hooks:
+            hook(register)
+        return Catalogue(register.components)
+
+    def build(self, upsampler="nearest", out_channels=None, **overrides):
+        catalogue = self.catalogue()
+        make_upsampler = RecordingUpsamplerFactory(catalogue.get("upsampler", upsampler))
+        torch.manual_seed(0)
+        architecture = catalogue.get("architecture", self.name)
+        params = {**self.params, **overrides}
+        model = architecture.build(out_channels or self.out_channels, make_upsampler, **params)
+        return model, make_upsampler
+
+    def images(self, size, batch_size=None):
+        return torch.randn(batch_size or self.batch_size, 3, size, size)
+
+    # --- contract -------------------------------------------------------------------
+
+    def test_is_registered_with_a_description(self):
+        component = self.catalogue().get("architecture", self.name)
+        assert component.description, f"architecture {self.name!r} has no one-line description"
+        model, _ = self.build()
+        assert component.provides == frozenset(getattr(model, "provides", frozenset()))
+
+    @pytest.mark.parametrize("upsampler", UPSAMPLERS)
+    def test_forward_and_backward_at_two_sizes(self, upsampler):
+        model, make_upsampler = self.build(upsampler)
+        assert make_upsampler.calls, "the architecture never called make_upsampler"
+        model.train()
+        for size in self.input_sizes:
+            model.zero_grad()
+            logits = model(self.images(size))
+            assert logits.shape == (self.batch_size, self.out_channels, size, size)
+            assert torch.isfinite(logits).all()
+            logits.mean().backward()
+            self._assert_upsamplers_are_used_and_trained(model, make_upsampler)
+
+    def _assert_upsamplers_are_used_and_trained(self, model, make_upsampler):
+        modules = list(model.modules())
+        for built in make_upsampler.built:
+            assert any(built is m for m in modules), "a built upsampler is not part of the model"
+            for name, parameter in built.named_parameters():
+                has_gradient = parameter.grad is not None and parameter.grad.abs().sum() > 0
+                assert has_gradient, f"upsampler parameter {name} gets no gradient"
+
+    def test_binary_mode_has_one_output_channel(self):
+        model, _ = self.build(out_channels=1)
+        assert model(self.images(self.input_sizes[0])).shape[1] == 1
+
+    def test_eval_mode_handles_a_single_image(self):
+        model, _ = self.build()
+        model.eval()
+        with torch.no_grad():
+            size = self.input_sizes[0]
+            assert model(self.images(size, batch_size=1)).shape == (1, self.out_channels, size, size)
+
+    def test_skip_connections_false_removes_the_skip_pathway(self):
+        component = self.catalogue().get("architecture", self.name)
+        if "skip_connections" not in component.params:
+            pytest.skip(f"architecture {self.name!r} has no skip_connections parameter")
+        with_skips, _ = self.build(skip_connections=True)
+        without_skips, _ = self.build(skip_connections=False)
+        assert _parameter_count(without_skips) < _parameter_count(with_skips)
+        size = self.input_sizes[0]
+        assert without_skips(self.images(size)).shape == (self.batch_size, self.out_channels, size, size)
+
+    def test_a_missing_weight_file_raises_a_clear_error(self):
+        component = self.catalogue().get("architecture", self.name)
+        if "encoder_weights" not in component.params:
+            pytest.skip(f"architecture {self.name!r} has no encoder_weights parameter")
+        with pytest.raises(RuntimeError, match="/nonexistent.pth"):
+            self.build(encoder_weights="/nonexistent.pth")
+
+
+def _parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
