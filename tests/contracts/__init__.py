@@ -1,0 +1,1 @@
+"""Shared contract test classes that plugin tests subclass."""
