@@ -28,7 +28,9 @@ SECTION_DEFAULTS = {
         "batch_size": 16,
         "loss": "ce",
         "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+        "schedule": "cosine",
         "device": "auto",
+        "channels_last": True,
     },
     "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
 }
@@ -36,6 +38,7 @@ SECTION_DEFAULTS = {
 COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
 OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
 DEFAULT_SEEDS = [0, 1, 2]
+SCHEDULES = ("constant", "cosine", "poly")
 
 
 @dataclass
@@ -395,7 +398,23 @@ def _resolve_train(train, catalogue, locate, problems):
         "loss": _resolve_component(catalogue, "loss", "train.loss", train.get("loss"), locate, problems),
         "optimizer": _resolve_optimizer(train.get("optimizer"), locate, problems),
         "device": _resolve_device(train.get("device"), locate, problems),
+        "channels_last": _boolean(train, "channels_last", locate, problems),
+        "schedule": _choice(train, "schedule", SCHEDULES, locate, problems),
     }
+
+
+def _choice(table, key, valid, locate, problems):
+    value = table.get(key)
+    if value not in valid:
+        problems.add(locate(f"train.{key}"), unknown_name_message(key, value, list(valid)))
+    return value
+
+
+def _boolean(table, key, locate, problems):
+    value = table.get(key)
+    if not isinstance(value, bool):
+        problems.add(locate(f"train.{key}"), f"expected true or false, got {describe_value(value)}")
+    return value
 
 
 def _positive_int(table, key, locate, problems):

@@ -185,3 +185,9 @@ def test_baseline_that_matches_nothing(write_suite):
 def test_duplicate_variants_are_reported(write_suite):
     problems = problems_of(write_suite('[ablate]\n"model.upsampler" = ["transposed", { name = "transposed", kernel_size = 4 }]\n'))
     assert any("resolve to the same configuration" in p for p in problems)
+
+
+def test_train_switches_are_checked(write_suite):
+    problems = problems_of(write_suite('[train]\nschedule = "cosin"\nchannels_last = "yes"\n'))
+    assert any(p.startswith("train.schedule:") and "did you mean 'cosine'" in p and "poly" in p for p in problems)
+    assert any(p.startswith("train.channels_last:") and "true or false" in p for p in problems)

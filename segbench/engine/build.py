@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 
@@ -40,6 +41,17 @@ def build_loss(catalogue: Catalogue, ref: dict, data: SegmentationData):
 
 def build_metrics(catalogue: Catalogue, refs: list, data: SegmentationData) -> dict:
     return {ref["name"]: catalogue.get("metric", ref["name"]).build(data.num_classes, data.ignore_index, **ref["params"]) for ref in refs}
+
+
+def build_schedule(name: str, optimizer, total_steps: int):
+    """Per-step learning-rate factor: constant, cosine to zero, or poly (power 0.9, as in
+    DeepLab). Decaying to zero makes the last epoch's numbers far less noisy."""
+    factors = {
+        "constant": lambda step: 1.0,
+        "cosine": lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)),
+        "poly": lambda step: (1 - step / total_steps) ** 0.9,
+    }
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors[name])
 
 
 def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:

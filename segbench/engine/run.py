@@ -24,16 +24,19 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     device = resolve_device(train_config["device"])
     data = build.build_dataset(catalogue, config["dataset"], cache_dir)
     data_order = seed_everything(seed)  # after the dataset: its build must not shift the model's init
-    model = build.build_model(catalogue, config["model"], data.output_channels).to(device)
+    memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
+    model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
     loss_fn = build.build_loss(catalogue, train_config["loss"], data)
     optimizer = build.build_optimizer(train_config["optimizer"], model)
+    steps_per_epoch = math.ceil(len(data.train) / train_config["batch_size"])
+    schedule = build.build_schedule(train_config["schedule"], optimizer, steps_per_epoch * train_config["epochs"])
     new_metrics = lambda: build.build_metrics(catalogue, config["eval"]["metrics"], data)  # noqa: E731
 
     curves = {"epoch": [], "train_loss": [], "val_loss": []}
     train_seconds, images_trained = 0.0, 0
     for epoch in range(1, train_config["epochs"] + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, data, loss_fn, optimizer, train_config["batch_size"], data_order, device)
+        train_loss = train_epoch(model, data, loss_fn, optimizer, schedule, train_config["batch_size"], data_order, device, memory_format)
         synchronize(device)
         train_seconds += time.perf_counter() - started
         images_trained += len(data.train)
@@ -58,17 +61,18 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     }
 
 
-def train_epoch(model, data: SegmentationData, loss_fn, optimizer, batch_size, generator, device) -> float:
+def train_epoch(model, data: SegmentationData, loss_fn, optimizer, schedule, batch_size, generator, device, memory_format=torch.contiguous_format) -> float:
     """One pass over the training split in a seeded random order; returns the mean loss."""
     model.train()
     order = torch.randperm(len(data.train), generator=generator)
     total = torch.zeros((), device=device)
     for indices in order.split(batch_size):
         images, masks = data.train.batch(indices, device)
-        loss = loss_fn(model(images), masks)
+        loss = loss_fn(model(images.contiguous(memory_format=memory_format)), masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         total += loss.detach() * len(indices)
     return float(total) / len(data.train)  # one sync per epoch, not per step
 
