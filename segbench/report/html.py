@@ -15,7 +15,7 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} .description{color:#555;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.35rem .6rem;text-align:right} th{background:#f3f3f3;cursor:pointer;user-select:none}
+th,td{border:1px solid #ddd;padding:.35rem .6rem;text-align:right;white-space:nowrap} th{background:#f3f3f3;cursor:pointer;user-select:none}
 td:first-child,th:first-child{text-align:left}
 .better{background:#e5f5e0} .worse{background:#fde0dd} .baseline{background:#eef3fb}
 .mark{font-weight:600} pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem}
