@@ -19,7 +19,7 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
 
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
-    suite = prepare(path, plugins, overrides)
+    suite = prepare(path, plugins, overrides, cache_dir)
     return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir)
 
 

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=run_command)
 
     validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
+    validate.add_argument("--cache-dir", help="dataset cache (default: $SEGBENCH_CACHE_DIR or the user cache dir)")
     validate.set_defaults(handler=validate_command)
 
     listing = commands.add_parser("list", parents=[plugin_options], help="list installed components")
@@ -67,7 +68,7 @@ def run_command(args) -> int:
 
 
 def validate_command(args) -> int:
-    suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides))
+    suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides), args.cache_dir)
     print(format_plan(suite))
     return 0
 

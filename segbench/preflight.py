@@ -31,6 +31,24 @@ def preflight(suite) -> None:
         raise SuiteError(suite.path, problems)
 
 
+def preflight_datasets(suite, cache_dir) -> None:
+    """Build (and so cache, for the runs) each distinct dataset: a missing root, a bad
+    annotation file or an empty subset is bad input, found before anything trains."""
+    problems, seen = [], set()
+    for variant in suite.variants:
+        ref = variant.config["dataset"]
+        key = json.dumps(ref, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build.build_dataset(suite.catalogue, ref, cache_dir)
+        except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
+            problems.append(f"dataset {_describe(ref)}: {type(exc).__name__}: {exc}")
+    if problems:
+        raise SuiteError(suite.path, problems)
+
+
 def _builds(suite):
     seen = set()
     for variant in suite.variants:

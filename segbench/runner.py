@@ -12,7 +12,7 @@ from pathlib import Path
 from .engine import resolve_device, run_one
 from .environment import environment
 from .plugins import load_catalogue
-from .preflight import preflight
+from .preflight import preflight, preflight_datasets
 from .progress import Progress
 from .report import write_report
 from .store import ResultStore, write_text_atomic
@@ -33,7 +33,10 @@ class SuiteOutcome:
         return [r for r in self.records if r["status"] != "ok"]
 
 
-def default_cache_dir() -> Path:
+def resolve_cache_dir(cache_dir=None) -> Path:
+    """``--cache-dir``, else $SEGBENCH_CACHE_DIR, else the user cache dir."""
+    if cache_dir:
+        return Path(cache_dir)
     if os.environ.get("SEGBENCH_CACHE_DIR"):
         return Path(os.environ["SEGBENCH_CACHE_DIR"])
     import platformdirs
@@ -41,19 +44,20 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("segbench"))
 
 
-def prepare(path, plugins=(), overrides=None) -> Suite:
-    """Load and validate a suite, and check its devices: everything that can be bad input
-    is found here, before anything trains."""
+def prepare(path, plugins=(), overrides=None, cache_dir=None) -> Suite:
+    """Load and validate a suite, check its devices, build its models and datasets once:
+    everything that can be bad input is found here, before anything trains."""
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
     preflight(suite)
+    preflight_datasets(suite, resolve_cache_dir(cache_dir))
     return suite
 
 
 def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
     store = ResultStore(output, suite.name)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = resolve_cache_dir(cache_dir)
     with store.lock():
         write_text_atomic(store.suite_dir / "suite.toml", suite.text)
         records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet)

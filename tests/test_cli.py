@@ -84,3 +84,19 @@ def test_a_parameter_the_component_rejects_stops_before_training(capsys, tiny_su
     assert code == 2
     assert "architecture unet(encoder='resnet_nope'" in err and "cannot be built" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_that_cannot_be_read_stops_before_training(capsys, tiny_suite, tmp_path):
+    plugin = tmp_path / "missing_data.py"
+    plugin.write_text(
+        "from segbench import hookimpl\nfrom segbench.errors import SegbenchError\n\n"
+        "def build(cache_dir, *, root: str = '/nowhere'):\n"
+        "    '''Needs files that are not there.'''\n"
+        "    raise SegbenchError(f'dataset root {root} does not exist; set root or $MY_DATA')\n\n"
+        "@hookimpl\ndef segbench_datasets(register):\n    register.add_dataset('missing_data', build)\n"
+    )
+    argv = ["run", str(tiny_suite), "-p", str(plugin), "--set", 'dataset={ name = "missing_data" }', "--output", str(tmp_path / "out")]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert "dataset missing_data(root='/nowhere')" in err and "dataset root /nowhere does not exist" in err
+    assert not (tmp_path / "out").exists()
