@@ -44,7 +44,7 @@ def preflight_datasets(suite, cache_dir) -> None:
         try:
             build.build_dataset(suite.catalogue, ref, cache_dir)
         except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
-            problems.append(f"dataset {_describe(ref)}: {type(exc).__name__}: {exc}")
+            problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
     if problems:
         raise SuiteError(suite.path, problems)
 

@@ -98,5 +98,5 @@ def test_a_dataset_that_cannot_be_read_stops_before_training(capsys, tiny_suite,
     argv = ["run", str(tiny_suite), "-p", str(plugin), "--set", 'dataset={ name = "missing_data" }', "--output", str(tmp_path / "out")]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
-    assert "dataset missing_data(root='/nowhere')" in err and "dataset root /nowhere does not exist" in err
+    assert "dataset 'missing_data': SegbenchError: dataset root /nowhere does not exist" in err
     assert not (tmp_path / "out").exists()

@@ -2,7 +2,7 @@
 
 from segbench import hookimpl
 
-from . import shapes
+from . import coco_dataset, folder, shapes, voc
 
 
 @hookimpl
@@ -14,4 +14,22 @@ def segbench_datasets(register):
             "Embedded synthetic shapes (disc, rectangle, triangle, thin line, ring, dot) on "
             "textured backgrounds; colour only narrows the class, shape decides. Cached as COCO"
         ),
+    )
+    register.add_dataset(
+        "coco",
+        coco_dataset.build_coco,
+        description=(
+            "MS COCO instances as semantic masks from ROOT or $SEGBENCH_COCO: presets voc20, "
+            "person (binary), all, or a category list; crowd and overlap rules configurable"
+        ),
+    )
+    register.add_dataset(
+        "voc",
+        voc.build_voc,
+        description="PASCAL VOC2012 segmentation (21 classes; boundary 255 ignored) from ROOT or $SEGBENCH_VOC",
+    )
+    register.add_dataset(
+        "folder",
+        folder.build_folder,
+        description="images/ with same-name index-mask PNGs in masks/ and a class list; split deterministically",
     )

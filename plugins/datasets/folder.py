@@ -1,0 +1,217 @@
+"""The ``folder`` dataset: ``images/`` with one index-mask PNG per image in ``masks/``.
+
+Layout::
+
+    ROOT/images/<stem>.png|.jpg|.jpeg
+    ROOT/masks/<stem>.png        one class index per pixel (PNG mode "P" or "L")
+
+``classes`` names the classes in index order (``classes[0]`` is the background); a mask
+pixel is either a class index or ``ignore_index``. Images are split into train and val
+deterministically: the sorted stems are shuffled by a generator seeded with
+``split_seed`` and the first ``round(val_fraction * N)`` (at least one) go to val, so
+the split depends only on the file names and the parameters.
+
+The helpers below (reading images and index masks, resizing, stacking) are shared with
+the ``voc`` and ``coco`` readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segbench.data import SegmentationData, TensorPairs
+from segbench.errors import SegbenchError
+
+from .coco import MissingDataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MASK_MODES = ("P", "L", "I", "I;16")
+
+
+class UnreadableDataError(SegbenchError):
+    """A dataset file exists but cannot be decoded; the message names the file."""
+
+
+class MaskValueError(SegbenchError):
+    """A mask holds a value that is neither a class index nor ``ignore_index``."""
+
+
+# --- shared helpers ----------------------------------------------------------------------
+
+
+def read_image(path: Path) -> Image.Image:
+    """The RGB image at ``path``; a missing or undecodable file is named in the error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"image not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UnreadableDataError(f"cannot read image {path}: {error}") from None
+
+
+def read_index_mask(path: Path) -> np.ndarray:
+    """The (H, W) class indices of a mask PNG: palette indices for mode "P", values for "L"."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"mask not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            if opened.mode not in MASK_MODES:
+                raise SegbenchError(
+                    f"{path}: a mask must hold one class index per pixel (PNG mode "
+                    f"{' or '.join(MASK_MODES[:2])}), this one is mode {opened.mode}"
+                )
+            return np.array(opened)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UnreadableDataError(f"cannot read mask {path}: {error}") from None
+
+
+def check_mask_values(mask: np.ndarray, path, num_classes: int, ignore_index: int, classes=None) -> np.ndarray:
+    """``mask`` as uint8 after checking every value is a class index or ``ignore_index``."""
+    values = np.unique(mask)
+    bad = [int(v) for v in values if not (0 <= v < num_classes or v == ignore_index)]
+    if bad:
+        valid = f"0..{num_classes - 1}" + (f" ({', '.join(classes)})" if classes else "")
+        raise MaskValueError(
+            f"{path}: mask value{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:10]))} "
+            f"{'are' if len(bad) > 1 else 'is'} not a class index; valid values are {valid} "
+            f"and ignore_index {ignore_index}"
+        )
+    return mask.astype(np.uint8)
+
+
+def resize_pair(image: Image.Image, mask: np.ndarray, image_size, path=None):
+    """(H, W, 3) uint8 image and (H, W) uint8 mask, resized to a square (masks nearest)."""
+    if image.size != (mask.shape[1], mask.shape[0]):
+        raise SegbenchError(
+            f"{path or 'image'} is {image.size[0]}x{image.size[1]} but its mask is "
+            f"{mask.shape[1]}x{mask.shape[0]}"
+        )
+    if image_size is not None:
+        image = image.resize((image_size, image_size), Image.BILINEAR)
+        mask = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.NEAREST))
+    return np.asarray(image, dtype=np.uint8), np.asarray(mask, dtype=np.uint8)
+
+
+def stack_pairs(pairs: list, source) -> TensorPairs:
+    """TensorPairs from (image, mask) numpy pairs, which must share one size."""
+    sizes = sorted({image.shape[:2] for image, _ in pairs})
+    if len(sizes) > 1:
+        raise SegbenchError(f"{source}: images have different sizes {sizes[:5]}; set image_size to resize them")
+    images = torch.from_numpy(np.stack([image for image, _ in pairs])).permute(0, 3, 1, 2).contiguous()
+    return TensorPairs(images, torch.from_numpy(np.stack([mask for _, mask in pairs])))
+
+
+def check_image_size(dataset: str, image_size):
+    if image_size is None:
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 8 <= image_size <= 4096:
+        raise SegbenchError(f"{dataset}: image_size must be an integer in 8..4096 or unset, got {image_size!r}")
+
+
+def check_count(dataset: str, name: str, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SegbenchError(f"{dataset}: {name} must be an integer >= 0, got {value!r}")
+
+
+def check_ignore_index(dataset: str, ignore_index, num_classes: int):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or not num_classes <= ignore_index <= 255:
+        raise SegbenchError(
+            f"{dataset}: ignore_index must be an integer in {num_classes}..255 (not a class index "
+            f"and fitting a uint8 mask), got {ignore_index!r}"
+        )
+
+
+def draw(items: list, max_images: int, seed: int) -> list:
+    """``max_images`` of ``items`` drawn with a generator seeded by ``seed``, in original order."""
+    if not max_images or max_images >= len(items):
+        return list(items)
+    chosen = np.random.default_rng(seed).permutation(len(items))[:max_images]
+    return [items[i] for i in sorted(chosen)]
+
+
+# --- the folder dataset ------------------------------------------------------------------
+
+
+def build_folder(
+    cache_dir,
+    *,
+    root: str,
+    classes: list,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    ignore_index: int = 255,
+    split_seed: int = 0,
+) -> SegmentationData:
+    """Images in ROOT/images with same-stem index-mask PNGs in ROOT/masks, and a class list."""
+    classes = _checked_classes(classes)
+    check_image_size("folder", image_size)
+    check_ignore_index("folder", ignore_index, len(classes))
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise SegbenchError(f"folder: val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
+    check_count("folder", "split_seed", split_seed)
+    images_dir, masks_dir = _checked_layout(root)
+    stems = _image_files(images_dir)
+    if len(stems) < 2:
+        raise SegbenchError(f"folder: {images_dir} holds {len(stems)} image(s); train and val need at least 2")
+    names = sorted(stems)
+    order = np.random.default_rng(split_seed).permutation(len(names))
+    num_val = min(max(1, round(val_fraction * len(names))), len(names) - 1)
+    val_stems = sorted(names[i] for i in order[:num_val])
+    train_stems = sorted(names[i] for i in order[num_val:])
+
+    def load(split_stems, split):
+        pairs = []
+        for stem in split_stems:
+            mask_path = masks_dir / f"{stem}.png"
+            if not mask_path.is_file():
+                raise MissingDataError(f"folder: no mask for image {stems[stem]}: expected {mask_path}")
+            image = read_image(stems[stem])
+            mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), ignore_index, classes)
+            pairs.append(resize_pair(image, mask, image_size, stems[stem]))
+        return stack_pairs(pairs, f"folder {root} ({split})")
+
+    return SegmentationData(classes, load(train_stems, "train"), load(val_stems, "val"), ignore_index, "multiclass")
+
+
+def _checked_classes(classes) -> list:
+    if (
+        not isinstance(classes, (list, tuple))
+        or len(classes) < 2
+        or not all(isinstance(c, str) and c for c in classes)
+    ):
+        raise SegbenchError(
+            f"folder: classes must be a list of at least 2 class names, background first, got {classes!r}"
+        )
+    if len(set(classes)) != len(classes):
+        raise SegbenchError(f"folder: class names must be unique, got {list(classes)}")
+    return list(classes)
+
+
+def _checked_layout(root):
+    layout = "ROOT/images/<name>.png|.jpg and ROOT/masks/<name>.png (one class index per pixel)"
+    if root is None or not Path(root).is_dir():
+        raise MissingDataError(f"folder: root {root} is not a folder; expected {layout}")
+    images_dir, masks_dir = Path(root) / "images", Path(root) / "masks"
+    for folder in (images_dir, masks_dir):
+        if not folder.is_dir():
+            raise MissingDataError(f"folder: {folder} not found; expected {layout}")
+    return images_dir, masks_dir
+
+
+def _image_files(images_dir: Path) -> dict:
+    files = {}
+    for path in sorted(images_dir.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in files:
+                raise SegbenchError(f"folder: two images share the name {path.stem}: {files[path.stem].name}, {path.name}")
+            files[path.stem] = path
+    return files

@@ -1,0 +1,103 @@
+"""The ``voc`` dataset: PASCAL VOC2012 semantic segmentation in its standard layout.
+
+Layout (``root`` is the ``VOC2012`` folder; ``root/VOCdevkit/VOC2012`` and
+``root/VOC2012`` are found too)::
+
+    JPEGImages/<id>.jpg
+    SegmentationClass/<id>.png          palette PNGs: palette index = class index
+    ImageSets/Segmentation/train.txt    one id per line
+    ImageSets/Segmentation/val.txt
+
+Masks are read as palette indices (PIL mode "P"), never as colours. 0 is background,
+1..20 the VOC classes and 255 the boundary band, which stays ``ignore_index`` (255) and
+is not scored. Any other value is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from segbench.data import SegmentationData
+from segbench.errors import SegbenchError
+
+from .coco import MissingDataError
+from .folder import (
+    check_count,
+    check_image_size,
+    check_mask_values,
+    draw,
+    read_image,
+    read_index_mask,
+    resize_pair,
+    stack_pairs,
+)
+
+ENV_ROOT = "SEGBENCH_VOC"
+CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+IGNORE_INDEX = 255
+SPLITS = ("train", "val")
+LAYOUT = (
+    "  ROOT/JPEGImages/<id>.jpg\n"
+    "  ROOT/SegmentationClass/<id>.png\n"
+    "  ROOT/ImageSets/Segmentation/train.txt and val.txt"
+)
+
+
+def build_voc(
+    cache_dir,
+    *,
+    root: str | None = None,
+    image_size: int | None = 256,
+    max_images: int = 0,
+    selection_seed: int = 0,
+) -> SegmentationData:
+    """PASCAL VOC2012 segmentation (21 classes, boundary 255 ignored) from ``root`` or $SEGBENCH_VOC.
+
+    ``max_images`` (0 = all) caps each split, drawn deterministically from ``selection_seed``.
+    """
+    check_image_size("voc", image_size)
+    check_count("voc", "max_images", max_images)
+    check_count("voc", "selection_seed", selection_seed)
+    base = find_root(root)
+    splits = {split: _load_split(base, split, image_size, max_images, selection_seed) for split in SPLITS}
+    return SegmentationData(list(CLASSES), splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
+
+
+def find_root(root) -> Path:
+    """The VOC2012 folder from ``root`` or $SEGBENCH_VOC, with a helpful error if absent."""
+    given = root if root is not None else os.environ.get(ENV_ROOT)
+    if not given:
+        raise MissingDataError(
+            f"voc: no dataset root: pass root = \"/path/to/VOC2012\" or set the environment "
+            f"variable {ENV_ROOT}; the folder must hold\n{LAYOUT}"
+        )
+    base = Path(given).expanduser()
+    for candidate in (base, base / "VOC2012", base / "VOCdevkit" / "VOC2012"):
+        if (candidate / "JPEGImages").is_dir() and (candidate / "SegmentationClass").is_dir():
+            return candidate
+    source = "root" if root is not None else f"${ENV_ROOT}"
+    raise MissingDataError(
+        f"voc: {source} = {base} is not a VOC2012 folder (no JPEGImages/ and SegmentationClass/ "
+        f"there); expected\n{LAYOUT}\n(pass root or set {ENV_ROOT})"
+    )
+
+
+def _load_split(base: Path, split: str, image_size, max_images, seed):
+    listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not listing.is_file():
+        raise MissingDataError(f"voc: split list not found: {listing}; expected\n{LAYOUT}")
+    ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise SegbenchError(f"voc: {listing} lists no images")
+    pairs = []
+    for image_id in draw(ids, max_images, seed):
+        image = read_image(base / "JPEGImages" / f"{image_id}.jpg")
+        mask_path = base / "SegmentationClass" / f"{image_id}.png"
+        mask = check_mask_values(read_index_mask(mask_path), mask_path, len(CLASSES), IGNORE_INDEX)
+        pairs.append(resize_pair(image, mask, image_size, base / "JPEGImages" / f"{image_id}.jpg"))
+    return stack_pairs(pairs, f"voc {split} ({listing})")
