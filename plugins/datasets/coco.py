@@ -30,6 +30,8 @@ from pycocotools.coco import COCO
 
 from segbench.errors import SegbenchError
 
+from .io import resize_pair
+
 OVERLAP_RULES = ("last", "ignore")
 
 
@@ -138,10 +140,7 @@ def _read_pair(info, image_dir, mask, image_size):
             f"{path} is {image.size[0]}x{image.size[1]} but its annotations say "
             f"{info['width']}x{info['height']}"
         )
-    if image_size is not None:
-        image = image.resize((image_size, image_size), Image.BILINEAR)
-        mask = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.NEAREST))
-    return np.asarray(image, dtype=np.uint8), mask
+    return resize_pair(image, mask, image_size, path)
 
 
 def _check_same_size(pairs, annotation_file):

@@ -27,6 +27,7 @@ from segbench.data import SegmentationData, TensorPairs
 from segbench.errors import SegbenchError
 
 from .coco import MissingDataError
+from .io import resize_pair
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_MODES = ("P", "L", "I", "I;16")
@@ -86,19 +87,6 @@ def check_mask_values(mask: np.ndarray, path, num_classes: int, ignore_index: in
             f"and ignore_index {ignore_index}"
         )
     return mask.astype(np.uint8)
-
-
-def resize_pair(image: Image.Image, mask: np.ndarray, image_size, path=None):
-    """(H, W, 3) uint8 image and (H, W) uint8 mask, resized to a square (masks nearest)."""
-    if image.size != (mask.shape[1], mask.shape[0]):
-        raise SegbenchError(
-            f"{path or 'image'} is {image.size[0]}x{image.size[1]} but its mask is "
-            f"{mask.shape[1]}x{mask.shape[0]}"
-        )
-    if image_size is not None:
-        image = image.resize((image_size, image_size), Image.BILINEAR)
-        mask = np.asarray(Image.fromarray(mask).resize((image_size, image_size), Image.NEAREST))
-    return np.asarray(image, dtype=np.uint8), np.asarray(mask, dtype=np.uint8)
 
 
 def stack_pairs(pairs: list, source) -> TensorPairs:
