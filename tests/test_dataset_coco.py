@@ -331,9 +331,11 @@ def test_bad_parameters_are_refused(tmp_path):
             build_coco(tmp_path, root=str(root), categories=["person", "cat", "dog", "couch"], **params)
 
 
-def test_mixed_sizes_need_image_size(tmp_path):
+def test_unset_image_size_keeps_native_sizes(tmp_path):
     root = synthetic_root(tmp_path, [[person(0, 0, 4, 4)], [person(0, 0, 4, 4)]], image_sizes={1: (24, 30)})
+    native = build_coco(tmp_path, root=str(root), categories="person", image_size=None)
+    assert len(native.val.sizes()) == 2 and (24, 30) in native.val.sizes()
     with pytest.raises(SegbenchError, match="image_size"):
-        build_coco(tmp_path, root=str(root), categories="person", image_size=None)
+        native.val.batch(torch.arange(2))
     data = build_coco(tmp_path, root=str(root), categories="person", image_size=16)
     assert data.val.images.shape == (2, 3, 16, 16)

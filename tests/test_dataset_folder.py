@@ -115,11 +115,12 @@ def test_bad_layout_and_parameters(tmp_path):
             build_folder(tmp_path, **{"root": str(tmp_path / "data"), "classes": CLASSES, **params})
 
 
-def test_mixed_sizes_need_image_size(tmp_path):
+def test_mixed_sizes_keep_native_size_until_image_size_is_set(tmp_path):
     write_folder(tmp_path / "data", count=3)
     Image.new("RGB", (10, 10)).save(tmp_path / "data" / "images" / "img00.png")
     Image.new("L", (10, 10)).save(tmp_path / "data" / "masks" / "img00.png")
-    with pytest.raises(SegbenchError, match="image_size"):
-        build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, val_fraction=0.5)
+    native = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, val_fraction=0.5)
+    every = native.train.sizes() + native.val.sizes()
+    assert sorted(set(every)) == [(10, 10), (20, 24)]
     data = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, val_fraction=0.5, image_size=8)
     assert data.train.images.shape[2:] == (8, 8)

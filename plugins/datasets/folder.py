@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segbench.data import SegmentationData, TensorPairs
+from segbench.data import SegmentationData, pairs_from_arrays
 from segbench.errors import SegbenchError
 
 from .coco import MissingDataError
@@ -89,13 +89,12 @@ def check_mask_values(mask: np.ndarray, path, num_classes: int, ignore_index: in
     return mask.astype(np.uint8)
 
 
-def stack_pairs(pairs: list, source) -> TensorPairs:
-    """TensorPairs from (image, mask) numpy pairs, which must share one size."""
-    sizes = sorted({image.shape[:2] for image, _ in pairs})
-    if len(sizes) > 1:
-        raise SegbenchError(f"{source}: images have different sizes {sizes[:5]}; set image_size to resize them")
-    images = torch.from_numpy(np.stack([image for image, _ in pairs])).permute(0, 3, 1, 2).contiguous()
-    return TensorPairs(images, torch.from_numpy(np.stack([mask for _, mask in pairs])))
+def stack_pairs(pairs: list, source):
+    """The split's samples: TensorPairs when they share one size, else an ImageList
+    (native sizes, fine to inspect; training needs image_size)."""
+    if not pairs:
+        raise SegbenchError(f"{source}: no samples")
+    return pairs_from_arrays(pairs)
 
 
 def check_image_size(dataset: str, image_size):
