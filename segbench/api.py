@@ -6,7 +6,10 @@ from .components import KINDS, Catalogue
 from .errors import SegbenchError
 from .format import plural
 from .plugins import load_catalogue
-from .runner import SuiteOutcome, prepare, run_prepared
+from .data import tools as data_tools
+from .data.show import draw_sample
+from .data.stats import check_split, dataset_stats
+from .runner import SuiteOutcome, prepare, resolve_cache_dir, run_prepared
 
 
 def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True, cache_dir=None):
@@ -19,8 +22,42 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
 
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
-    suite = prepare(path, plugins, overrides, cache_dir)
+    suite = prepare(path, plugins, overrides, cache_dir, show_progress=not quiet)
     return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir)
+
+
+def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:
+    """Decode the datasets of ``source`` (a suite file or a dataset name) into the sample
+    cache; returns a line per dataset saying whether it was already there."""
+    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
+    return data_tools.format_events(data_tools.prepare(catalogue, sources, resolve_cache_dir(cache_dir), show_progress))
+
+
+def data_stats(source, plugins=(), overrides=None, cache_dir=None, split=None) -> list:
+    """Statistics of each dataset of ``source``, as stable dicts (see segbench.data.stats)."""
+    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
+    check_split(split)
+    return [
+        dataset_stats(data_tools.build(catalogue, s, resolve_cache_dir(cache_dir)), s.ref["name"], s.ref["params"], split)
+        for s in sources
+    ]
+
+
+def show_sample(source, split, index, output, plugins=(), overrides=None, cache_dir=None):
+    """Draw sample ``index`` of ``split`` (of the first dataset of ``source``) to ``output``."""
+    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
+    data = data_tools.build(catalogue, sources[0], resolve_cache_dir(cache_dir))
+    return draw_sample(data, split, index, output)
+
+
+def export_data(source, fmt, directory, plugins=(), overrides=None, cache_dir=None) -> str:
+    """Write the (first) dataset of ``source`` in COCO or VOC layout; returns the [dataset]
+    table that reads it back."""
+    from .data.export import export_dataset
+
+    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
+    data = data_tools.build(catalogue, sources[0], resolve_cache_dir(cache_dir))
+    return export_dataset(data, directory, fmt)
 
 
 def list_components(kind=None, plugins=()) -> list:
@@ -36,4 +73,7 @@ def normalize_kind(kind: str) -> str:
     return kind
 
 
-__all__ = ["run_suite", "run", "list_components", "prepare", "Catalogue"]
+__all__ = [
+    "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
+    "export_data", "Catalogue",
+]

@@ -6,12 +6,17 @@ Exit codes: 0 success, 1 some runs failed, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 
 from . import __version__, api
 from .errors import SegbenchError
+from .data.stats import format_stats
 from .format import format_components, format_plan
+
+DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
+DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the user cache dir)"
 
 
 def main(argv=None) -> int:
@@ -43,17 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun", action="store_true", help="redo runs that already have a finished record")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--cache-dir", help="dataset cache (default: $SEGBENCH_CACHE_DIR or the user cache dir)")
+    run.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
     run.set_defaults(handler=run_command)
 
     validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
-    validate.add_argument("--cache-dir", help="dataset cache (default: $SEGBENCH_CACHE_DIR or the user cache dir)")
+    validate.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
     validate.set_defaults(handler=validate_command)
 
     listing = commands.add_parser("list", parents=[plugin_options], help="list installed components")
     listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets")
     listing.set_defaults(handler=list_command)
+    add_data_commands(commands, plugin_options)
     return parser
+
+
+def add_data_commands(commands, plugin_options):
+    source_options = argparse.ArgumentParser(add_help=False, parents=[plugin_options])
+    source_options.add_argument("source", help="a suite file (TOML), or a dataset name whose parameters --set gives")
+    source_options.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="override a suite setting, or set a dataset parameter (value in TOML syntax)")
+    source_options.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
+
+    data = commands.add_parser("data", help="prepare, inspect and export a suite's datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    prepare = data_commands.add_parser("prepare", parents=[source_options], help="decode the datasets into the sample cache, with a progress bar")
+    prepare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(handler=data_prepare_command)
+    stats = data_commands.add_parser("stats", parents=[source_options], help="images per split; pixels and images per class; ignored pixels")
+    stats.add_argument("--split", choices=("train", "val"), help="one split only (default: both)")
+    stats.add_argument("--json", action="store_true", help="print JSON (a stable schema, for scripts)")
+    stats.set_defaults(handler=data_stats_command)
+    show = data_commands.add_parser("show", parents=[source_options], help="draw one sample with its mask overlaid and a class legend")
+    show.add_argument("--split", choices=("train", "val"), default="train", help="split (default: train)")
+    show.add_argument("--index", type=int, default=0, help="sample index in the split (default: 0)")
+    show.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the picture")
+    show.set_defaults(handler=data_show_command)
+    export = data_commands.add_parser("export", parents=[source_options], help="write the dataset in COCO or VOC layout")
+    export.add_argument("--format", required=True, choices=("coco", "voc"), help="the layout to write")
+    export.add_argument("directory", metavar="DIR", help="an empty or new folder")
+    export.set_defaults(handler=data_export_command)
 
 
 def run_command(args) -> int:
@@ -70,6 +102,32 @@ def run_command(args) -> int:
 def validate_command(args) -> int:
     suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides), args.cache_dir)
     print(format_plan(suite))
+    return 0
+
+
+def data_prepare_command(args) -> int:
+    print(api.prepare_data(args.source, args.plugin, parse_overrides(args.overrides), args.cache_dir, not args.quiet))
+    return 0
+
+
+def data_stats_command(args) -> int:
+    stats = api.data_stats(args.source, args.plugin, parse_overrides(args.overrides), args.cache_dir, args.split)
+    if args.json:
+        print(json.dumps(stats if len(stats) > 1 else stats[0], indent=2))
+    else:
+        print("\n\n".join(format_stats(entry) for entry in stats))
+    return 0
+
+
+def data_show_command(args) -> int:
+    path = api.show_sample(args.source, args.split, args.index, args.output, args.plugin, parse_overrides(args.overrides), args.cache_dir)
+    print(f"wrote {path}")
+    return 0
+
+
+def data_export_command(args) -> int:
+    snippet = api.export_data(args.source, args.format, args.directory, args.plugin, parse_overrides(args.overrides), args.cache_dir)
+    print(f"wrote {args.format.upper()} layout to {args.directory}; read it back with:\n\n[dataset]\n{snippet}")
     return 0
 
 

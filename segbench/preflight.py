@@ -42,11 +42,25 @@ def preflight_datasets(suite, cache_dir) -> None:
             continue
         seen.add(key)
         try:
-            build.build_dataset(suite.catalogue, ref, cache_dir)
+            data = build.build_dataset(suite.catalogue, ref, cache_dir)
         except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
             problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
+            continue
+        problems.extend(_unbatchable(ref, data))
     if problems:
         raise SuiteError(suite.path, problems)
+
+
+def _unbatchable(ref, data):
+    """Splits whose samples keep several native sizes cannot be stacked into batches."""
+    for role in ("train", "val"):
+        sizes = getattr(data, role).sizes()
+        if len(sizes) > 1:
+            examples = ", ".join(f"{h}x{w}" for h, w in sizes[:3])
+            yield (
+                f"dataset {ref['name']!r}: its {role} images keep {len(sizes)} native sizes ({examples}, ...); "
+                "batches need one size, so set dataset.image_size (e.g. image_size = 256)"
+            )
 
 
 def _builds(suite):

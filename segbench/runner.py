@@ -9,6 +9,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.cache import showing_progress
 from .engine import resolve_device, run_one
 from .environment import environment
 from .plugins import load_catalogue
@@ -33,25 +34,29 @@ class SuiteOutcome:
         return [r for r in self.records if r["status"] != "ok"]
 
 
+DATA_CACHE_ENV = "SEGBENCH_DATA_CACHE"
+
+
 def resolve_cache_dir(cache_dir=None) -> Path:
-    """``--cache-dir``, else $SEGBENCH_CACHE_DIR, else the user cache dir."""
+    """``--data-cache``, else $SEGBENCH_DATA_CACHE, else the user cache dir."""
     if cache_dir:
         return Path(cache_dir)
-    if os.environ.get("SEGBENCH_CACHE_DIR"):
-        return Path(os.environ["SEGBENCH_CACHE_DIR"])
+    if os.environ.get(DATA_CACHE_ENV):
+        return Path(os.environ[DATA_CACHE_ENV])
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("segbench"))
 
 
-def prepare(path, plugins=(), overrides=None, cache_dir=None) -> Suite:
+def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False) -> Suite:
     """Load and validate a suite, check its devices, build its models and datasets once:
     everything that can be bad input is found here, before anything trains."""
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
     preflight(suite)
-    preflight_datasets(suite, resolve_cache_dir(cache_dir))
+    with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
+        preflight_datasets(suite, resolve_cache_dir(cache_dir))
     return suite
 
 

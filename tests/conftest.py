@@ -51,4 +51,4 @@ def tiny_suite(write_suite):
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Datasets are generated into a per-session cache, never the user's."""
-    monkeypatch.setenv("SEGBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("SEGBENCH_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

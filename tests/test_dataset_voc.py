@@ -69,7 +69,7 @@ def test_registered_as_voc_with_its_parameters():
     component = Catalogue(register.components).get("dataset", "voc")
     assert component.factory is build_voc
     assert {n: p.default for n, p in component.params.items()} == {
-        "root": None, "image_size": 256, "max_images": 0, "selection_seed": 0}
+        "root": None, "image_size": 256, "max_images": 0, "selection_seed": 0, "classes": None}
 
 
 def test_masks_are_palette_indices_with_the_boundary_ignored(tmp_path):
@@ -155,3 +155,21 @@ def test_rgb_masks_are_refused(tmp_path):
     Image.new("RGB", (32, 24)).save(root / "SegmentationClass" / "2007_000001.png")
     with pytest.raises(SegbenchError, match="2007_000001.png: a mask must hold one class index per pixel.*mode RGB"):
         build_voc(tmp_path, root=str(root))
+
+
+def test_classes_name_other_data_in_the_voc_layout(tmp_path):
+    root = tmp_path / "VOC2012"
+    write_voc(root)
+    many = ["background"] + [f"class{i}" for i in range(1, 21)]
+    data = build_voc(tmp_path, root=str(root), classes=many, image_size=None)
+    assert data.classes == many and data.num_classes == 21
+    with pytest.raises(MaskValueError, match=r"valid values are 0\.\.2 \(background, a, b\)"):
+        build_voc(tmp_path, root=str(root), classes=["background", "a", "b"], image_size=None)
+
+
+@pytest.mark.parametrize("classes", [["background"], "background,a", ["background", ""], ["bg", "a", "a"], ["bg", 3]])
+def test_bad_classes_are_refused(tmp_path, classes):
+    root = tmp_path / "VOC2012"
+    write_voc(root)
+    with pytest.raises(SegbenchError, match="voc: classes"):
+        build_voc(tmp_path, root=str(root), classes=classes)

@@ -46,17 +46,20 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from segbench.data import SegmentationData
+from segbench.data.cache import cached_dataset, files_fingerprint, folder_fingerprint, track
 from segbench.errors import SegbenchError
 
 from . import coco
 from .coco import MissingDataError
-from .folder import UnreadableDataError, check_count, check_image_size, read_image, resize_pair, stack_pairs
+from .folder import UnreadableDataError, check_count, check_image_size, read_image, stack_pairs
+from .io import check_fit, resize_pair
 
 ENV_ROOT = "SEGBENCH_COCO"
 CROWD_RULES = ("ignore", "keep")
 OVERLAP_RULES = ("ignore", "last", "smallest_on_top")
 ON_MISSING = ("error", "skip")
 PRESETS = ("voc20", "person", "all")
+READER_VERSION = 1  # bump when decoding changes, so cached samples are rebuilt
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -108,6 +111,7 @@ def build_coco(
     image_dir_val: str | None = None,
     categories: str | list = "voc20",
     image_size: int | None = 256,
+    fit: str = "resize",
     max_images: int = 0,
     min_pixels: int = 0,
     crowd: str = "ignore",
@@ -120,33 +124,42 @@ def build_coco(
 
     ``max_images`` (0 = all) and ``min_pixels`` apply to each split separately.
     """
-    _check_params(categories, image_size, max_images, min_pixels, crowd, overlap, selection_seed, on_missing)
+    _check_params(categories, image_size, fit, max_images, min_pixels, crowd, overlap, selection_seed, on_missing)
+    roles = {
+        "train": (split_train, *_split_paths(root, split_train, annotation_file_train, image_dir_train)),
+        "val": (split_val, *_split_paths(root, split_val, annotation_file_val, image_dir_val)),
+    }
+    rules = dict(image_size=image_size, fit=fit, max_images=max_images, min_pixels=min_pixels, crowd=crowd,
+                 overlap=overlap, ignore_index=ignore_index, seed=selection_seed, on_missing=on_missing)
+    key = {
+        "dataset": "coco", "reader_version": READER_VERSION, "categories": categories, **rules,
+        # COCO files are immutable by convention: the annotation file's stat and the image
+        # folder's listing time stand for the inputs without reading 100k images' stats.
+        "inputs": {role: [files_fingerprint([ann]), folder_fingerprint(images)] for role, (_, ann, images) in roles.items()},
+    }
+    return cached_dataset(cache_dir, key, lambda: _decode(roles, categories, rules))
+
+
+def _decode(roles, categories, rules) -> SegmentationData:
     splits, classes = {}, None
-    for role, split, annotation_file, image_dir in (
-        ("train", split_train, annotation_file_train, image_dir_train),
-        ("val", split_val, annotation_file_val, image_dir_val),
-    ):
-        annotation_path, image_path = _split_paths(root, split, annotation_file, image_dir)
+    for role, (split, annotation_path, image_path) in roles.items():
         dataset = load_annotations(annotation_path)
         split_classes, mapping = resolve_categories(dataset, categories, annotation_path)
         if classes is not None and split_classes != classes:
             raise CategoryError(f"coco: the train and val files name the classes differently: {classes} vs {split_classes}")
         classes = split_classes
-        _check_ignore_index(ignore_index, len(classes))
-        splits[role] = _load_split(
-            dataset, annotation_path, image_path, mapping, image_size=image_size, max_images=max_images,
-            min_pixels=min_pixels, crowd=crowd, overlap=overlap, ignore_index=ignore_index,
-            seed=selection_seed, on_missing=on_missing,
-        )
+        _check_ignore_index(rules["ignore_index"], len(classes))
+        splits[role] = _load_split(dataset, annotation_path, image_path, mapping, description=f"coco {split}", **rules)
     mode = "binary" if categories == "person" else "multiclass"
-    return SegmentationData(classes, splits["train"], splits["val"], ignore_index, mode)
+    return SegmentationData(classes, splits["train"], splits["val"], rules["ignore_index"], mode)
 
 
 # --- parameters and paths -------------------------------------------------------------------
 
 
-def _check_params(categories, image_size, max_images, min_pixels, crowd, overlap, seed, on_missing):
+def _check_params(categories, image_size, fit, max_images, min_pixels, crowd, overlap, seed, on_missing):
     check_image_size("coco", image_size)
+    check_fit("coco", fit)
     for name, value in (("max_images", max_images), ("min_pixels", min_pixels), ("selection_seed", seed)):
         check_count("coco", name, value)
     for name, value, allowed in (("crowd", crowd, CROWD_RULES), ("overlap", overlap, OVERLAP_RULES),
@@ -304,8 +317,8 @@ def semantic_mask(dataset: COCO, image_id, mapping: dict, *, crowd="ignore", ove
     return labels
 
 
-def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, max_images, min_pixels,
-                crowd, overlap, ignore_index, seed, on_missing):
+def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit, max_images, min_pixels,
+                crowd, overlap, ignore_index, seed, on_missing, description):
     if not dataset.imgs:
         raise EmptySubsetError(f"coco: {annotation_path} lists no images")
     selected_ids = {cat for cat in mapping if cat in dataset.cats}
@@ -324,7 +337,7 @@ def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, max
         order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
     threshold = max(min_pixels, 1)
     kept, missing, too_small = [], [], 0
-    for image_id in order:
+    for image_id in track(order, len(order), description):
         if max_images and len(kept) >= max_images:
             break
         mask = semantic_mask(dataset, image_id, mapping, crowd=crowd, overlap=overlap, ignore_index=ignore_index)
@@ -349,7 +362,7 @@ def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, max
                 f"coco: {path} is {image.size[0]}x{image.size[1]} but {annotation_path} says "
                 f"{info['width']}x{info['height']}"
             )
-        kept.append((image_id, resize_pair(image, mask, image_size, path)))
+        kept.append((image_id, resize_pair(image, mask, image_size, path, fit)))
     if missing:
         warnings.warn(f"coco: skipped {len(missing)} missing or unreadable image(s) in {image_dir}, e.g. {missing[0]}")
     if not kept:

@@ -24,13 +24,15 @@ import torch
 from PIL import Image
 
 from segbench.data import SegmentationData, pairs_from_arrays
+from segbench.data.cache import cached_dataset, files_fingerprint, track
 from segbench.errors import SegbenchError
 
 from .coco import MissingDataError
-from .io import resize_pair
+from .io import check_fit, resize_pair
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_MODES = ("P", "L", "I", "I;16")
+READER_VERSION = 1  # bump when decoding changes, so cached samples are rebuilt
 
 
 class UnreadableDataError(SegbenchError):
@@ -134,6 +136,7 @@ def build_folder(
     root: str,
     classes: list,
     image_size: int | None = None,
+    fit: str = "resize",
     val_fraction: float = 0.2,
     ignore_index: int = 255,
     split_seed: int = 0,
@@ -141,6 +144,7 @@ def build_folder(
     """Images in ROOT/images with same-stem index-mask PNGs in ROOT/masks, and a class list."""
     classes = _checked_classes(classes)
     check_image_size("folder", image_size)
+    check_fit("folder", fit)
     check_ignore_index("folder", ignore_index, len(classes))
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise SegbenchError(f"folder: val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
@@ -149,24 +153,36 @@ def build_folder(
     stems = _image_files(images_dir)
     if len(stems) < 2:
         raise SegbenchError(f"folder: {images_dir} holds {len(stems)} image(s); train and val need at least 2")
-    names = sorted(stems)
+    masks = sorted(p for p in masks_dir.iterdir() if p.suffix == ".png")
+    key = {
+        "dataset": "folder", "reader_version": READER_VERSION, "classes": classes, "image_size": image_size,
+        "fit": fit, "val_fraction": val_fraction, "ignore_index": ignore_index, "split_seed": split_seed,
+        "inputs": files_fingerprint([stems[name] for name in sorted(stems)] + masks),
+    }
+    split = _split_stems(sorted(stems), val_fraction, split_seed)
+
+    def decode():
+        def load(split_stems, role):
+            pairs = []
+            for stem in track(split_stems, len(split_stems), f"folder {role}"):
+                mask_path = masks_dir / f"{stem}.png"
+                if not mask_path.is_file():
+                    raise MissingDataError(f"folder: no mask for image {stems[stem]}: expected {mask_path}")
+                image = read_image(stems[stem])
+                mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), ignore_index, classes)
+                pairs.append(resize_pair(image, mask, image_size, stems[stem], fit))
+            return stack_pairs(pairs, f"folder {root} ({role})")
+
+        return SegmentationData(classes, load(split["train"], "train"), load(split["val"], "val"), ignore_index, "multiclass")
+
+    return cached_dataset(cache_dir, key, decode)
+
+
+def _split_stems(names, val_fraction, split_seed) -> dict:
+    """Sorted names shuffled by ``split_seed``; the first share goes to val."""
     order = np.random.default_rng(split_seed).permutation(len(names))
     num_val = min(max(1, round(val_fraction * len(names))), len(names) - 1)
-    val_stems = sorted(names[i] for i in order[:num_val])
-    train_stems = sorted(names[i] for i in order[num_val:])
-
-    def load(split_stems, split):
-        pairs = []
-        for stem in split_stems:
-            mask_path = masks_dir / f"{stem}.png"
-            if not mask_path.is_file():
-                raise MissingDataError(f"folder: no mask for image {stems[stem]}: expected {mask_path}")
-            image = read_image(stems[stem])
-            mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), ignore_index, classes)
-            pairs.append(resize_pair(image, mask, image_size, stems[stem]))
-        return stack_pairs(pairs, f"folder {root} ({split})")
-
-    return SegmentationData(classes, load(train_stems, "train"), load(val_stems, "val"), ignore_index, "multiclass")
+    return {"val": sorted(names[i] for i in order[:num_val]), "train": sorted(names[i] for i in order[num_val:])}
 
 
 def _checked_classes(classes) -> list:

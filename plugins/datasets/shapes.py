@@ -38,6 +38,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from segbench.data import SegmentationData, TensorPairs
+from segbench.data.cache import cached_dataset, track
 from segbench.errors import SegbenchError
 
 from . import coco
@@ -85,9 +86,15 @@ def build_shapes(
     """Synthetic shapes (disc, rectangle, triangle, thin line, ring, dot) on textured backgrounds.
 
     Generated once into ``cache_dir/shapes/<hash>`` as a standard COCO dataset (PNG images,
-    polygon annotations), then read back through pycocotools every time.
+    polygon annotations) and read back through pycocotools; the decoded samples then go
+    to the shared sample cache, so later builds read them from there.
     """
     params = _checked_params(image_size, num_train, num_val, generator_seed)
+    key = {"dataset": "shapes", "generator_version": GENERATOR_VERSION, **params}
+    return cached_dataset(cache_dir, key, lambda: _generate_and_read(cache_dir, params))
+
+
+def _generate_and_read(cache_dir, params: dict) -> SegmentationData:
     root = ensure_generated(dataset_dir(cache_dir, params), params)
     category_to_class = {category: category for category in CATEGORY_IDS.values()}
     splits = {
@@ -151,7 +158,8 @@ def write_coco_dataset(root: Path, params: dict) -> None:
     for split in SPLITS:
         image_dir = root / "images" / split
         image_dir.mkdir(parents=True)
-        scenes = [split_scene(params, split, index) for index in range(counts[split])]
+        indices = track(range(counts[split]), counts[split], f"shapes: drawing {split}")
+        scenes = [split_scene(params, split, index) for index in indices]
         for index, scene in enumerate(scenes):
             Image.fromarray(scene.image).save(image_dir / _file_name(index))
         document = coco_document(scenes, params)

@@ -11,6 +11,11 @@ Layout (``root`` is the ``VOC2012`` folder; ``root/VOCdevkit/VOC2012`` and
 Masks are read as palette indices (PIL mode "P"), never as colours. 0 is background,
 1..20 the VOC classes and 255 the boundary band, which stays ``ignore_index`` (255) and
 is not scored. Any other value is an error naming the file.
+
+``classes`` (default: the 21 VOC classes) names the classes of a dataset in this layout
+that is not VOC itself, e.g. a ``segbench`` export (which also writes them to
+``classes.txt``): mask values must then be ``0..len(classes) - 1`` or 255, so at most
+255 classes.
 """
 
 from __future__ import annotations
@@ -55,17 +60,38 @@ def build_voc(
     image_size: int | None = 256,
     max_images: int = 0,
     selection_seed: int = 0,
+    classes: list | None = None,
 ) -> SegmentationData:
     """PASCAL VOC2012 segmentation (21 classes, boundary 255 ignored) from ``root`` or $SEGBENCH_VOC.
 
     ``max_images`` (0 = all) caps each split, drawn deterministically from ``selection_seed``.
+    ``classes`` (background first) replaces the VOC class names for other data in this layout.
     """
+    classes = _checked_classes(classes)
     check_image_size("voc", image_size)
     check_count("voc", "max_images", max_images)
     check_count("voc", "selection_seed", selection_seed)
     base = find_root(root)
-    splits = {split: _load_split(base, split, image_size, max_images, selection_seed) for split in SPLITS}
-    return SegmentationData(list(CLASSES), splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
+    splits = {split: _load_split(base, split, image_size, max_images, selection_seed, classes) for split in SPLITS}
+    return SegmentationData(classes, splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
+
+
+def _checked_classes(classes) -> list:
+    """The class names: the VOC ones by default, else a checked list (background first)."""
+    if classes is None:
+        return list(CLASSES)
+    if (
+        not isinstance(classes, (list, tuple))
+        or not 2 <= len(classes) <= IGNORE_INDEX
+        or not all(isinstance(name, str) and name for name in classes)
+    ):
+        raise SegbenchError(
+            f"voc: classes must be a list of 2..{IGNORE_INDEX} class names, background first "
+            f"(255 marks ignored pixels), got {classes!r}"
+        )
+    if len(set(classes)) != len(classes):
+        raise SegbenchError(f"voc: classes must be unique, got {list(classes)}")
+    return list(classes)
 
 
 def find_root(root) -> Path:
@@ -87,7 +113,7 @@ def find_root(root) -> Path:
     )
 
 
-def _load_split(base: Path, split: str, image_size, max_images, seed):
+def _load_split(base: Path, split: str, image_size, max_images, seed, classes):
     listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not listing.is_file():
         raise MissingDataError(f"voc: split list not found: {listing}; expected\n{LAYOUT}")
@@ -98,6 +124,6 @@ def _load_split(base: Path, split: str, image_size, max_images, seed):
     for image_id in draw(ids, max_images, seed):
         image = read_image(base / "JPEGImages" / f"{image_id}.jpg")
         mask_path = base / "SegmentationClass" / f"{image_id}.png"
-        mask = check_mask_values(read_index_mask(mask_path), mask_path, len(CLASSES), IGNORE_INDEX)
+        mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), IGNORE_INDEX, classes)
         pairs.append(resize_pair(image, mask, image_size, base / "JPEGImages" / f"{image_id}.jpg"))
     return stack_pairs(pairs, f"voc {split} ({listing})")

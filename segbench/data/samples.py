@@ -114,8 +114,8 @@ def pairs_from_arrays(pairs: list):
     if len({image.shape[:2] for image, _ in pairs}) <= 1:
         images = torch.from_numpy(np.stack([image for image, _ in pairs])).permute(0, 3, 1, 2).contiguous()
         return TensorPairs(images, torch.from_numpy(np.stack([mask for _, mask in pairs])))
-    images = [torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous() for image, _ in pairs]
-    return ImageList(images, [torch.from_numpy(np.ascontiguousarray(mask)) for _, mask in pairs])
+    images = [torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous() for image, _ in pairs]
+    return ImageList(images, [torch.from_numpy(np.array(mask)) for _, mask in pairs])
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:

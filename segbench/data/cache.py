@@ -1,0 +1,183 @@
+"""The decoded-sample cache: a dataset is decoded and resized once, then read back by every
+run and variant that uses it, in this process and in later ones.
+
+A dataset factory calls :func:`cached_dataset` with a *key*: a JSON-able dict naming
+everything its samples depend on (its parameters, a fingerprint of its input files, a
+version of its decoding code). The key's hash names one file under
+``CACHE_DIR/samples/``; a changed parameter or input gives another file, so stale entries
+are never read. Entries are written to a temporary file and renamed into place, and a
+per-entry lock makes a second process that wants the same entry wait for the first
+instead of decoding it again, so concurrent runs are safe.
+
+Entries are ``torch.save`` files of uint8 tensors, read back memory-mapped: a hit costs a
+file open, not a decode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .samples import ImageList, SegmentationData, TensorPairs
+
+CACHE_FORMAT = 1
+SUBDIR = "samples"
+
+
+@dataclass(frozen=True)
+class CacheEvent:
+    """One dataset request: where its entry lives and whether it was already there."""
+
+    name: str
+    path: Path
+    hit: bool
+    seconds: float
+    nbytes: int
+
+
+_events: list[CacheEvent] = []
+_show_progress = contextvars.ContextVar("segbench_data_progress", default=False)
+
+
+def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:
+    """The dataset for ``key``: read from the cache, or made by ``build()`` and stored.
+
+    :param cache_dir: the data cache folder the factory was given.
+    :param key: JSON-able dict of everything the samples depend on; include a ``dataset``
+        name and a version of the decoding code.
+    :param build: a no-argument callable returning the :class:`SegmentationData`.
+    """
+    path = entry_path(cache_dir, key)
+    started = time.perf_counter()
+    data = _read(path, key)
+    hit = data is not None
+    if not hit:
+        with _locked(path):
+            data = _read(path, key)  # another process may have written it while we waited
+            hit = data is not None
+            if not hit:
+                data = build()
+                _write(path, key, data)
+    _events.append(CacheEvent(str(key.get("dataset", "dataset")), path, hit, time.perf_counter() - started, data.train.nbytes + data.val.nbytes))
+    return data
+
+
+def entry_path(cache_dir, key: dict) -> Path:
+    text = json.dumps({"format": CACHE_FORMAT, **key}, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return Path(cache_dir) / SUBDIR / f"{key.get('dataset', 'dataset')}-{digest}.pt"
+
+
+def files_fingerprint(paths) -> str:
+    """A hash of each file's path, size and modification time: changes when any file does."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def folder_fingerprint(path) -> str:
+    """Cheap for huge folders: the path and modification time (changes when files are
+    added, removed or renamed, not when one is rewritten in place)."""
+    return f"{Path(path).resolve()}@{os.stat(path).st_mtime_ns}"
+
+
+def take_events() -> list[CacheEvent]:
+    """The requests since the last call (for ``segbench data prepare``)."""
+    events = list(_events)
+    _events.clear()
+    return events
+
+
+@contextlib.contextmanager
+def showing_progress(enabled: bool = True):
+    """Within this block, :func:`track` draws a progress bar."""
+    token = _show_progress.set(enabled)
+    try:
+        yield
+    finally:
+        _show_progress.reset(token)
+
+
+def track(iterable, total=None, description=""):
+    """``iterable``, with a progress bar while decoding under :func:`showing_progress`."""
+    if not _show_progress.get():
+        return iterable
+    from tqdm.auto import tqdm  # only when drawing
+
+    return tqdm(iterable, total=total, desc=description, unit="img", leave=False, dynamic_ncols=True)
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def _read(path: Path, key: dict):
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an unreadable entry is rebuilt, never trusted
+        return None
+    if stored.get("format") != CACHE_FORMAT or stored.get("key") != _canonical(key):
+        return None
+    return SegmentationData(
+        stored["classes"], _split_from(stored["train"]), _split_from(stored["val"]), stored["ignore_index"], stored["mode"]
+    )
+
+
+def _write(path: Path, key: dict, data: SegmentationData) -> None:
+    stored = {
+        "format": CACHE_FORMAT,
+        "key": _canonical(key),
+        "classes": list(data.classes),
+        "ignore_index": data.ignore_index,
+        "mode": data.mode,
+        "train": _split_to(data.train),
+        "val": _split_to(data.val),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(stored, scratch)
+        os.chmod(scratch, 0o644)  # mkstemp makes it private; a cache is ordinary files
+        os.replace(scratch, path)
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+
+
+def _canonical(key: dict) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def _split_to(split) -> dict:
+    return {"images": split.images, "masks": split.masks, "native": isinstance(split, ImageList)}
+
+
+def _split_from(stored: dict):
+    if stored["native"]:
+        return ImageList(stored["images"], stored["masks"])
+    return TensorPairs(stored["images"], stored["masks"])
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

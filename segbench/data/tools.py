@@ -1,0 +1,89 @@
+"""The ``segbench data`` commands as functions: prepare, stats, show and export the
+dataset(s) a suite (or a dataset name with parameters) describes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SegbenchError
+from ..params import check_params
+from . import cache
+from .samples import SegmentationData
+
+
+@dataclass
+class DatasetSource:
+    """One dataset to build: its resolved reference and where it was named."""
+
+    ref: dict  # {"name": ..., "params": {...}}, every default filled in
+    origin: str
+
+
+def suite_datasets(path, plugins=(), overrides=None):
+    """The catalogue and the distinct datasets of the suite at ``path``, in order."""
+    from ..plugins import load_catalogue
+    from ..suite import load_suite
+
+    suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
+    sources, seen = [], set()
+    for variant in suite.variants:
+        ref = variant.config["dataset"]
+        key = json.dumps(ref, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            sources.append(DatasetSource(ref, f"{suite.path} (variant {variant.label!r})"))
+    return suite.catalogue, sources
+
+
+def named_dataset(name: str, params: dict, plugins=()):
+    """The catalogue and the dataset ``name`` with ``params`` checked and defaults filled."""
+    from ..plugins import load_catalogue
+
+    catalogue = load_catalogue(plugins)
+    component = catalogue.get("dataset", name)
+    params = {key.removeprefix("dataset."): value for key, value in params.items()}
+    problems = [message for _, message in check_params(component, params)]
+    if problems:
+        raise SegbenchError("; ".join(problems))
+    resolved = {p.name: p.default for p in component.params.values() if not p.required}
+    resolved.update(params)
+    return catalogue, [DatasetSource({"name": name, "params": resolved}, f"dataset {name!r}")]
+
+
+def resolve_sources(source: str, plugins=(), overrides=None):
+    """A suite file (``*.toml`` or an existing file) or a dataset name with ``--set`` params."""
+    if source.endswith(".toml") or Path(source).is_file():
+        return suite_datasets(source, plugins, overrides)
+    return named_dataset(source, overrides or {}, plugins)
+
+
+def build(catalogue, source: DatasetSource, cache_dir) -> SegmentationData:
+    component = catalogue.get("dataset", source.ref["name"])
+    try:
+        data = component.build(cache_dir, **source.ref["params"])
+    except SegbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a reader's failure is bad input, named
+        raise SegbenchError(f"{source.origin}: dataset {source.ref['name']!r}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(data, SegmentationData):
+        raise SegbenchError(f"dataset {source.ref['name']!r} returned {type(data).__name__}, not SegmentationData")
+    return data
+
+
+def prepare(catalogue, sources, cache_dir, show_progress=True) -> list:
+    """Decode every dataset into the cache; returns one :class:`cache.CacheEvent` each."""
+    cache.take_events()
+    with cache.showing_progress(show_progress):
+        for source in sources:
+            build(catalogue, source, cache_dir)
+    return cache.take_events()
+
+
+def format_events(events) -> str:
+    lines = []
+    for event in events:
+        state = "already cached" if event.hit else "decoded and cached"
+        lines.append(f"{event.name}: {state} in {event.seconds:.1f} s, {event.nbytes / 2**20:.1f} MiB -> {event.path}")
+    return "\n".join(lines) or "nothing to cache: the dataset does not use the sample cache"
