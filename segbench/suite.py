@@ -31,6 +31,9 @@ SECTION_DEFAULTS = {
         "schedule": "cosine",
         "device": "auto",
         "channels_last": True,
+        "augment": {"hflip": 0.0, "scale": [1.0, 1.0]},
+        "data_placement": "auto",
+        "data_device_limit_mb": 2048,
     },
     "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
 }
@@ -39,6 +42,8 @@ COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architectur
 OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
 DEFAULT_SEEDS = [0, 1, 2]
 SCHEDULES = ("constant", "cosine", "poly")
+DATA_PLACEMENTS = ("auto", "device", "host")
+MAX_ZOOM = 4.0
 
 
 @dataclass
@@ -400,7 +405,34 @@ def _resolve_train(train, catalogue, locate, problems):
         "device": _resolve_device(train.get("device"), locate, problems),
         "channels_last": _boolean(train, "channels_last", locate, problems),
         "schedule": _choice(train, "schedule", SCHEDULES, locate, problems),
+        "augment": _resolve_augment(train.get("augment"), locate, problems),
+        "data_placement": _choice(train, "data_placement", DATA_PLACEMENTS, locate, problems),
+        "data_device_limit_mb": _positive_int(train, "data_device_limit_mb", locate, problems),
     }
+
+
+def _resolve_augment(augment, locate, problems):
+    """``{ hflip = P, scale = [LOW, HIGH] }``, missing keys from the defaults."""
+    resolved = copy.deepcopy(SECTION_DEFAULTS["train"]["augment"])
+    if not isinstance(augment, dict):
+        problems.add(locate("train.augment"), f"expected {{ hflip = 0.5, scale = [0.5, 2.0] }}, got {describe_value(augment)}")
+        return resolved
+    for key, value in augment.items():
+        if key not in resolved:
+            problems.add(locate(f"train.augment.{key}"), _unknown_key(key, resolved, "train.augment."))
+        elif key == "hflip" and _is_number(value) and 0 <= value <= 1:
+            resolved["hflip"] = float(value)
+        elif key == "scale" and isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value) \
+                and 0 < value[0] <= value[1] <= MAX_ZOOM:
+            resolved["scale"] = [float(v) for v in value]
+        else:
+            expected = "a probability between 0 and 1" if key == "hflip" else f"[LOW, HIGH] with 0 < LOW <= HIGH <= {MAX_ZOOM:g}"
+            problems.add(locate(f"train.augment.{key}"), f"expected {expected}, got {describe_value(value)}")
+    return resolved
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _choice(table, key, valid, locate, problems):

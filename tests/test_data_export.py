@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segbench.data import SegmentationData, TensorPairs
+from segbench.data import ImageList, SegmentationData, TensorPairs
 from segbench.data import export as export_module
 from segbench.data.export import export_dataset
 from segbench.errors import SegbenchError
@@ -145,6 +145,20 @@ def test_ignored_pixels_round_trip_through_voc_as_255(tmp_path, data):
         expected = torch.where(original == data.ignore_index, torch.full_like(original, 255), original)
         assert torch.equal(getattr(back, split).masks, expected)
         assert (getattr(back, split).masks == 255).any()
+
+
+def test_images_of_several_sizes_keep_their_sizes(tmp_path):
+    rng = np.random.default_rng(1)
+    shapes = [(12, 16), (20, 14)]
+    images = [torch.from_numpy(rng.integers(0, 256, (3, *size), dtype=np.uint8)) for size in shapes]
+    masks = [torch.from_numpy(rng.integers(0, 3, size, dtype=np.uint8)) for size in shapes]
+    data = SegmentationData(["background", "a", "b"], ImageList(images, masks), ImageList(images, masks))
+    snippet = export_dataset(data, tmp_path / "out", "coco")
+    assert "12x16, 20x14" in snippet and "image_size =" not in snippet
+    back = read_back(snippet, tmp_path, image_size=None)
+    for index in range(2):
+        assert torch.equal(back.val.raw(index)[1], masks[index])
+        assert torch.equal(back.val.raw(index)[0], images[index])
 
 
 def test_an_image_without_any_class_is_written_with_a_warning(tmp_path):

@@ -69,7 +69,7 @@ def test_registered_as_voc_with_its_parameters():
     component = Catalogue(register.components).get("dataset", "voc")
     assert component.factory is build_voc
     assert {n: p.default for n, p in component.params.items()} == {
-        "root": None, "image_size": 256, "max_images": 0, "selection_seed": 0, "classes": None}
+        "root": None, "image_size": 256, "fit": "resize", "max_images": 0, "selection_seed": 0, "classes": None}
 
 
 def test_masks_are_palette_indices_with_the_boundary_ignored(tmp_path):

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from segbench.data import SegmentationData
+from segbench.data.cache import cached_dataset, files_fingerprint, track
 from segbench.errors import SegbenchError
 
 from .coco import MissingDataError
@@ -34,9 +35,9 @@ from .folder import (
     draw,
     read_image,
     read_index_mask,
-    resize_pair,
     stack_pairs,
 )
+from .io import check_fit, resize_pair
 
 ENV_ROOT = "SEGBENCH_VOC"
 CLASSES = (
@@ -45,6 +46,7 @@ CLASSES = (
     "train", "tvmonitor",
 )
 IGNORE_INDEX = 255
+READER_VERSION = 1  # bump when decoding changes, so cached samples are rebuilt
 SPLITS = ("train", "val")
 LAYOUT = (
     "  ROOT/JPEGImages/<id>.jpg\n"
@@ -58,6 +60,7 @@ def build_voc(
     *,
     root: str | None = None,
     image_size: int | None = 256,
+    fit: str = "resize",
     max_images: int = 0,
     selection_seed: int = 0,
     classes: list | None = None,
@@ -69,11 +72,22 @@ def build_voc(
     """
     classes = _checked_classes(classes)
     check_image_size("voc", image_size)
+    check_fit("voc", fit)
     check_count("voc", "max_images", max_images)
     check_count("voc", "selection_seed", selection_seed)
     base = find_root(root)
-    splits = {split: _load_split(base, split, image_size, max_images, selection_seed, classes) for split in SPLITS}
-    return SegmentationData(classes, splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
+    chosen = {split: draw(_listed_ids(base, split), max_images, selection_seed) for split in SPLITS}
+    files = [path for split in SPLITS for image_id in chosen[split] for path in _sample_paths(base, image_id)]
+    key = {
+        "dataset": "voc", "reader_version": READER_VERSION, "classes": classes, "image_size": image_size,
+        "fit": fit, "chosen": chosen, "inputs": files_fingerprint(files),
+    }
+
+    def decode():
+        splits = {split: _load_split(base, split, chosen[split], image_size, fit, classes) for split in SPLITS}
+        return SegmentationData(classes, splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
+
+    return cached_dataset(cache_dir, key, decode)
 
 
 def _checked_classes(classes) -> list:
@@ -113,17 +127,25 @@ def find_root(root) -> Path:
     )
 
 
-def _load_split(base: Path, split: str, image_size, max_images, seed, classes):
+def _listed_ids(base: Path, split: str) -> list:
     listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not listing.is_file():
         raise MissingDataError(f"voc: split list not found: {listing}; expected\n{LAYOUT}")
     ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
     if not ids:
         raise SegbenchError(f"voc: {listing} lists no images")
+    return ids
+
+
+def _sample_paths(base: Path, image_id: str):
+    return base / "JPEGImages" / f"{image_id}.jpg", base / "SegmentationClass" / f"{image_id}.png"
+
+
+def _load_split(base: Path, split: str, image_ids: list, image_size, fit, classes):
     pairs = []
-    for image_id in draw(ids, max_images, seed):
-        image = read_image(base / "JPEGImages" / f"{image_id}.jpg")
-        mask_path = base / "SegmentationClass" / f"{image_id}.png"
+    for image_id in track(image_ids, len(image_ids), f"voc {split}"):
+        image_path, mask_path = _sample_paths(base, image_id)
+        image = read_image(image_path)
         mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), IGNORE_INDEX, classes)
-        pairs.append(resize_pair(image, mask, image_size, base / "JPEGImages" / f"{image_id}.jpg"))
-    return stack_pairs(pairs, f"voc {split} ({listing})")
+        pairs.append(resize_pair(image, mask, image_size, image_path, fit))
+    return stack_pairs(pairs, f"voc {split} ({base / 'ImageSets' / 'Segmentation' / f'{split}.txt'})")

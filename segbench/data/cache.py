@@ -82,8 +82,12 @@ def files_fingerprint(paths) -> str:
     """A hash of each file's path, size and modification time: changes when any file does."""
     digest = hashlib.sha256()
     for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        try:
+            stat = os.stat(path)
+            state = f"{stat.st_size}\0{stat.st_mtime_ns}"
+        except OSError:
+            state = "missing"  # the reader names it when it decodes
+        digest.update(f"{Path(path).resolve()}\0{state}\n".encode())
     return digest.hexdigest()
 
 

@@ -10,7 +10,9 @@ import torch
 from ..data import SegmentationData
 from . import build
 from .cost import measure_cost
+from ..data.augment import Augment, augment_generator
 from .device import resolve_device, seed_everything, synchronize
+from .placement import place_dataset
 
 
 class NonFiniteLoss(RuntimeError):
@@ -23,7 +25,10 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     train_config = config["train"]
     device = resolve_device(train_config["device"])
     data = build.build_dataset(catalogue, config["dataset"], cache_dir)
+    data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
     data_order = seed_everything(seed)  # after the dataset: its build must not shift the model's init
+    augment = Augment.from_config(train_config["augment"])
+    augment_order = augment_generator(seed)
     memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
     model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
     loss_fn = build.build_loss(catalogue, train_config["loss"], data)
@@ -36,7 +41,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     train_seconds, images_trained = 0.0, 0
     for epoch in range(1, train_config["epochs"] + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, data, loss_fn, optimizer, schedule, train_config["batch_size"], data_order, device, memory_format)
+        train_loss = train_epoch(model, data, loss_fn, optimizer, schedule, train_config["batch_size"], data_order, device, memory_format, augment=lambda i, m: augment(i, m, augment_order, data.ignore_index))
         synchronize(device)
         train_seconds += time.perf_counter() - started
         images_trained += len(data.train)
@@ -52,6 +57,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
+        "data_placement": placement,
         "classes": list(data.classes),
         "curves": curves,
         "metrics": {name: metric.compute() for name, metric in metrics.items()},
@@ -61,13 +67,17 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     }
 
 
-def train_epoch(model, data: SegmentationData, loss_fn, optimizer, schedule, batch_size, generator, device, memory_format=torch.contiguous_format) -> float:
-    """One pass over the training split in a seeded random order; returns the mean loss."""
+def train_epoch(model, data: SegmentationData, loss_fn, optimizer, schedule, batch_size, generator, device, memory_format=torch.contiguous_format, augment=None) -> float:
+    """One pass over the training split in a seeded random order; returns the mean loss.
+
+    ``augment(images, masks)`` (optional) transforms each batch on the device."""
     model.train()
     order = torch.randperm(len(data.train), generator=generator)
     total = torch.zeros((), device=device)
     for indices in order.split(batch_size):
         images, masks = data.train.batch(indices, device)
+        if augment is not None:
+            images, masks = augment(images, masks)
         loss = loss_fn(model(images.contiguous(memory_format=memory_format)), masks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
