@@ -91,3 +91,20 @@ def test_a_run_on_native_sizes_stops_before_training(tmp_path, write_suite, caps
     error = capsys.readouterr().err
     assert "native sizes" in error and "image_size" in error
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layout", ["coco", "voc"])
+def test_export_then_the_printed_dataset_table_reads_identical_masks(tmp_path, write_suite, capsys, layout):
+    out = tmp_path / layout
+    assert main(["data", "export", "shapes", *SMALL, "--format", layout, str(out), "--data-cache", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.split("\n\n", 1)[1]
+    assert table.startswith("[dataset]\n") and f'name = "{layout}"' in table
+    suite = write_suite(table)
+    assert main(["data", "stats", str(suite), "--json", "--data-cache", str(tmp_path)]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert main(["data", "stats", "shapes", *SMALL, "--json", "--data-cache", str(tmp_path)]) == 0
+    original = json.loads(capsys.readouterr().out)
+    assert exported["classes"] == original["classes"]
+    assert exported["splits"] == original["splits"], "same images, same per-class pixel counts"
+    assert main(["data", "export", "shapes", *SMALL, "--format", layout, str(out), "--data-cache", str(tmp_path)]) == 2
+    assert "must be empty" in capsys.readouterr().err
