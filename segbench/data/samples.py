@@ -14,7 +14,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MODES = ("binary", "multiclass")
 
 
-class TensorPairs(torch.utils.data.Dataset):
+class _Samples(torch.utils.data.Dataset):
+    """What both split containers share: items, raw samples by index."""
+
+    images: object
+    masks: object
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        images, masks = self.batch(torch.as_tensor([index]))
+        return images[0], masks[0]
+
+    def raw(self, index: int):
+        """Sample ``index`` as stored: (3, H, W) uint8 image and (H, W) mask."""
+        return self.images[index], self.masks[index]
+
+
+class TensorPairs(_Samples):
     """Images and masks of one size, held as uint8 tensors (on the host or a device).
 
     ``images`` is (N, 3, H, W) uint8, ``masks`` is (N, H, W) with class indices (and
@@ -29,17 +47,6 @@ class TensorPairs(torch.utils.data.Dataset):
             raise ValueError(f"masks must be (N, H, W) matching images, got {tuple(masks.shape)}")
         self.images = images
         self.masks = masks
-
-    def __len__(self):
-        return self.images.shape[0]
-
-    def __getitem__(self, index):
-        images, masks = self.batch(torch.as_tensor([index]))
-        return images[0], masks[0]
-
-    def raw(self, index: int):
-        """Sample ``index`` as stored: (3, H, W) uint8 image and (H, W) mask."""
-        return self.images[index], self.masks[index]
 
     def sizes(self) -> list:
         """The distinct (H, W) sizes of the samples."""
@@ -61,7 +68,7 @@ class TensorPairs(torch.utils.data.Dataset):
         return normalize(images), masks
 
 
-class ImageList(torch.utils.data.Dataset):
+class ImageList(_Samples):
     """Samples of different sizes (a dataset read at native size, ``image_size`` unset).
 
     Enough to inspect, export and evaluate one image at a time; batches of several sizes
@@ -76,16 +83,6 @@ class ImageList(torch.utils.data.Dataset):
                 raise ValueError(f"each image must be uint8 (3, H, W) with an (H, W) mask, got {tuple(image.shape)} and {tuple(mask.shape)}")
         self.images = list(images)
         self.masks = list(masks)
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        images, masks = self.batch(torch.as_tensor([index]))
-        return images[0], masks[0]
-
-    def raw(self, index: int):
-        return self.images[index], self.masks[index]
 
     def sizes(self) -> list:
         return sorted({tuple(image.shape[1:]) for image in self.images})
