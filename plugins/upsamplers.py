@@ -14,12 +14,14 @@ from torch import nn
 
 from segbench.hookspecs import hookimpl
 
+from .capabilities import MODULE, interpolate
+
 
 @hookimpl
 def segbench_upsamplers(register):
-    register.add_upsampler("nearest", nearest)
-    register.add_upsampler("bilinear", bilinear)
-    register.add_upsampler("transposed", transposed)
+    register.add_upsampler("nearest", nearest, requires=[interpolate("nearest")])
+    register.add_upsampler("bilinear", bilinear, requires=[interpolate("bilinear")])
+    register.add_upsampler("transposed", transposed, requires=[MODULE])
 
 
 # --- interpolation -----------------------------------------------------------------

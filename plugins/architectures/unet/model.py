@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ...capabilities import PLUGGABLE
 from ..base import SegmentationModel, make_encoder
 from .decoder import UNetDecoder
 
@@ -13,7 +14,7 @@ from .decoder import UNetDecoder
 class UNet(SegmentationModel):
     """U-Net (Ronneberger et al., 2015) on a segmentation_models_pytorch encoder."""
 
-    provides = frozenset()
+    provides = PLUGGABLE
 
 
 def build_unet(
