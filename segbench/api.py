@@ -65,6 +65,11 @@ def list_components(kind=None, plugins=()) -> list:
     return load_catalogue(plugins).all(normalize_kind(kind) if kind else None)
 
 
+def compatibility_matrix(plugins=()) -> dict:
+    """``{architecture: {upsampler: fits}}`` for the installed components."""
+    return load_catalogue(plugins).compatibility()
+
+
 def normalize_kind(kind: str) -> str:
     singular = {plural(k): k for k in KINDS}
     kind = singular.get(kind, kind)
@@ -75,5 +80,5 @@ def normalize_kind(kind: str) -> str:
 
 __all__ = [
     "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
-    "export_data", "Catalogue",
+    "export_data", "compatibility_matrix", "Catalogue",
 ]

@@ -13,7 +13,7 @@ import tomllib
 from . import __version__, api
 from .errors import SegbenchError
 from .data.stats import format_stats
-from .format import format_components, format_plan
+from .format import format_components, format_matrix, format_plan
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
 DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the user cache dir)"
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", parents=[plugin_options], help="list installed components")
     listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets")
+    listing.add_argument("--matrix", action="store_true", help="which upsamplers fit which architectures")
     listing.set_defaults(handler=list_command)
     add_data_commands(commands, plugin_options)
     return parser
@@ -132,7 +133,10 @@ def data_export_command(args) -> int:
 
 
 def list_command(args) -> int:
-    print(format_components(api.list_components(args.kind, args.plugin)))
+    if args.matrix:
+        print(format_matrix(api.compatibility_matrix(args.plugin)))
+    else:
+        print(format_components(api.list_components(args.kind, args.plugin)))
     return 0
 
 

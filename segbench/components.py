@@ -149,8 +149,20 @@ class Catalogue:
         except KeyError:
             raise SegbenchError(unknown_name_message(kind, name, self.names(kind))) from None
 
+    def compatibility(self) -> dict:
+        """``{architecture: {upsampler: fits}}`` over every installed pair."""
+        return {
+            architecture.name: {upsampler.name: fits(architecture, upsampler) for upsampler in self.all("upsampler")}
+            for architecture in self.all("architecture")
+        }
+
     def has(self, kind: str, name: str) -> bool:
         return name in self._by_kind[kind]
+
+
+def fits(architecture: Component, upsampler: Component) -> bool:
+    """An upsampler fits an architecture that provides every capability it requires."""
+    return upsampler.requires <= architecture.provides
 
 
 def unknown_name_message(kind: str, name, valid: list[str]) -> str:

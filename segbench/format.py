@@ -50,3 +50,21 @@ def format_plan(suite) -> str:
         mark = "  (baseline)" if variant.id == suite.baseline_id else ""
         lines.append(f"  {variant.id}  {variant.label}{mark}")
     return "\n".join(lines)
+
+
+FITS, DOES_NOT_FIT = "✓", "·"
+
+
+def format_matrix(matrix: dict) -> str:
+    """Architectures (rows) x upsamplers (columns): which pairs a suite may use."""
+    if not matrix:
+        return "(no architectures installed)"
+    upsamplers = list(next(iter(matrix.values())))
+    width = max(len("architecture"), *(len(a) for a in matrix))
+    header = f"{'architecture':<{width}}  " + "  ".join(upsamplers)
+    lines = [header, "-" * len(header)]
+    for architecture, row in matrix.items():
+        cells = [f"{(FITS if row[u] else DOES_NOT_FIT):^{len(u)}}" for u in upsamplers]
+        lines.append((f"{architecture:<{width}}  " + "  ".join(cells)).rstrip())
+    lines.append(f"\n{FITS} fits, {DOES_NOT_FIT} does not (an upsampler fits when the architecture provides what it requires)")
+    return "\n".join(lines)

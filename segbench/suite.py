@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .components import Catalogue, unknown_name_message
+from .components import Catalogue, fits, unknown_name_message
 from .errors import SegbenchError, SuiteError
 from .params import check_params, describe_value
 
@@ -385,7 +385,7 @@ def _check_compatible(catalogue, architecture_name, upsampler_name, locate, prob
     upsampler = catalogue.get("upsampler", upsampler_name)
     missing = upsampler.requires - architecture.provides
     if missing:
-        fitting = [u.name for u in catalogue.all("upsampler") if u.requires <= architecture.provides]
+        fitting = [u.name for u in catalogue.all("upsampler") if fits(architecture, u)]
         problems.add(
             locate("model.upsampler"),
             f"upsampler {upsampler_name!r} needs {', '.join(sorted(missing))}, which architecture "

@@ -1,6 +1,11 @@
-"""Ready-made architectures from segmentation_models_pytorch and torchvision, offered with
-only the upsamplers they can honestly use."""
+"""Ready-made architectures from segmentation_models_pytorch (``smp_*``) and torchvision
+(``tv_*``), offered with only the upsamplers they can honestly use (see each module)."""
+
+from .smp import register_smp
+from .tv import register_torchvision
 
 
 def register_ready(register):
-    """Register the ready architectures (filled in below as they are added)."""
+    """Register the ready architectures."""
+    register_smp(register)
+    register_torchvision(register)
