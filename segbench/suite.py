@@ -34,6 +34,12 @@ SECTION_DEFAULTS = {
         "augment": {"hflip": 0.0, "scale": [1.0, 1.0]},
         "data_placement": "auto",
         "data_device_limit_mb": 2048,
+        "warmup_epochs": 0.0,
+        "grad_clip_norm": 0.0,
+        "amp": "auto",
+        "cudnn_benchmark": True,
+        "compile": False,
+        "val_every": 1,
     },
     "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
 }
@@ -43,6 +49,7 @@ OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "
 DEFAULT_SEEDS = [0, 1, 2]
 SCHEDULES = ("constant", "cosine", "poly")
 DATA_PLACEMENTS = ("auto", "device", "host")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 MAX_ZOOM = 4.0
 
 
@@ -408,7 +415,21 @@ def _resolve_train(train, catalogue, locate, problems):
         "augment": _resolve_augment(train.get("augment"), locate, problems),
         "data_placement": _choice(train, "data_placement", DATA_PLACEMENTS, locate, problems),
         "data_device_limit_mb": _positive_int(train, "data_device_limit_mb", locate, problems),
+        "warmup_epochs": _non_negative(train, "warmup_epochs", locate, problems),
+        "grad_clip_norm": _non_negative(train, "grad_clip_norm", locate, problems),
+        "amp": _choice(train, "amp", AMP_MODES, locate, problems),
+        "cudnn_benchmark": _boolean(train, "cudnn_benchmark", locate, problems),
+        "compile": _boolean(train, "compile", locate, problems),
+        "val_every": _positive_int(train, "val_every", locate, problems),
     }
+
+
+def _non_negative(table, key, locate, problems):
+    value = table.get(key)
+    if not _is_number(value) or value < 0:
+        problems.add(locate(f"train.{key}"), f"expected a number >= 0 (0 = off), got {describe_value(value)}")
+        return value
+    return float(value)
 
 
 def _resolve_augment(augment, locate, problems):

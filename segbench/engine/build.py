@@ -43,15 +43,22 @@ def build_metrics(catalogue: Catalogue, refs: list, data: SegmentationData) -> d
     return {ref["name"]: catalogue.get("metric", ref["name"]).build(data.num_classes, data.ignore_index, **ref["params"]) for ref in refs}
 
 
-def build_schedule(name: str, optimizer, total_steps: int):
+def build_schedule(name: str, optimizer, total_steps: int, warmup_steps: int = 0):
     """Per-step learning-rate factor: constant, cosine to zero, or poly (power 0.9, as in
-    DeepLab). Decaying to zero makes the last epoch's numbers far less noisy."""
+    DeepLab), times a linear warm-up over the first ``warmup_steps``. Decaying to zero
+    makes the last epoch's numbers far less noisy; warm-up keeps large rates from
+    wrecking a randomly initialised model in its first steps."""
     factors = {
         "constant": lambda step: 1.0,
         "cosine": lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)),
         "poly": lambda step: (1 - step / total_steps) ** 0.9,
     }
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors[name])
+    decay = factors[name]
+
+    def factor(step):
+        return decay(step) * min(1.0, (step + 1) / warmup_steps) if warmup_steps else decay(step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:

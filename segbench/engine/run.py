@@ -1,22 +1,56 @@
-"""One run: train a variant with one seed, evaluate it each epoch, measure its cost."""
+"""One run: train a variant with one seed, evaluate it, measure its cost."""
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
+from dataclasses import dataclass
 
 import torch
 
 from ..data import SegmentationData
+from ..data.augment import Augment, augment_generator
 from . import build
 from .cost import measure_cost
-from ..data.augment import Augment, augment_generator
 from .device import resolve_device, seed_everything, synchronize
 from .placement import place_dataset
+from .precision import Precision, configure_backends
 
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@dataclass
+class Step:
+    """Everything one optimisation step needs: model, loss, optimiser, schedule, precision."""
+
+    model: torch.nn.Module
+    loss_fn: object
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    precision: Precision
+    memory_format: torch.memory_format = torch.contiguous_format
+    grad_clip_norm: float = 0.0
+
+    def __call__(self, images, masks) -> torch.Tensor:
+        with self.precision.autocast():
+            logits = self.model(images.contiguous(memory_format=self.memory_format))
+            loss = self.loss_fn(logits, masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler = self.precision.scaler
+        scaler.scale(loss).backward()
+        if self.grad_clip_norm:
+            scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
+        scaler.step(self.optimizer)
+        scaler.update()
+        with warnings.catch_warnings():
+            # fp16 loss scaling skips the optimiser step on overflow, by design
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`", UserWarning)
+            self.schedule.step()
+        return loss.detach()
 
 
 def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
@@ -24,39 +58,41 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     config = variant.config
     train_config = config["train"]
     device = resolve_device(train_config["device"])
+    configure_backends(device, train_config["cudnn_benchmark"])
     data = build.build_dataset(catalogue, config["dataset"], cache_dir)
     data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
     data_order = seed_everything(seed)  # after the dataset: its build must not shift the model's init
     augment = Augment.from_config(train_config["augment"])
     augment_order = augment_generator(seed)
-    memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
-    model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
-    loss_fn = build.build_loss(catalogue, train_config["loss"], data)
-    optimizer = build.build_optimizer(train_config["optimizer"], model)
-    steps_per_epoch = math.ceil(len(data.train) / train_config["batch_size"])
-    schedule = build.build_schedule(train_config["schedule"], optimizer, steps_per_epoch * train_config["epochs"])
+    model, step = _training_step(catalogue, config, data, device)
+    batches = lambda: _training_batches(data, train_config["batch_size"], data_order, device, augment, augment_order)  # noqa: E731
     new_metrics = lambda: build.build_metrics(catalogue, config["eval"]["metrics"], data)  # noqa: E731
 
     curves = {"epoch": [], "train_loss": [], "val_loss": []}
-    train_seconds, images_trained = 0.0, 0
+    train_seconds, images_trained, metrics = 0.0, 0, None
     for epoch in range(1, train_config["epochs"] + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, data, loss_fn, optimizer, schedule, train_config["batch_size"], data_order, device, memory_format, augment=lambda i, m: augment(i, m, augment_order, data.ignore_index))
+        train_loss = train_epoch(step, batches(), len(data.train))
         synchronize(device)
         train_seconds += time.perf_counter() - started
         images_trained += len(data.train)
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
-        metrics = new_metrics()
-        val_loss = evaluate(model, data, loss_fn, metrics, train_config["batch_size"], device)
-        _append_epoch(curves, epoch, train_loss, val_loss, metrics)
+        epoch_metrics, val_loss = None, None
+        if epoch % train_config["val_every"] == 0 or epoch == train_config["epochs"]:
+            epoch_metrics = new_metrics()
+            val_loss = evaluate(step.model, data, step.loss_fn, epoch_metrics, train_config["batch_size"], device, step.precision)
+            metrics = epoch_metrics
+        _append_epoch(curves, epoch, train_loss, val_loss, epoch_metrics)
         if on_epoch:
-            on_epoch(epoch, train_config["epochs"], {"train_loss": train_loss, **{n: m.compute() for n, m in metrics.items()}})
+            shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
+            on_epoch(epoch, train_config["epochs"], {"train_loss": train_loss, **shown})
 
-    cost = measure_cost(model, data, device)
+    cost = measure_cost(model, step.model, data, device)
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
+        "precision": step.precision.name,
         "data_placement": placement,
         "classes": list(data.classes),
         "curves": curves,
@@ -67,34 +103,50 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     }
 
 
-def train_epoch(model, data: SegmentationData, loss_fn, optimizer, schedule, batch_size, generator, device, memory_format=torch.contiguous_format, augment=None) -> float:
-    """One pass over the training split in a seeded random order; returns the mean loss.
+def _training_step(catalogue, config, data, device):
+    """The model (as built, for cost) and the step that trains it (compiled if asked)."""
+    train_config = config["train"]
+    memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
+    model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
+    trained = torch.compile(model) if train_config["compile"] else model
+    optimizer = build.build_optimizer(train_config["optimizer"], model)
+    steps_per_epoch = math.ceil(len(data.train) / train_config["batch_size"])
+    warmup_steps = round(train_config["warmup_epochs"] * steps_per_epoch)
+    schedule = build.build_schedule(train_config["schedule"], optimizer, steps_per_epoch * train_config["epochs"], warmup_steps)
+    precision = Precision.for_run(train_config["amp"], device)
+    loss_fn = build.build_loss(catalogue, train_config["loss"], data)
+    step = Step(trained, loss_fn, optimizer, schedule, precision, memory_format, train_config["grad_clip_norm"])
+    return model, step
 
-    ``augment(images, masks)`` (optional) transforms each batch on the device."""
-    model.train()
-    order = torch.randperm(len(data.train), generator=generator)
-    total = torch.zeros((), device=device)
+
+def _training_batches(data: SegmentationData, batch_size, order_generator, device, augment, augment_generator_):
+    """The epoch's batches in a seeded random order, augmented on the device."""
+    order = torch.randperm(len(data.train), generator=order_generator)
     for indices in order.split(batch_size):
         images, masks = data.train.batch(indices, device)
-        if augment is not None:
-            images, masks = augment(images, masks)
-        loss = loss_fn(model(images.contiguous(memory_format=memory_format)), masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        total += loss.detach() * len(indices)
-    return float(total) / len(data.train)  # one sync per epoch, not per step
+        yield augment(images, masks, augment_generator_, data.ignore_index)
+
+
+def train_epoch(step: Step, batches, num_images: int) -> float:
+    """One pass over ``batches``; returns the mean loss per image."""
+    step.model.train()
+    total = None
+    for images, masks in batches:
+        loss = step(images, masks).float() * images.shape[0]
+        total = loss if total is None else total + loss
+    return float(total) / num_images  # one sync per epoch, not per step
 
 
 @torch.no_grad()
-def evaluate(model, data: SegmentationData, loss_fn, metrics: dict, batch_size, device) -> float:
+def evaluate(model, data: SegmentationData, loss_fn, metrics: dict, batch_size, device, precision: Precision | None = None) -> float:
     """Validation loss, with every metric updated from the predicted label maps."""
     model.eval()
     total = torch.zeros((), device=device)
     for indices in torch.arange(len(data.val)).split(batch_size):
         images, masks = data.val.batch(indices, device)
-        logits = model(images)
+        with precision.autocast() if precision else torch.autocast(device.type, enabled=False):
+            logits = model(images)
+        logits = logits.float()  # loss and argmax in full precision
         total += loss_fn(logits, masks) * len(indices)
         predictions = predict_labels(logits, data.mode)
         for metric in metrics.values():
@@ -109,11 +161,16 @@ def predict_labels(logits: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def _append_epoch(curves, epoch, train_loss, val_loss, metrics):
+    """One entry per epoch; validation fields are None in epochs without validation."""
     curves["epoch"].append(epoch)
     curves["train_loss"].append(train_loss)
     curves["val_loss"].append(val_loss)
-    for name, metric in metrics.items():
-        curves.setdefault(name, []).append(metric.compute())
+    for name, metric in (metrics or {}).items():
+        values = curves.setdefault(name, [None] * (len(curves["epoch"]) - 1))
+        values.append(metric.compute())
+    for name, values in curves.items():
+        if len(values) < len(curves["epoch"]):
+            values.append(None)
 
 
 def _per_class(metric, data):

@@ -1,0 +1,91 @@
+"""Training options: warm-up, gradient clipping, mixed precision, torch.compile,
+validation every N epochs. Mixed precision runs on the CPU here (bf16 and fp16 autocast
+with a GradScaler), so the GPU code path is exercised without a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segbench.engine.build import build_schedule
+from segbench.engine.precision import Precision, resolve_amp
+from segbench.engine.run import Step
+
+from test_engine import AUGMENTED, _one_run
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 1))
+
+
+def _step(model, amp="off", clip=0.0, lr=0.1):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    schedule = build_schedule("constant", optimizer, 10)
+    return Step(model, torch.nn.CrossEntropyLoss(), optimizer, schedule, Precision.for_run(amp, torch.device("cpu")), grad_clip_norm=clip)
+
+
+def _batch():
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, 8, 8, generator=generator) * 50, torch.randint(0, 3, (2, 8, 8), generator=generator)
+
+
+def test_warmup_rises_linearly_then_follows_the_schedule():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = build_schedule("constant", optimizer, 10, warmup_steps=4)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+
+
+def test_gradient_clipping_bounds_the_update():
+    images, masks = _batch()  # large inputs: large gradients
+    free, clipped = _tiny_model(), _tiny_model()
+    before = torch.cat([p.detach().flatten() for p in clipped.parameters()])
+    _step(free)(images, masks)
+    _step(clipped, clip=0.01)(images, masks)
+    moved = torch.cat([p.detach().flatten() for p in clipped.parameters()]) - before
+    moved_free = torch.cat([p.detach().flatten() for p in free.parameters()]) - before
+    assert moved.norm() == pytest.approx(0.1 * 0.01, rel=1e-3)  # lr x clip norm
+    assert moved_free.norm() > 10 * moved.norm()
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_steps_keep_float32_weights(amp):
+    model = _tiny_model()
+    step = _step(model, amp=amp)
+    assert step.precision.scaler.is_enabled() == (amp == "fp16")
+    loss = step(*_batch())
+    assert torch.isfinite(loss) and all(p.dtype == torch.float32 for p in model.parameters())
+    with step.precision.autocast():
+        assert model(_batch()[0]).dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def test_auto_precision_is_full_on_the_cpu():
+    assert resolve_amp("auto", torch.device("cpu")) == "off"
+    assert resolve_amp("bf16", torch.device("cpu")) == "bf16"
+    assert Precision.for_run("auto", torch.device("cpu")).name == "fp32"
+
+
+def test_compiled_model_trains_like_the_eager_one():
+    eager, compiled = _tiny_model(), _tiny_model()
+    batch = _batch()
+    expected = _step(eager)(*batch)
+    loss = _step(torch.compile(compiled))(*batch)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    for a, b in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_run_validates_every_second_epoch(write_suite):
+    text = AUGMENTED.replace("epochs = 1", "epochs = 3\namp = \"bf16\"\nval_every = 2\nwarmup_epochs = 0.5\ngrad_clip_norm = 1.0")
+    record = _one_run(write_suite, text, "amp.toml")
+    assert record["precision"] == "bf16"
+    curves = record["curves"]
+    assert curves["epoch"] == [1, 2, 3] and len(curves["train_loss"]) == 3
+    assert curves["val_loss"][0] is None and None not in curves["val_loss"][1:]
+    assert curves["miou"][0] is None and curves["miou"][2] == record["metrics"]["miou"]
+    assert 0 <= record["metrics"]["miou"] <= 1
