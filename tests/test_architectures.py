@@ -1,12 +1,16 @@
-"""The standard architectures: the shared contract plus U-Net specifics."""
+"""The standard architectures: the shared contract for each, plus U-Net, FCN, FPN,
+DeepLabV3+ and SegNet specifics."""
 
 import pytest
 import torch
-from contracts.architecture import ArchitectureContract, single_torch_thread
+import torch.nn.functional as F
+from contracts.architecture import ArchitectureContract, RecordingUpsamplerFactory, single_torch_thread
 from safetensors.torch import save_file
 
 import segmentation_models_pytorch.encoders as smp_encoders
 from segbench.errors import SegbenchError
+from segbench_plugins.architectures.fcn import build_fcn
+from segbench_plugins.architectures.segnet import build_segnet
 
 
 LIGHT = [32, 16, 16, 8, 8]  # narrow decoder widths keep CPU tests fast
@@ -137,3 +141,244 @@ def parameter_count(model):
 
 def unet_with_weights(path):
     return UNET.build(encoder_weights=path)
+
+
+# --- FCN, FPN, DeepLabV3+, SegNet: the contract with light params, plus specifics --------
+
+K = 3  # the contract's out_channels
+
+
+class TestFCN(ArchitectureContract):
+    name = "fcn"
+    params = {"variant": "8s"}
+
+    def test_forward_and_backward_at_two_sizes(self, fitting_upsampler):
+        try:
+            super().test_forward_and_backward_at_two_sizes(fitting_upsampler)
+        except ValueError as error:
+            # FCN upsamples x8 to x32 in one step; "transposed" with its default kernel_size 4
+            # refuses scales above 4 (FCN itself used kernel 2 * scale).
+            if "kernel_size" not in str(error):
+                raise
+            pytest.xfail(str(error))
+
+
+class TestFPN(ArchitectureContract):
+    name = "fpn"
+    params = {"pyramid_channels": 16, "segmentation_channels": 8}
+
+
+class TestDeepLabV3Plus(ArchitectureContract):
+    name = "deeplabv3plus"
+    params = {"aspp_channels": 16}
+
+
+class TestSegNet(ArchitectureContract):
+    name = "segnet"
+
+
+FCN, FPN, DEEPLAB, SEGNET = TestFCN(), TestFPN(), TestDeepLabV3Plus(), TestSegNet()
+
+
+def logits_with_feature_replaced(model, level, images):
+    """The model's logits when encoder feature ``level`` is replaced by noise."""
+    generator = torch.Generator().manual_seed(1)
+
+    def replace(_module, _inputs, features):
+        features = list(features)
+        features[level] = torch.randn(features[level].shape, generator=generator)
+        return features
+
+    handle = model.encoder.register_forward_hook(replace)
+    try:
+        return model(images)
+    finally:
+        handle.remove()
+
+
+def encoder_features(model, images):
+    """The encoder's feature maps for ``images`` (through a forward hook on a model call)."""
+    captured = []
+    handle = model.encoder.register_forward_hook(lambda _m, _i, features: captured.append(list(features)))
+    try:
+        model(images)
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+@pytest.mark.parametrize(
+    ("variant", "calls"),
+    [
+        ("32s", [(K, K, 32)]),
+        ("16s", [(K, K, 2), (K, K, 16)]),
+        ("8s", [(K, K, 2), (K, K, 2), (K, K, 8)]),
+    ],
+)
+def test_fcn_variants_upsample_the_class_scores_in_the_documented_steps(variant, calls):
+    _, make_upsampler = FCN.build(variant=variant)
+    assert make_upsampler.calls == calls
+
+
+@pytest.mark.parametrize(("variant", "fused_levels"), [("32s", set()), ("16s", {4}), ("8s", {3, 4})])
+def test_fcn_reads_the_stride_16_and_8_features_only_where_the_variant_fuses_them(variant, fused_levels):
+    model, _ = FCN.build(variant=variant)
+    model.eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        plain = model(images)
+        for level in (3, 4):  # encoder features at stride 8 and 16
+            changed = not torch.equal(plain, logits_with_feature_replaced(model, level, images))
+            assert changed is (level in fused_levels), f"{variant}: feature {level}"
+
+
+def test_fcn_head_channels_adds_a_conv_block_before_the_deepest_score():
+    plain, _ = FCN.build(head_channels=0)
+    with_block, _ = FCN.build(head_channels=8)
+    assert isinstance(plain.decoder.block, torch.nn.Identity)
+    assert with_block.decoder.score.in_channels == 8
+    assert with_block(torch.randn(2, 3, 70, 70)).shape == (2, K, 70, 70)
+
+
+def test_fcn_8s_takes_a_transposed_upsampler_with_a_kernel_as_large_as_its_x8_step():
+    transposed = FCN.catalogue().get("upsampler", "transposed")
+    make_upsampler = RecordingUpsamplerFactory(transposed, {"kernel_size": 16})  # FCN used 2 * scale
+    model = build_fcn(K, make_upsampler, variant="8s")
+    logits = model(torch.randn(2, 3, 70, 70))
+    assert logits.shape == (2, K, 70, 70)
+    logits.mean().backward()
+    assert all(up.weight.grad is not None for up in make_upsampler.built)
+
+
+@pytest.mark.parametrize(
+    ("contract", "params", "message"),
+    [
+        (FCN, {"variant": "4s"}, r"fcn: variant must be one of '32s', '16s', '8s', got '4s'"),
+        (FCN, {"head_channels": -1}, r"fcn: head_channels must be an integer >= 0"),
+        (FPN, {"pyramid_channels": 0}, r"fpn: pyramid_channels must be a positive integer"),
+        (FPN, {"segmentation_channels": 2.5}, r"fpn: segmentation_channels must be a positive integer"),
+        (DEEPLAB, {"output_stride": 32}, r"deeplabv3plus: output_stride must be one of 8, 16, got 32"),
+        (DEEPLAB, {"atrous_rates": [6, 0, 18]}, r"deeplabv3plus: atrous_rates must be a non-empty list of positive"),
+        (DEEPLAB, {"atrous_rates": []}, r"deeplabv3plus: atrous_rates"),
+        (DEEPLAB, {"aspp_channels": 0}, r"deeplabv3plus: aspp_channels must be a positive integer"),
+        (SEGNET, {"encoder": "mit_b0"}, r"segnet: encoder 'mit_b0' has no feature at stride 2"),
+    ],
+)
+def test_invalid_parameters_name_the_architecture_the_parameter_and_the_valid_values(contract, params, message):
+    with pytest.raises(ValueError, match=message):
+        contract.build(**params)
+
+
+def test_fpn_upsamples_top_down_then_each_level_to_stride_4_then_the_scores():
+    _, make_upsampler = FPN.build(pyramid_channels=16, segmentation_channels=8)
+    top_down = [(16, 16, 2)] * 3
+    to_stride_4 = [(8, 8, 2)] * (3 + 2 + 1)  # from strides 32, 16 and 8
+    assert make_upsampler.calls == top_down + to_stride_4 + [(K, K, 4)]
+
+
+def test_fpn_output_matches_inputs_not_divisible_by_32():
+    model, _ = FPN.build(upsampler="transposed")
+    model.eval()
+    with torch.no_grad():
+        for size in [(70, 70), (33, 50)]:
+            assert model(torch.randn(1, 3, *size)).shape == (1, K, *size)
+
+
+@pytest.mark.parametrize(("output_stride", "deepest_size"), [(16, 4), (8, 8)])
+def test_deeplabv3plus_output_stride_sets_the_deepest_resolution_and_the_upsampling(output_stride, deepest_size):
+    model, make_upsampler = DEEPLAB.build(output_stride=output_stride)
+    model.eval()
+    with torch.no_grad():
+        features = encoder_features(model, torch.randn(1, 3, 64, 64))
+    assert features[-1].shape[-2:] == (deepest_size, deepest_size)
+    assert make_upsampler.calls == [(16, 16, output_stride // 4), (K, K, 4)]
+
+
+def test_deeplabv3plus_atrous_rates_are_the_aspp_dilations():
+    model, _ = DEEPLAB.build(atrous_rates=[2, 3, 5, 7])
+    convs_3x3 = [m for m in model.decoder.aspp.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert [(conv.dilation, conv.padding) for conv in convs_3x3] == [((r, r), (r, r)) for r in (2, 3, 5, 7)]
+
+
+def test_deeplabv3plus_trains_on_a_single_image_despite_the_1x1_pooling_branch():
+    model, _ = DEEPLAB.build()
+    model.train()
+    logits = model(torch.randn(1, 3, 70, 70))
+    assert logits.shape == (1, K, 70, 70)
+    logits.mean().backward()
+
+
+def test_deeplabv3plus_refuses_an_encoder_that_cannot_dilate():
+    with pytest.raises(ValueError, match="dilated"):
+        DEEPLAB.build(encoder="vgg11_bn")
+
+
+class RecordingUnpool(torch.nn.Module):
+    """A max-unpooling upsampler that records the indices it is given."""
+
+    takes_pool_indices = True
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def forward(self, x, indices=None):
+        self.log.append(indices)
+        return F.max_unpool2d(x, indices, kernel_size=2, stride=2)
+
+
+def segnet_with_recording_unpool(**params):
+    received, calls = [], []
+
+    def make_upsampler(in_channels, out_channels, scale_factor):
+        calls.append((in_channels, out_channels, scale_factor))
+        return RecordingUnpool(received)
+
+    torch.manual_seed(0)
+    model = build_segnet(K, make_upsampler, **params)
+    return model, calls, received
+
+
+def test_segnet_hands_an_unpooling_upsampler_the_pool_indices_of_each_target_level():
+    model, calls, received = segnet_with_recording_unpool()
+    assert calls == [(256, 256, 2), (128, 128, 2), (64, 64, 2), (64, 64, 2), (64, 64, 2)]  # resnet18, deepest first
+    model.eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = encoder_features(model, images)
+    # Targets, deepest first: strides 16, 8, 4, 2, then the image (its channel mean).
+    sources = [features[4], features[3], features[2], features[1], images.mean(dim=1, keepdim=True)]
+    assert len(received) == len(sources)
+    for indices, source, (channels, _, _) in zip(received, sources, calls, strict=True):
+        expected = F.max_pool2d(source, 2, 2, return_indices=True)[1]
+        assert indices is not None and indices.shape == (2, channels, *expected.shape[-2:])
+        assert torch.equal(indices, expected.expand_as(indices))
+
+
+@pytest.mark.parametrize("size", [64, 70])
+def test_segnet_unpooling_output_matches_the_input_size(size):
+    model, _, _ = segnet_with_recording_unpool()
+    logits = model(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, K, size, size)
+    logits.mean().backward()
+
+
+def test_segnet_on_vgg_unpools_at_the_encoders_own_max_pooling_positions():
+    model, calls, received = segnet_with_recording_unpool(encoder="vgg11_bn")
+    assert calls == [(512, 512, 2), (512, 512, 2), (256, 256, 2), (128, 128, 2), (64, 64, 2)]
+    model.eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        features = encoder_features(model, images)
+        # VGG rounds odd sizes down (70, 35, 17, 8, 4, 2); the decoder still reaches 70.
+        assert model(torch.randn(1, 3, 70, 70)).shape == (1, K, 70, 70)
+    # Feature 0 is VGG's first block (stride 1): the input of its first 2x2 max-pool.
+    pooled = [F.max_pool2d(f, 2, 2, return_indices=True)[1] for f in features[:-1]][::-1]
+    for indices, expected in zip(received[:5], pooled, strict=True):
+        assert torch.equal(indices, expected)
+
+
+def test_segnet_without_an_unpooling_upsampler_calls_it_without_indices():
+    model, make_upsampler = SEGNET.build(upsampler="bilinear")
+    assert make_upsampler.calls == [(256, 256, 2), (128, 128, 2), (64, 64, 2), (64, 64, 2), (64, 64, 2)]
+    assert model(torch.randn(1, 3, 70, 70)).shape == (1, K, 70, 70)

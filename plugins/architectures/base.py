@@ -62,6 +62,43 @@ def match_size(x: torch.Tensor, size) -> torch.Tensor:
     return x
 
 
+def upsample_to(upsample: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
+    """``upsample(x)`` cropped or padded to spatial ``size`` (see :func:`match_size`)."""
+    return match_size(upsample(x), size)
+
+
+class UpsampledLogitsModel(SegmentationModel):
+    """A :class:`SegmentationModel` whose head scores classes at a reduced resolution;
+    ``upsample`` (built by the suite's ``make_upsampler``) then brings the logits to the
+    input size. FCN, FPN and DeepLabV3+ end this way, so the suite's upsampler also does
+    the last, largest upsampling.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module, upsample: nn.Module):
+        super().__init__(encoder, decoder, head)
+        self.upsample = upsample
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return upsample_to(self.upsample, super().forward(images), images.shape[-2:])
+
+
+# --- parameter checks ----------------------------------------------------------------
+
+
+def check_choice(architecture: str, param: str, value, choices) -> None:
+    """Raise a ValueError naming the architecture, the parameter and the valid values."""
+    if isinstance(value, bool) or value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{architecture}: {param} must be one of {valid}, got {value!r}")
+
+
+def check_int(architecture: str, param: str, value, minimum: int = 1) -> None:
+    """Raise a ValueError unless ``value`` is an integer of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{architecture}: {param} must be {kind}, got {value!r}")
+
+
 # --- encoders ------------------------------------------------------------------------
 
 
@@ -69,18 +106,20 @@ class EncoderWeightsError(SegbenchError, RuntimeError):
     """Encoder weights could not be fetched or loaded (a SegbenchError: the CLI shows the message)."""
 
 
-def make_encoder(name: str, depth: int, weights: str | None) -> nn.Module:
+def make_encoder(name: str, depth: int, weights: str | None, output_stride: int = 32) -> nn.Module:
     """A segmentation_models_pytorch encoder returning ``depth + 1`` feature maps.
 
     ``weights`` is None (random init), a pretrained-weights name such as ``"imagenet"``
     (downloaded through the Hugging Face hub cache) or a path to a local ``.pth`` /
-    ``.safetensors`` state dict of the encoder.
+    ``.safetensors`` state dict of the encoder. ``output_stride`` (8 or 16 instead of the
+    usual 32) replaces the last strides by dilation, as smp's ``get_encoder`` does;
+    encoders that downsample by max-pooling (VGG) refuse it with a ValueError.
     """
     if weights is not None and _is_weight_file(weights):
-        encoder = _get_encoder(name, depth, None)
-        _load_weights(encoder, name, weights)
+        encoder = _get_encoder(name, depth, None, output_stride)
+        _load_weights(encoder, name, weights)  # dilation changes no tensor shapes
         return encoder
-    return _get_encoder(name, depth, weights)
+    return _get_encoder(name, depth, weights, output_stride)
 
 
 def _load_weights(encoder: nn.Module, name: str, path: str) -> None:
@@ -92,13 +131,15 @@ def _load_weights(encoder: nn.Module, name: str, path: str) -> None:
         raise EncoderWeightsError(f"encoder weights {path!r} do not fit encoder {name!r}: {error}") from error
 
 
-def _get_encoder(name: str, depth: int, weights: str | None) -> nn.Module:
+def _get_encoder(name: str, depth: int, weights: str | None, output_stride: int = 32) -> nn.Module:
     try:
         import segmentation_models_pytorch.encoders as smp_encoders  # heavy: import on build
 
-        return smp_encoders.get_encoder(name, in_channels=3, depth=depth, weights=weights)
+        return smp_encoders.get_encoder(name, in_channels=3, depth=depth, weights=weights, output_stride=output_stride)
     except KeyError as error:  # unknown encoder or weights name; smp's message lists the valid ones
         raise ValueError(error.args[0] if error.args else str(error)) from None
+    except ValueError:  # a bad argument (e.g. an output_stride VGG cannot dilate to), not a failed download
+        raise
     except Exception as error:
         if weights is None:
             raise
