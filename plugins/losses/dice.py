@@ -12,9 +12,10 @@ def dice_loss(
 ) -> nn.Module:
     """Soft Dice loss (1 - Dice, or -log Dice with log_loss), averaged over classes.
 
-    Probabilities are softmax (multiclass) or sigmoid (binary) of the logits, pooled over
-    the batch. Ignored pixels are masked out of prediction and target. As in
-    segmentation_models_pytorch, a class with no true pixels in the batch contributes 0.
+    Probabilities are softmax (multiclass) or sigmoid (binary, multilabel) of the
+    logits, pooled over the batch. Ignored pixels are masked out of prediction and
+    target. As in segmentation_models_pytorch, a class (multilabel: a channel) with no
+    true pixels in the batch contributes 0.
     """
     check_mode("dice", mode)
     from segmentation_models_pytorch.losses import DiceLoss  # heavy: import on build

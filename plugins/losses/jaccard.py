@@ -12,9 +12,10 @@ def jaccard_loss(
 ) -> nn.Module:
     """Soft Jaccard loss (1 - IoU, or -log IoU with log_loss), averaged over classes.
 
-    Probabilities are softmax (multiclass) or sigmoid (binary) of the logits, pooled over
-    the batch. Ignored pixels are masked out of prediction and target. As in
-    segmentation_models_pytorch, a class with no true pixels in the batch contributes 0.
+    Probabilities are softmax (multiclass) or sigmoid (binary, multilabel) of the
+    logits, pooled over the batch. Ignored pixels are masked out of prediction and
+    target. As in segmentation_models_pytorch, a class (multilabel: a channel) with no
+    true pixels in the batch contributes 0.
     """
     check_mode("jaccard", mode)
     from segmentation_models_pytorch.losses import JaccardLoss  # heavy: import on build

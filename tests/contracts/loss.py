@@ -4,8 +4,11 @@
         name = "dice"
         def reference(self, logits, target, mode): ...  # optional independent value
 
-Batches have ignored pixels (``ignore_index``) in both modes: binary (one logit channel,
-targets in {0, 1}) and multiclass (``num_classes`` channels, int64 targets).
+Batches have ignored pixels (``ignore_index``) in every mode: binary (one logit channel,
+int64 targets (N, H, W) in {0, 1}), multiclass (``num_classes`` channels, int64 targets
+(N, H, W) in 0..K-1) and multilabel (``num_classes`` channels, int64 targets (N, C, H, W)
+in {0, 1}, ignored per element). Set ``modes`` to the modes the loss supports; building it
+in any other mode must raise ValueError.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch.nn.functional as F
 import segbench_plugins.losses as standard_losses
 from segbench.components import Catalogue, Registrar
 
-MODES = ("binary", "multiclass")
+MODES = ("binary", "multiclass", "multilabel")
+UNKNOWN_MODES = ("regression",)
 
 
 class LossContract:
@@ -25,7 +29,7 @@ class LossContract:
     params: dict = {}
     hook = staticmethod(standard_losses.segbench_losses)
     modes = MODES
-    num_classes = 3  # multiclass; binary always has 2 classes and one logit channel
+    num_classes = 3  # multiclass and multilabel; binary always has 2 classes and one logit channel
     ignore_index = 255
     ignored_fraction = 0.2
     # Confidence levels of a correct prediction; the loss must fall as they grow.
@@ -46,30 +50,56 @@ class LossContract:
     def classes(self, mode):
         return 2 if mode == "binary" else self.num_classes
 
+    def channels(self, mode):
+        return 1 if mode == "binary" else self.num_classes
+
+    def target_shape(self, mode, shape):
+        """(N, H, W) label maps; multilabel targets have one 0/1 plane per channel."""
+        return (shape[0], self.num_classes, *shape[1:]) if mode == "multilabel" else shape
+
     def target(self, mode, seed=0, shape=(2, 12, 10)):
-        """Every class present, a fraction of pixels ignored."""
+        """Every class present (multilabel: every channel has a 0 and a 1), a fraction of
+        pixels ignored."""
         generator = torch.Generator().manual_seed(seed)
-        target = torch.randint(0, self.classes(mode), shape, generator=generator)
-        target.view(-1)[: self.classes(mode)] = torch.arange(self.classes(mode))
-        ignored = torch.rand(shape, generator=generator) < self.ignored_fraction
-        ignored.view(-1)[: self.classes(mode)] = False
+        full_shape = self.target_shape(mode, shape)
+        values = 2 if mode == "multilabel" else self.classes(mode)
+        target = torch.randint(0, values, full_shape, generator=generator)
+        ignored = torch.rand(full_shape, generator=generator) < self.ignored_fraction
+        if mode == "multilabel":
+            target[0, :, 0, :2] = torch.tensor([1, 0])
+            ignored[0, :, 0, :2] = False
+        else:
+            target.view(-1)[:values] = torch.arange(values)
+            ignored.view(-1)[:values] = False
         return target.masked_fill(ignored, self.ignore_index)
 
     def logits(self, mode, target, seed=1):
         generator = torch.Generator().manual_seed(seed)
-        channels = 1 if mode == "binary" else self.num_classes
-        return torch.randn(target.shape[0], channels, *target.shape[1:], generator=generator).requires_grad_()
+        shape = (target.shape[0], self.channels(mode), *target.shape[-2:])
+        return torch.randn(shape, generator=generator).requires_grad_()
+
+    def ignored(self, mode, target):
+        """Which logits belong to ignored pixels, shaped like the logits."""
+        ignored = target == self.ignore_index
+        if mode != "multilabel":
+            ignored = ignored.unsqueeze(1).expand(-1, self.channels(mode), -1, -1)
+        return ignored
 
     def confident_logits(self, mode, target, scale):
         """Logits that predict ``target`` with margin ``scale`` (random at ignored pixels)."""
-        valid = target != self.ignore_index
-        labels = torch.where(valid, target, torch.zeros_like(target))
-        if mode == "binary":
-            signs = (2.0 * labels - 1.0).unsqueeze(1)
-        else:
+        ignored = self.ignored(mode, target)
+        labels = target.masked_fill(target == self.ignore_index, 0)
+        if mode == "multiclass":
             signs = 2.0 * F.one_hot(labels, self.num_classes).permute(0, 3, 1, 2).float() - 1.0
+        else:
+            signs = 2.0 * labels.float() - 1.0
+            signs = signs.unsqueeze(1) if mode == "binary" else signs
         noise = torch.randn(signs.shape, generator=torch.Generator().manual_seed(2))
-        return torch.where(valid.unsqueeze(1), scale * signs, noise)
+        return torch.where(ignored, noise, scale * signs)
+
+    def skip_unless_supported(self, mode):
+        if mode not in self.modes:
+            pytest.skip(f"loss {self.name!r} does not support {mode}")
 
     # --- contract -------------------------------------------------------------------
 
@@ -78,10 +108,14 @@ class LossContract:
         self.hook(register)
         assert Catalogue(register.components).get("loss", self.name).description
 
+    def test_refuses_modes_it_does_not_support(self):
+        for mode in [m for m in MODES if m not in self.modes] + list(UNKNOWN_MODES):
+            with pytest.raises(ValueError, match=mode):
+                self.build(mode)
+
     @pytest.mark.parametrize("mode", MODES)
     def test_is_a_finite_differentiable_scalar(self, mode):
-        if mode not in self.modes:
-            pytest.skip(f"loss {self.name!r} does not support {mode}")
+        self.skip_unless_supported(mode)
         target = self.target(mode)
         logits = self.logits(mode, target)
         value = self.build(mode)(logits, target)
@@ -91,40 +125,38 @@ class LossContract:
 
     @pytest.mark.parametrize("mode", MODES)
     def test_decreases_toward_a_perfect_prediction(self, mode):
-        if mode not in self.modes:
-            pytest.skip(f"loss {self.name!r} does not support {mode}")
+        self.skip_unless_supported(mode)
         loss, target = self.build(mode), self.target(mode)
         values = [float(loss(self.confident_logits(mode, target, s), target)) for s in self.perfect_scales]
         assert all(a > b for a, b in zip(values, values[1:])), f"not decreasing: {values}"
 
     @pytest.mark.parametrize("mode", MODES)
     def test_ignored_pixels_change_neither_value_nor_gradient(self, mode):
-        if mode not in self.modes:
-            pytest.skip(f"loss {self.name!r} does not support {mode}")
+        self.skip_unless_supported(mode)
         loss, target = self.build(mode), self.target(mode)
         logits = self.logits(mode, target)
-        ignored = (target == self.ignore_index).unsqueeze(1).expand_as(logits)
+        ignored = self.ignored(mode, target)
         assert ignored.any()
         changed = torch.where(ignored, 20 * torch.randn_like(logits), logits.detach()).requires_grad_()
         torch.testing.assert_close(loss(changed, target), loss(logits, target))
         loss(changed, target).backward()
+        loss(logits, target).backward()
         assert (changed.grad[ignored] == 0).all()
+        torch.testing.assert_close(changed.grad[~ignored], logits.grad[~ignored])
 
     @pytest.mark.parametrize("mode", MODES)
     def test_an_all_ignored_batch_gives_a_finite_value(self, mode):
-        if mode not in self.modes:
-            pytest.skip(f"loss {self.name!r} does not support {mode}")
-        target = torch.full((2, 4, 4), self.ignore_index)
+        self.skip_unless_supported(mode)
+        target = torch.full(self.target_shape(mode, (2, 4, 4)), self.ignore_index)
         logits = self.logits(mode, target)
         value = self.build(mode)(logits, target)
-        assert torch.isfinite(value)
+        assert value.ndim == 0 and torch.isfinite(value)
         value.backward()
         assert torch.isfinite(logits.grad).all()
 
     @pytest.mark.parametrize("mode", MODES)
     def test_matches_the_independent_reference(self, mode):
-        if mode not in self.modes:
-            pytest.skip(f"loss {self.name!r} does not support {mode}")
+        self.skip_unless_supported(mode)
         target = self.target(mode)
         logits = self.logits(mode, target).detach()
         expected = self.reference(logits, target, mode)
