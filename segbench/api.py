@@ -9,21 +9,27 @@ from .plugins import load_catalogue
 from .data import tools as data_tools
 from .data.show import draw_sample
 from .data.stats import check_split, dataset_stats
+from .executors import make_executor
 from .runner import SuiteOutcome, prepare, resolve_cache_dir, run_prepared
 
 
-def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True, cache_dir=None):
+def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True,
+              cache_dir=None, executor="local", workers=1, ray_address=None):
     """Run every variant x seed of the suite at ``path``; returns a DataFrame of runs.
 
     ``overrides`` maps dotted keys to values applied on top of the file, e.g.
-    ``{"train.epochs": 1}``.
+    ``{"train.epochs": 1}``. ``executor`` is ``local``, ``process`` (with ``workers``) or
+    ``ray`` (with ``ray_address``); results do not depend on it.
     """
-    return run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir).report["runs"]
+    outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address)
+    return outcome.report["runs"]
 
 
-def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
+def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,
+        executor="local", workers=1, ray_address=None) -> SuiteOutcome:
     suite = prepare(path, plugins, overrides, cache_dir, show_progress=not quiet)
-    return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir)
+    runner = make_executor(executor, workers, ray_address)
+    return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner)
 
 
 def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
+    run.add_argument("--executor", default="local", help="local (default, in this process), process or ray")
+    run.add_argument("--workers", type=int, default=1, help="processes for --executor process (default 1): one GPU each, or a share of the CPU threads")
+    run.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster for --executor ray (default: start a local one)")
     run.set_defaults(handler=run_command)
 
     validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
@@ -90,7 +93,8 @@ def add_data_commands(commands, plugin_options):
 
 
 def run_command(args) -> int:
-    outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast, args.quiet, args.cache_dir)
+    outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast,
+                      args.quiet, args.cache_dir, args.executor, args.workers, args.ray_address)
     print(outcome.report["text"])
     print(f"\nreport: {outcome.report['html']}")
     if outcome.failures:

@@ -34,21 +34,32 @@ def preflight(suite) -> None:
 def preflight_datasets(suite, cache_dir) -> None:
     """Build (and so cache, for the runs) each distinct dataset: a missing root, a bad
     annotation file or an empty subset is bad input, found before anything trains."""
-    problems, seen = [], set()
+    problems, built = [], {}
     for variant in suite.variants:
         ref = variant.config["dataset"]
         key = json.dumps(ref, sort_keys=True, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            data = build.build_dataset(suite.catalogue, ref, cache_dir)
-        except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
-            problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
-            continue
-        problems.extend(_unbatchable(ref, data))
+        if key not in built:
+            built[key] = _build_checked(suite, ref, cache_dir, problems)
+        data = built[key]
+        batch_size = variant.config["train"]["batch_size"]
+        if data is not None and batch_size > len(data.train):
+            problems.append(
+                f"variant {variant.label!r}: train.batch_size = {batch_size} is larger than the "
+                f"{len(data.train)} training images of dataset {ref['name']!r}; use at most {len(data.train)}"
+            )
     if problems:
         raise SuiteError(suite.path, problems)
+
+
+def _build_checked(suite, ref, cache_dir, problems):
+    try:
+        data = build.build_dataset(suite.catalogue, ref, cache_dir)
+    except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
+        problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
+        return None
+    unbatchable = list(_unbatchable(ref, data))
+    problems.extend(unbatchable)
+    return None if unbatchable else data
 
 
 def _unbatchable(ref, data):

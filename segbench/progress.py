@@ -1,4 +1,5 @@
-"""Progress on the terminal: a suite-level bar and a line per finished run."""
+"""Progress on the terminal: a suite-level bar (runs done / total, ETA), a bar for the
+epochs of the run in progress (in-process runs only) and a line per finished run."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ class Progress:
     def __init__(self, total: int, quiet: bool = False):
         self.quiet = quiet
         self.bar = tqdm(total=total, unit="run", desc="runs", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+        self.epochs = None  # the current run's epoch bar
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        self._close_epochs()
         self.bar.close()
 
     def epoch(self, epoch, epochs, stats):
-        shown = ", ".join(f"{k}={v:.3f}" for k, v in stats.items())
-        self.bar.set_postfix_str(f"epoch {epoch}/{epochs} {shown}")
+        if self.epochs is None:
+            self.epochs = tqdm(total=epochs, unit="epoch", desc="  epochs", file=sys.stderr, disable=self.quiet,
+                               dynamic_ncols=True, position=1, leave=False)
+        self.epochs.set_postfix_str(", ".join(f"{k}={v:.3f}" for k, v in stats.items()), refresh=False)
+        self.epochs.update(epoch - self.epochs.n)
 
     def skipped(self, label, seed):
         self._line(f"skip  {label} seed={seed}: finished record exists (--rerun to redo)")
@@ -32,8 +38,14 @@ class Progress:
             result = f"{primary}={value:.4f}" if value is not None else "ok"
         else:
             result = f"FAILED {record['error']['type']}: {record['error']['message']}"
+        self._close_epochs()
         self._line(f"done  {record['label']} seed={record['seed']}: {result} ({record['wall_seconds']:.1f} s)")
         self.bar.update(1)
+
+    def _close_epochs(self):
+        if self.epochs is not None:
+            self.epochs.close()
+            self.epochs = None
 
     def _line(self, text):
         if not self.quiet:

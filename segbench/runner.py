@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .data.cache import showing_progress
 from .engine import resolve_device, run_one
+from .executors.local import LocalExecutor
 from .environment import environment
 from .plugins import load_catalogue
 from .preflight import preflight, preflight_datasets
@@ -60,35 +64,44 @@ def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=Fals
     return suite
 
 
-def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None) -> SuiteOutcome:
+def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None, executor=None) -> SuiteOutcome:
     store = ResultStore(output, suite.name)
     cache_dir = resolve_cache_dir(cache_dir)
+    executor = executor or LocalExecutor()
     with store.lock():
         write_text_atomic(store.suite_dir / "suite.toml", suite.text)
-        records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet)
+        records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
         report = write_report(records, suite_summary(suite), store.report_dir)
     return SuiteOutcome(suite, store, records, report)
 
 
-def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet):
-    runs = suite.runs()
-    records = []
-    with Progress(len(runs), quiet=quiet) as progress:
-        for variant, seed in runs:
-            record = None if rerun else store.load(variant.id, seed)
-            if record and record.get("status") == "ok":
-                progress.skipped(variant.label, seed)
-            else:
-                record = execute(suite, variant, seed, cache_dir, progress)
+def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
+    """Run what is not finished yet; returns every record in the suite's order."""
+    done, pending = {}, []
+    for variant, seed in suite.runs():
+        record = None if rerun else store.load(variant.id, seed)
+        if record and record.get("status") == "ok":
+            done[(variant.id, seed)] = record
+        else:
+            pending.append((variant, seed))
+    primary = suite.variants[0].config["eval"]["primary"]
+    with Progress(len(suite.runs()), quiet=quiet) as progress:
+        for record in done.values():
+            progress.skipped(record["label"], record["seed"])
+        on_epoch = progress.epoch if executor.shows_epochs else None
+        try:
+            for record in executor.records(suite, pending, cache_dir, on_epoch):
                 store.write(record)
-                progress.finished(record, suite.variants[0].config["eval"]["primary"])
-            records.append(record)
-            if fail_fast and record["status"] != "ok":
-                break
-    return records
+                progress.finished(record, primary)
+                done[(record["variant_id"], record["seed"])] = record
+                if fail_fast and record["status"] != "ok":
+                    break
+        finally:
+            executor.close()
+    return [done[(v.id, s)] for v, s in suite.runs() if (v.id, s) in done]
 
 
-def execute(suite, variant, seed, cache_dir, progress=None) -> dict:
+def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
     """Train one run; any exception becomes a failed record, never a crashed suite."""
     started = time.perf_counter()
     record = {
@@ -99,20 +112,36 @@ def execute(suite, variant, seed, cache_dir, progress=None) -> dict:
         "factors": variant.factors,
         "seed": seed,
         "config": variant.config,
+        "versions": variant.versions,
         "is_baseline": variant.id == suite.baseline_id,
         "started_at": _now(),
         "environment": environment(),
     }
-    on_epoch = progress.epoch if progress else None
     try:
         record.update(run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch))
         record["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         record["status"] = "failed"
-        record["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+        record["error"] = describe_failure(exc)
+    finally:
+        release_memory()
     record["wall_seconds"] = time.perf_counter() - started
     record["finished_at"] = _now()
     return record
+
+
+def describe_failure(exc: BaseException) -> dict:
+    error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        error["hint"] = "out of memory: lower train.batch_size or dataset.image_size, or pick a smaller encoder"
+    return error
+
+
+def release_memory():
+    """Give a failed (or finished) run's memory back before the next run starts."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def suite_summary(suite: Suite) -> dict:

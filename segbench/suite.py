@@ -61,6 +61,7 @@ class Variant:
     label: str
     factors: dict
     config: dict
+    versions: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Suite:
     baseline_id: str
     text: str = ""
     catalogue: Catalogue | None = field(default=None, repr=False)
+    # How it was loaded, so that a worker process or a Ray task can load it again.
+    source: dict = field(default_factory=dict)
 
     def runs(self):
         """Every (variant, seed) pair, in order."""
@@ -113,7 +116,8 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
     variants = _expand(raw, base, catalogue, problems)
     baseline_id = _find_baseline(raw.get("baseline"), variants, problems)
     problems.raise_if_any(path)
-    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue)
+    source = {"path": str(path), "plugins": [str(p) for p in extra_plugins], "overrides": dict(overrides or {})}
+    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue, source)
 
 
 class Problems(list):
@@ -185,7 +189,7 @@ def _expand(raw, base, catalogue, problems):
         resolved = resolve_config(config, catalogue, problems, origins={key: where for where, key, _ in overrides})
         if resolved is None:
             continue
-        variant = _make_variant(resolved, variant_label, overrides)
+        variant = _make_variant(resolved, variant_label, overrides, catalogue)
         if variant.id in seen:
             problems.add("ablate", f"variants {seen[variant.id]!r} and {variant.label!r} resolve to the same configuration")
             continue
@@ -271,13 +275,30 @@ def _set_path(config, dotted, value):
     node[parts[-1]] = copy.deepcopy(value)
 
 
-def _make_variant(resolved, label, overrides):
+def _make_variant(resolved, label, overrides, catalogue):
     factors = {key: value for _, key, value in overrides}
-    return Variant(id=config_id(resolved), label=label or _label(factors), factors=factors, config=resolved)
+    versions = component_versions(resolved, catalogue)
+    return Variant(id=config_id(resolved, versions), label=label or _label(factors), factors=factors, config=resolved, versions=versions)
 
 
-def config_id(resolved: dict) -> str:
-    canonical = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+def component_versions(resolved: dict, catalogue) -> dict:
+    """segbench's version and that of each distribution providing a component the variant
+    uses: a new release of any of them may change results, so it gets new ids."""
+    from . import __version__
+
+    refs = [("dataset", resolved["dataset"]), ("architecture", resolved["model"]["architecture"]),
+            ("upsampler", resolved["model"]["upsampler"]), ("loss", resolved["train"]["loss"])]
+    refs += [("metric", ref) for ref in resolved["eval"]["metrics"]]
+    components = {}
+    for kind, ref in refs:
+        component = catalogue.get(kind, ref["name"])
+        components[f"{kind}:{ref['name']}"] = f"{component.provider} {component.version}"
+    return {"segbench": __version__, "components": components}
+
+
+def config_id(resolved: dict, versions: dict | None = None) -> str:
+    """12 hex digits of a sha256 over the resolved configuration and the versions."""
+    canonical = json.dumps({"config": resolved, "versions": versions or {}}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -66,6 +66,24 @@ def test_ids_are_stable_and_hash_the_resolved_configuration(write_suite):
     assert len(implicit_default.variants[0].id) == 12
 
 
+def test_a_new_version_of_a_used_component_changes_the_id(write_suite):
+    import dataclasses
+
+    from segbench.components import Catalogue
+
+    def bumped(plugins, base_dir=None):
+        catalogue = load_catalogue(plugins, base_dir)
+        components = [dataclasses.replace(c, version="99.0") if c.name == "bilinear" else c for c in catalogue.all()]
+        return Catalogue(components)
+
+    path = write_suite('[ablate]\n"model.upsampler" = ["nearest", "bilinear"]\n')
+    before = load_suite(path, load_catalogue).variants
+    after = load_suite(path, bumped).variants
+    assert before[0].id == after[0].id, "nearest's provider did not change"
+    assert before[1].id != after[1].id
+    assert after[1].versions["components"]["upsampler:bilinear"] == "segbench 99.0"
+
+
 def test_seeds_and_names_do_not_change_ids(write_suite):
     first = load(write_suite('name = "a"\nseeds = [0]\n', "a.toml"))
     second = load(write_suite('name = "b"\ndescription = "x"\nseeds = [5, 6]\n', "b.toml"))
