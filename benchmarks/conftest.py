@@ -38,6 +38,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("segbench ratios (median times, same run)")
     for name, ratio, target in _ratios:
         verdict = "meets" if ratio >= target else "MISSES"
-        terminalreporter.write_line(f"{name}: {ratio:.1f}x ({verdict} the target of {target:g}x)")
+        terminalreporter.write_line(f"{name}: {ratio:.3g}x ({verdict} the target of {target:g}x)")
     for name, share in _shares:
         terminalreporter.write_line(f"{name}: {share:.1%}")

@@ -27,7 +27,8 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,
         executor="local", workers=1, ray_address=None) -> SuiteOutcome:
-    suite = prepare(path, plugins, overrides, cache_dir, show_progress=not quiet)
+    finished_in = None if rerun else output
+    suite = prepare(path, plugins, overrides, cache_dir, show_progress=not quiet, skip_if_finished_in=finished_in)
     runner = make_executor(executor, workers, ray_address)
     return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner)
 

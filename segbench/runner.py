@@ -52,12 +52,20 @@ def resolve_cache_dir(cache_dir=None) -> Path:
     return Path(platformdirs.user_cache_dir("segbench"))
 
 
-def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False) -> Suite:
+def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
     """Load and validate a suite, check its devices, build its models and datasets once:
-    everything that can be bad input is found here, before anything trains."""
+    everything that can be bad input is found here, before anything trains.
+
+    When every run already has a finished record under the results folder
+    ``skip_if_finished_in``, nothing will train, so the builds are skipped (that makes
+    re-running a finished suite quick)."""
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
+    if skip_if_finished_in is not None:
+        store = ResultStore(skip_if_finished_in, suite.name)
+        if all(store.finished(v.id, seed) for v, seed in suite.runs()):
+            return suite
     preflight(suite)
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
         preflight_datasets(suite, resolve_cache_dir(cache_dir))
