@@ -20,10 +20,11 @@ from .plugins import load_catalogue
 from .preflight import preflight, preflight_datasets
 from .progress import Progress
 from .report import write_report
-from .store import ResultStore, write_text_atomic
+from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
 
 RECORD_SCHEMA = 1
+META_NAME = "suite.json"  # what the report needs besides the records (segbench report DIR)
 
 
 @dataclass
@@ -78,8 +79,10 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
     executor = executor or LocalExecutor()
     with store.lock():
         write_text_atomic(store.suite_dir / "suite.toml", suite.text)
+        meta = suite_summary(suite)
+        write_json_atomic(store.suite_dir / META_NAME, meta)
         records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
-        report = write_report(records, suite_summary(suite), store.report_dir)
+        report = write_report(records, meta, store.report_dir, store.load_samples)
     return SuiteOutcome(suite, store, records, report)
 
 
@@ -99,7 +102,8 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
         on_epoch = progress.epoch if executor.shows_epochs else None
         try:
             for record in executor.records(suite, pending, cache_dir, on_epoch):
-                store.write(record)
+                store.write_record(record)
+                record = store.load(record["variant_id"], record["seed"])
                 progress.finished(record, primary)
                 done[(record["variant_id"], record["seed"])] = record
                 if fail_fast and record["status"] != "ok":

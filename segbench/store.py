@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import hashlib
+import io
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from .errors import SegbenchError
 
@@ -40,6 +45,26 @@ class ResultStore:
         write_json_atomic(path, record)
         return path
 
+    def write_record(self, record: dict) -> Path:
+        """Write a run's record; the validation inputs its predictions refer to go once per
+        dataset to ``samples/<key>.json`` (the same for every run on that dataset)."""
+        samples = record.get("samples")
+        if samples and "inputs" in samples:
+            record = {**record, "samples": {k: v for k, v in samples.items() if k != "inputs"}}
+            key = samples_key(record["config"]["dataset"])
+            record["samples"]["inputs_key"] = key
+            path = self.samples_path(key)
+            if not path.is_file():
+                write_json_atomic(path, {"dataset": record["config"]["dataset"], "indices": samples["indices"], "inputs": samples["inputs"]})
+        return self.write(record)
+
+    def samples_path(self, key: str) -> Path:
+        return self.suite_dir / "samples" / f"{key}.json"
+
+    def load_samples(self, key: str) -> dict | None:
+        path = self.samples_path(key)
+        return read_json(path) if path.is_file() else None
+
     def records(self) -> list[dict]:
         return [read_json(path) for path in sorted(self.runs_dir.glob(f"*/seed-*/{RECORD_NAME}"))]
 
@@ -57,6 +82,11 @@ class ResultStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def samples_key(dataset_ref: dict) -> str:
+    text = json.dumps(dataset_ref, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def write_json_atomic(path: Path, payload) -> None:
@@ -79,6 +109,18 @@ def write_text_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def encode_arrays(**arrays) -> str:
+    """numpy arrays as one base64 text (a compressed .npz), so they fit in a JSON record."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_arrays(text: str) -> dict:
+    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
 
 
 def read_json(path: Path):

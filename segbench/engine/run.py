@@ -7,15 +7,20 @@ import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..data import SegmentationData
 from ..data.augment import Augment, augment_generator
+from ..store import encode_arrays
 from . import build
 from .cost import measure_cost
 from .device import resolve_device, seed_everything, synchronize
 from .placement import place_dataset
 from .precision import Precision, configure_backends
+
+
+SAMPLE_COUNT = 4
 
 
 class NonFiniteLoss(RuntimeError):
@@ -88,6 +93,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
             shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
             on_epoch(epoch, train_config["epochs"], {"train_loss": train_loss, **shown})
 
+    samples = sample_predictions(step.model, data, device, step.precision)
     cost = measure_cost(model, step.model, data, device)
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
@@ -95,12 +101,29 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
         "precision": step.precision.name,
         "data_placement": placement,
         "classes": list(data.classes),
+        "ignore_index": data.ignore_index,
         "curves": curves,
         "metrics": {name: metric.compute() for name, metric in metrics.items()},
         "per_class": {name: _per_class(metric, data) for name, metric in metrics.items() if metric.per_class() is not None},
         "per_image": {name: metric.per_image() for name, metric in metrics.items()},
         "cost": cost,
+        "samples": samples,
     }
+
+
+@torch.no_grad()
+def sample_predictions(model, data: SegmentationData, device, precision: Precision, count: int = SAMPLE_COUNT) -> dict:
+    """The predicted label maps of the first validation images, for the report's
+    side-by-side grid (the images and true masks go once per dataset, ``inputs``)."""
+    model.eval()
+    indices = torch.arange(min(count, len(data.val)))
+    images, masks = data.val.batch(indices, device)
+    with precision.autocast():
+        logits = model(images)
+    predictions = predict_labels(logits.float(), data.mode).to(torch.uint8).cpu().numpy()
+    raw = [data.val.raw(int(i)) for i in indices]
+    inputs = {"images": np.stack([image.cpu().numpy() for image, _ in raw]), "masks": np.stack([mask.cpu().numpy() for _, mask in raw])}
+    return {"indices": indices.tolist(), "predictions": encode_arrays(predictions=predictions), "inputs": encode_arrays(**inputs)}
 
 
 def _training_step(catalogue, config, data, device):

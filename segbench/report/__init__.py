@@ -1,26 +1,44 @@
-"""Aggregation, statistics, tables, plots and the HTML report."""
+"""Aggregation, statistics, tables, plots and the HTML report, all from the records.
+
+``write_report`` writes into ``results/<suite>/report/``: runs.csv (a row per run),
+summary.csv (a row per variant), per_class.csv, summary.md (GitHub Markdown), plots/*.png
+and index.html (self-contained). ``segbench report DIR`` calls it again on the stored
+records, so a report can be rebuilt at any time without training.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..store import write_text_atomic
+from ..store import decode_arrays, write_text_atomic
 from . import html, plots
-from .frames import ordered_variants, runs_frame, summary_frame
+from .frames import factor_columns, ordered_variants, per_class_frame, runs_frame, summary_frame
+from .markdown import summary_markdown
 from .terminal import summary_text
 
 __all__ = ["write_report", "runs_frame", "summary_frame", "summary_text"]
 
+GRID_VARIANTS = 8  # the qualitative grid shows at most this many variants
 
-def write_report(records: list, meta: dict, out_dir: Path) -> dict:
-    """Write runs.csv, summary.csv, plots/*.png and index.html into ``out_dir``."""
+
+def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) -> dict:
+    """Write every table, plot and page into ``out_dir``. ``load_samples(key)`` returns the
+    stored validation inputs of a dataset (for the qualitative grid), or None."""
     out_dir = Path(out_dir)
     runs = runs_frame(records)
-    summary = summary_frame(runs, meta) if len(runs) else runs
+    summary = summary_frame(runs, meta, records) if len(runs) else runs
+    order = ordered_variants(runs, meta)
+    class_metric = _per_class_metric(records, meta)
+    per_class = per_class_frame(records, order, class_metric) if class_metric else None
+    failures = [r for r in records if r["status"] != "ok"]
     write_text_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text_atomic(out_dir / "summary.csv", summary.to_csv(index=False))
-    figures = _plots(records, runs, meta, out_dir / "plots") if len(runs) else {}
-    write_text_atomic(out_dir / "index.html", html.render(summary, records, meta, figures))
+    if per_class is not None and len(per_class):
+        write_text_atomic(out_dir / "per_class.csv", per_class.to_csv(index_label="variant"))
+    if len(summary):
+        write_text_atomic(out_dir / "summary.md", summary_markdown(summary, meta, failures))
+    figures = _plots(records, runs, summary, meta, order, per_class, class_metric, out_dir / "plots", load_samples)
+    write_text_atomic(out_dir / "index.html", html.render(summary, records, meta, figures, per_class, class_metric))
     return {
         "dir": out_dir,
         "html": out_dir / "index.html",
@@ -30,12 +48,52 @@ def write_report(records: list, meta: dict, out_dir: Path) -> dict:
     }
 
 
-def _plots(records, runs, meta, plot_dir):
-    order = ordered_variants(runs, meta)
-    if runs["status"].eq("ok").sum() == 0:
-        return {}
-    return {
-        "Metrics per variant": plots.metrics_per_variant(runs, meta["metrics"], order, plot_dir / "metrics.png"),
-        f"Validation {meta['primary']} per epoch": plots.curves(records, meta["primary"], order, plot_dir / "curves.png"),
-    }
+def _per_class_metric(records, meta):
+    """The primary metric if it has per-class values, else the first metric that has."""
+    available = {name for r in records if r["status"] == "ok" for name in (r.get("per_class") or {})}
+    for name in [meta["primary"], *meta["metrics"]]:
+        if name in available:
+            return name
+    return None
 
+
+def _plots(records, runs, summary, meta, order, per_class, class_metric, plot_dir, load_samples):
+    if not len(runs) or runs["status"].eq("ok").sum() == 0:
+        return {}
+    primary = meta["primary"]
+    figures = {
+        "Metrics per variant": plots.metrics_per_variant(runs, meta["metrics"], order, plot_dir / "metrics.png"),
+        f"Validation {primary} per epoch": plots.curves(records, primary, order, plot_dir / "curves.png"),
+    }
+    factors = factor_columns(runs)
+    if len(factors) == 2:
+        title = f"{primary}: {factors[0].removeprefix('factor.')} × {factors[1].removeprefix('factor.')}"
+        figures[title] = plots.factor_heatmap(summary, runs, factors, primary, plot_dir / "factors.png")
+    if per_class is not None and len(per_class):
+        figures[f"{class_metric} per class"] = plots.per_class_heatmap(per_class, class_metric, plot_dir / "per_class.png")
+    if {"cost.latency_ms_mean", f"{primary}_mean"} <= set(summary.columns):
+        figures[f"{primary} against cost"] = plots.cost_scatter(summary, primary, plot_dir / "cost.png")
+    grid = _qualitative(records, order, load_samples, plot_dir / "predictions.png")
+    if grid:
+        figures["Predictions on the first validation images (first seed of each variant)"] = grid
+    return figures
+
+
+def _qualitative(records, order, load_samples, path):
+    """Image | truth | each variant's prediction, for variants sharing one dataset."""
+    firsts = []
+    for variant_id in order[:GRID_VARIANTS]:
+        mine = sorted((r for r in records if r["variant_id"] == variant_id and r["status"] == "ok" and r.get("samples")), key=lambda r: r["seed"])
+        if mine:
+            firsts.append(mine[0])
+    if not firsts or load_samples is None:
+        return None
+    key = firsts[0]["samples"].get("inputs_key")
+    stored = load_samples(key) if key else None
+    if stored is None:
+        return None
+    inputs = decode_arrays(stored["inputs"])
+    predictions = {r["label"]: decode_arrays(r["samples"]["predictions"])["predictions"] for r in firsts if r["samples"].get("inputs_key") == key}
+    classes = firsts[0].get("classes") or []
+    ignore_index = firsts[0].get("ignore_index", 255)
+    return plots.qualitative_grid(inputs["images"], inputs["masks"], predictions, classes, ignore_index, path)

@@ -34,15 +34,18 @@ document.querySelectorAll('table.sortable th').forEach((th, column) => th.addEve
 """
 
 
-def render(summary, records, meta, plots: dict) -> str:
+def render(summary, records, meta, plots: dict, per_class=None, class_metric=None) -> str:
     sections = [
         f"<h1>{escape(meta['name'])}</h1>",
         f"<p class='description'>{escape(meta.get('description') or '')}</p>",
         "<h2>Summary</h2>",
         _explanation(meta),
-        _summary_table(summary, meta),
+        _summary_table(summary, meta) if len(summary) else "<p>No runs yet.</p>",
         *[_figure(title, path) for title, path in plots.items()],
+        _per_class_table(per_class, class_metric),
         _failures(records),
+        "<h2>Timing</h2>",
+        _timing(summary, records),
         "<h2>Suite file</h2>",
         f"<p class='note'>{escape(meta.get('path', ''))}</p><pre>{escape(meta.get('text', ''))}</pre>",
         "<h2>Environment</h2>",
@@ -58,15 +61,19 @@ def render(summary, records, meta, plots: dict) -> str:
 
 def _explanation(meta):
     return (
-        f"<p class='note'>Mean ± standard deviation over seeds. Δ is the paired difference in "
-        f"<b>{escape(meta['primary'])}</b> from the baseline over the same seeds, with its 95% "
-        "confidence interval; a variant is marked better or worse only when the paired t-test "
-        "gives p &lt; 0.05. Click a column to sort.</p>"
+        f"<p class='note'>Mean ± standard deviation over seeds. Δ is the difference in "
+        f"<b>{escape(meta['primary'])}</b> from the baseline, with its 95% confidence interval, "
+        "computed two ways: paired by seed (t-test; training noise) and paired over validation "
+        "images (bootstrap of per-image values averaged over seeds; test-set noise). With two or "
+        "more seeds the mark follows the seed test (p &lt; 0.05): a component is better only if it "
+        "wins across training runs; the evidence column says whether the images agree. Click a "
+        "column to sort.</p>"
     )
 
 
 def _summary_table(summary, meta):
-    headers = ["variant", "runs"] + list(meta["metrics"]) + ["params", "latency ms", f"Δ {meta['primary']}", "95% CI", "p", "verdict"]
+    headers = ["variant", "runs"] + list(meta["metrics"]) + ["params", "latency ms", f"Δ {meta['primary']} (seeds)", "95% CI", "p",
+                                                           "Δ (images)", "95% CI", "p", "verdict", "evidence"]
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     rows = "".join(_summary_row(row, meta) for _, row in summary.iterrows())
     return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -83,7 +90,12 @@ def _summary_row(row, meta):
     low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
     cells.append(_cell("" if _missing(low) else f"[{low:+.4f}, {high:+.4f}]", low))
     cells.append(_cell(_fmt(row.get("p_value"), "{:.3f}"), row.get("p_value")))
+    cells.append(_cell(_fmt(row.get("image_delta"), "{:+.4f}"), row.get("image_delta")))
+    low, high = row.get("image_ci_low"), row.get("image_ci_high")
+    cells.append(_cell("" if _missing(low) else f"[{low:+.4f}, {high:+.4f}]", low))
+    cells.append(_cell(_fmt(row.get("image_p_value"), "{:.3f}"), row.get("image_p_value")))
     cells.append(f"<td class='mark'>{escape(str(row['verdict']))}</td>")
+    cells.append(_cell(row.get("evidence") or ""))
     return f"<tr class='{escape(str(row['verdict']))}'>{''.join(cells)}</tr>"
 
 
@@ -95,6 +107,36 @@ def _cell(text, sort_value=None):
 def _figure(title, path: Path):
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f"<h2>{escape(title)}</h2><img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+
+
+def _per_class_table(per_class, metric):
+    if per_class is None or not len(per_class):
+        return ""
+    head = "<th>variant</th>" + "".join(f"<th>{escape(str(c))}</th>" for c in per_class.columns)
+    rows = "".join(
+        "<tr>" + _cell(label) + "".join(_cell(_fmt(v, "{:.3f}"), v) for v in values) + "</tr>"
+        for label, values in zip(per_class.index, per_class.to_numpy(dtype=float))
+    )
+    return (f"<h2>{escape(metric)} per class (mean over seeds)</h2>"
+            f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _timing(summary, records):
+    total = sum(r.get("wall_seconds") or 0 for r in records)
+    rows = "".join(
+        "<tr>" + _cell(row["variant"])
+        + _cell(_fmt(row.get("cost.train_images_per_s_mean"), "{:.1f}"), row.get("cost.train_images_per_s_mean"))
+        + _cell(_fmt(_mean_wall(records, row["variant_id"]), "{:.1f}"), _mean_wall(records, row["variant_id"])) + "</tr>"
+        for _, row in summary.iterrows()
+    )
+    head = "<th>variant</th><th>train images/s</th><th>wall s per run</th>"
+    return (f"<p class='note'>{len(records)} run(s), {total:.1f} s of run time in all.</p>"
+            f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _mean_wall(records, variant_id):
+    walls = [r["wall_seconds"] for r in records if r["variant_id"] == variant_id and r.get("wall_seconds") is not None]
+    return sum(walls) / len(walls) if walls else None
 
 
 def _failures(records):

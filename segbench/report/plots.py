@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -56,15 +57,16 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
     """Validation ``metric`` per epoch: mean over seeds with a min-max band."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for variant_id in order:
-        series = [r["curves"][metric] for r in records if r["variant_id"] == variant_id and r["status"] == "ok" and metric in r.get("curves", {})]
-        if not series:
+        mine = [r for r in records if r["variant_id"] == variant_id and r["status"] == "ok" and metric in r.get("curves", {})]
+        if not mine:
             continue
-        length = min(len(s) for s in series)
-        stacked = np.array([s[:length] for s in series], dtype=float)
-        epochs = np.arange(1, length + 1)
-        label = next(r["label"] for r in records if r["variant_id"] == variant_id)
-        axis.plot(epochs, stacked.mean(0), marker="o", markersize=3, label=label)
-        axis.fill_between(epochs, stacked.min(0), stacked.max(0), alpha=0.2)
+        length = min(len(r["curves"][metric]) for r in mine)
+        stacked = np.array([r["curves"][metric][:length] for r in mine], dtype=float)  # None (not validated) -> NaN
+        epochs = np.array(mine[0]["curves"].get("epoch", range(1, length + 1))[:length])
+        validated = ~np.isnan(stacked).all(axis=0)
+        mean = np.nanmean(stacked[:, validated], axis=0)
+        axis.plot(epochs[validated], mean, marker="o", markersize=3, label=mine[0]["label"])
+        axis.fill_between(epochs[validated], np.nanmin(stacked[:, validated], 0), np.nanmax(stacked[:, validated], 0), alpha=0.2)
     axis.set_xlabel("epoch")
     axis.set_ylabel(f"validation {metric}")
     axis.grid(alpha=0.3)
@@ -73,8 +75,109 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
     return _save(figure, path)
 
 
+def factor_heatmap(summary: pd.DataFrame, runs: pd.DataFrame, factors: list, metric: str, path: Path) -> Path:
+    """Two-factor grid: factor A (rows) x factor B (columns), cells the mean ``metric``."""
+    first = runs.drop_duplicates("variant_id").set_index("variant_id")[factors]
+    table = summary.set_index("variant_id")[[f"{metric}_mean"]].join(first)
+    grid = table.pivot_table(index=factors[0], columns=factors[1], values=f"{metric}_mean", aggfunc="mean", sort=False)
+    figure, axis = plt.subplots(figsize=(1.6 * len(grid.columns) + 3, 0.7 * len(grid.index) + 2))
+    image = axis.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    _annotate(axis, grid.to_numpy(dtype=float), "{:.3f}")
+    axis.set_xticks(range(len(grid.columns)), [_wrap(str(c), 18) for c in grid.columns], fontsize=8)
+    axis.set_yticks(range(len(grid.index)), [_wrap(str(i), 24) for i in grid.index], fontsize=8)
+    axis.set_xlabel(factors[1].removeprefix("factor."))
+    axis.set_ylabel(factors[0].removeprefix("factor."))
+    figure.colorbar(image, ax=axis, label=f"mean {metric}")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def per_class_heatmap(table: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Variants x classes, the per-class ``metric`` (mean over seeds)."""
+    values = table.to_numpy(dtype=float)
+    figure, axis = plt.subplots(figsize=(0.75 * len(table.columns) + 3.5, 0.45 * len(table.index) + 2))
+    image = axis.imshow(values, cmap="magma", vmin=0, vmax=1, aspect="auto")
+    if values.size <= 400:
+        _annotate(axis, values, "{:.2f}")
+    axis.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(table.index)), [_wrap(str(i), 32) for i in table.index], fontsize=8)
+    figure.colorbar(image, ax=axis, label=f"{metric} per class")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def cost_scatter(summary: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Quality against latency and against parameters, the Pareto front (no other variant
+    is both better and cheaper) joined by a line and ringed."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for axis, (cost, title) in zip(axes, (("cost.latency_ms", "latency (ms / image)"), ("cost.params", "parameters"))):
+        points = summary[["variant", f"{cost}_mean", f"{metric}_mean"]].dropna()
+        x, y = points[f"{cost}_mean"].to_numpy(float), points[f"{metric}_mean"].to_numpy(float)
+        front = pareto_front(x, y)
+        axis.scatter(x, y, color="#3182bd", zorder=3)
+        axis.scatter(x[front], y[front], s=160, facecolors="none", edgecolors="#e6550d", linewidths=1.6, zorder=4, label="Pareto front")
+        order = sorted(np.flatnonzero(front), key=lambda i: x[i])
+        axis.plot(x[order], y[order], color="#e6550d", linewidth=1, zorder=2)
+        for label, xi, yi in zip(points["variant"], x, y):
+            axis.annotate(_wrap(str(label), 28), (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        axis.set_xlabel(title)
+        axis.set_ylabel(f"mean {metric}")
+        axis.margins(x=0.3, y=0.12)  # room for the labels
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point beats on both (cost lower-or-equal and quality
+    higher-or-equal, one of them strictly)."""
+    front = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        dominated = (cost <= cost[i]) & (quality >= quality[i]) & ((cost < cost[i]) | (quality > quality[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_index: int, path: Path) -> Path:
+    """Rows: validation images. Columns: the image, its true mask, then each variant's
+    prediction (its first seed), all in one class palette."""
+    from ..data.show import class_colours
+
+    colours = class_colours(len(classes))
+    columns = 2 + len(predictions)
+    figure, axes = plt.subplots(len(images), columns, figsize=(1.9 * columns, 1.9 * len(images) + 0.6), squeeze=False)
+    for row, (image, mask) in enumerate(zip(images, masks)):
+        panels = [("image", image.transpose(1, 2, 0)), ("truth", _paint(mask, colours, ignore_index))]
+        panels += [(label, _paint(prediction[row], colours, ignore_index)) for label, prediction in predictions.items()]
+        for column, (title, picture) in enumerate(panels):
+            axis = axes[row][column]
+            axis.imshow(picture, interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(_wrap(title, 20), fontsize=7)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _paint(labels, colours, ignore_index):
+    picture = colours[np.clip(labels, 0, len(colours) - 1)]
+    picture[labels == ignore_index] = 1.0
+    return picture
+
+
+def _annotate(axis, values, fmt):
+    finite = values[np.isfinite(values)]
+    middle = (finite.max() + finite.min()) / 2 if finite.size else 0
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            axis.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7, color="white" if value < middle else "black")
+
+
 def _wrap(label, width=24):
-    return "\n".join(label[i : i + width] for i in range(0, len(label), width))
+    """Wrap at spaces and commas; a word longer than the width is cut."""
+    return textwrap.fill(str(label), width=width, break_on_hyphens=False)
 
 
 def _save(figure, path: Path) -> Path:
