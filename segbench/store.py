@@ -104,6 +104,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
