@@ -73,3 +73,63 @@ def test_html_escapes_everything_from_suites_and_records(tmp_path):
     assert list(summary["variant"]) == ["nearest", hostile]
     assert summary.loc[1, "runs"] == 3 and summary.loc[1, "failed"] == 1
     assert summary.loc[1, "delta"] == pytest.approx(0.1) and summary.loc[1, "verdict"] == "better"
+
+
+def test_class_names_and_labels_are_escaped_in_html_and_markdown(tmp_path):
+    hostile_class = "<script>alert(1)</script>"
+    hostile_label = "a|b\nc"
+    records = []
+    for variant_id, label in (("a", "plain"), ("b", hostile_label)):
+        for seed in range(2):
+            record = _record(variant_id, label, seed, 0.5 + seed / 100)
+            record["per_class"] = {"miou": {"background": 0.9, hostile_class: 0.1}}
+            records.append(record)
+    meta = {"name": "s", "description": "", "path": "s.toml", "text": "", "baseline_id": "a",
+            "variant_order": ["a", "b"], "primary": "miou", "metrics": ["miou"]}
+    report = write_report(records, meta, tmp_path)
+    page = report["html"].read_text()
+    assert hostile_class not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    markdown = (tmp_path / "summary.md").read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| a"))
+    assert row.startswith("| a\\|b c |"), "the pipe is escaped and the newline does not end the row"
+    assert row.count(" | ") == markdown.splitlines()[2].count(" | ")  # same cell count as the header
+    assert "<script>" not in markdown
+    assert (tmp_path / "per_class.csv").read_text().splitlines()[0] == f"variant,background,{hostile_class}"
+
+
+def test_image_bootstrap_separates_a_clear_shift_and_not_identical_images():
+    from segbench.report.stats import image_bootstrap
+
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(0.3, 0.7, 200)
+    shifted = baseline + 0.04 + rng.normal(0, 0.02, 200)
+    result = image_bootstrap(baseline, shifted)
+    assert result["n_images"] == 200 and result["p_value"] < 0.01
+    assert result["ci_low"] < 0.04 < result["ci_high"], "the CI covers the true shift"
+    same = image_bootstrap(baseline, baseline.copy())
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+    noise = image_bootstrap(baseline, baseline + rng.normal(0, 0.1, 200))
+    assert noise["p_value"] > 0.05
+
+
+def _image_record(variant_id, seed, miou, per_image):
+    record = _record(variant_id, variant_id, seed, miou)
+    record["per_image"] = {"miou": list(per_image)}
+    return record
+
+
+def test_the_mark_follows_seeds_and_says_when_only_images_show_a_difference(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0.3, 0.7, 100)
+    meta = {"name": "s", "description": "", "path": "s.toml", "text": "", "baseline_id": "a",
+            "variant_order": ["a", "b"], "primary": "miou", "metrics": ["miou"]}
+    # Seeds disagree (noisy, small mean gain) but every image gains a little: images alone.
+    seeds = {0: (0.50, 0.56), 1: (0.55, 0.52), 2: (0.52, 0.55)}
+    records = [_image_record("a", s, a, images) for s, (a, _) in seeds.items()]
+    records += [_image_record("b", s, b, images + 0.02) for s, (_, b) in seeds.items()]
+    row = write_report(records, meta, tmp_path / "one")["summary"].iloc[1]
+    assert row["verdict"] == "indistinguishable" and row["evidence"] == "images alone say better"
+    # One seed: only the images can speak, and the mark says so.
+    single = [_image_record("a", 0, 0.5, images), _image_record("b", 0, 0.48, images - 0.02)]
+    row = write_report(single, meta, tmp_path / "two")["summary"].iloc[1]
+    assert row["verdict"] == "worse" and row["evidence"] == "images only (one seed)"
