@@ -6,16 +6,36 @@
 The component is looked up through a real Registrar fed by the plugin's
 ``segbench_upsamplers`` hook, so the registration itself is under test. A third-party
 plugin points ``hook`` at its own hook function.
+
+Modules with ``takes_pool_indices = True`` (max unpooling) are called as
+``upsampler(x, indices)``, with the indices of a 2x2 max-pool over a random
+(N, C_in, 2H, 2W) map, as an architecture providing ``pool_indices`` does; upsamplers
+requiring ``pool_indices`` are tested at scale factor 2 only. ``channel_pairs`` sets the
+(in, out) channels tried, for upsamplers that constrain them.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import segbench_plugins.upsamplers as standard_upsamplers
 from segbench.components import Catalogue, Registrar
+from segbench_plugins.capabilities import ANY_INTERPOLATION, POOL_INDICES
+
+POOL_SCALE = 2
+
+
+def takes_pool_indices(module: nn.Module) -> bool:
+    return bool(getattr(module, "takes_pool_indices", False))
+
+
+def pool_indices(batch: int, channels: int, height: int, width: int) -> torch.Tensor:
+    """Indices of a 2x2 stride-2 max-pool over a random (batch, channels, 2H, 2W) map."""
+    feature = torch.randn(batch, channels, POOL_SCALE * height, POOL_SCALE * width)
+    return F.max_pool2d(feature, POOL_SCALE, POOL_SCALE, return_indices=True)[1]
 
 
 class UpsamplerContract:
@@ -23,9 +43,15 @@ class UpsamplerContract:
     params: dict = {}
     hook = staticmethod(standard_upsamplers.segbench_upsamplers)
     scale_factors = (2, 4)
+    channel_pairs = ((4, 4), (4, 6), (6, 3))  # (in, out): preserved, widened, narrowed
 
-    def reference(self, x: torch.Tensor, scale_factor: int) -> torch.Tensor | None:
-        """What the upsampler must output for channel-preserving ``x``; None: no reference."""
+    def pytest_generate_tests(self, metafunc):
+        if "channels" in metafunc.fixturenames:
+            metafunc.parametrize("channels", self.channel_pairs, ids=[f"{i}to{o}" for i, o in self.channel_pairs])
+
+    def reference(self, x: torch.Tensor, scale_factor: int, *indices) -> torch.Tensor | None:
+        """What the upsampler must output for channel-preserving ``x`` (and the pool
+        ``indices``, for modules that take them); None: no reference."""
         return None
 
     # --- helpers --------------------------------------------------------------------
@@ -39,36 +65,61 @@ class UpsamplerContract:
         torch.manual_seed(0)
         return self.component().build(in_channels, out_channels, scale_factor, **self.params)
 
+    def scales_to_check(self) -> tuple[int, ...]:
+        if POOL_INDICES in self.component().requires:
+            return (POOL_SCALE,)  # the indices are those of a 2x2 max-pool
+        return tuple(self.scale_factors)
+
+    def call(self, upsampler: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Run ``upsampler`` as an architecture would, with pool indices if it takes them."""
+        return upsampler(x, *self.extra_inputs(upsampler, x))
+
+    def extra_inputs(self, upsampler: nn.Module, x: torch.Tensor) -> tuple:
+        return (pool_indices(*x.shape),) if takes_pool_indices(upsampler) else ()
+
     # --- contract -------------------------------------------------------------------
 
     def test_is_registered_with_a_description_and_known_params(self):
         component = self.component()
         assert component.description, f"upsampler {self.name!r} has no one-line description"
+        assert "\n" not in component.description
         assert set(self.params) <= set(component.params), "params must be keyword-only factory arguments"
 
-    @pytest.mark.parametrize("channels", [(4, 4), (4, 6), (6, 3)])
     @pytest.mark.parametrize("height, width", [(5, 7), (8, 8)])
     def test_output_is_scale_times_the_input(self, channels, height, width):
         in_channels, out_channels = channels
-        for scale in self.scale_factors:
+        for scale in self.scales_to_check():
             upsampler = self.build(in_channels, out_channels, scale)
-            output = upsampler(torch.randn(2, in_channels, height, width))
+            output = self.call(upsampler, torch.randn(2, in_channels, height, width))
             assert output.shape == (2, out_channels, scale * height, scale * width), f"scale {scale}"
 
-    @pytest.mark.parametrize("channels", [(4, 4), (4, 6)])
     def test_gradient_reaches_input_and_parameters(self, channels):
-        upsampler = self.build(*channels, self.scale_factors[0])
+        upsampler = self.build(*channels, self.scales_to_check()[0])
         x = torch.randn(2, channels[0], 6, 5, requires_grad=True)
-        output = upsampler(x)
+        output = self.call(upsampler, x)
         (output * torch.randn_like(output)).sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
         for name, parameter in upsampler.named_parameters():
             assert parameter.grad is not None and parameter.grad.abs().sum() > 0, f"no gradient for {name}"
 
     def test_matches_its_reference(self):
-        x = torch.randn(2, 3, 5, 7)
-        for scale in self.scale_factors:
-            expected = self.reference(x, scale)
+        channels = self.channel_pairs[0][0]
+        x = torch.randn(2, channels, 5, 7)
+        for scale in self.scales_to_check():
+            upsampler = self.build(channels, channels, scale)
+            extra = self.extra_inputs(upsampler, x)
+            expected = self.reference(x, scale, *extra)
             if expected is None:
                 pytest.skip(f"upsampler {self.name!r} has no reference output")
-            torch.testing.assert_close(self.build(3, 3, scale)(x), expected)
+            torch.testing.assert_close(upsampler(x, *extra), expected)
+
+    def test_an_interpolation_exposes_its_mode(self):
+        """An upsampler requiring only ``interpolate:<mode>`` returns, channels preserved,
+        a module with that ``mode`` and an ``align_corners`` (see capabilities.py)."""
+        required = self.component().requires
+        if not required or not required <= ANY_INTERPOLATION:
+            pytest.skip(f"upsampler {self.name!r} is not an interpolation")
+        (capability,) = required
+        upsampler = self.build(4, 4, 2)
+        assert f"interpolate:{upsampler.mode}" == capability
+        assert hasattr(upsampler, "align_corners")
