@@ -1,4 +1,14 @@
-"""The metric contract and a base class for metrics read off a confusion matrix."""
+"""The metric contract and a base class for metrics read off a confusion matrix.
+
+Every metric sees int64 label maps ``(N, H, W)``: the predicted class and the true class
+of each pixel. Pixels whose target is ``ignore_index`` are never scored.
+
+Absent-class rule, shared by the standard metrics: a per-class score that is 0 / 0 on the
+pixels seen (say IoU for a class absent from both prediction and target) is NaN, not 0 or
+1, and is left out of the mean over classes; a class present in only one of prediction
+and target scores 0. A value with no defined class at all (an image whose pixels are all
+ignored) is NaN.
+"""
 
 from __future__ import annotations
 
@@ -30,14 +40,26 @@ class Metric:
         return None
 
 
+def check_label_maps(pred, target, num_classes, ignore_index):
+    """Raise ValueError unless ``pred`` and ``target`` are label maps of one shape (N, H, W)
+    and ``ignore_index`` cannot be mistaken for a class."""
+    if pred.shape != target.shape or target.ndim != 3:
+        raise ValueError(f"expected label maps (N, H, W) of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if ignore_index in range(num_classes):
+        raise ValueError(f"ignore_index {ignore_index} collides with a class index")
+
+
 def confusion_matrices(pred, target, num_classes, ignore_index):
-    """Per-image confusion matrices (N, K, K), rows = true class, columns = predicted."""
+    """Per-image confusion matrices (N, K, K), rows = true class, columns = predicted.
+
+    Ignored pixels are left out; a predicted label outside ``[0, K)`` is clipped into it.
+    """
+    if ignore_index in range(num_classes):
+        raise ValueError(f"ignore_index {ignore_index} collides with a class index")
     n = pred.shape[0]
     pred = pred.reshape(n, -1)
     target = target.reshape(n, -1)
     valid = target != ignore_index
-    if ignore_index in range(num_classes):
-        raise ValueError(f"ignore_index {ignore_index} collides with a class index")
     image = torch.arange(n, device=pred.device).unsqueeze(1).expand_as(target)
     flat = (image * num_classes + target) * num_classes + pred.clamp(0, num_classes - 1)
     counts = torch.bincount(flat[valid], minlength=n * num_classes * num_classes)
@@ -49,7 +71,9 @@ class ConfusionMatrixMetric(Metric):
 
     Subclasses implement ``score(confusion) -> (K,) per-class tensor`` (NaN for a class
     that is undefined on that matrix, e.g. absent from both prediction and target) and may
-    override ``reduce`` (default: mean over the defined classes).
+    override ``reduce`` (default: mean over the defined classes). The dataset value is read
+    off the matrix summed over every image (pixels pooled), ``per_image`` off each image's
+    own matrix, ``per_class`` is ``score`` of the summed matrix.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
@@ -59,6 +83,7 @@ class ConfusionMatrixMetric(Metric):
         self.images: list[torch.Tensor] = []
 
     def update(self, pred, target):
+        check_label_maps(pred, target, self.num_classes, self.ignore_index)
         per_image = confusion_matrices(pred, target, self.num_classes, self.ignore_index).cpu()
         self.total += per_image.sum(0)
         self.images.extend(per_image)
