@@ -29,7 +29,7 @@ def test_list_shows_provider_version_description_and_parameters(capsys):
     assert out.startswith("upsamplers:")
     transposed = next(line for line in out.splitlines() if line.strip().startswith("transposed"))
     assert "[segbench 0.1.0]" in transposed
-    assert "kernel_size: int = 4" in out
+    assert "kernel_size: int | None = None" in out and "align_corners: bool = False" in out
     assert "losses:" not in out
 
 

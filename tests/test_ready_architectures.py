@@ -168,4 +168,7 @@ def test_list_matrix_marks_exactly_the_declared_pairs(capsys):
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line and not line.startswith("✓")}
     fits = dict(zip(header[1:], rows["smp_pspnet"]))
     assert fits["bilinear"] == "✓" and fits["transposed"] == "·" and fits["nearest"] == "·"
-    assert all(mark == "✓" for mark in rows["unet"])
+    unet = dict(zip(header[1:], rows["unet"]))
+    assert unet.pop("max_unpool") == "·", "unet records no pool indices"
+    assert all(mark == "✓" for mark in unet.values())
+    assert all(mark == "✓" for mark in rows["segnet"])

@@ -57,7 +57,7 @@ def test_toml_dotted_keys_and_quoted_dotted_keys_mean_the_same(write_suite):
 
 
 def test_ids_are_stable_and_hash_the_resolved_configuration(write_suite):
-    explicit_default = load(write_suite('[model]\nupsampler = { name = "transposed", kernel_size = 4 }\n', "a.toml"))
+    explicit_default = load(write_suite('[model]\nupsampler = { name = "transposed", bilinear_init = false }\n', "a.toml"))
     implicit_default = load(write_suite('[model]\nupsampler = "transposed"\n', "b.toml"))
     again = load(write_suite('[model]\nupsampler = "transposed"\n', "b.toml"))
     other = load(write_suite('[model]\nupsampler = { name = "transposed", kernel_size = 2 }\n', "c.toml"))
@@ -201,7 +201,7 @@ def test_baseline_that_matches_nothing(write_suite):
 
 
 def test_duplicate_variants_are_reported(write_suite):
-    problems = problems_of(write_suite('[ablate]\n"model.upsampler" = ["transposed", { name = "transposed", kernel_size = 4 }]\n'))
+    problems = problems_of(write_suite('[ablate]\n"model.upsampler" = ["bilinear", { name = "bilinear", align_corners = false }]\n'))
     assert any("resolve to the same configuration" in p for p in problems)
 
 
