@@ -72,7 +72,7 @@ def recall(num_classes: int, ignore_index: int) -> Recall:
 
 @hookimpl
 def segbench_upsamplers(register):
-    register.add_upsampler("example_pixel_shuffle", pixel_shuffle)
+    register.add_upsampler("example_pixel_shuffle", pixel_shuffle, requires=["module"])
 
 
 @hookimpl
