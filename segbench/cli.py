@@ -1,6 +1,7 @@
 """Command line: parses arguments, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success, 1 some runs failed, 2 bad input or usage.
+Exit codes: 0 success, 1 some runs failed (or, for ``segbench gate``, a regression),
+2 bad input or usage.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import sys
 import tomllib
 
-from . import __version__, api
+from . import __version__, api, gate
 from .errors import SegbenchError
 from .data.stats import format_stats
 from .format import format_components, format_matrix, format_plan
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--matrix", action="store_true", help="which upsamplers fit which architectures")
     listing.set_defaults(handler=list_command)
     add_data_commands(commands, plugin_options)
+    add_gate_commands(commands)
     return parser
 
 
@@ -90,6 +92,34 @@ def add_data_commands(commands, plugin_options):
     export.add_argument("--format", required=True, choices=("coco", "voc"), help="the layout to write")
     export.add_argument("directory", metavar="DIR", help="an empty or new folder")
     export.set_defaults(handler=data_export_command)
+
+
+RESULTS_HELP = "a results folder: the output root holding one suite (results/) or a suite folder (results/<suite>/)"
+
+
+def add_gate_commands(commands):
+    baseline = commands.add_parser("baseline", help="save a result set as the baseline `segbench gate` compares with")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", required=True, metavar="BASELINE_COMMAND")
+    save = baseline_commands.add_parser("save", help="write every variant's per-seed metrics and cost to a JSON file")
+    save.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    save.add_argument("-o", "--output", metavar="FILE.json", help="where to write it (default: baselines/<suite>.json beside the suite folder)")
+    save.set_defaults(handler=baseline_save_command)
+
+    gating = commands.add_parser("gate", help="exit 1 when results regress from a baseline beyond the rules' thresholds and the seed noise")
+    gating.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    gating.add_argument("--baseline", required=True, metavar="FILE.json", help="a file written by `segbench baseline save`")
+    gating.add_argument("--rule", action="append", default=[], dest="rules", metavar="RULE",
+                        help='METRIC:max_drop=X or METRIC:max_increase=X, X absolute or N%%, optionally ,noise=ignore '
+                             '(repeatable; default: the [gate] rules of the suite stored with the results)')
+    gating.add_argument("--markdown", metavar="FILE", help="also write a Markdown table of every check (e.g. for $GITHUB_STEP_SUMMARY)")
+    gating.add_argument("--junit", metavar="FILE", help="also write JUnit XML, one test case per rule x variant")
+    gating.set_defaults(handler=gate_command)
+
+    compare = commands.add_parser("compare", help="the same variants in two result sets: differences, 95%% CIs, p-values")
+    compare.add_argument("dir_a", metavar="DIR_A", help="the result set before the change")
+    compare.add_argument("dir_b", metavar="DIR_B", help="the result set after it")
+    compare.add_argument("--markdown", metavar="FILE", help="also write the comparison as Markdown")
+    compare.set_defaults(handler=compare_command)
 
 
 def run_command(args) -> int:
@@ -133,6 +163,32 @@ def data_show_command(args) -> int:
 def data_export_command(args) -> int:
     snippet = api.export_data(args.source, args.format, args.directory, args.plugin, parse_overrides(args.overrides), args.cache_dir)
     print(f"wrote {args.format.upper()} layout to {args.directory}; read it back with:\n\n[dataset]\n{snippet}")
+    return 0
+
+
+def baseline_save_command(args) -> int:
+    saved = gate.save_baseline(args.results, args.output)
+    print(f"wrote {saved.path}: suite {saved.suite}, {saved.variants} variant(s), {saved.runs} finished run(s)")
+    if saved.unsaved:
+        print(f"not in the baseline (no finished run): {'; '.join(saved.unsaved)}")
+    return 0
+
+
+def gate_command(args) -> int:
+    result = gate.run_gate(args.results, args.baseline, args.rules)
+    if args.markdown:
+        gate.write_file(args.markdown, gate.gate_markdown(result))
+    if args.junit:
+        gate.write_file(args.junit, gate.gate_junit(result))
+    print(gate.gate_text(result))
+    return result.exit_code
+
+
+def compare_command(args) -> int:
+    comparison = gate.compare_results(args.dir_a, args.dir_b)
+    if args.markdown:
+        gate.write_file(args.markdown, gate.compare_markdown(comparison))
+    print(gate.compare_text(comparison))
     return 0
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from .components import Catalogue, fits, unknown_name_message
 from .errors import SegbenchError, SuiteError
+from .gate.rules import COST_FIELDS, read_gate_table, unknown_metric_problem
 from .params import check_params, describe_value
 
-TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants")
+TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants", "gate")
 SECTION_DEFAULTS = {
     "dataset": {"name": "shapes"},
     "model": {"architecture": "unet", "upsampler": "nearest"},
@@ -77,6 +78,8 @@ class Suite:
     catalogue: Catalogue | None = field(default=None, repr=False)
     # How it was loaded, so that a worker process or a Ray task can load it again.
     source: dict = field(default_factory=dict)
+    # The [gate] table's rules (segbench.gate.rules.Rule): what `segbench gate` checks by default.
+    gate_rules: list = field(default_factory=list)
 
     def runs(self):
         """Every (variant, seed) pair, in order."""
@@ -115,9 +118,11 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
         _set_path(base, key, value)
     variants = _expand(raw, base, catalogue, problems)
     baseline_id = _find_baseline(raw.get("baseline"), variants, problems)
+    _check_gate_metrics(header["gate"], variants, problems)
     problems.raise_if_any(path)
     source = {"path": str(path), "plugins": [str(p) for p in extra_plugins], "overrides": dict(overrides or {})}
-    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue, source)
+    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue, source,
+                 gate_rules=header["gate"])
 
 
 class Problems(list):
@@ -142,7 +147,8 @@ def _read_header(raw, path, problems):
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add("description", f"expected a string, got {describe_value(description)}")
-    return {"name": name, "description": str(description), "seeds": _read_seeds(raw, problems), "plugins": _read_plugins(raw, problems)}
+    return {"name": name, "description": str(description), "seeds": _read_seeds(raw, problems), "plugins": _read_plugins(raw, problems),
+            "gate": _read_gate(raw, problems)}
 
 
 def _read_seeds(raw, problems):
@@ -164,6 +170,27 @@ def _read_plugins(raw, problems):
         problems.add("plugins", f"expected a list of module names or .py paths, got {describe_value(plugins)}")
         return []
     return plugins
+
+
+def _read_gate(raw, problems):
+    """[gate] rules = ["miou:max_drop=0.01", ...]: checked here so that a typo shows
+    before training, not when the gate runs."""
+    rules, gate_problems = read_gate_table(raw.get("gate"))
+    for where, message in gate_problems:
+        problems.add(where, message)
+    return rules
+
+
+def _check_gate_metrics(rules, variants, problems):
+    """A gate rule must name a metric some variant computes, or a cost field."""
+    if not rules or not variants:
+        return
+    metrics = [m["name"] for v in variants for m in v.config["eval"]["metrics"]]
+    valid = list(dict.fromkeys(metrics)) + list(COST_FIELDS)
+    for rule in rules:
+        problem = unknown_metric_problem(rule, valid)
+        if problem:
+            problems.add("gate.rules", problem)
 
 
 def _base_config(raw, problems):

@@ -1,0 +1,152 @@
+"""Baselines: the per-seed values of every metric and cost field of a result set, saved
+to one JSON file that later result sets are gated against.
+
+The file holds a schema version, the suite's name, when it was made, segbench's version
+and, per variant (id and label), the values by seed with their n, mean and std.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import SegbenchError
+from ..store import write_json_atomic
+from .results import ResultSet, load_results
+
+FORMAT = "segbench-baseline"
+SCHEMA = 1
+GROUPS = ("metrics", "cost")
+
+
+@dataclass
+class BaselineVariant:
+    id: str
+    label: str
+    seeds: list
+    fields: dict  # name -> {seed: value}
+
+    def values(self, name: str) -> dict:
+        return self.fields.get(name, {})
+
+
+@dataclass
+class Baseline:
+    path: Path
+    suite: str
+    created: str
+    segbench_version: str
+    variants: list
+
+    def get(self, variant_id: str) -> BaselineVariant | None:
+        return next((v for v in self.variants if v.id == variant_id), None)
+
+    def field_names(self) -> list:
+        names = []
+        for variant in self.variants:
+            names += [name for name in variant.fields if name not in names]
+        return names
+
+
+@dataclass
+class SavedBaseline:
+    path: Path
+    suite: str
+    variants: int
+    runs: int
+    unsaved: list = field(default_factory=list)  # labels of variants without a finished run
+
+
+def save_baseline(results_dir, output=None) -> SavedBaseline:
+    """Write the baseline of the result set in ``results_dir`` to ``output`` (default:
+    ``baselines/<suite>.json`` beside the suite folder), atomically."""
+    results = load_results(results_dir)
+    payload = baseline_payload(results)
+    if not payload["variants"]:
+        raise SegbenchError(f"{results.suite_dir} has no finished run (every run failed): nothing to save as a baseline")
+    path = Path(output) if output else default_baseline_path(results)
+    write_json_atomic(path, payload)
+    unsaved = [v.label for v in results.variants if not v.ok]
+    runs = sum(len(v["seeds"]) for v in payload["variants"])
+    return SavedBaseline(path, results.suite, len(payload["variants"]), runs, unsaved)
+
+
+def default_baseline_path(results: ResultSet) -> Path:
+    return results.suite_dir.parent / "baselines" / f"{results.suite}.json"
+
+
+def baseline_payload(results: ResultSet) -> dict:
+    return {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "suite": results.suite,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "segbench_version": __version__,
+        "source": str(results.suite_dir),
+        "variants": [_variant_entry(variant) for variant in results.variants if variant.ok],
+    }
+
+
+def _variant_entry(variant) -> dict:
+    entry = {"id": variant.id, "label": variant.label, "is_baseline": variant.is_baseline, "seeds": sorted(variant.ok)}
+    fields = variant.fields()
+    for group in GROUPS:
+        entry[group] = {name: summarize(variant.values(name)) for name in fields[group]}
+    return entry
+
+
+def summarize(values: dict) -> dict:
+    """Per-seed values (JSON keys are strings) with n, mean and sample std (None below 2)."""
+    array = np.array(list(values.values()), dtype=float)
+    return {
+        "values": {str(seed): value for seed, value in values.items()},
+        "n": len(array),
+        "mean": float(array.mean()) if len(array) else None,
+        "std": float(array.std(ddof=1)) if len(array) >= 2 else None,
+    }
+
+
+def load_baseline(path) -> Baseline:
+    """Read a baseline file; exit 2 with a message when it is missing or not a baseline."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegbenchError(f"baseline file {path} does not exist; save one with: segbench baseline save RESULTS_DIR -o {path}")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SegbenchError(f"baseline file {path} cannot be read: {exc}") from None
+    _check_format(path, payload)
+    try:
+        variants = [_read_variant(entry) for entry in payload["variants"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SegbenchError(f"baseline file {path} is damaged: {type(exc).__name__}: {exc}") from None
+    return Baseline(path, str(payload.get("suite", "")), str(payload.get("created", "")), str(payload.get("segbench_version", "")), variants)
+
+
+def _check_format(path, payload):
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("variants"), list):
+        raise SegbenchError(f"{path} is not a segbench baseline (write one with `segbench baseline save`)")
+    if payload.get("schema") != SCHEMA:
+        raise SegbenchError(f"baseline file {path} has schema {payload.get('schema')!r}; this segbench reads schema {SCHEMA}: save the baseline again")
+
+
+def _read_variant(entry) -> BaselineVariant:
+    fields = {}
+    for group in GROUPS:
+        for name, summary in (entry.get(group) or {}).items():
+            fields.setdefault(name, {_seed(s): float(v) for s, v in summary["values"].items() if _finite(v)})
+    return BaselineVariant(str(entry["id"]), str(entry.get("label", entry["id"])), list(entry.get("seeds", [])), fields)
+
+
+def _seed(key):
+    return int(key) if str(key).lstrip("-").isdigit() else key
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

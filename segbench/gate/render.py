@@ -1,0 +1,197 @@
+"""Gate and compare results as terminal text, GitHub-flavoured Markdown (CI job
+summaries) and JUnit XML (CI test reports).
+
+Labels come from suite files, so Markdown escapes HTML-special characters (GitHub renders
+inline HTML), ``|`` (it would end a table cell) and newlines (they would end a row); JUnit
+is built with ElementTree, and characters XML 1.0 cannot hold are replaced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ..store import write_text_atomic
+from .checks import FAIL, PASS, SKIP, Check, GateResult
+from .compare import Comparison
+from .numbers import format_change, format_number, format_p
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences from a label must not reach the terminal
+XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+STATUS_MARK = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⏭️ skipped"}
+NOISE_NOTE = ("A change beyond a rule's threshold fails only when it is also outside the seed noise "
+              "(paired t-test by seed when both sides have the same seeds, else Welch; p < 0.05), "
+              "unless the rule says noise=ignore or a side has fewer than 2 seeds.")
+
+
+def write_file(path, text: str) -> Path:
+    path = Path(path)
+    write_text_atomic(path, text)
+    return path
+
+
+# ----------------------------------------------------------------------------- gate
+
+
+def gate_text(result: GateResult) -> str:
+    lines = [_suite_mismatch(result)] if _suite_mismatch(result) else []
+    lines += [f"FAIL {one_line(check.fails())}" for check in result.failures]
+    lines += [f"new, not gated: {one_line(label)} ({variant_id})" for variant_id, label in result.new_variants]
+    return "\n".join(lines + [gate_summary(result)])
+
+
+def gate_summary(result: GateResult) -> str:
+    shape = f"{len(result.rules)} rule(s) x {result.variant_count} variant(s)"
+    extras = []
+    in_noise = sum(check.beyond_threshold_in_noise for check in result.checks)
+    if in_noise:
+        extras.append(f"{in_noise} beyond the threshold but within the seed noise")
+    skipped = sum(check.status == SKIP for check in result.checks)
+    if skipped:
+        extras.append(f"{skipped} skipped")
+    extra = f" ({'; '.join(extras)})" if extras else ""
+    if result.passed:
+        return f"gate passed: {len(result.checks)} check(s), {shape}, against baseline {result.baseline.path}{extra}"
+    return f"gate FAILED: {len(result.failures)} of {len(result.checks)} check(s) failed, {shape}, against baseline {result.baseline.path}{extra}"
+
+
+def gate_markdown(result: GateResult) -> str:
+    verdict = "✅ passed" if result.passed else "❌ failed"
+    lines = [f"## segbench gate {verdict}: {escape_markdown(result.suite)}", "", escape_markdown(gate_summary(result)), ""]
+    headers = ["result", "variant", "metric", "rule", "baseline", "current", "change", "allowed", "note"]
+    lines += [_markdown_row(headers), "|" + "---|" * len(headers)]
+    lines += [_markdown_row(_check_cells(check)) for check in result.checks]
+    if result.new_variants:
+        lines += ["", "**New variants, not gated:**", ""]
+        lines += [f"- {escape_markdown(label)} ({escape_markdown(variant_id)})" for variant_id, label in result.new_variants]
+    lines += ["", f"Baseline: {escape_markdown(result.baseline.path)} (suite {escape_markdown(result.baseline.suite)}, "
+              f"saved {escape_markdown(result.baseline.created)}); rules from {escape_markdown(result.rules_source)}. "
+              + NOISE_NOTE]
+    return "\n".join(lines) + "\n"
+
+
+def _check_cells(check: Check) -> list:
+    values = check.baseline and check.current and not check.problem
+    numbers = [format_number(check.baseline_mean) if check.baseline else "n/a",
+               format_number(check.current_mean) if check.current else "n/a",
+               format_change(check.current_mean - check.baseline_mean) if values else "n/a",
+               check.allowed_text if check.baseline else "n/a"]
+    return [STATUS_MARK[check.status], escape_markdown(check.label), escape_markdown(check.rule.metric),
+            escape_markdown(str(check.rule)), *map(escape_markdown, numbers), escape_markdown(check.reason)]
+
+
+def gate_junit(result: GateResult) -> str:
+    """One ``<testcase>`` per rule x baseline variant; ``<failure>`` for a regression,
+    ``<skipped>`` for a check the baseline has no values for."""
+    counts = {"tests": str(len(result.checks)), "failures": str(len(result.failures)), "errors": "0",
+              "skipped": str(sum(check.status == SKIP for check in result.checks))}
+    root = ET.Element("testsuites", {"name": "segbench gate", **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": _xml(result.suite), **counts,
+                                              "timestamp": datetime.datetime.now().isoformat(timespec="seconds")})
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("baseline", result.baseline.path), ("rules", result.rules_source)):
+        ET.SubElement(properties, "property", name=name, value=_xml(value))
+    for check in result.checks:
+        _junit_case(suite, result.suite, check)
+    if result.new_variants:
+        new = "\n".join(f"new, not gated: {label} ({variant_id})" for variant_id, label in result.new_variants)
+        ET.SubElement(suite, "system-out").text = _xml(new)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _junit_case(parent, suite_name: str, check: Check):
+    case = ET.SubElement(parent, "testcase", classname=_xml(suite_name), name=_xml(f"{check.label} :: {check.rule}"))
+    if check.status == FAIL:
+        ET.SubElement(case, "failure", message=_xml(check.message), type="regression").text = _xml(check.message)
+    elif check.status == SKIP:
+        ET.SubElement(case, "skipped", message=_xml(check.reason))
+    elif check.reason:
+        ET.SubElement(case, "system-out").text = _xml(check.reason)
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def compare_text(comparison: Comparison) -> str:
+    lines = [f"compare: A = {comparison.dir_a} (suite {comparison.suite_a}), B = {comparison.dir_b} (suite {comparison.suite_b}); "
+             "differences are B - A"]
+    headers = ["metric", "mean A", "mean B", "B - A [95% CI]", "p", "test", "mark"]
+    for variant in comparison.variants:
+        lines += ["", f"{one_line(variant.label)} ({variant.id})", *_aligned([headers, *(_field_cells(item) for item in variant.fields)], indent="  ")]
+    lines += _one_sided_lines(comparison, one_line)
+    lines += ["", compare_summary(comparison)]
+    return "\n".join(lines)
+
+
+def compare_summary(comparison: Comparison) -> str:
+    marks = comparison.marks()
+    counted = ", ".join(f"{marks[mark]} {mark}" for mark in ("better", "worse", "indistinguishable", "n/a") if marks.get(mark))
+    return f"{len(comparison.variants)} variant(s) in both: {counted or 'nothing to compare'}"
+
+
+def compare_markdown(comparison: Comparison) -> str:
+    lines = [f"## segbench compare: {escape_markdown(comparison.suite_a)} (A) vs {escape_markdown(comparison.suite_b)} (B)", "",
+             escape_markdown(compare_summary(comparison)), ""]
+    headers = ["variant", "metric", "mean A", "mean B", "B - A [95% CI]", "p", "test", "mark"]
+    lines += [_markdown_row(headers), "|" + "---|" * len(headers)]
+    for variant in comparison.variants:
+        lines += [_markdown_row([escape_markdown(variant.label), *map(escape_markdown, _field_cells(item))]) for item in variant.fields]
+    lines += _one_sided_lines(comparison, escape_markdown, bullet="- ")
+    lines += ["", f"A: {escape_markdown(comparison.dir_a)}; B: {escape_markdown(comparison.dir_b)}. Seeds paired (t-test) "
+              "when both sides have the same seeds, else Welch; a mark other than indistinguishable needs p < 0.05."]
+    return "\n".join(lines) + "\n"
+
+
+def _field_cells(item) -> list:
+    c = item.comparison
+    interval = f"{format_change(c['diff'])} [{format_change(c['ci_low'])}, {format_change(c['ci_high'])}]"
+    return [item.name, format_number(item.mean_a), format_number(item.mean_b), interval, format_p(c["p_value"]),
+            f"{c['test']} ({c['n_before']} vs {c['n_after']} seeds)", item.mark]
+
+
+def _one_sided_lines(comparison, escape, bullet="  ") -> list:
+    lines = []
+    for side, variants in (("A", comparison.only_a), ("B", comparison.only_b)):
+        if variants:
+            lines += ["", f"only in {side}:"] + [f"{bullet}{escape(label)} ({escape(variant_id)})" for variant_id, label in variants]
+    return lines
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def escape_markdown(text) -> str:
+    """Text safe inside a Markdown table cell: HTML entities, Markdown punctuation
+    backslash-escaped, lines joined."""
+    text = html.escape(str(text), quote=False)
+    text = MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.splitlines())
+
+
+def one_line(text) -> str:
+    """Text for the terminal: one line, no control characters."""
+    return TERMINAL_CONTROL.sub("?", " ".join(str(text).splitlines()))
+
+
+def _markdown_row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _aligned(rows, indent="") -> list:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _xml(text) -> str:
+    return XML_INVALID.sub("\ufffd", str(text))
+
+
+def _suite_mismatch(result: GateResult) -> str:
+    if result.baseline.suite and result.baseline.suite != result.suite:
+        return f"note: the baseline was saved from suite {result.baseline.suite!r}, the results are of suite {result.suite!r}"
+    return ""

@@ -1,0 +1,128 @@
+"""A results folder read back for the gate: each variant's finished and failed runs.
+
+The folder given may be the output root (``results/``, holding one suite folder) or a
+suite folder (``results/<suite>/``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SegbenchError
+from ..store import RECORD_NAME, ResultStore, read_json
+
+SUITE_META = "suite.json"  # written by the runner: the suite's name and variant order
+SUITE_FILE = "suite.toml"  # the suite as run; its [gate] table holds the default rules
+
+
+@dataclass
+class VariantRuns:
+    id: str
+    label: str
+    is_baseline: bool = False
+    ok: dict = field(default_factory=dict)  # seed -> record
+    failed: dict = field(default_factory=dict)  # seed -> record
+
+    def values(self, name: str) -> dict:
+        """``{seed: value}`` of a metric or cost field over the finished runs (missing and
+        non-finite values left out)."""
+        values = {seed: field_value(record, name) for seed, record in self.ok.items()}
+        return {seed: value for seed, value in sorted(values.items()) if value is not None}
+
+    def fields(self) -> dict:
+        """Every numeric metric and cost field of the finished runs: ``{"metrics": [...],
+        "cost": [...]}`` in first-seen order."""
+        found = {"metrics": [], "cost": []}
+        for record in self.ok.values():
+            for group, names in found.items():
+                names += [k for k, v in (record.get(group) or {}).items() if _is_number(v) and k not in names]
+        return found
+
+
+@dataclass
+class ResultSet:
+    suite: str
+    suite_dir: Path
+    variants: list
+
+    def get(self, variant_id: str) -> VariantRuns | None:
+        return next((v for v in self.variants if v.id == variant_id), None)
+
+    @property
+    def suite_file(self) -> Path:
+        return self.suite_dir / SUITE_FILE
+
+
+def load_results(directory) -> ResultSet:
+    """Read every record of the one suite under ``directory``; exit 2 when there is none
+    or several."""
+    suite_dir = find_suite_dir(directory)
+    name = _suite_name(suite_dir)
+    try:
+        records = ResultStore(suite_dir.parent, suite_dir.name).records()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SegbenchError(f"{suite_dir}: a run record is not valid JSON: {exc}") from None
+    if not records:
+        raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/runs/<variant-id>/seed-<n>/{RECORD_NAME})")
+    return ResultSet(name, suite_dir, _group(records, _variant_order(suite_dir)))
+
+
+def find_suite_dir(directory) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SegbenchError(f"results folder {directory} does not exist")
+    if (directory / "runs").is_dir():
+        return directory
+    suites = sorted(child for child in directory.iterdir() if (child / "runs").is_dir())
+    if not suites:
+        raise SegbenchError(f"{directory} holds no run records: give a results folder written by "
+                            "`segbench run` (results/ or results/<suite>/)")
+    if len(suites) > 1:
+        names = ", ".join(str(s) for s in suites)
+        raise SegbenchError(f"{directory} holds several suites ({names}); give one of them")
+    return suites[0]
+
+
+def field_value(record: dict, name: str) -> float | None:
+    """A metric, else a cost field, of one record; None when absent or not a finite number."""
+    for group in ("metrics", "cost"):
+        value = (record.get(group) or {}).get(name)
+        if _is_number(value):
+            return float(value) if math.isfinite(value) else None
+    return None
+
+
+def _group(records, order) -> list:
+    variants = {}
+    for record in records:
+        if not isinstance(record, dict) or not {"variant_id", "seed"} <= set(record):
+            raise SegbenchError(f"a run record lacks variant_id or seed: {str(record)[:200]}")
+        variant = variants.setdefault(record["variant_id"], VariantRuns(record["variant_id"], record.get("label", record["variant_id"])))
+        variant.is_baseline = variant.is_baseline or bool(record.get("is_baseline"))
+        runs = variant.ok if record.get("status") == "ok" else variant.failed
+        runs[record["seed"]] = record
+    rank = {variant_id: index for index, variant_id in enumerate(order)}
+    return sorted(variants.values(), key=lambda v: (rank.get(v.id, len(rank)), v.label))
+
+
+def _suite_meta(suite_dir) -> dict:
+    path = suite_dir / SUITE_META
+    try:
+        return read_json(path) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}  # the name and order are niceties; the records are what counts
+
+
+def _suite_name(suite_dir) -> str:
+    return _suite_meta(suite_dir).get("name") or suite_dir.name
+
+
+def _variant_order(suite_dir) -> list:
+    return _suite_meta(suite_dir).get("variant_order") or []
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
