@@ -33,6 +33,22 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
     return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner)
 
 
+def rebuild_report(results_dir) -> dict:
+    """Write the report of a results folder again from its records alone (nothing trains);
+    returns what ``write_report`` returns."""
+    from .gate.results import find_suite_dir
+    from .report import write_report
+    from .runner import META_NAME
+    from .store import ResultStore, read_json
+
+    suite_dir = find_suite_dir(results_dir)
+    meta_path = suite_dir / META_NAME
+    if not meta_path.is_file():
+        raise SegbenchError(f"{suite_dir} has no {META_NAME} (written by `segbench run`); run the suite once to create it")
+    store = ResultStore(suite_dir.parent, suite_dir.name)
+    return write_report(store.records(), read_json(meta_path), store.report_dir, store.load_samples)
+
+
 def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:
     """Decode the datasets of ``source`` (a suite file or a dataset name) into the sample
     cache; returns a line per dataset saying whether it was already there."""
@@ -87,5 +103,5 @@ def normalize_kind(kind: str) -> str:
 
 __all__ = [
     "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
-    "export_data", "compatibility_matrix", "Catalogue",
+    "export_data", "compatibility_matrix", "rebuild_report", "Catalogue",
 ]

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=list_command)
     add_data_commands(commands, plugin_options)
     add_gate_commands(commands)
+    add_report_command(commands)
     return parser
 
 
@@ -95,6 +96,19 @@ def add_data_commands(commands, plugin_options):
 
 
 RESULTS_HELP = "a results folder: the output root holding one suite (results/) or a suite folder (results/<suite>/)"
+
+
+def add_report_command(commands):
+    report = commands.add_parser("report", help="rebuild a results folder's report from its records alone (trains nothing)")
+    report.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    report.set_defaults(handler=report_command)
+
+
+def report_command(args) -> int:
+    report = api.rebuild_report(args.results)
+    print(report["text"])
+    print(f"\nreport: {report['html']}")
+    return 0
 
 
 def add_gate_commands(commands):

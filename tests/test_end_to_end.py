@@ -114,3 +114,26 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, write_suite, 
     assert "Traceback" in by_status["failed"]["error"]["traceback"]
     page = (tmp_path / "out" / "tiny" / "report" / "index.html").read_text()
     assert "Failed runs" in page and "boom from the loss" in page
+
+
+def test_report_rebuilt_from_the_records_alone_equals_the_original(finished, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(finished["output"], copy)
+    report = copy / "tiny" / "report"
+    original = {name: (report / name).read_bytes() for name in ("runs.csv", "summary.csv", "summary.md", "per_class.csv")}
+    plots = sorted(p.name for p in (report / "plots").iterdir())
+    shutil.rmtree(report)
+    assert main(["report", str(copy)]) == 0
+    assert "report:" in capsys.readouterr().out
+    for name, content in original.items():
+        assert (report / name).read_bytes() == content, name
+    assert sorted(p.name for p in (report / "plots").iterdir()) == plots
+    assert {"metrics.png", "curves.png", "per_class.png", "cost.png", "predictions.png"} <= set(plots)
+    assert "Predictions on the first validation images" in (report / "index.html").read_text()
+
+
+def test_report_of_a_folder_without_records_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no run records" in capsys.readouterr().err

@@ -25,6 +25,7 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) ->
     """Write every table, plot and page into ``out_dir``. ``load_samples(key)`` returns the
     stored validation inputs of a dataset (for the qualitative grid), or None."""
     out_dir = Path(out_dir)
+    records = _in_suite_order(records, meta)
     runs = runs_frame(records)
     summary = summary_frame(runs, meta, records) if len(runs) else runs
     order = ordered_variants(runs, meta)
@@ -46,6 +47,13 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) ->
         "runs": runs,
         "text": summary_text(summary, meta) if len(summary) else "(no runs)",
     }
+
+
+def _in_suite_order(records, meta):
+    """Variants in the suite's order, seeds ascending: the same tables however the
+    records were gathered (a run, or ``segbench report`` reading the folder)."""
+    rank = {variant_id: index for index, variant_id in enumerate(meta.get("variant_order", []))}
+    return sorted(records, key=lambda r: (rank.get(r["variant_id"], len(rank)), r["variant_id"], r["seed"]))
 
 
 def _per_class_metric(records, meta):
