@@ -21,8 +21,10 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
     ``{"train.epochs": 1}``. ``executor`` is ``local``, ``process`` (with ``workers``) or
     ``ray`` (with ``ray_address``); results do not depend on it.
     """
+    from .report import runs_frame
+
     outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address)
-    return outcome.report["runs"]
+    return runs_frame(outcome.records)
 
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,

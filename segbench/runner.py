@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import gc
+import hashlib
+import json
 import os
 import time
 import traceback
@@ -19,12 +21,12 @@ from .environment import environment
 from .plugins import load_catalogue
 from .preflight import preflight, preflight_datasets
 from .progress import Progress
-from .report import write_report
 from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
 
 RECORD_SCHEMA = 1
 META_NAME = "suite.json"  # what the report needs besides the records (segbench report DIR)
+REPORT_STAMP = ".fingerprint"  # which records and suite the report was drawn from
 
 
 @dataclass
@@ -82,8 +84,32 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
         meta = suite_summary(suite)
         write_json_atomic(store.suite_dir / META_NAME, meta)
         records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
-        report = write_report(records, meta, store.report_dir, store.load_samples)
+        report = current_report(records, meta, store)
     return SuiteOutcome(suite, store, records, report)
+
+
+def current_report(records, meta, store) -> dict:
+    """The report of ``records``, written again only when a record or the suite changed
+    since it was last written (re-running a finished suite then costs next to nothing)."""
+    fingerprint = _report_fingerprint(records, meta)
+    stamp = store.report_dir / REPORT_STAMP
+    text_path = store.report_dir / "summary.txt"
+    drawn = all(p.is_file() for p in (stamp, text_path, store.report_dir / "index.html"))
+    if drawn and stamp.read_text() == fingerprint:
+        return {"dir": store.report_dir, "html": store.report_dir / "index.html", "text": text_path.read_text(), "reused": True}
+    from .report import write_report  # matplotlib, scipy: only when drawing
+
+    report = write_report(records, meta, store.report_dir, store.load_samples)
+    write_text_atomic(text_path, report["text"])
+    write_text_atomic(stamp, fingerprint)
+    return report
+
+
+def _report_fingerprint(records, meta) -> str:
+    from . import __version__
+
+    text = json.dumps({"records": records, "meta": meta, "segbench": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):

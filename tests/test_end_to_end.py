@@ -83,11 +83,14 @@ def test_same_suite_twice_gives_identical_metrics(finished, tmp_path):
 
 def test_rerunning_skips_finished_runs(finished, capsys):
     records = sorted((finished["output"] / "tiny" / "runs").glob("*/seed-*/record.json"))
-    stamps = [path.stat().st_mtime_ns for path in records]
+    page = finished["output"] / "tiny" / "report" / "index.html"
+    stamps = [path.stat().st_mtime_ns for path in records + [page]]
+    first_summary = (finished["output"] / "tiny" / "report" / "summary.txt").read_text()
     code = main(["run", str(finished["suite"]), "--output", str(finished["output"]), "--cache-dir", str(finished["cache"])])
     assert code == 0
-    assert [path.stat().st_mtime_ns for path in records] == stamps
-    assert capsys.readouterr().err.count("finished record exists") == 4
+    assert [path.stat().st_mtime_ns for path in records + [page]] == stamps, "nothing retrained, nothing redrawn"
+    out, err = capsys.readouterr()
+    assert err.count("finished record exists") == 4 and first_summary in out
 
 
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, write_suite, capsys):
