@@ -20,6 +20,7 @@ td:first-child,th:first-child{text-align:left}
 .better{background:#e5f5e0} .worse{background:#fde0dd} .baseline{background:#eef3fb}
 .mark{font-weight:600} pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem}
 img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.85rem}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 SORT_SCRIPT = """
@@ -76,7 +77,7 @@ def _summary_table(summary, meta):
                                                            "Δ (images)", "95% CI", "p", "verdict", "evidence"]
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     rows = "".join(_summary_row(row, meta) for _, row in summary.iterrows())
-    return f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
 
 
 def _summary_row(row, meta):
@@ -118,7 +119,7 @@ def _per_class_table(per_class, metric):
         for label, values in zip(per_class.index, per_class.to_numpy(dtype=float))
     )
     return (f"<h2>{escape(metric)} per class (mean over seeds)</h2>"
-            f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def _timing(summary, records):

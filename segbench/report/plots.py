@@ -9,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -68,6 +70,7 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
         axis.plot(epochs[validated], mean, marker="o", markersize=3, label=mine[0]["label"])
         axis.fill_between(epochs[validated], np.nanmin(stacked[:, validated], 0), np.nanmax(stacked[:, validated], 0), alpha=0.2)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel(f"validation {metric}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -157,7 +160,10 @@ def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_ind
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(_wrap(title, 20), fontsize=7)
-    figure.tight_layout()
+    legend = [Patch(facecolor=colours[i], edgecolor="grey", label=name) for i, name in enumerate(classes)]
+    legend.append(Patch(facecolor="white", edgecolor="grey", label="ignored"))
+    figure.legend(handles=legend, loc="lower center", ncol=min(len(legend), 8), fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     return _save(figure, path)
 
 
