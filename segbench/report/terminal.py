@@ -15,8 +15,9 @@ def summary_text(summary: pd.DataFrame, meta: dict) -> str:
         for metric in meta["metrics"]:
             line[metric] = _mean_std(row, metric)
         line[f"Δ{primary} vs baseline [95% CI]"] = _delta(row)
-        line["p"] = _number(row.get("p_value"), "{:.3f}")
-        line["verdict"] = row["verdict"]
+        line["p (seeds)"] = _number(row.get("p_value"), "{:.3f}")
+        line["p (images)"] = _number(row.get("image_p_value"), "{:.3f}")
+        line["verdict"] = row["verdict"] + (f" ({row['evidence']})" if row.get("evidence") else "")
         rows.append(line)
     return pd.DataFrame(rows).to_string(index=False)
 
