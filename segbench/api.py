@@ -14,15 +14,17 @@ from .runner import SuiteOutcome, prepare, resolve_cache_dir, run_prepared
 
 
 def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True,
-              cache_dir=None, executor="local", workers=1, ray_address=None):
+              cache_dir=None, executor="local", workers=1, ray_address=None, **setting_overrides):
     """Run every variant x seed of the suite at ``path``; returns a DataFrame of runs.
 
-    ``overrides`` maps dotted keys to values applied on top of the file, e.g.
-    ``{"train.epochs": 1}``. ``executor`` is ``local``, ``process`` (with ``workers``) or
-    ``ray`` (with ``ray_address``); results do not depend on it.
+    Settings are overridden on top of the file either as ``overrides={"train.epochs": 1}``
+    or as keywords with ``__`` for the dots: ``run_suite(path, train__epochs=1)``.
+    ``executor`` is ``local``, ``process`` (with ``workers``) or ``ray`` (with
+    ``ray_address``); results do not depend on it.
     """
     from .report import runs_frame
 
+    overrides = {**(overrides or {}), **{key.replace("__", "."): value for key, value in setting_overrides.items()}}
     outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address)
     return runs_frame(outcome.records)
 

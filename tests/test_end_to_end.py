@@ -140,3 +140,15 @@ def test_report_rebuilt_from_the_records_alone_equals_the_original(finished, tmp
 def test_report_of_a_folder_without_records_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no run records" in capsys.readouterr().err
+
+
+def test_python_api_returns_a_row_per_run_and_takes_keyword_overrides(tmp_path, write_suite):
+    import segbench
+    from conftest import TINY
+
+    suite = write_suite(TINY.replace("seeds = [0, 1]", "seeds = [0]"), "api.toml")
+    runs = segbench.run_suite(suite, output=tmp_path / "out", train__epochs=1, overrides={"dataset.num_train": 8})
+    assert isinstance(runs, pd.DataFrame) and len(runs) == 2 and set(runs["status"]) == {"ok"}
+    record = read_json(next((tmp_path / "out" / "tiny").glob("runs/*/seed-0/record.json")))
+    assert record["config"]["train"]["epochs"] == 1 and record["config"]["dataset"]["params"]["num_train"] == 8
+    assert {"miou", "cost.params", "label", "seed"} <= set(runs.columns)
