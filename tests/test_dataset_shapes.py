@@ -64,6 +64,7 @@ def test_registered_as_shapes_with_its_parameters():
         "num_train": (320, int),
         "num_val": (96, int),
         "generator_seed": (0, int),
+        "foreground": (None, str | None),
     }
 
 
@@ -400,3 +401,14 @@ def test_load_coco_split_refuses_mixed_sizes_without_image_size(small, tmp_path)
         coco.load_coco_split(path, images_dir, {i: i for i in range(1, 7)})
     images, _ = coco.load_coco_split(path, images_dir, {i: i for i in range(1, 7)}, image_size=32)
     assert images.shape[2:] == (32, 32)
+
+
+def test_foreground_makes_a_binary_task_of_one_class(tmp_path):
+    data = build(tmp_path)
+    binary = build(tmp_path, foreground="line")
+    assert binary.mode == "binary" and binary.classes == ["background", "line"] and binary.output_channels == 1
+    line = CLASSES.index("line")
+    assert torch.equal(binary.train.masks, (data.train.masks == line).to(torch.uint8))
+    assert torch.equal(binary.val.images, data.val.images)
+    with pytest.raises(SegbenchError, match="foreground must be one of disc, rectangle"):
+        build(tmp_path, foreground="cat")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from pycocotools import mask as coco_mask
 
@@ -82,16 +83,38 @@ def build_shapes(
     num_train: int = 320,
     num_val: int = 96,
     generator_seed: int = 0,
+    foreground: str | None = None,
 ) -> SegmentationData:
     """Synthetic shapes (disc, rectangle, triangle, thin line, ring, dot) on textured backgrounds.
+
+    ``foreground`` (one class name) turns it into a binary task: that class against all else.
 
     Generated once into ``cache_dir/shapes/<hash>`` as a standard COCO dataset (PNG images,
     polygon annotations) and read back through pycocotools; the decoded samples then go
     to the shared sample cache, so later builds read them from there.
     """
     params = _checked_params(image_size, num_train, num_val, generator_seed)
+    _check_foreground(foreground)
     key = {"dataset": "shapes", "generator_version": GENERATOR_VERSION, **params}
-    return cached_dataset(cache_dir, key, lambda: _generate_and_read(cache_dir, params))
+    data = cached_dataset(cache_dir, key, lambda: _generate_and_read(cache_dir, params))
+    return binary_view(data, foreground) if foreground else data
+
+
+def _check_foreground(foreground):
+    if foreground is not None and foreground not in CLASSES[1:]:
+        raise SegbenchError(f"shapes: foreground must be one of {', '.join(CLASSES[1:])}, got {foreground!r}")
+
+
+def binary_view(data: SegmentationData, foreground: str) -> SegmentationData:
+    """The binary task "``foreground`` or not": that class is 1, every other shape is
+    background (a rare, thin class for ``line``, ``ring`` or ``dot``)."""
+    index = CLASSES.index(foreground)
+
+    def view(pairs):
+        masks = torch.where(pairs.masks == IGNORE_INDEX, pairs.masks, (pairs.masks == index).to(pairs.masks.dtype))
+        return TensorPairs(pairs.images, masks)
+
+    return SegmentationData(["background", foreground], view(data.train), view(data.val), IGNORE_INDEX, "binary")
 
 
 def _generate_and_read(cache_dir, params: dict) -> SegmentationData:
