@@ -352,8 +352,15 @@ def _find_baseline(declared, variants, problems):
         return ""
     if declared is None:
         return variants[0].id
+    if isinstance(declared, str):  # a variant's label
+        labelled = [v for v in variants if v.label == declared]
+        if labelled:
+            return labelled[0].id
+        labels = "; ".join(v.label for v in variants)
+        problems.add("baseline", f"{declared!r} is not a variant's label; the labels are: {labels}")
+        return variants[0].id
     if not isinstance(declared, dict) or not declared:
-        problems.add("baseline", f'expected a table such as {{ "model.upsampler" = "nearest" }}, got {describe_value(declared)}')
+        problems.add("baseline", f'expected a variant label or a table such as {{ "model.upsampler" = "nearest" }}, got {describe_value(declared)}')
         return variants[0].id
     matches = [v for v in variants if all(_same(v.factors.get(k, _MISSING), value) for k, value in _flatten(declared).items())]
     if not matches:

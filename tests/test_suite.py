@@ -209,3 +209,11 @@ def test_train_switches_are_checked(write_suite):
     problems = problems_of(write_suite('[train]\nschedule = "cosin"\nchannels_last = "yes"\n'))
     assert any(p.startswith("train.schedule:") and "did you mean 'cosine'" in p and "poly" in p for p in problems)
     assert any(p.startswith("train.channels_last:") and "true or false" in p for p in problems)
+
+
+def test_baseline_by_label(write_suite):
+    text = '[[variants]]\nlabel = "A"\nmodel.upsampler = "nearest"\n\n[[variants]]\nlabel = "B"\nmodel.upsampler = "bilinear"\n'
+    suite = load(write_suite('baseline = "B"\n' + text))
+    assert suite.baseline.label == "B"
+    problems = problems_of(write_suite('baseline = "C"\n' + text, "c.toml"))
+    assert any("'C' is not a variant's label; the labels are: A; B" in p for p in problems)
