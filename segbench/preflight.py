@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from .engine import build
-from .errors import SuiteError
+from .errors import SegbenchError, SuiteError
 
 PREFLIGHT_CLASSES = 2
 
@@ -21,17 +21,38 @@ class _Shape:
 
 
 def preflight(suite) -> None:
-    problems = []
-    for label, what, make in _builds(suite):
-        try:
-            make()
-        except Exception as exc:  # noqa: BLE001 - any rejection is reported, with its cause
-            problems.append(f"variant {label!r}: {what} cannot be built: {type(exc).__name__}: {exc}")
+    problems = model_problems(suite)
     if problems:
         raise SuiteError(suite.path, problems)
 
 
+def model_problems(suite) -> list:
+    """One line per distinct failure; variants that fail the same way share the line (seven
+    upsamplers on an encoder whose weights cannot be fetched are one problem, not seven)."""
+    failures: dict[str, list] = {}
+    for label, what, make in _builds(suite):
+        try:
+            make()
+        except Exception as exc:  # noqa: BLE001 - any rejection is reported, with its cause
+            cause = f"{type(exc).__name__}: {exc}"
+            key = cause if isinstance(exc, SegbenchError) else f"{what} cannot be built: {cause}"
+            failures.setdefault(key, []).append(label)
+    return [f"{_variants(labels)}: {cause}" for cause, labels in failures.items()]
+
+
+def _variants(labels):
+    if len(labels) == 1:
+        return f"variant {labels[0]!r}"
+    return f"variants {', '.join(repr(label) for label in labels)}"
+
+
 def preflight_datasets(suite, cache_dir) -> None:
+    problems = dataset_problems(suite, cache_dir)
+    if problems:
+        raise SuiteError(suite.path, problems)
+
+
+def dataset_problems(suite, cache_dir) -> list:
     """Build (and so cache, for the runs) each distinct dataset: a missing root, a bad
     annotation file or an empty subset is bad input, found before anything trains."""
     problems, built = [], {}
@@ -47,8 +68,7 @@ def preflight_datasets(suite, cache_dir) -> None:
                 f"variant {variant.label!r}: train.batch_size = {batch_size} is larger than the "
                 f"{len(data.train)} training images of dataset {ref['name']!r}; use at most {len(data.train)}"
             )
-    if problems:
-        raise SuiteError(suite.path, problems)
+    return problems
 
 
 def _build_checked(suite, ref, cache_dir, problems):

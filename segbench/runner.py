@@ -19,7 +19,8 @@ from .engine import resolve_device, run_one
 from .executors.local import LocalExecutor
 from .environment import environment
 from .plugins import load_catalogue
-from .preflight import preflight, preflight_datasets
+from .errors import SuiteError
+from .preflight import dataset_problems, model_problems
 from .progress import Progress
 from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
@@ -69,9 +70,11 @@ def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=Fals
         store = ResultStore(skip_if_finished_in, suite.name)
         if all(store.finished(v.id, seed) for v, seed in suite.runs()):
             return suite
-    preflight(suite)
+    problems = model_problems(suite)
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
-        preflight_datasets(suite, resolve_cache_dir(cache_dir))
+        problems += dataset_problems(suite, resolve_cache_dir(cache_dir))
+    if problems:  # every problem at once: models and data
+        raise SuiteError(suite.path, problems)
     return suite
 
 

@@ -8,7 +8,10 @@ that ``plugins/architectures/__init__.py`` registers.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import socket
 
 import torch
 import torch.nn.functional as F
@@ -135,7 +138,8 @@ def _get_encoder(name: str, depth: int, weights: str | None, output_stride: int 
     try:
         import segmentation_models_pytorch.encoders as smp_encoders  # heavy: import on build
 
-        return smp_encoders.get_encoder(name, in_channels=3, depth=depth, weights=weights, output_stride=output_stride)
+        with hub_access(weights):
+            return smp_encoders.get_encoder(name, in_channels=3, depth=depth, weights=weights, output_stride=output_stride)
     except KeyError as error:  # unknown encoder or weights name; smp's message lists the valid ones
         raise ValueError(error.args[0] if error.args else str(error)) from None
     except ValueError:  # a bad argument (e.g. an output_stride VGG cannot dilate to), not a failed download
@@ -144,6 +148,35 @@ def _get_encoder(name: str, depth: int, weights: str | None, output_stride: int 
         if weights is None:
             raise
         raise EncoderWeightsError(_download_help(name, weights, error)) from error
+
+
+HUB_HOST = "huggingface.co"
+HUB_TIMEOUT_S = 3
+
+
+@contextlib.contextmanager
+def hub_access(weights):
+    """Fetch pretrained weights online when the Hugging Face hub answers; otherwise read
+    only the local cache, which fails at once instead of after a minute of retries."""
+    if weights is None or _hub_reachable():
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = offline
+
+
+@functools.cache
+def _hub_reachable() -> bool:
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=HUB_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
 
 
 def _download_help(name: str, weights: str, error: Exception) -> str:

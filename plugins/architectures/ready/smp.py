@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...capabilities import ANY_INTERPOLATION, PLUGGABLE, interpolate
-from ..base import EncoderWeightsError, _download_help, _is_weight_file, _load_weights
+from ..base import EncoderWeightsError, _download_help, _is_weight_file, _load_weights, hub_access
 
 BILINEAR_ONLY = frozenset({interpolate("bilinear")})
 
@@ -71,9 +71,10 @@ def smp_model(class_name: str, out_channels: int, encoder: str, encoder_weights,
 
     from_file = encoder_weights is not None and _is_weight_file(encoder_weights)
     try:
-        model = getattr(smp, class_name)(
-            encoder_name=encoder, encoder_weights=None if from_file else encoder_weights, classes=out_channels, **kwargs
-        )
+        with hub_access(None if from_file else encoder_weights):
+            model = getattr(smp, class_name)(
+                encoder_name=encoder, encoder_weights=None if from_file else encoder_weights, classes=out_channels, **kwargs
+            )
     except KeyError as error:  # unknown encoder or weights name; smp's message lists the valid ones
         raise ValueError(error.args[0] if error.args else str(error)) from None
     except Exception as error:

@@ -1,0 +1,52 @@
+"""The ready suites: the CPU ones load and build on the embedded data and state their time;
+the GPU ones stop before training with how to provide the data and the weights."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from segbench.cli import main
+from segbench.plugins import load_catalogue
+from segbench.suite import load_suite
+
+SUITES = Path(__file__).parent.parent / "suites"
+CPU_SUITES = ["upsampling", "losses", "losses_binary", "architectures", "skip_connections", "atrous", "unpooling", "smoke"]
+REAL_DATA_SUITES = {
+    "coco-voc20-upsampling": "SEGBENCH_COCO",
+    "coco-person-losses": "SEGBENCH_COCO",
+    "voc-architectures": "SEGBENCH_VOC",
+    "coco-fcn-skips": "SEGBENCH_COCO",
+}
+
+
+def test_every_suite_file_is_covered_here():
+    assert sorted(p.stem for p in SUITES.glob("*.toml")) == sorted(CPU_SUITES + list(REAL_DATA_SUITES))
+
+
+@pytest.mark.parametrize("name", CPU_SUITES)
+def test_cpu_suites_state_their_time_and_use_the_embedded_data(name):
+    suite = load_suite(SUITES / f"{name}.toml", load_catalogue)
+    assert re.search(r"\d+ (s|min|minutes) on 2 CPU cores", suite.description), suite.description
+    assert {v.config["dataset"]["name"] for v in suite.variants} == {"shapes"}
+    assert len(suite.seeds) >= 2 and len(suite.variants) >= 2
+
+
+@pytest.mark.parametrize("name", ["upsampling", "architectures", "unpooling"])
+def test_cpu_suites_build_every_model_before_training(name, capsys):
+    assert main(["validate", str(SUITES / f"{name}.toml")]) == 0
+    assert "run(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, variable", REAL_DATA_SUITES.items())
+def test_real_data_suites_say_how_to_provide_data_and_weights(name, variable, monkeypatch, capsys):
+    monkeypatch.delenv(variable, raising=False)
+    suite = load_suite(SUITES / f"{name}.toml", load_catalogue)
+    assert "GPU" in suite.description and variable in suite.description
+    assert {v.config["train"]["amp"] for v in suite.variants} == {"auto"}
+    assert main(["validate", str(SUITES / f"{name}.toml")]) == 2
+    error = capsys.readouterr().err
+    assert f"set the environment variable {variable}" in error
+    assert "encoder weights 'imagenet'" in error and "Hugging Face hub cache" in error
