@@ -37,6 +37,9 @@ def pytest_terminal_summary(terminalreporter):
     if _ratios or _shares:
         terminalreporter.section("segbench ratios (median times, same run)")
     for name, ratio, target in _ratios:
+        if target is None:
+            terminalreporter.write_line(f"{name}: {ratio:.3g}x (no target; reported)")
+            continue
         verdict = "meets" if ratio >= target else "MISSES"
         terminalreporter.write_line(f"{name}: {ratio:.3g}x ({verdict} the target of {target:g}x)")
     for name, share in _shares:
