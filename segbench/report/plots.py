@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -18,13 +19,19 @@ from .stats import mean_ci  # noqa: E402
 
 
 def metrics_per_variant(runs: pd.DataFrame, metrics: list, order: list, path: Path) -> Path:
-    """One panel per metric: each seed as a dot, the mean with its 95% CI as a bar."""
+    """One panel per metric, two panels a row: each seed as a dot, the mean with its 95%
+    CI as a bar."""
     ok = runs[runs["status"] == "ok"]
     labels = [runs.loc[runs["variant_id"] == v, "label"].iloc[0] for v in order]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(max(4.0, 1.3 * len(order)) * len(metrics), 4.2), squeeze=False)
-    for axis, metric in zip(axes[0], metrics):
+    columns = min(2, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    width = max(4.0, 0.9 * len(order) + 1.5)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, 4.4 * rows), squeeze=False)
+    for axis, metric in zip(axes.flat, metrics):
         _metric_panel(axis, ok, metric, order)
-        axis.set_xticks(range(len(order)), [_wrap(label) for label in labels], rotation=20, ha="right", fontsize=8)
+        axis.set_xticks(range(len(order)), [_wrap(label, 18) for label in labels], rotation=30, ha="right", fontsize=8)
+    for axis in list(axes.flat)[len(metrics):]:
+        axis.set_visible(False)
     figure.tight_layout()
     return _save(figure, path)
 
@@ -182,8 +189,8 @@ def _annotate(axis, values, fmt):
 
 
 def _wrap(label, width=24):
-    """Wrap at spaces and commas; a word longer than the width is cut."""
-    return textwrap.fill(str(label), width=width, break_on_hyphens=False)
+    """Wrap at spaces; a single long word stays whole (cut words are hard to read)."""
+    return textwrap.fill(str(label), width=width, break_on_hyphens=False, break_long_words=False)
 
 
 def _save(figure, path: Path) -> Path:
