@@ -342,3 +342,16 @@ def test_run_then_baseline_save_then_gate_passes(tmp_path, capsys, write_suite, 
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.strip().endswith("4 check(s), 2 rule(s) x 2 variant(s), against baseline " + str(results / "baselines" / "g.json"))
+
+
+def test_a_variant_whose_id_changed_is_matched_by_its_label(tmp_path, capsys, baseline_file):
+    # A new component default changes every id; the labels stay, and so does the gate.
+    renamed = {"zzz": BASE["aaa"], "yyy": BASE["bbb"]}
+    labels = {"zzz": "variant aaa", "yyy": "variant bbb"}
+    write_results(tmp_path / "same", renamed, labels=labels)
+    code, out, _ = gate_cli(capsys, tmp_path / "same", baseline_file, "miou:max_drop=0.01")
+    assert code == 0 and "matched by label: variant aaa" in out and "aaa -> zzz" in out
+    assert "new, not gated" not in out
+    write_results(tmp_path / "worse", shifted(renamed, "miou", -0.05), labels=labels)
+    code, out, _ = gate_cli(capsys, tmp_path / "worse", baseline_file, "miou:max_drop=0.01")
+    assert code == 1 and "FAIL variant aaa: miou" in out

@@ -119,6 +119,7 @@ class GateResult:
     rules_source: str  # "--rule" or the suite file the rules came from
     checks: list
     new_variants: list = field(default_factory=list)  # (id, label) of variants not in the baseline
+    relabelled: list = field(default_factory=list)  # (label, baseline id, current id) matched by label
 
     @property
     def failures(self) -> list:
@@ -145,9 +146,27 @@ def run_gate(results_dir, baseline_path, rules=None) -> GateResult:
     baseline = load_baseline(baseline_path)
     rules, source = resolve_rules(rules, results)
     check_metrics(rules, baseline)
-    checks = build_checks(rules, baseline, results)
-    new = [(v.id, v.label) for v in results.variants if baseline.get(v.id) is None]
-    return GateResult(results.suite, results.suite_dir, baseline, rules, source, checks, new)
+    matches = match_variants(baseline, results)
+    checks = build_checks(rules, baseline, matches)
+    matched = {runs.id for runs in matches.values() if runs is not None}
+    new = [(v.id, v.label) for v in results.variants if v.id not in matched]
+    relabelled = [(runs.label, saved_id, runs.id) for saved_id, runs in matches.items() if runs is not None and runs.id != saved_id]
+    return GateResult(results.suite, results.suite_dir, baseline, rules, source, checks, new, relabelled)
+
+
+def match_variants(baseline: Baseline, results: ResultSet) -> dict:
+    """Baseline variant id -> its runs in the results: by id, else by label when exactly
+    one unclaimed variant carries it. A variant keeps its label when a default of some
+    component changes (which changes every id), and the gate should still compare it."""
+    matches = {saved.id: results.get(saved.id) for saved in baseline.variants}
+    claimed = {runs.id for runs in matches.values() if runs is not None}
+    for saved in baseline.variants:
+        if matches[saved.id] is None:
+            same_label = [v for v in results.variants if v.label == saved.label and v.id not in claimed and baseline.get(v.id) is None]
+            if len(same_label) == 1:
+                matches[saved.id] = same_label[0]
+                claimed.add(same_label[0].id)
+    return matches
 
 
 def resolve_rules(texts, results: ResultSet) -> tuple[list, str]:
@@ -168,10 +187,10 @@ def check_metrics(rules, baseline: Baseline) -> None:
         raise SegbenchError("\n".join(problems) + f"\n(the valid names are the fields baseline {baseline.path} has values for)")
 
 
-def build_checks(rules, baseline: Baseline, results: ResultSet) -> list:
+def build_checks(rules, baseline: Baseline, matches: dict) -> list:
     checks = []
     for saved in baseline.variants:
-        runs = results.get(saved.id)
+        runs = matches[saved.id]
         problem = variant_problem(runs)
         label = runs.label if runs else saved.label
         for rule in rules:

@@ -41,6 +41,8 @@ def gate_text(result: GateResult) -> str:
     lines = [_suite_mismatch(result)] if _suite_mismatch(result) else []
     lines += [f"FAIL {one_line(check.fails())}" for check in result.failures]
     lines += [f"new, not gated: {one_line(label)} ({variant_id})" for variant_id, label in result.new_variants]
+    lines += [f"matched by label: {one_line(label)} (its configuration changed: id {old} -> {new}; "
+              "save a new baseline to gate by id again)" for label, old, new in result.relabelled]
     return "\n".join(lines + [gate_summary(result)])
 
 
