@@ -46,12 +46,6 @@ def _variants(labels):
     return f"variants {', '.join(repr(label) for label in labels)}"
 
 
-def preflight_datasets(suite, cache_dir) -> None:
-    problems = dataset_problems(suite, cache_dir)
-    if problems:
-        raise SuiteError(suite.path, problems)
-
-
 def dataset_problems(suite, cache_dir) -> list:
     """Build (and so cache, for the runs) each distinct dataset: a missing root, a bad
     annotation file or an empty subset is bad input, found before anything trains."""

@@ -131,8 +131,7 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
         on_epoch = progress.epoch if executor.shows_epochs else None
         try:
             for record in executor.records(suite, pending, cache_dir, on_epoch):
-                store.write_record(record)
-                record = store.load(record["variant_id"], record["seed"])
+                record = store.write_record(record)
                 progress.finished(record, primary)
                 done[(record["variant_id"], record["seed"])] = record
                 if fail_fast and record["status"] != "ok":

@@ -45,9 +45,10 @@ class ResultStore:
         write_json_atomic(path, record)
         return path
 
-    def write_record(self, record: dict) -> Path:
+    def write_record(self, record: dict) -> dict:
         """Write a run's record; the validation inputs its predictions refer to go once per
-        dataset to ``samples/<key>.json`` (the same for every run on that dataset)."""
+        dataset to ``samples/<key>.json`` (the same for every run on that dataset). Returns
+        the record as stored (what ``load`` gives back)."""
         samples = record.get("samples")
         if samples and "inputs" in samples:
             record = {**record, "samples": {k: v for k, v in samples.items() if k != "inputs"}}
@@ -56,7 +57,8 @@ class ResultStore:
             path = self.samples_path(key)
             if not path.is_file():
                 write_json_atomic(path, {"dataset": record["config"]["dataset"], "indices": samples["indices"], "inputs": samples["inputs"]})
-        return self.write(record)
+        self.write(record)
+        return to_json_safe(record)
 
     def samples_path(self, key: str) -> Path:
         return self.suite_dir / "samples" / f"{key}.json"

@@ -100,3 +100,25 @@ def test_a_dataset_that_cannot_be_read_stops_before_training(capsys, tiny_suite,
     assert code == 2
     assert "dataset 'missing_data': SegbenchError: dataset root /nowhere does not exist" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_variants_failing_the_same_way_share_one_problem_line(capsys, write_suite):
+    suite = write_suite('[model]\nencoder_weights = "/nonexistent/encoder.pth"\n\n[ablate]\n"model.upsampler" = ["nearest", "bilinear"]\n')
+    assert main(["validate", str(suite)]) == 2
+    problems = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1
+    assert "variants 'upsampler=nearest', 'upsampler=bilinear': EncoderWeightsError" in problems[0]
+    assert "/nonexistent/encoder.pth" in problems[0]
+
+
+def test_the_epoch_bar_follows_the_current_run_and_closes_with_it(capsys):
+    from segbench.progress import Progress
+
+    with Progress(2) as progress:
+        progress.epoch(1, 3, {"train_loss": 1.5})
+        progress.epoch(3, 3, {"train_loss": 0.5})
+        assert progress.epochs.n == 3 and progress.epochs.total == 3
+        progress.finished({"status": "ok", "metrics": {"miou": 0.25}, "label": "a", "seed": 0, "wall_seconds": 1.0}, "miou")
+        assert progress.epochs is None
+    err = capsys.readouterr().err
+    assert "epochs" in err and "done  a seed=0: miou=0.2500" in err

@@ -51,7 +51,7 @@ from segbench.errors import SegbenchError
 
 from . import coco
 from .coco import MissingDataError
-from .folder import UnreadableDataError, check_count, check_image_size, read_image, stack_pairs
+from .folder import UnreadableDataError, check_count, check_ignore_index, check_image_size, read_image, stack_pairs
 from .io import check_fit, resize_pair
 
 ENV_ROOT = "SEGBENCH_COCO"
@@ -148,7 +148,7 @@ def _decode(roles, categories, rules) -> SegmentationData:
         if classes is not None and split_classes != classes:
             raise CategoryError(f"coco: the train and val files name the classes differently: {classes} vs {split_classes}")
         classes = split_classes
-        _check_ignore_index(rules["ignore_index"], len(classes))
+        check_ignore_index("coco", rules["ignore_index"], len(classes))
         splits[role] = _load_split(dataset, annotation_path, image_path, mapping, description=f"coco {split}", **rules)
     mode = "binary" if categories == "person" else "multiclass"
     return SegmentationData(classes, splits["train"], splits["val"], rules["ignore_index"], mode)
@@ -174,14 +174,6 @@ def _check_params(categories, image_size, fit, max_images, min_pixels, crowd, ov
             )
     elif not isinstance(categories, (list, tuple)) or not categories:
         raise CategoryError(f"coco: categories must be a preset ({', '.join(PRESETS)}) or a non-empty list, got {categories!r}")
-
-
-def _check_ignore_index(ignore_index, num_classes):
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or not num_classes <= ignore_index <= 255:
-        raise SegbenchError(
-            f"coco: ignore_index must be an integer in {num_classes}..255 (not one of the "
-            f"{num_classes} class indices, fitting a uint8 mask), got {ignore_index!r}"
-        )
 
 
 def _split_paths(root, split, annotation_file, image_dir):

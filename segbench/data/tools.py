@@ -60,16 +60,14 @@ def resolve_sources(source: str, plugins=(), overrides=None):
 
 
 def build(catalogue, source: DatasetSource, cache_dir) -> SegmentationData:
-    component = catalogue.get("dataset", source.ref["name"])
+    from ..engine.build import build_dataset
+
     try:
-        data = component.build(cache_dir, **source.ref["params"])
+        return build_dataset(catalogue, source.ref, cache_dir, reuse=False)
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - a reader's failure is bad input, named
         raise SegbenchError(f"{source.origin}: dataset {source.ref['name']!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(data, SegmentationData):
-        raise SegbenchError(f"dataset {source.ref['name']!r} returned {type(data).__name__}, not SegmentationData")
-    return data
 
 
 def prepare(catalogue, sources, cache_dir, show_progress=True) -> list:

@@ -13,10 +13,11 @@ from ..data import SegmentationData
 _DATASETS: dict[str, SegmentationData] = {}
 
 
-def build_dataset(catalogue: Catalogue, ref: dict, cache_dir) -> SegmentationData:
-    """Datasets are built once per process and shared by every run that uses them."""
+def build_dataset(catalogue: Catalogue, ref: dict, cache_dir, reuse: bool = True) -> SegmentationData:
+    """Datasets are built once per process and shared by every run that uses them
+    (``reuse=False`` asks the dataset again, e.g. to see whether its cache was hit)."""
     key = json.dumps([ref, str(cache_dir)], sort_keys=True, default=str)
-    if key not in _DATASETS:
+    if key not in _DATASETS or not reuse:
         data = catalogue.get("dataset", ref["name"]).build(cache_dir, **ref["params"])
         if not isinstance(data, SegmentationData):
             raise TypeError(f"dataset {ref['name']!r} returned {type(data).__name__}, not SegmentationData")
