@@ -53,6 +53,34 @@ def rebuild_report(results_dir) -> dict:
     return write_report(store.records(), read_json(meta_path), store.report_dir, store.load_samples)
 
 
+def plan(path, results_dir="results", plugins=(), overrides=None, effect=None, power=None) -> dict:
+    """Seeds each comparison of the suite at ``path`` needs, from the paired spread of the
+    results in ``results_dir`` (see segbench.planning); nothing trains."""
+    from .components import metric_direction
+    from .planning import check_request, plan_suite
+    from .gate.results import find_suite_dir
+    from .suite import load_suite
+
+    check_request(1.0 if effect is None else effect, 0.5 if power is None else power)
+    suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
+    results_dir = _suite_results(results_dir, suite.name, find_suite_dir)
+    directions = {name: metric_direction(suite.catalogue.get("metric", name)) for name in suite.metric_names}
+    return plan_suite(suite, results_dir, directions, effect, power)
+
+
+def _suite_results(directory, name, find_suite_dir):
+    """``results/`` may hold several suites: take this suite's folder when it is there."""
+    from pathlib import Path
+
+    own = Path(directory) / name
+    if (own / "runs").is_dir():
+        return own
+    if not Path(directory).is_dir():
+        raise SegbenchError(f"results folder {directory} does not exist; run the suite (or a pilot with a few seeds) first, "
+                            f"or give --from DIR")
+    return find_suite_dir(directory)
+
+
 def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:
     """Decode the datasets of ``source`` (a suite file or a dataset name) into the sample
     cache; returns a line per dataset saying whether it was already there."""
@@ -107,5 +135,5 @@ def normalize_kind(kind: str) -> str:
 
 __all__ = [
     "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
-    "export_data", "compatibility_matrix", "rebuild_report", "Catalogue",
+    "export_data", "compatibility_matrix", "rebuild_report", "plan", "Catalogue",
 ]

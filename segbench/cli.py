@@ -15,6 +15,7 @@ from . import __version__, api, gate
 from .errors import SegbenchError
 from .data.stats import format_stats
 from .format import format_components, format_matrix, format_plan
+from .planning import format_plan_table
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
 DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the user cache dir)"
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets")
     listing.add_argument("--matrix", action="store_true", help="which upsamplers fit which architectures")
     listing.set_defaults(handler=list_command)
+    plan = commands.add_parser("plan", parents=[suite_options], help="seeds each comparison needs, from the spread of earlier results")
+    plan.add_argument("--from", dest="results", default="results", metavar="DIR",
+                      help="results of this suite (or a pilot run of it) to take the paired spread from (default: results/)")
+    plan.add_argument("--effect", type=float, default=None, help="the difference to detect, in the metric's units (default: the margin)")
+    plan.add_argument("--power", type=float, default=None, help="the power to plan for (default: [stats] power, 0.8)")
+    plan.add_argument("--json", action="store_true", help="print JSON (a stable schema, for scripts)")
+    plan.set_defaults(handler=plan_command)
     add_data_commands(commands, plugin_options)
     add_gate_commands(commands)
     add_report_command(commands)
@@ -151,6 +159,12 @@ def run_command(args) -> int:
 def validate_command(args) -> int:
     suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides), args.cache_dir)
     print(format_plan(suite))
+    return 0
+
+
+def plan_command(args) -> int:
+    plan = api.plan(args.suite, args.results, args.plugin, parse_overrides(args.overrides), args.effect, args.power)
+    print(json.dumps(plan, indent=2) if args.json else format_plan_table(plan))
     return 0
 
 

@@ -48,6 +48,7 @@ class Component:
     provider: str = "?"
     version: str = "?"
     params: dict = field(default_factory=dict)
+    higher_is_better: bool | None = None  # metrics: declared, or read off the metric (see metric_direction)
 
     def build(self, *context, **params):
         return self.factory(*context, **params)
@@ -90,13 +91,18 @@ class Registrar:
     def add_loss(self, name, factory, *, description=None):
         self._add("loss", name, factory, description)
 
-    def add_metric(self, name, factory, *, description=None):
-        self._add("metric", name, factory, description)
+    def add_metric(self, name, factory, *, description=None, higher_is_better=None):
+        """``higher_is_better`` may be left out: it is then read off the class the factory
+        is annotated to return, or off a metric it builds (see :func:`metric_direction`)."""
+        if higher_is_better is not None and not isinstance(higher_is_better, bool):
+            raise PluginError(f'plugin "{self.provider}" registers metric "{name}" with higher_is_better={higher_is_better!r}: '
+                              "expected True or False")
+        self._add("metric", name, factory, description, higher_is_better=higher_is_better)
 
     def add_dataset(self, name, factory, *, description=None):
         self._add("dataset", name, factory, description)
 
-    def _add(self, kind, name, factory, description, requires=(), provides=()):
+    def _add(self, kind, name, factory, description, requires=(), provides=(), higher_is_better=None):
         if not isinstance(name, str) or not name.isidentifier():
             raise PluginError(
                 f'plugin "{self.provider}" registers {kind} {name!r}: a name must be an '
@@ -115,6 +121,7 @@ class Registrar:
                 provider=self.provider,
                 version=self.version,
                 params=keyword_params(factory),
+                higher_is_better=higher_is_better if higher_is_better is not None else _declared_direction(factory),
             )
         )
 
@@ -158,6 +165,27 @@ class Catalogue:
 
     def has(self, kind: str, name: str) -> bool:
         return name in self._by_kind[kind]
+
+
+def metric_direction(component: Component) -> bool:
+    """Whether a larger value of this metric is better: as registered or annotated, else
+    read off a metric built for a 2-class task (cheap: metrics allocate little until
+    updated); True when even that fails, as the metric contract's default."""
+    if component.higher_is_better is not None:
+        return component.higher_is_better
+    try:
+        metric = component.build(2, 255)
+    except Exception:  # noqa: BLE001 - a metric that needs parameters: the contract's default
+        return True
+    return bool(getattr(metric, "higher_is_better", True))
+
+
+def _declared_direction(factory):
+    """``higher_is_better`` of the class ``factory`` returns (its return annotation, or
+    the class itself), when that says."""
+    target = factory if inspect.isclass(factory) else _type_hints(factory).get("return")
+    value = getattr(target, "higher_is_better", None) if inspect.isclass(target) else None
+    return value if isinstance(value, bool) else None
 
 
 def fits(architecture: Component, upsampler: Component) -> bool:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from .components import KINDS
+import re
+
+from .components import KINDS, metric_direction
+from .costs import direction_word
+
+
+# C0 and C1 control characters (ESC, CSI, ...): escape sequences from a label must not reach the terminal
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def one_line(text) -> str:
+    """Text for the terminal: one line, no control characters."""
+    return TERMINAL_CONTROL.sub("?", " ".join(str(text).splitlines()))
 
 
 def format_components(components) -> str:
@@ -22,6 +34,8 @@ def format_components(components) -> str:
             capabilities = _capabilities(component)
             if capabilities:
                 lines.append(f"  {'':<{width}}  {capabilities}")
+            if kind == "metric":
+                lines.append(f"  {'':<{width}}  direction: {direction_word(metric_direction(component))}")
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -41,15 +55,26 @@ def _capabilities(component):
 
 def format_plan(suite) -> str:
     runs = len(suite.variants) * len(suite.seeds)
-    lines = [
-        f"suite {suite.name} ({suite.path})",
-        f"{len(suite.variants)} variant(s) x {len(suite.seeds)} seed(s) {suite.seeds} = {runs} run(s)",
-        "",
-    ]
+    design = suite.design
+    if design.adaptive:
+        count = (f"{len(suite.variants)} variant(s) x {design.min_seeds} to {design.max_seeds} seeds "
+                 f"= {len(suite.variants) * design.min_seeds} to {runs} run(s): seeds are added only where a comparison is open")
+    else:
+        count = f"{len(suite.variants)} variant(s) x {len(suite.seeds)} seed(s) {suite.seeds} = {runs} run(s)"
+    lines = [f"suite {suite.name} ({suite.path})", count, f"statistics: {describe_stats(suite)}", ""]
     for variant in suite.variants:
         mark = "  (baseline)" if variant.id == suite.baseline_id else ""
         lines.append(f"  {variant.id}  {variant.label}{mark}")
     return "\n".join(lines)
+
+
+def describe_stats(suite) -> str:
+    stats = suite.stats
+    margins = ", ".join(f"{metric} ±{margin:g}" for metric, margin in stats.margins)
+    margin = f"±{stats.margin:g}" + (f" ({margins})" if margins else "")
+    design = f"; {suite.design.describe()}" if suite.design.adaptive else ""
+    return (f"{suite.primary} against the baseline, alpha {stats.alpha:g}, correction {stats.correction}, "
+            f"equivalence margin {margin}{design}")
 
 
 FITS, DOES_NOT_FIT = "✓", "·"

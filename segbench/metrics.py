@@ -12,6 +12,7 @@ ignored) is NaN.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -20,9 +21,16 @@ class Metric:
 
     ``update`` receives int64 label maps (N, H, W); pixels whose target equals
     ``ignore_index`` are never scored. ``compute`` gives the dataset-level value,
-    ``per_image`` one value per image seen (for paired statistics), ``per_class`` one value
-    per class or ``None`` when the metric has no per-class form. Higher is better unless
-    ``higher_is_better`` is False.
+    ``per_image`` one value per image seen, ``per_class`` one value per class or ``None``
+    when the metric has no per-class form. Higher is better unless ``higher_is_better`` is
+    False.
+
+    A metric whose dataset value is a function of per-image counts summed over the images
+    (a confusion matrix, intersections and unions) can say so with ``image_statistics``
+    and ``from_statistics``. segbench then recomputes the dataset value on bootstrap
+    resamples of the images (:meth:`bootstrap`), which is how the report states the
+    test-set noise of a difference in this very value. Without them there is no image
+    evidence for the metric, and nothing else changes.
     """
 
     higher_is_better = True
@@ -38,6 +46,25 @@ class Metric:
 
     def per_class(self):
         return None
+
+    def image_statistics(self) -> torch.Tensor | None:
+        """Per-image additive statistics, shape (N, ...): their sum over the images
+        determines the dataset value. None (the default) when the metric has none."""
+        return None
+
+    def from_statistics(self, summed: torch.Tensor) -> float:
+        """The dataset value from ``image_statistics`` summed over (resampled) images."""
+        raise NotImplementedError
+
+    def bootstrap(self, weights: np.ndarray) -> np.ndarray | None:
+        """The dataset value recomputed on image resamples: ``weights`` (B, N) counts how
+        often each of the N images is drawn in resample b. None without image statistics."""
+        statistics = self.image_statistics()
+        if statistics is None or len(statistics) != weights.shape[1]:
+            return None
+        flat = statistics.reshape(len(statistics), -1).double().numpy()
+        sums = torch.from_numpy(weights @ flat).reshape(len(weights), *statistics.shape[1:])
+        return np.array([self.from_statistics(summed) for summed in sums], dtype=float)
 
 
 def check_label_maps(pred, target, num_classes, ignore_index):
@@ -102,3 +129,10 @@ class ConfusionMatrixMetric(Metric):
 
     def per_image(self):
         return [self.reduce(self.score(c.double()), c.double()) for c in self.images]
+
+    def image_statistics(self):
+        return torch.stack(self.images) if self.images else None
+
+    def from_statistics(self, summed):
+        summed = summed.double()
+        return self.reduce(self.score(summed), summed)

@@ -28,7 +28,13 @@ class Progress:
         self.epochs.set_postfix_str(", ".join(f"{k}={v:.3f}" for k, v in stats.items()), refresh=False)
         self.epochs.update(epoch - self.epochs.n)
 
+    def expect(self, runs: int):
+        """``runs`` more runs are coming (adaptive seeds add rounds as they go)."""
+        self.bar.total = (self.bar.total or 0) + runs
+        self.bar.refresh()
+
     def skipped(self, label, seed):
+        self.expect(1)
         self._line(f"skip  {label} seed={seed}: finished record exists (--rerun to redo)")
         self.bar.update(1)
 

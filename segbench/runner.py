@@ -67,8 +67,8 @@ def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=Fals
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
     if skip_if_finished_in is not None:
-        store = ResultStore(skip_if_finished_in, suite.name)
-        if all(store.finished(v.id, seed) for v, seed in suite.runs()):
+        finished = finished_records(suite, ResultStore(skip_if_finished_in, suite.name))
+        if all(run in finished for run in wanted_runs(suite, finished)):
             return suite
     problems = model_problems(suite)
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
@@ -116,28 +116,73 @@ def _report_fingerprint(records, meta) -> str:
 
 
 def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
-    """Run what is not finished yet; returns every record in the suite's order."""
-    done, pending = {}, []
-    for variant, seed in suite.runs():
-        record = None if rerun else store.load(variant.id, seed)
-        if record and record.get("status") == "ok":
-            done[(variant.id, seed)] = record
-        else:
-            pending.append((variant, seed))
-    primary = suite.variants[0].config["eval"]["primary"]
-    with Progress(len(suite.runs()), quiet=quiet) as progress:
-        for record in done.values():
-            progress.skipped(record["label"], record["seed"])
+    """Run what is wanted and not finished yet, round by round: a fixed list of seeds is
+    one round; adaptive seeds add rounds while comparisons are open. Returns every record
+    in the suite's order."""
+    done = {} if rerun else finished_records(suite, store)
+    attempted, reused = set(), set()
+    with Progress(0, quiet=quiet) as progress:
         on_epoch = progress.epoch if executor.shows_epochs else None
         try:
-            for record in executor.records(suite, pending, cache_dir, on_epoch):
-                record = store.write_record(record)
-                progress.finished(record, primary)
-                done[(record["variant_id"], record["seed"])] = record
-                if fail_fast and record["status"] != "ok":
+            while True:
+                wanted = wanted_runs(suite, done)
+                for key in [k for k in wanted if k in done and k not in reused and k not in attempted]:
+                    reused.add(key)
+                    progress.skipped(done[key]["label"], key[1])
+                pending = [(suite.variant(v), seed) for v, seed in wanted if (v, seed) not in done and (v, seed) not in attempted]
+                if not pending:
                     break
+                progress.expect(len(pending))
+                for record in executor.records(suite, pending, cache_dir, on_epoch):
+                    record = store.write_record(record)
+                    progress.finished(record, suite.primary)
+                    key = (record["variant_id"], record["seed"])
+                    attempted.add(key)
+                    done[key] = record
+                    if fail_fast and record["status"] != "ok":
+                        return _in_order(suite, done)
         finally:
             executor.close()
+    return _in_order(suite, done)
+
+
+def finished_records(suite, store) -> dict:
+    """(variant id, seed) -> the finished record of every run the suite may have."""
+    records = {}
+    for variant, seed in suite.runs():
+        record = store.load(variant.id, seed)
+        if record and record.get("status") == "ok":
+            records[(variant.id, seed)] = record
+    return records
+
+
+def wanted_runs(suite, records: dict) -> list:
+    """(variant id, seed) of every run the suite wants given ``records`` so far: all of
+    them for a fixed list of seeds; with adaptive seeds, the seeds of each comparison's
+    next look (see segbench.verdicts), and the baseline's to pair them."""
+    design = suite.design
+    if not design.adaptive:
+        return [(variant.id, seed) for variant, seed in suite.runs()]
+    from .verdicts import judge_family, metric_values, seeds_wanted
+
+    values = metric_values(records.values(), suite.primary)
+    candidates = {v.id: values.get(v.id, {}) for v in suite.variants if v.id != suite.baseline_id}
+    judgements = judge_family(values.get(suite.baseline_id, {}), candidates, higher_is_better=primary_direction(suite),
+                              margin=suite.stats.margin_for(suite.primary), design=design, settings=suite.stats, describe=False)
+    wanted, baseline_seeds = seeds_wanted(judgements, design)
+    runs = [(suite.baseline_id, seed) for seed in design.seeds[:baseline_seeds]]
+    runs += [(variant_id, seed) for variant_id, count in wanted.items() for seed in design.seeds[:count]]
+    order = {variant.id: index for index, variant in enumerate(suite.variants)}
+    return sorted(runs, key=lambda run: (design.seeds.index(run[1]), order[run[0]]))
+
+
+def primary_direction(suite) -> bool:
+    from .components import metric_direction
+
+    return metric_direction(suite.catalogue.get("metric", suite.primary))
+
+
+def _in_order(suite, done):
     return [done[(v.id, s)] for v, s in suite.runs() if (v.id, s) in done]
 
 
@@ -186,6 +231,8 @@ def release_memory():
 
 def suite_summary(suite: Suite) -> dict:
     """What the report needs to know about the suite besides the records."""
+    from .components import metric_direction
+
     return {
         "name": suite.name,
         "description": suite.description,
@@ -193,8 +240,11 @@ def suite_summary(suite: Suite) -> dict:
         "text": suite.text,
         "baseline_id": suite.baseline_id,
         "variant_order": [v.id for v in suite.variants],
-        "primary": suite.variants[0].config["eval"]["primary"],
+        "primary": suite.primary,
         "metrics": [m["name"] for m in suite.variants[0].config["eval"]["metrics"]],
+        "higher_is_better": {name: metric_direction(suite.catalogue.get("metric", name)) for name in suite.metric_names},
+        "stats": suite.stats.to_dict(),
+        "design": suite.design.to_dict(),
     }
 
 

@@ -15,12 +15,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .components import Catalogue, fits, unknown_name_message
+from .components import Catalogue, fits, metric_direction, unknown_name_message
+from .design import SeedDesign, StatsSettings, margin_metric_problems, read_seeds, read_stats
 from .errors import SegbenchError, SuiteError
-from .gate.rules import COST_FIELDS, read_gate_table, unknown_metric_problem
+from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_gate_table, unknown_metric_problem
 from .params import check_params, describe_value
 
-TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants", "gate")
+TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants", "gate",
+                  "stats")
+# Top-level keys that --set may override (the sections' keys are overridden in the config).
+TOP_LEVEL_OVERRIDES = ("seeds", "stats", "baseline", "description")
 SECTION_DEFAULTS = {
     "dataset": {"name": "shapes"},
     "model": {"architecture": "unet", "upsampler": "nearest"},
@@ -47,7 +51,6 @@ SECTION_DEFAULTS = {
 # Keys of [dataset] and [model] beyond these are parameters of the chosen component.
 COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
 OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
-DEFAULT_SEEDS = [0, 1, 2]
 SCHEDULES = ("constant", "cosine", "poly")
 DATA_PLACEMENTS = ("auto", "device", "host")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -80,10 +83,24 @@ class Suite:
     source: dict = field(default_factory=dict)
     # The [gate] table's rules (segbench.gate.rules.Rule): what `segbench gate` checks by default.
     gate_rules: list = field(default_factory=list)
+    design: SeedDesign = field(default_factory=lambda: SeedDesign.fixed([0, 1, 2]))
+    stats: StatsSettings = field(default_factory=StatsSettings)
 
     def runs(self):
-        """Every (variant, seed) pair, in order."""
+        """Every (variant, seed) pair that may run, in order (with adaptive seeds, up to
+        the maximum; the runner decides round by round how many do)."""
         return [(variant, seed) for variant in self.variants for seed in self.seeds]
+
+    @property
+    def primary(self) -> str:
+        return self.variants[0].config["eval"]["primary"]
+
+    @property
+    def metric_names(self) -> list:
+        return list(dict.fromkeys(m["name"] for v in self.variants for m in v.config["eval"]["metrics"]))
+
+    def variant(self, variant_id: str) -> Variant:
+        return next(v for v in self.variants if v.id == variant_id)
 
     @property
     def baseline(self) -> Variant:
@@ -111,18 +128,35 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
     """
     path, text, raw = read_suite_file(path)
     problems = Problems()
+    overrides = dict(overrides or {})
+    raw = _override_top_level(raw, overrides)
     header = _read_header(raw, path, problems)
     catalogue = catalogue_loader(list(extra_plugins) + header["plugins"], path.parent)
     base = _base_config(raw, problems)
-    for key, value in (overrides or {}).items():
-        _set_path(base, key, value)
+    for key, value in overrides.items():
+        if key.split(".", 1)[0] not in TOP_LEVEL_OVERRIDES:
+            _set_path(base, key, value)
     variants = _expand(raw, base, catalogue, problems)
     baseline_id = _find_baseline(raw.get("baseline"), variants, problems)
-    _check_gate_metrics(header["gate"], variants, problems)
+    _check_gate_metrics(header["gate"], variants, catalogue, problems)
+    if variants:
+        metrics = list(dict.fromkeys(m["name"] for v in variants for m in v.config["eval"]["metrics"]))
+        for where, message in margin_metric_problems(header["stats"], metrics):
+            problems.add(where, message)
     problems.raise_if_any(path)
-    source = {"path": str(path), "plugins": [str(p) for p in extra_plugins], "overrides": dict(overrides or {})}
-    return Suite(path, header["name"], header["description"], header["seeds"], header["plugins"], variants, baseline_id, text, catalogue, source,
-                 gate_rules=header["gate"])
+    source = {"path": str(path), "plugins": [str(p) for p in extra_plugins], "overrides": overrides}
+    design = header["design"]
+    return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,
+                 source, gate_rules=header["gate"], design=design, stats=header["stats"])
+
+
+def _override_top_level(raw, overrides):
+    """``--set seeds=[0,1]`` or ``--set stats.margin=0.02`` change the file's top level."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        if key.split(".", 1)[0] in TOP_LEVEL_OVERRIDES:
+            _set_path(raw, key, value)
+    return raw
 
 
 class Problems(list):
@@ -147,21 +181,12 @@ def _read_header(raw, path, problems):
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add("description", f"expected a string, got {describe_value(description)}")
-    return {"name": name, "description": str(description), "seeds": _read_seeds(raw, problems), "plugins": _read_plugins(raw, problems),
+    design, design_problems = read_seeds(raw.get("seeds"))
+    stats, stats_problems = read_stats(raw.get("stats"))
+    for where, message in design_problems + stats_problems:
+        problems.add(where, message)
+    return {"name": name, "description": str(description), "design": design, "stats": stats, "plugins": _read_plugins(raw, problems),
             "gate": _read_gate(raw, problems)}
-
-
-def _read_seeds(raw, problems):
-    seeds = raw.get("seeds", DEFAULT_SEEDS)
-    if not isinstance(seeds, list) or not seeds:
-        problems.add("seeds", f"expected a non-empty list of integers such as [0, 1, 2], got {describe_value(seeds)}")
-        return list(DEFAULT_SEEDS)
-    for index, seed in enumerate(seeds):
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            problems.add(f"seeds[{index}]", f"expected a non-negative integer, got {describe_value(seed)}")
-    if len(set(map(repr, seeds))) != len(seeds):
-        problems.add("seeds", f"seeds repeat: {seeds}")
-    return seeds
 
 
 def _read_plugins(raw, problems):
@@ -181,14 +206,16 @@ def _read_gate(raw, problems):
     return rules
 
 
-def _check_gate_metrics(rules, variants, problems):
-    """A gate rule must name a metric some variant computes, or a cost field."""
+def _check_gate_metrics(rules, variants, catalogue, problems):
+    """A gate rule must name a metric some variant computes, or a cost field, and guard it
+    in the direction that is worse for it."""
     if not rules or not variants:
         return
-    metrics = [m["name"] for v in variants for m in v.config["eval"]["metrics"]]
-    valid = list(dict.fromkeys(metrics)) + list(COST_FIELDS)
+    metrics = list(dict.fromkeys(m["name"] for v in variants for m in v.config["eval"]["metrics"]))
+    directions = {name: metric_direction(catalogue.get("metric", name)) for name in metrics}
     for rule in rules:
-        problem = unknown_metric_problem(rule, valid)
+        problem = unknown_metric_problem(rule, metrics + list(COST_FIELDS))
+        problem = problem or direction_problem(rule, higher_is_better(rule.metric, directions))
         if problem:
             problems.add("gate.rules", problem)
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from segbench.design import SeedDesign, StatsSettings
 from segbench.report import write_report
-from segbench.report.stats import mean_ci, paired_comparison, verdict
+from segbench.statistics import image_bootstrap, mean_ci, paired_comparison
+from segbench.store import encode_arrays
+from segbench.verdicts import judge_family
+
+
+def outcome(baseline, candidate, higher_is_better=True):
+    seeds = sorted(baseline)
+    return judge_family(baseline, {"b": candidate}, higher_is_better=higher_is_better, margin=0.01,
+                        design=SeedDesign.fixed(seeds), settings=StatsSettings())["b"].outcome
 
 
 def test_mean_ci_matches_the_t_interval():
@@ -23,24 +32,26 @@ def test_clearly_separated_pairs_are_significant_and_identical_ones_are_not():
     better = {seed: value + 0.05 + 0.002 * seed for seed, value in baseline.items()}
     comparison = paired_comparison(baseline, better)
     assert comparison["diff"] == pytest.approx(0.053)
-    assert comparison["p_value"] < 0.001 and verdict(comparison) == "better"
+    assert comparison["p_value"] < 0.001 and outcome(baseline, better) == "better"
     assert comparison["ci_low"] < 0.053 < comparison["ci_high"]
     same = paired_comparison(baseline, dict(baseline))
-    assert same["diff"] == 0 and same["p_value"] == 1.0 and verdict(same) == "indistinguishable"
+    assert same["diff"] == 0 and same["p_value"] == 1.0 and outcome(baseline, dict(baseline)) == "equivalent"
 
 
-def test_noisy_small_difference_is_indistinguishable():
+def test_noisy_small_difference_is_inconclusive():
     baseline = {0: 0.50, 1: 0.60, 2: 0.55}
     candidate = {0: 0.58, 1: 0.55, 2: 0.57}
     comparison = paired_comparison(baseline, candidate)
-    assert comparison["p_value"] > 0.05 and verdict(comparison) == "indistinguishable"
+    assert comparison["p_value"] > 0.05 and outcome(baseline, candidate) == "inconclusive"
     assert comparison["p_value"] == pytest.approx(scipy_stats.ttest_rel([0.58, 0.55, 0.57], [0.50, 0.60, 0.55]).pvalue)
 
 
-def test_lower_is_better_flips_the_verdict():
-    comparison = {"diff": -1.0, "p_value": 0.001}
-    assert verdict(comparison, higher_is_better=False) == "better"
-    assert verdict({"diff": 1.0, "p_value": math.nan}) == "n/a"
+def test_lower_is_better_flips_the_outcome():
+    baseline = {0: 0.50, 1: 0.52, 2: 0.51, 3: 0.49}
+    higher = {seed: value + 0.05 + 0.002 * seed for seed, value in baseline.items()}
+    assert outcome(baseline, higher, higher_is_better=True) == "better"
+    assert outcome(baseline, higher, higher_is_better=False) == "worse"
+    assert outcome(higher, baseline, higher_is_better=False) == "better"
 
 
 def _record(variant_id, label, seed, miou, status="ok"):
@@ -97,39 +108,45 @@ def test_class_names_and_labels_are_escaped_in_html_and_markdown(tmp_path):
     assert (tmp_path / "per_class.csv").read_text().splitlines()[0] == f"variant,background,{hostile_class}"
 
 
-def test_image_bootstrap_separates_a_clear_shift_and_not_identical_images():
-    from segbench.report.stats import image_bootstrap
-
+def test_image_bootstrap_resamples_the_same_difference_the_seeds_test():
     rng = np.random.default_rng(0)
-    baseline = rng.uniform(0.3, 0.7, 200)
-    shifted = baseline + 0.04 + rng.normal(0, 0.02, 200)
-    result = image_bootstrap(baseline, shifted)
-    assert result["n_images"] == 200 and result["p_value"] < 0.01
+    baseline = {seed: 0.5 + rng.normal(0, 0.01, 2000) for seed in range(3)}
+    shifted = {seed: baseline[seed] + 0.04 + rng.normal(0, 0.005, 2000) for seed in range(3)}
+    result = image_bootstrap(baseline, shifted, [0, 1, 2])
+    assert result["p_value"] < 0.01
     assert result["ci_low"] < 0.04 < result["ci_high"], "the CI covers the true shift"
-    same = image_bootstrap(baseline, baseline.copy())
-    assert same["diff"] == 0 and same["p_value"] == 1.0
-    noise = image_bootstrap(baseline, baseline + rng.normal(0, 0.1, 200))
+    deltas = np.mean([shifted[s] - baseline[s] for s in range(3)], axis=0)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(tuple(np.percentile(deltas, [2.5, 97.5])))
+    same = image_bootstrap(baseline, {s: v.copy() for s, v in baseline.items()}, [0, 1, 2])
+    assert same["p_value"] == 1.0
+    noise = image_bootstrap(baseline, {s: v + rng.normal(0, 0.1, 2000) for s, v in baseline.items()}, [0, 1, 2])
     assert noise["p_value"] > 0.05
 
 
-def _image_record(variant_id, seed, miou, per_image):
+def _replicated_record(variant_id, seed, miou, replicates):
     record = _record(variant_id, variant_id, seed, miou)
-    record["per_image"] = {"miou": list(per_image)}
+    record["bootstrap"] = {"resamples": len(replicates), "seed": 0, "images": 50,
+                           "replicates": {"miou": encode_arrays(values=np.asarray(replicates, np.float32))}}
     return record
 
 
-def test_the_mark_follows_seeds_and_says_when_only_images_show_a_difference(tmp_path):
+def test_seeds_decide_and_images_are_reported_beside_them(tmp_path):
     rng = np.random.default_rng(1)
-    images = rng.uniform(0.3, 0.7, 100)
     meta = {"name": "s", "description": "", "path": "s.toml", "text": "", "baseline_id": "a",
             "variant_order": ["a", "b"], "primary": "miou", "metrics": ["miou"]}
-    # Seeds disagree (noisy, small mean gain) but every image gains a little: images alone.
+    # Seeds disagree (noisy, small mean gain) while every image resample agrees: inconclusive,
+    # with the image evidence of the same Δ beside it.
     seeds = {0: (0.50, 0.56), 1: (0.55, 0.52), 2: (0.52, 0.55)}
-    records = [_image_record("a", s, a, images) for s, (a, _) in seeds.items()]
-    records += [_image_record("b", s, b, images + 0.02) for s, (_, b) in seeds.items()]
+    noise = rng.normal(0, 0.002, 2000)
+    records = [_replicated_record("a", s, a, a + noise) for s, (a, _) in seeds.items()]
+    records += [_replicated_record("b", s, b, b + noise) for s, (_, b) in seeds.items()]
     row = write_report(records, meta, tmp_path / "one")["summary"].iloc[1]
-    assert row["verdict"] == "indistinguishable" and row["evidence"] == "images alone say better"
-    # One seed: only the images can speak, and the mark says so.
-    single = [_image_record("a", 0, 0.5, images), _image_record("b", 0, 0.48, images - 0.02)]
+    assert row["verdict"] == "inconclusive" and row["evidence"].startswith("MDE ")
+    assert row["delta"] == pytest.approx(np.mean([b - a for a, b in seeds.values()]))
+    assert row["image_ci_low"] > 0 and row["image_p_value"] < 0.01
+    assert row["image_ci_low"] < row["delta"] < row["image_ci_high"], "the images resample the very Δ shown"
+    # One seed: no seed test, so no decision, whatever the images say.
+    single = [_replicated_record("a", 0, 0.5, 0.5 + noise), _replicated_record("b", 0, 0.48, 0.48 + noise)]
     row = write_report(single, meta, tmp_path / "two")["summary"].iloc[1]
-    assert row["verdict"] == "worse" and row["evidence"] == "images only (one seed)"
+    assert row["verdict"] == "inconclusive" and row["evidence"] == "a seed test needs 2 paired seeds"
+    assert row["image_ci_high"] < 0

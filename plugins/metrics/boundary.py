@@ -130,6 +130,13 @@ class BoundaryIoU(Metric):
     def per_image(self):
         return [self.reduce(safe_ratio(i, u)) for i, u in self.images]
 
+    def image_statistics(self):
+        """(N, 2, K): each image's intersections and unions per class."""
+        return torch.stack([torch.stack(pair) for pair in self.images]) if self.images else None
+
+    def from_statistics(self, summed):
+        return self.reduce(safe_ratio(summed[0], summed[1]))
+
 
 def boundary_iou(
     num_classes: int, ignore_index: int, *, dilation_ratio: float = 0.02, include_background: bool = True

@@ -39,7 +39,8 @@ class ProcessExecutor:
         self.pool = None
 
     def records(self, suite, pending, cache_dir, on_epoch=None):
-        self.pool = self._start()
+        if self.pool is None:  # one pool for every round of a suite
+            self.pool = self._start()
         futures = [self.pool.submit(run_task, suite.source, variant.id, seed, str(cache_dir)) for variant, seed in pending]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()

@@ -43,6 +43,7 @@ class Baseline:
     created: str
     segbench_version: str
     variants: list
+    directions: dict = field(default_factory=dict)  # name -> higher is better (absent in older files)
 
     def get(self, variant_id: str) -> BaselineVariant | None:
         return next((v for v in self.variants if v.id == variant_id), None)
@@ -89,6 +90,7 @@ def baseline_payload(results: ResultSet) -> dict:
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "segbench_version": __version__,
         "source": str(results.suite_dir),
+        "higher_is_better": results.directions,
         "variants": [_variant_entry(variant) for variant in results.variants if variant.ok],
     }
 
@@ -126,7 +128,10 @@ def load_baseline(path) -> Baseline:
         variants = [_read_variant(entry) for entry in payload["variants"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SegbenchError(f"baseline file {path} is damaged: {type(exc).__name__}: {exc}") from None
-    return Baseline(path, str(payload.get("suite", "")), str(payload.get("created", "")), str(payload.get("segbench_version", "")), variants)
+    directions = payload.get("higher_is_better")
+    directions = {str(k): v for k, v in directions.items() if isinstance(v, bool)} if isinstance(directions, dict) else {}
+    return Baseline(path, str(payload.get("suite", "")), str(payload.get("created", "")), str(payload.get("segbench_version", "")), variants,
+                    directions)
 
 
 def _check_format(path, payload):

@@ -18,7 +18,7 @@ from ..errors import SegbenchError
 from .baseline import Baseline, load_baseline
 from .numbers import format_change, format_number, format_p, mean_of
 from .results import ResultSet, VariantRuns, load_results
-from .rules import RULE_SYNTAX, Rule, parse_rules, suite_file_rules, unknown_metric_problem
+from .rules import RULE_SYNTAX, Rule, direction_problem, higher_is_better, parse_rules, suite_file_rules, unknown_metric_problem
 from .seeds import judged, seed_comparison, significant
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -146,6 +146,7 @@ def run_gate(results_dir, baseline_path, rules=None) -> GateResult:
     baseline = load_baseline(baseline_path)
     rules, source = resolve_rules(rules, results)
     check_metrics(rules, baseline)
+    check_directions(rules, {**baseline.directions, **results.directions})
     matches = match_variants(baseline, results)
     checks = build_checks(rules, baseline, matches)
     matched = {runs.id for runs in matches.values() if runs is not None}
@@ -185,6 +186,13 @@ def check_metrics(rules, baseline: Baseline) -> None:
     problems = [p for p in (unknown_metric_problem(rule, valid) for rule in rules) if p]
     if problems:
         raise SegbenchError("\n".join(problems) + f"\n(the valid names are the fields baseline {baseline.path} has values for)")
+
+
+def check_directions(rules, directions: dict) -> None:
+    """Every rule must guard its field against getting worse (bad input, exit 2)."""
+    problems = [p for p in (direction_problem(rule, higher_is_better(rule.metric, directions)) for rule in rules) if p]
+    if problems:
+        raise SegbenchError("\n".join(problems))
 
 
 def build_checks(rules, baseline: Baseline, matches: dict) -> list:

@@ -14,13 +14,13 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..format import one_line
 from ..store import write_text_atomic
 from .checks import FAIL, PASS, SKIP, Check, GateResult
-from .compare import Comparison
+from .compare import MARKS, Comparison
 from .numbers import format_change, format_number, format_p
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # escape sequences from a label must not reach the terminal
 XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 STATUS_MARK = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⏭️ skipped"}
 NOISE_NOTE = ("A change beyond a rule's threshold fails only when it is also outside the seed noise "
@@ -122,38 +122,58 @@ def _junit_case(parent, suite_name: str, check: Check):
 def compare_text(comparison: Comparison) -> str:
     lines = [f"compare: A = {comparison.dir_a} (suite {comparison.suite_a}), B = {comparison.dir_b} (suite {comparison.suite_b}); "
              "differences are B - A"]
-    headers = ["metric", "mean A", "mean B", "B - A [95% CI]", "p", "test", "mark"]
+    headers = COMPARE_HEADERS
     for variant in comparison.variants:
         lines += ["", f"{one_line(variant.label)} ({variant.id})", *_aligned([headers, *(_field_cells(item) for item in variant.fields)], indent="  ")]
     lines += _one_sided_lines(comparison, one_line)
-    lines += ["", compare_summary(comparison)]
+    lines += ["", compare_summary(comparison), compare_note(comparison)]
     return "\n".join(lines)
 
 
 def compare_summary(comparison: Comparison) -> str:
     marks = comparison.marks()
-    counted = ", ".join(f"{marks[mark]} {mark}" for mark in ("better", "worse", "indistinguishable", "n/a") if marks.get(mark))
+    counted = ", ".join(f"{marks[mark]} {mark}" for mark in MARKS if marks.get(mark))
     return f"{len(comparison.variants)} variant(s) in both: {counted or 'nothing to compare'}"
 
 
 def compare_markdown(comparison: Comparison) -> str:
     lines = [f"## segbench compare: {escape_markdown(comparison.suite_a)} (A) vs {escape_markdown(comparison.suite_b)} (B)", "",
              escape_markdown(compare_summary(comparison)), ""]
-    headers = ["variant", "metric", "mean A", "mean B", "B - A [95% CI]", "p", "test", "mark"]
+    headers = ["variant", *COMPARE_HEADERS]
     lines += [_markdown_row(headers), "|" + "---|" * len(headers)]
     for variant in comparison.variants:
         lines += [_markdown_row([escape_markdown(variant.label), *map(escape_markdown, _field_cells(item))]) for item in variant.fields]
     lines += _one_sided_lines(comparison, escape_markdown, bullet="- ")
-    lines += ["", f"A: {escape_markdown(comparison.dir_a)}; B: {escape_markdown(comparison.dir_b)}. Seeds paired (t-test) "
-              "when both sides have the same seeds, else Welch; a mark other than indistinguishable needs p < 0.05."]
+    lines += ["", f"A: {escape_markdown(comparison.dir_a)}; B: {escape_markdown(comparison.dir_b)}. "
+              + escape_markdown(compare_note(comparison))]
     return "\n".join(lines) + "\n"
+
+
+COMPARE_HEADERS = ["metric", "mean A", "mean B", "B - A [95% CI]", "p", "p adj.", "test", "mark"]
+
+
+def compare_note(comparison: Comparison) -> str:
+    settings = comparison.settings
+    correction = "Holm's correction over the variants, per field" if settings.correction == "holm" else "no correction"
+    return (f"Seeds paired (t-test) when both sides have the same seeds, else Welch. better / worse: p adj. <= {settings.alpha:g} "
+            f"({correction}), in the field's direction; equivalent: the two one-sided tests put B - A within the suite's margin "
+            f"(metrics only); inconclusive: neither, with the minimum detectable effect (MDE) at {settings.power:.0%} power.")
 
 
 def _field_cells(item) -> list:
     c = item.comparison
     interval = f"{format_change(c['diff'])} [{format_change(c['ci_low'])}, {format_change(c['ci_high'])}]"
-    return [item.name, format_number(item.mean_a), format_number(item.mean_b), interval, format_p(c["p_value"]),
-            f"{c['test']} ({c['n_before']} vs {c['n_after']} seeds)", item.mark]
+    return [item.name + ("" if item.higher_is_better else " (lower is better)"), format_number(item.mean_a), format_number(item.mean_b),
+            interval, format_p(c["p_value"]), format_p(item.p_adjusted), f"{c['test']} ({c['n_before']} vs {c['n_after']} seeds)",
+            _mark_text(item)]
+
+
+def _mark_text(item) -> str:
+    if item.mark == "equivalent":
+        return f"equivalent (within ±{item.margin:g})"
+    if item.mark == "inconclusive" and item.mde == item.mde:
+        return f"inconclusive (MDE {format_number(item.mde)})"
+    return item.mark
 
 
 def _one_sided_lines(comparison, escape, bullet="  ") -> list:
@@ -173,11 +193,6 @@ def escape_markdown(text) -> str:
     text = html.escape(str(text), quote=False)
     text = MARKDOWN_SPECIAL.sub(r"\\\1", text)
     return " ".join(text.splitlines())
-
-
-def one_line(text) -> str:
-    """Text for the terminal: one line, no control characters."""
-    return TERMINAL_CONTROL.sub("?", " ".join(str(text).splitlines()))
 
 
 def _markdown_row(cells) -> str:

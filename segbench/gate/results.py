@@ -47,9 +47,20 @@ class ResultSet:
     suite: str
     suite_dir: Path
     variants: list
+    meta: dict = field(default_factory=dict)  # suite.json: name, order, stats settings, directions
 
     def get(self, variant_id: str) -> VariantRuns | None:
         return next((v for v in self.variants if v.id == variant_id), None)
+
+    @property
+    def directions(self) -> dict:
+        """name -> higher is better, for every metric and cost field the runs recorded:
+        what the records say (the metrics that ran), else the suite summary."""
+        directions = dict(self.meta.get("higher_is_better") or {})
+        for variant in self.variants:
+            for record in variant.ok.values():
+                directions.update(record.get("higher_is_better") or {})
+        return directions
 
     @property
     def suite_file(self) -> Path:
@@ -60,14 +71,14 @@ def load_results(directory) -> ResultSet:
     """Read every record of the one suite under ``directory``; exit 2 when there is none
     or several."""
     suite_dir = find_suite_dir(directory)
-    name = _suite_name(suite_dir)
+    meta = _suite_meta(suite_dir)
     try:
         records = ResultStore(suite_dir.parent, suite_dir.name).records()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SegbenchError(f"{suite_dir}: a run record is not valid JSON: {exc}") from None
     if not records:
         raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/runs/<variant-id>/seed-<n>/{RECORD_NAME})")
-    return ResultSet(name, suite_dir, _group(records, _variant_order(suite_dir)))
+    return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta)
 
 
 def find_suite_dir(directory) -> Path:
@@ -111,17 +122,10 @@ def _group(records, order) -> list:
 def _suite_meta(suite_dir) -> dict:
     path = suite_dir / SUITE_META
     try:
-        return read_json(path) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
+        meta = read_json(path) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}  # the name and order are niceties; the records are what counts
-
-
-def _suite_name(suite_dir) -> str:
-    return _suite_meta(suite_dir).get("name") or suite_dir.name
-
-
-def _variant_order(suite_dir) -> list:
-    return _suite_meta(suite_dir).get("variant_order") or []
+    return meta if isinstance(meta, dict) else {}
 
 
 def _is_number(value) -> bool:

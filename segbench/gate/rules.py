@@ -20,16 +20,15 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..costs import COST_FIELDS, COST_HIGHER_IS_BETTER
 from ..errors import SegbenchError
 from ..params import describe_value
 
 DIRECTIONS = ("max_drop", "max_increase")
 NOISE_MODES = ("check", "ignore")
 GATE_KEYS = ("rules",)
-# The cost fields a finished record has (segbench.engine); rules may name any of them.
-COST_FIELDS = ("params", "flops_per_image", "latency_ms", "peak_memory_mb", "train_images_per_s", "train_seconds")
-# Fields where less is better; every other metric and cost field is higher-is-better.
-LOWER_IS_BETTER = frozenset({"latency_ms", "peak_memory_mb", "params", "flops_per_image", "train_seconds"})
+# Rules may name any metric and any cost field of segbench.costs (re-exported for callers).
+__all__ = ["COST_FIELDS", "Rule", "RuleError", "parse_rule", "parse_rules", "read_gate_table", "direction_problem"]
 
 RULE_SYNTAX = (
     "METRIC:max_drop=X (higher is better) or METRIC:max_increase=X (lower is better), "
@@ -174,5 +173,21 @@ def suite_file_rules(suite_file: Path) -> list[Rule]:
     return rules
 
 
-def higher_is_better(field: str) -> bool:
-    return field not in LOWER_IS_BETTER
+def higher_is_better(field: str, directions: dict | None = None) -> bool:
+    """A field's direction: as ``directions`` (from records or the metric itself) say,
+    else the cost field's, else higher is better (the metric contract's default)."""
+    directions = {**COST_HIGHER_IS_BETTER, **(directions or {})}
+    return directions.get(field, True)
+
+
+def direction_problem(rule: Rule, higher: bool) -> str | None:
+    """A rule that guards the wrong way: ``max_drop`` on a lower-is-better field lets it
+    worsen without limit and fails its improvements (and ``max_increase`` likewise)."""
+    right = "max_drop" if higher else "max_increase"
+    if rule.direction == right:
+        return None
+    fixed = Rule(rule.metric, right, rule.threshold, rule.relative, rule.ignore_noise)
+    word = "higher" if higher else "lower"
+    moves = "an increase" if higher else "a drop"
+    return (f"rule {str(rule)!r}: {rule.metric} is {word}-is-better, so {moves} is an improvement and "
+            f"{rule.direction} would gate it the wrong way; use {str(fixed)!r}")

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from ..report.stats import ALPHA, paired_comparison
+from ..statistics import ALPHA, paired_comparison
 
 MIN_SEEDS = 2  # a t-test needs a spread on each side
 

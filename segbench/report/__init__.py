@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..store import decode_arrays, write_text_atomic
 from . import html, plots
-from .frames import factor_columns, ordered_variants, per_class_frame, runs_frame, summary_frame
+from .frames import factor_columns, metric_directions, ordered_variants, per_class_frame, runs_frame, summary_frame
 from .markdown import summary_markdown
 from .terminal import summary_text
 
@@ -80,7 +80,8 @@ def _plots(records, runs, summary, meta, order, per_class, class_metric, plot_di
     if per_class is not None and len(per_class):
         figures[f"{class_metric} per class"] = plots.per_class_heatmap(per_class, class_metric, plot_dir / "per_class.png")
     if {"cost.latency_ms_mean", f"{primary}_mean"} <= set(summary.columns):
-        figures[f"{primary} against cost"] = plots.cost_scatter(summary, primary, plot_dir / "cost.png")
+        higher = metric_directions(records, meta).get(primary, True)
+        figures[f"{primary} against cost"] = plots.cost_scatter(summary, primary, plot_dir / "cost.png", higher)
     grid = _qualitative(records, order, load_samples, plot_dir / "predictions.png")
     if grid:
         figures["Predictions on the first validation images (first seed of each variant)"] = grid

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .stats import image_bootstrap, mean_ci, paired_comparison, per_image_means, verdict
-
-COST_COLUMNS = ("params", "flops_per_image", "latency_ms", "train_images_per_s", "peak_memory_mb")
+from ..costs import COST_HIGHER_IS_BETTER, REPORTED_COSTS
+from ..design import SeedDesign, StatsSettings
+from ..statistics import image_bootstrap, mean_ci
+from ..store import decode_arrays
+from ..verdicts import BASELINE, EQUIVALENT, INCONCLUSIVE, judge_family, metric_values
 
 
 def runs_frame(records: list) -> pd.DataFrame:
@@ -27,7 +29,7 @@ def _run_row(record):
     }
     row.update({f"factor.{k}": _plain(v) for k, v in record.get("factors", {}).items()})
     row.update(record.get("metrics") or {})
-    row.update({f"cost.{k}": v for k, v in (record.get("cost") or {}).items() if k in COST_COLUMNS})
+    row.update({f"cost.{k}": v for k, v in (record.get("cost") or {}).items() if k in REPORTED_COSTS})
     return row
 
 
@@ -39,90 +41,113 @@ def _plain(value):
 
 def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -> pd.DataFrame:
     """One row per variant: mean, std and 95% CI half-width over seeds of each metric and
-    cost, and for the primary metric two comparisons with the baseline: paired by seed
-    (training noise) and a paired bootstrap over validation images (test-set noise)."""
-    ok = runs[runs["status"] == "ok"] if len(runs) else runs
-    baseline = _by_seed(ok, meta["baseline_id"], meta["primary"])
-    images = _images_by_variant(records or [], meta["primary"])
+    cost, and, for the primary metric, the comparison with the baseline: its outcome
+    (better / worse / equivalent / inconclusive, see segbench.verdicts), the paired seed
+    test, P(improvement) and the image bootstrap of the same difference."""
+    records = records or []
+    primary, baseline_id = meta["primary"], meta["baseline_id"]
+    judgements = judge_primary(records, meta, ordered_variants(runs, meta))
+    replicates = image_replicates(records, primary)
     rows = []
     for variant_id in ordered_variants(runs, meta):
         mine = runs[runs["variant_id"] == variant_id]
         done = mine[mine["status"] == "ok"]
         row = {"variant": mine["label"].iloc[0], "variant_id": variant_id, "runs": len(done), "failed": len(mine) - len(done)}
-        for column in list(meta["metrics"]) + [f"cost.{c}" for c in COST_COLUMNS]:
+        for column in list(meta["metrics"]) + [f"cost.{c}" for c in REPORTED_COSTS]:
             if column in done:
                 mean, half_width = mean_ci(done[column].astype(float))
                 row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = mean, done[column].astype(float).std(), half_width
-        is_baseline = variant_id == meta["baseline_id"]
-        row.update(_versus_baseline(baseline, _by_seed(done, variant_id, meta["primary"]), is_baseline))
-        row.update(_images_versus_baseline(images.get(meta["baseline_id"]), images.get(variant_id), is_baseline))
-        row["verdict"], row["evidence"] = _verdict(row, is_baseline)
+        if variant_id == baseline_id:
+            row.update(verdict=BASELINE, evidence="", delta=0.0)
+        elif variant_id in judgements:
+            row.update(comparison_columns(judgements[variant_id]))
+            row.update(_images(replicates.get(baseline_id, {}), replicates.get(variant_id, {}), judgements[variant_id]))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _images_by_variant(records, metric):
-    by_variant = {}
+def judge_primary(records: list, meta: dict, order: list) -> dict:
+    """variant id -> Judgement of every variant but the baseline, on the primary metric,
+    with the suite's statistics settings and seed design (older results without them get
+    the defaults and a fixed design over the seeds they have)."""
+    primary, baseline_id = meta["primary"], meta["baseline_id"]
+    settings = StatsSettings.from_dict(meta.get("stats"))
+    design = SeedDesign.from_dict(meta.get("design"), fallback_seeds=sorted({r["seed"] for r in records}))
+    values = metric_values(records, primary)
+    candidates = {variant_id: values.get(variant_id, {}) for variant_id in order if variant_id != baseline_id}
+    if not candidates:
+        return {}
+    return judge_family(values.get(baseline_id, {}), candidates, higher_is_better=metric_directions(records, meta).get(primary, True),
+                        margin=settings.margin_for(primary), design=design, settings=settings)
+
+
+def metric_directions(records: list, meta: dict) -> dict:
+    """name -> higher is better, for every metric and cost field: as the records say (the
+    metric instances that ran), else as the suite summary says, else the defaults."""
+    directions = {**COST_HIGHER_IS_BETTER, **(meta.get("higher_is_better") or {})}
     for record in records:
-        by_variant.setdefault(record["variant_id"], []).append(record)
-    return {variant_id: per_image_means(mine, metric) for variant_id, mine in by_variant.items()}
+        directions.update(record.get("higher_is_better") or {})
+    return directions
 
 
-def _images_versus_baseline(baseline, candidate, is_baseline):
-    if is_baseline:
-        return {"image_delta": 0.0, "image_ci_low": None, "image_ci_high": None, "image_p_value": None, "images": None}
-    comparison = image_bootstrap(baseline, candidate)
+def comparison_columns(judgement) -> dict:
+    """The columns of summary.csv that describe one comparison with the baseline."""
     return {
-        "image_delta": comparison["diff"],
-        "image_ci_low": comparison["ci_low"],
-        "image_ci_high": comparison["ci_high"],
-        "image_p_value": comparison["p_value"],
-        "images": comparison["n_images"],
+        "verdict": judgement.outcome,
+        "evidence": outcome_detail(judgement),
+        "delta": judgement.diff, "delta_ci_low": judgement.ci_low, "delta_ci_high": judgement.ci_high,
+        "paired_seeds": judgement.n,
+        "p_value": judgement.p_value, "p_adjusted": judgement.p_adjusted, "level": judgement.level,
+        "margin": judgement.margin, "p_equivalence": judgement.p_equivalence,
+        "p_equivalence_adjusted": judgement.p_equivalence_adjusted,
+        "equivalence_ci_low": judgement.equivalence_low, "equivalence_ci_high": judgement.equivalence_high,
+        "mde": judgement.mde,
+        "p_improve": judgement.p_improve, "p_improve_ci_low": judgement.p_improve_low, "p_improve_ci_high": judgement.p_improve_high,
+        "seeds_state": judgement.state,
     }
 
 
-def _verdict(row, is_baseline):
-    """The mark and what it rests on. With two or more paired seeds the seed test decides:
-    a component is better only if it wins across training runs, not just on these
-    images. With one seed only the image bootstrap is available, and the mark says so."""
-    if is_baseline:
-        return "baseline", ""
-    seed_mark = row["seed_verdict"]
-    image_mark = verdict({"p_value": row["image_p_value"], "diff": row["image_delta"]})
-    decided = ("better", "worse")
-    if seed_mark in decided:
-        return seed_mark, "seeds and images" if image_mark == seed_mark else "seeds"
-    if seed_mark == "indistinguishable":
-        return seed_mark, f"images alone say {image_mark}" if image_mark in decided else ""
-    if image_mark == "n/a":
-        return "n/a", ""
-    return image_mark, "images only (one seed)"
+def outcome_detail(judgement) -> str:
+    """What backs an outcome, in words: the margin it lies within, or the smallest
+    difference these seeds could have detected."""
+    if judgement.outcome == EQUIVALENT:
+        return f"within ±{judgement.margin:g}"
+    if judgement.outcome != INCONCLUSIVE:
+        return ""
+    if judgement.n < 2:
+        return "a seed test needs 2 paired seeds"
+    if judgement.mde == judgement.mde:
+        return f"MDE {judgement.mde:.4f}"
+    return ""
+
+
+def image_replicates(records: list, metric: str) -> dict:
+    """variant id -> {seed: the run's bootstrap replicates of ``metric``} (records that
+    carry them; they pair up only when drawn alike, which the key checks)."""
+    found = {}
+    for record in records:
+        boot = record.get("bootstrap") or {}
+        encoded = (boot.get("replicates") or {}).get(metric)
+        if record.get("status") == "ok" and encoded:
+            key = (boot.get("resamples"), boot.get("seed"), boot.get("images"))
+            found.setdefault(record["variant_id"], {})[record["seed"]] = (key, encoded)
+    return found
+
+
+def _images(baseline, candidate, judgement) -> dict:
+    paired = [s for s in judgement.paired_seeds if s in baseline and s in candidate and baseline[s][0] == candidate[s][0]]
+    result = image_bootstrap({s: _decode(baseline[s][1]) for s in paired}, {s: _decode(candidate[s][1]) for s in paired}, paired)
+    return {"image_ci_low": result["ci_low"], "image_ci_high": result["ci_high"], "image_p_value": result["p_value"]}
+
+
+def _decode(encoded):
+    return decode_arrays(encoded)["values"]
 
 
 def ordered_variants(runs, meta):
     present = list(dict.fromkeys(runs["variant_id"])) if len(runs) else []
     order = [v for v in meta.get("variant_order", []) if v in present]
     return order + [v for v in present if v not in order]
-
-
-def _by_seed(frame, variant_id, metric):
-    if metric not in frame:
-        return {}
-    mine = frame[frame["variant_id"] == variant_id]
-    return dict(zip(mine["seed"], mine[metric].astype(float)))
-
-
-def _versus_baseline(baseline, candidate, is_baseline):
-    if is_baseline:
-        return {"delta": 0.0, "delta_ci_low": None, "delta_ci_high": None, "p_value": None, "seed_verdict": "baseline"}
-    comparison = paired_comparison(baseline, candidate)
-    return {
-        "delta": comparison["diff"],
-        "delta_ci_low": comparison["ci_low"],
-        "delta_ci_high": comparison["ci_high"],
-        "p_value": comparison["p_value"],
-        "seed_verdict": verdict(comparison),
-    }
 
 
 def per_class_frame(records: list, order: list, metric: str) -> pd.DataFrame:

@@ -11,13 +11,16 @@ import math
 from html import escape
 from pathlib import Path
 
+from .columns import equivalence_text, images_text, improve_text, outcome_text, p_text
+from .markdown import explanation
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem} .description{color:#555;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ddd;padding:.35rem .6rem;text-align:right;white-space:nowrap} th{background:#f3f3f3;cursor:pointer;user-select:none}
 td:first-child,th:first-child{text-align:left}
-.better{background:#e5f5e0} .worse{background:#fde0dd} .baseline{background:#eef3fb}
+.better{background:#e5f5e0} .worse{background:#fde0dd} .equivalent{background:#f2f2f2} .baseline{background:#eef3fb}
 .mark{font-weight:600} pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem}
 img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.85rem}
 .scroll{overflow-x:auto;max-width:100%}
@@ -61,26 +64,20 @@ def render(summary, records, meta, plots: dict, per_class=None, class_metric=Non
 
 
 def _explanation(meta):
-    return (
-        f"<p class='note'>Mean ± standard deviation over seeds. Δ is the difference in "
-        f"<b>{escape(meta['primary'])}</b> from the baseline, with its 95% confidence interval, "
-        "computed two ways: paired by seed (t-test; training noise) and paired over validation "
-        "images (bootstrap of per-image values averaged over seeds; test-set noise). With two or "
-        "more seeds the mark follows the seed test (p &lt; 0.05): a component is better only if it "
-        "wins across training runs; the evidence column says whether the images agree. Click a "
-        "column to sort.</p>"
-    )
+    return f"<p class='note'>{escape(explanation(meta))} Click a column to sort.</p>"
 
 
 def _summary_table(summary, meta):
-    headers = ["variant", "runs"] + list(meta["metrics"]) + ["params", "latency ms", f"Δ {meta['primary']} (seeds)", "95% CI", "p",
-                                                           "Δ (images)", "95% CI", "p", "verdict", "evidence"]
+    adaptive = (meta.get("design") or {}).get("kind") == "adaptive"
+    headers = ["variant", "runs"] + list(meta["metrics"]) + ["params", "latency ms", f"Δ {meta['primary']}", "95% CI", "p", "p adj.",
+                                                           "P(better) [95% CI]", "equivalence: CI vs margin", "images: Δ 95% CI, p",
+                                                           "outcome"] + (["seeds"] if adaptive else [])
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    rows = "".join(_summary_row(row, meta) for _, row in summary.iterrows())
+    rows = "".join(_summary_row(row, meta, adaptive) for _, row in summary.iterrows())
     return f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
 
 
-def _summary_row(row, meta):
+def _summary_row(row, meta, adaptive):
     cells = [_cell(row["variant"]), _cell(f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else ""), row["runs"])]
     for metric in meta["metrics"]:
         mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
@@ -90,13 +87,14 @@ def _summary_row(row, meta):
     cells.append(_cell(_fmt(row.get("delta"), "{:+.4f}"), row.get("delta")))
     low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
     cells.append(_cell("" if _missing(low) else f"[{low:+.4f}, {high:+.4f}]", low))
-    cells.append(_cell(_fmt(row.get("p_value"), "{:.3f}"), row.get("p_value")))
-    cells.append(_cell(_fmt(row.get("image_delta"), "{:+.4f}"), row.get("image_delta")))
-    low, high = row.get("image_ci_low"), row.get("image_ci_high")
-    cells.append(_cell("" if _missing(low) else f"[{low:+.4f}, {high:+.4f}]", low))
-    cells.append(_cell(_fmt(row.get("image_p_value"), "{:.3f}"), row.get("image_p_value")))
-    cells.append(f"<td class='mark'>{escape(str(row['verdict']))}</td>")
-    cells.append(_cell(row.get("evidence") or ""))
+    cells.append(_cell(p_text(row.get("p_value")), row.get("p_value")))
+    cells.append(_cell(p_text(row.get("p_adjusted")), row.get("p_adjusted")))
+    cells.append(_cell(improve_text(row), row.get("p_improve")))
+    cells.append(_cell(equivalence_text(row), row.get("equivalence_ci_low")))
+    cells.append(_cell(images_text(row), row.get("image_p_value")))
+    cells.append(f"<td class='mark'>{escape(outcome_text(row))}</td>")
+    if adaptive:
+        cells.append(_cell(row.get("seeds_state") or ""))
     return f"<tr class='{escape(str(row['verdict']))}'>{''.join(cells)}</tr>"
 
 

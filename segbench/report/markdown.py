@@ -6,9 +6,11 @@ cannot end a row."""
 from __future__ import annotations
 
 import html
-import math
 
 import pandas as pd
+
+from ..design import DEFAULT_MARGIN
+from .columns import delta_text, images_text, improve_text, missing, outcome_text, p_text
 
 
 def escape_markdown(text) -> str:
@@ -19,21 +21,22 @@ def escape_markdown(text) -> str:
 
 def summary_markdown(summary: pd.DataFrame, meta: dict, failures: list) -> str:
     primary = meta["primary"]
+    adaptive = (meta.get("design") or {}).get("kind") == "adaptive"
     lines = [f"## segbench: {escape_markdown(meta['name'])}", ""]
     if meta.get("description"):
         lines += [escape_markdown(meta["description"]), ""]
-    headers = ["variant", "runs", *meta["metrics"], f"Δ {primary} (seeds) [95% CI]", "p", f"Δ {primary} (images) [95% CI]", "p", "verdict"]
+    headers = ["variant", "runs", *meta["metrics"], f"Δ {primary} [95% CI]", "p", "p adj.", "P(better) [95% CI]",
+               "images: Δ 95% CI, p", "outcome"] + (["seeds"] if adaptive else [])
     lines += ["| " + " | ".join(escape_markdown(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     for _, row in summary.iterrows():
         cells = [escape_markdown(row["variant"]), str(row["runs"]) + (f" ({row['failed']} failed)" if row["failed"] else "")]
         cells += [_mean_ci(row, metric) for metric in meta["metrics"]]
-        cells += [_delta(row, "delta", "delta_ci_low", "delta_ci_high"), _number(row.get("p_value"), "{:.3f}")]
-        cells += [_delta(row, "image_delta", "image_ci_low", "image_ci_high"), _number(row.get("image_p_value"), "{:.3f}")]
+        cells += [delta_text(row), p_text(row.get("p_value")), p_text(row.get("p_adjusted")), improve_text(row), images_text(row)]
         cells.append(_mark(row))
+        if adaptive:
+            cells.append(escape_markdown(row.get("seeds_state") or ""))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Means ± 95% CI over seeds. Δ is the difference from the baseline in {escape_markdown(primary)}: "
-              "paired by seed (t-test), and paired over validation images (bootstrap). The mark follows the seed test "
-              "when there are two or more seeds."]
+    lines += ["", escape_markdown(explanation(meta))]
     if failures:
         lines += ["", f"**{len(failures)} failed run(s):**", ""]
         lines += [f"- {escape_markdown(r['label'])} seed {r['seed']}: {escape_markdown(r['error']['type'])}: "
@@ -41,30 +44,29 @@ def summary_markdown(summary: pd.DataFrame, meta: dict, failures: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def explanation(meta: dict) -> str:
+    """How to read the comparison columns (the HTML report says the same)."""
+    stats = meta.get("stats") or {}
+    primary = meta["primary"]
+    margins = stats.get("margins") or {}
+    margin = margins.get(primary, stats.get("margin", DEFAULT_MARGIN))
+    correction = stats.get("correction", "holm")
+    direction = "higher" if (meta.get("higher_is_better") or {}).get(primary, True) else "lower"
+    return (f"Means ± 95% CI over seeds. Δ is {primary} minus the baseline's ({direction} is better), paired by seed. "
+            f"better / worse: the paired t-test over seeds is significant at alpha {stats.get('alpha', 0.05):g} after "
+            f"{'Holm' if correction == 'holm' else 'no'} correction over the comparisons (p adj.); equivalent: the two one-sided "
+            f"tests put Δ within ±{margin:g}; inconclusive: neither, with the minimum detectable effect (MDE) of these seeds "
+            f"at {stats.get('power', 0.8):.0%} power. P(better): the share of paired seeds on which the variant beats the baseline. images: a bootstrap "
+            "over validation images of the same Δ (test-set noise only; seeds decide).")
+
+
 def _mark(row):
-    mark = {"better": "**better**", "worse": "**worse**"}.get(row["verdict"], str(row["verdict"]))
-    return mark + (f" ({escape_markdown(row['evidence'])})" if row.get("evidence") else "")
+    text = outcome_text(row)
+    return f"**{escape_markdown(text)}**" if row["verdict"] in ("better", "worse") else escape_markdown(text)
 
 
 def _mean_ci(row, metric):
     mean, half = row.get(f"{metric}_mean"), row.get(f"{metric}_ci95")
-    if _missing(mean):
+    if missing(mean):
         return "-"
-    return f"{mean:.4f}" + ("" if _missing(half) else f" ± {half:.4f}")
-
-
-def _delta(row, key, low_key, high_key):
-    if row["verdict"] == "baseline":
-        return "(baseline)"
-    delta, low, high = row.get(key), row.get(low_key), row.get(high_key)
-    if _missing(delta):
-        return "-"
-    return f"{delta:+.4f}" + ("" if _missing(low) else f" [{low:+.4f}, {high:+.4f}]")
-
-
-def _number(value, fmt):
-    return "-" if _missing(value) else fmt.format(value)
-
-
-def _missing(value):
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return f"{mean:.4f}" + ("" if missing(half) else f" ± {half:.4f}")

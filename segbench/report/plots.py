@@ -15,7 +15,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .stats import mean_ci  # noqa: E402
+from ..costs import direction_word  # noqa: E402
+from ..format import one_line  # noqa: E402
+from ..statistics import mean_ci  # noqa: E402
 
 
 def metrics_per_variant(runs: pd.DataFrame, metrics: list, order: list, path: Path) -> Path:
@@ -74,7 +76,7 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
         epochs = np.array(mine[0]["curves"].get("epoch", range(1, length + 1))[:length])
         validated = ~np.isnan(stacked).all(axis=0)
         mean = np.nanmean(stacked[:, validated], axis=0)
-        axis.plot(epochs[validated], mean, marker="o", markersize=3, label=mine[0]["label"])
+        axis.plot(epochs[validated], mean, marker="o", markersize=3, label=_plain(mine[0]["label"]))
         axis.fill_between(epochs[validated], np.nanmin(stacked[:, validated], 0), np.nanmax(stacked[:, validated], 0), alpha=0.2)
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -95,8 +97,8 @@ def factor_heatmap(summary: pd.DataFrame, runs: pd.DataFrame, factors: list, met
     _annotate(axis, grid.to_numpy(dtype=float), "{:.3f}")
     axis.set_xticks(range(len(grid.columns)), [_wrap(str(c), 18) for c in grid.columns], fontsize=8)
     axis.set_yticks(range(len(grid.index)), [_wrap(str(i), 24) for i in grid.index], fontsize=8)
-    axis.set_xlabel(factors[1].removeprefix("factor."))
-    axis.set_ylabel(factors[0].removeprefix("factor."))
+    axis.set_xlabel(_plain(factors[1].removeprefix("factor.")))
+    axis.set_ylabel(_plain(factors[0].removeprefix("factor.")))
     figure.colorbar(image, ax=axis, label=f"mean {metric}")
     figure.tight_layout()
     return _save(figure, path)
@@ -109,21 +111,21 @@ def per_class_heatmap(table: pd.DataFrame, metric: str, path: Path) -> Path:
     image = axis.imshow(values, cmap="magma", vmin=0, vmax=1, aspect="auto")
     if values.size <= 400:
         _annotate(axis, values, "{:.2f}")
-    axis.set_xticks(range(len(table.columns)), [str(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
+    axis.set_xticks(range(len(table.columns)), [_plain(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
     axis.set_yticks(range(len(table.index)), [_wrap(str(i), 32) for i in table.index], fontsize=8)
     figure.colorbar(image, ax=axis, label=f"{metric} per class")
     figure.tight_layout()
     return _save(figure, path)
 
 
-def cost_scatter(summary: pd.DataFrame, metric: str, path: Path) -> Path:
+def cost_scatter(summary: pd.DataFrame, metric: str, path: Path, higher_is_better: bool = True) -> Path:
     """Quality against latency and against parameters, the Pareto front (no other variant
-    is both better and cheaper) joined by a line and ringed."""
+    is both better and cheaper, in the metric's direction) joined by a line and ringed."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for axis, (cost, title) in zip(axes, (("cost.latency_ms", "latency (ms / image)"), ("cost.params", "parameters"))):
         points = summary[["variant", f"{cost}_mean", f"{metric}_mean"]].dropna()
         x, y = points[f"{cost}_mean"].to_numpy(float), points[f"{metric}_mean"].to_numpy(float)
-        front = pareto_front(x, y)
+        front = pareto_front(x, y if higher_is_better else -y)
         axis.scatter(x, y, color="#3182bd", zorder=3)
         axis.scatter(x[front], y[front], s=160, facecolors="none", edgecolors="#e6550d", linewidths=1.6, zorder=4, label="Pareto front")
         order = sorted(np.flatnonzero(front), key=lambda i: x[i])
@@ -131,7 +133,7 @@ def cost_scatter(summary: pd.DataFrame, metric: str, path: Path) -> Path:
         for label, xi, yi in zip(points["variant"], x, y):
             axis.annotate(_wrap(str(label), 28), (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7)
         axis.set_xlabel(title)
-        axis.set_ylabel(f"mean {metric}")
+        axis.set_ylabel(f"mean {metric} ({direction_word(higher_is_better)})")
         axis.margins(x=0.3, y=0.12)  # room for the labels
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="best")
@@ -141,7 +143,7 @@ def cost_scatter(summary: pd.DataFrame, metric: str, path: Path) -> Path:
 
 def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
     """Mask of the points no other point beats on both (cost lower-or-equal and quality
-    higher-or-equal, one of them strictly)."""
+    higher-or-equal, one of them strictly). For a lower-is-better metric pass -quality."""
     front = np.ones(len(cost), dtype=bool)
     for i in range(len(cost)):
         dominated = (cost <= cost[i]) & (quality >= quality[i]) & ((cost < cost[i]) | (quality > quality[i]))
@@ -167,7 +169,7 @@ def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_ind
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(_wrap(title, 20), fontsize=7)
-    legend = [Patch(facecolor=colours[i], edgecolor="grey", label=name) for i, name in enumerate(classes)]
+    legend = [Patch(facecolor=colours[i], edgecolor="grey", label=_plain(name)) for i, name in enumerate(classes)]
     legend.append(Patch(facecolor="white", edgecolor="grey", label="ignored"))
     figure.legend(handles=legend, loc="lower center", ncol=min(len(legend), 8), fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
@@ -189,8 +191,14 @@ def _annotate(axis, values, fmt):
 
 
 def _wrap(label, width=24):
-    """Wrap at spaces; a single long word stays whole (cut words are hard to read)."""
-    return textwrap.fill(str(label), width=width, break_on_hyphens=False, break_long_words=False)
+    """Wrap at spaces; a single long word stays whole (cut words are hard to read). Text
+    from suites is shown as written: no control characters, and a ``$`` is a dollar sign,
+    not the start of matplotlib mathtext."""
+    return textwrap.fill(_plain(label), width=width, break_on_hyphens=False, break_long_words=False)
+
+
+def _plain(text) -> str:
+    return one_line(text).replace("$", r"\$")
 
 
 def _save(figure, path: Path) -> Path:

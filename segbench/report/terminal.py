@@ -2,44 +2,32 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
+
+from ..format import one_line
+from .columns import delta_text, improve_text, number, outcome_text, p_text
 
 
 def summary_text(summary: pd.DataFrame, meta: dict) -> str:
     primary = meta["primary"]
+    adaptive = (meta.get("design") or {}).get("kind") == "adaptive"
     rows = []
     for _, row in summary.iterrows():
-        line = {"variant": row["variant"], "runs": f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else "")}
+        line = {"variant": one_line(row["variant"]), "runs": f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else "")}
         for metric in meta["metrics"]:
             line[metric] = _mean_std(row, metric)
-        line[f"Δ{primary} vs baseline [95% CI]"] = _delta(row)
-        line["p (seeds)"] = _number(row.get("p_value"), "{:.3f}")
-        line["p (images)"] = _number(row.get("image_p_value"), "{:.3f}")
-        line["verdict"] = row["verdict"] + (f" ({row['evidence']})" if row.get("evidence") else "")
+        line[f"Δ{primary} vs baseline [95% CI]"] = delta_text(row)
+        line["p"] = p_text(row.get("p_value"))
+        line["p adj."] = p_text(row.get("p_adjusted"))
+        line["P(better) [95% CI]"] = improve_text(row)
+        line["p (images)"] = p_text(row.get("image_p_value"))
+        line["outcome"] = outcome_text(row)
+        if adaptive:
+            line["seeds"] = row.get("seeds_state") or ""
         rows.append(line)
     return pd.DataFrame(rows).to_string(index=False)
 
 
 def _mean_std(row, metric):
     mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    return f"{mean:.4f} ± {std:.4f}" if not math.isnan(std) else f"{mean:.4f}"
-
-
-def _delta(row):
-    if row["verdict"] == "baseline":
-        return "(baseline)"
-    delta, low, high = row.get("delta"), row.get("delta_ci_low"), row.get("delta_ci_high")
-    if delta is None or math.isnan(delta):
-        return "-"
-    interval = f" [{low:+.4f}, {high:+.4f}]" if low is not None and not math.isnan(low) else ""
-    return f"{delta:+.4f}{interval}"
-
-
-def _number(value, fmt):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return fmt.format(value)
+    return number(mean) + ("" if number(std) == "-" else f" ± {std:.4f}")

@@ -17,10 +17,10 @@ def registered(hook):
     return {component.name: component for component in register.components}
 
 
-def test_each_hook_registers_one_component():
+def test_each_hook_registers_its_components():
     assert list(registered(segbench_example.segbench_upsamplers)) == ["example_pixel_shuffle"]
     assert list(registered(segbench_example.segbench_losses)) == ["example_focal"]
-    assert list(registered(segbench_example.segbench_metrics)) == ["example_recall"]
+    assert list(registered(segbench_example.segbench_metrics)) == ["example_recall", "example_error_rate"]
 
 
 def test_keyword_only_parameters_are_what_a_suite_can_set():
@@ -75,3 +75,14 @@ def test_recall_is_tp_over_tp_plus_fn_per_class():
     assert math.isnan(per_class[2])  # class 2 never in the target: undefined, not 0
     assert metric.compute() == pytest.approx(0.5)
     assert metric.per_image() == [pytest.approx(0.5)]
+
+
+def test_error_rate_is_one_minus_pixel_accuracy_and_lower_is_better():
+    component = registered(segbench_example.segbench_metrics)["example_error_rate"]
+    assert component.higher_is_better is False  # read off the class the factory returns
+    metric = component.build(3, 255)
+    target = torch.tensor([[[0, 0, 1, 1], [1, 1, 255, 255]]])
+    pred = torch.tensor([[[0, 1, 1, 1], [0, 2, 2, 2]]])
+    metric.update(pred, target)
+    assert metric.higher_is_better is False
+    assert metric.compute() == pytest.approx(1 - 3 / 6)  # 3 of the 6 scored pixels right

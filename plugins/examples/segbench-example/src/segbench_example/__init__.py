@@ -1,4 +1,5 @@
-"""segbench-example: one upsampler, one loss and one metric, shipped as a segbench plugin."""
+"""segbench-example: one upsampler, one loss and two metrics (one where lower is better),
+shipped as a segbench plugin."""
 
 from __future__ import annotations
 
@@ -67,6 +68,27 @@ def recall(num_classes: int, ignore_index: int) -> Recall:
     return Recall(num_classes, ignore_index)
 
 
+class ErrorRate(ConfusionMatrixMetric):
+    """Share of scored pixels given the wrong class: 1 - trace / total. Lower is better,
+    which every verdict, plot and gate rule of segbench honours."""
+
+    higher_is_better = False
+
+    def score(self, confusion):
+        # Per class: the share of that class's pixels given another class (1 - recall).
+        actual = confusion.sum(dim=1)
+        return torch.where(actual > 0, 1 - confusion.diagonal() / actual.clamp(min=1), float("nan"))
+
+    def reduce(self, per_class, confusion):
+        total = confusion.sum()
+        return float(1 - confusion.trace() / total) if total > 0 else float("nan")
+
+
+def error_rate(num_classes: int, ignore_index: int) -> ErrorRate:
+    """Pixel error rate, 1 - pixel accuracy (lower is better)."""
+    return ErrorRate(num_classes, ignore_index)
+
+
 # --- hooks: how segbench finds the above -----------------------------------------------
 
 
@@ -83,3 +105,4 @@ def segbench_losses(register):
 @hookimpl
 def segbench_metrics(register):
     register.add_metric("example_recall", recall)
+    register.add_metric("example_error_rate", error_rate)

@@ -1,0 +1,324 @@
+"""How a suite decides: its statistical settings (``[stats]``) and its seed design
+(``seeds``), with the group-sequential boundaries that adaptive seeds use.
+
+- :class:`StatsSettings`: alpha, the equivalence margin (per suite, optionally per
+  metric), the multiplicity correction and the power at which the minimum detectable
+  effect is stated.
+- :class:`SeedDesign`: a fixed list of seeds (one look at the data), or adaptive seeds
+  ``{ min, max, step }``: the comparisons are looked at after ``min`` seeds, then after
+  every ``step`` more, up to ``max``.
+- :func:`nominal_level`: the p-value threshold at each look that keeps the overall error
+  rate at alpha despite the repeated looks (Lan & DeMets alpha spending).
+
+This module imports no torch and no scipy at import time: the suite loader uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+ALPHA = 0.05
+POWER = 0.8
+DEFAULT_MARGIN = 0.01  # one point of a [0, 1] metric such as mIoU
+CORRECTIONS = ("holm", "none")
+SPENDINGS = ("obrien_fleming", "pocock")
+MAX_SEEDS = 64  # a ceiling on adaptive seeds' max: beyond it a suite is almost surely a typo
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """``[stats]`` of a suite: ``alpha``, ``margin`` (a number, or a table per metric),
+    ``correction`` ("holm" or "none") and ``power`` (for the minimum detectable effect)."""
+
+    alpha: float = ALPHA
+    margin: float = DEFAULT_MARGIN
+    margins: tuple = ()  # ((metric, margin), ...) overriding ``margin``
+    correction: str = "holm"
+    power: float = POWER
+
+    def margin_for(self, metric: str) -> float:
+        return dict(self.margins).get(metric, self.margin)
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "margin": self.margin, "margins": dict(self.margins), "correction": self.correction,
+                "power": self.power}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> StatsSettings:
+        data = dict(data or {})
+        margins = tuple(sorted((data.pop("margins", None) or {}).items()))
+        known = {k: v for k, v in data.items() if k in ("alpha", "margin", "correction", "power")}
+        return cls(margins=margins, **known)
+
+
+@dataclass(frozen=True)
+class SeedDesign:
+    """The seeds a suite may run and the numbers of seeds at which its comparisons are
+    judged (``looks``). A fixed list has one look, at all its seeds."""
+
+    seeds: tuple
+    looks: tuple
+    adaptive: bool = False
+    spending: str = "obrien_fleming"
+    step: int = 1
+
+    @classmethod
+    def fixed(cls, seeds) -> SeedDesign:
+        seeds = tuple(seeds)
+        return cls(seeds, (len(seeds),))
+
+    @classmethod
+    def sequential(cls, minimum: int, maximum: int, step: int = 1, spending: str = "obrien_fleming") -> SeedDesign:
+        looks = list(range(minimum, maximum + 1, step))
+        if looks[-1] != maximum:
+            looks.append(maximum)
+        return cls(tuple(range(maximum)), tuple(looks), True, spending, step)
+
+    @property
+    def max_seeds(self) -> int:
+        return self.looks[-1]
+
+    @property
+    def min_seeds(self) -> int:
+        return self.looks[0]
+
+    @property
+    def fractions(self) -> tuple:
+        """Each look's share of the largest number of seeds (the information fraction)."""
+        return tuple(n / self.looks[-1] for n in self.looks)
+
+    def seeds_at(self, look: int) -> tuple:
+        return self.seeds[: self.looks[look]]
+
+    def threshold(self, level: float, look: int, sides: int = 2) -> float:
+        """The nominal p-value threshold at ``look`` for a test of overall ``level``."""
+        if not self.adaptive:
+            return level
+        return nominal_levels(round(level, 12), self.fractions, self.spending, sides)[look]
+
+    def describe(self) -> str:
+        if not self.adaptive:
+            return f"{len(self.seeds)} seed(s) {list(self.seeds)}"
+        return (f"adaptive seeds: {self.min_seeds} to {self.max_seeds}, looks at {list(self.looks)}, "
+                f"{self.spending.replace('_', '-')} alpha spending")
+
+    def to_dict(self) -> dict:
+        if not self.adaptive:
+            return {"kind": "fixed", "seeds": list(self.seeds)}
+        return {"kind": "adaptive", "min": self.min_seeds, "max": self.max_seeds, "step": self.step, "spending": self.spending}
+
+    @classmethod
+    def from_dict(cls, data: dict | None, fallback_seeds=()) -> SeedDesign:
+        data = data or {}
+        if data.get("kind") == "adaptive":
+            return cls.sequential(int(data["min"]), int(data["max"]), int(data.get("step", 1)), data.get("spending", "obrien_fleming"))
+        return cls.fixed(data.get("seeds") or fallback_seeds)
+
+
+def spent(alpha: float, fraction: float, spending: str) -> float:
+    """Alpha spent by information fraction ``fraction`` (Lan & DeMets 1983, "Discrete
+    sequential boundaries for clinical trials", Biometrika 70:659): the O'Brien-Fleming
+    type 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)), or the Pocock type alpha ln(1 + (e - 1) t)."""
+    from scipy.stats import norm
+
+    if fraction >= 1:
+        return alpha
+    if spending == "pocock":
+        return alpha * math.log(1 + (math.e - 1) * fraction)
+    return float(2 - 2 * norm.cdf(norm.ppf(1 - alpha / 2) / math.sqrt(fraction)))
+
+
+@functools.lru_cache(maxsize=512)
+def nominal_levels(alpha: float, fractions: tuple, spending: str, sides: int = 2) -> tuple:
+    """Per look, the nominal p-value threshold of a group-sequential test of overall level
+    ``alpha`` (two-sided, or one-sided with ``sides=1``) whose alpha is spent by ``spending``.
+
+    The boundary c_k of look k solves P(no crossing before k, crossing at k) = the alpha
+    spent between looks k-1 and k, for the standardised statistic Z_k = S(t_k) / sqrt(t_k)
+    of a Brownian motion S. The sub-density of S among paths not yet stopped is carried
+    from look to look on a grid, by numerical integration (Jennison & Turnbull 2000,
+    "Group Sequential Methods with Applications to Clinical Trials", ch. 19); the
+    boundaries match their published values (tested). The thresholds are then applied to
+    the t-test p-values of each look (the nominal-significance approach, ibid. §11.3),
+    whose error rate the simulations in the tests measure.
+    """
+    import numpy as np
+    from scipy import optimize
+    from scipy.stats import norm
+
+    levels, spent_before, previous, grid, density = [], 0.0, 0.0, None, None
+    for fraction in fractions:
+        increment = max(spent(alpha, fraction, spending) - spent_before, 0.0)
+        spent_before += increment
+        step = fraction - previous
+        if grid is None:  # first look: Z_1 is standard normal
+            boundary = norm.isf(increment / sides) if increment > 0 else math.inf
+        else:
+            weights = density * _simpson_weights(grid)
+
+            def crossing(b):
+                upper = norm.sf((b * math.sqrt(fraction) - grid) / math.sqrt(step))
+                lower = norm.cdf((-b * math.sqrt(fraction) - grid) / math.sqrt(step)) if sides == 2 else 0.0
+                return float(np.sum(weights * (upper + lower))) - increment
+
+            boundary = math.inf if increment <= 0 or crossing(40.0) > 0 else optimize.brentq(crossing, 0.0, 40.0, xtol=1e-10)
+            if crossing(0.0) < 0:  # even crossing everywhere spends less than allowed
+                boundary = 0.0
+        grid, density = _continuation(grid, density, fraction, step, boundary, sides)
+        previous = fraction
+        levels.append(float(min(1.0, sides * norm.sf(boundary))))
+    return tuple(levels)
+
+
+GRID_POINTS = 401  # odd, for Simpson's rule
+
+
+def _continuation(grid, density, fraction, step, boundary, sides):
+    """The grid and sub-density of S(t) = Z sqrt(t) over the paths that did not stop."""
+    import numpy as np
+    from scipy.stats import norm
+
+    top = min(boundary, 10.0) * math.sqrt(fraction)
+    bottom = -top if sides == 2 else -10.0 * math.sqrt(fraction)
+    new_grid = np.linspace(bottom, top, GRID_POINTS)
+    if grid is None:
+        return new_grid, norm.pdf(new_grid / math.sqrt(fraction)) / math.sqrt(fraction)
+    weights = density * _simpson_weights(grid)
+    kernel = norm.pdf((new_grid[:, None] - grid[None, :]) / math.sqrt(step)) / math.sqrt(step)
+    return new_grid, kernel @ weights
+
+
+def _simpson_weights(grid):
+    import numpy as np
+
+    h = grid[1] - grid[0]
+    weights = np.ones(len(grid))
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    return weights * h / 3
+
+
+# ----------------------------------------------------------------------------- suite keys
+
+DEFAULT_SEEDS = (0, 1, 2)
+SEED_LIMIT = 2**32  # numpy and torch seed generators take seeds below 2**32
+STATS_KEYS = ("alpha", "margin", "correction", "power")
+ADAPTIVE_KEYS = ("min", "max", "step", "spending")
+ADAPTIVE_EXAMPLE = "{ min = 3, max = 12 }"
+
+
+def read_seeds(value) -> tuple[SeedDesign, list]:
+    """``seeds``: a list of distinct seeds, or adaptive ``{ min, max, step, spending }``.
+    Returns the design and its problems as (where, message) pairs."""
+    if value is None:
+        return SeedDesign.fixed(DEFAULT_SEEDS), []
+    if isinstance(value, dict):
+        return _read_adaptive(value)
+    if not isinstance(value, list) or not value:
+        return SeedDesign.fixed(DEFAULT_SEEDS), [("seeds", f"expected a non-empty list of integers such as [0, 1, 2], or adaptive seeds "
+                                                           f"{ADAPTIVE_EXAMPLE}, got {_describe(value)}")]
+    problems = [(f"seeds[{index}]", f"expected an integer from 0 to {SEED_LIMIT - 1}, got {_describe(seed)}")
+                for index, seed in enumerate(value) if not _integer(seed) or not 0 <= seed < SEED_LIMIT]
+    if len(set(map(repr, value))) != len(value):
+        problems.append(("seeds", f"seeds repeat: {value}"))
+    return (SeedDesign.fixed(DEFAULT_SEEDS) if problems else SeedDesign.fixed(value)), problems
+
+
+def _read_adaptive(table) -> tuple[SeedDesign, list]:
+    problems = [(f"seeds.{key}", _unknown(key, ADAPTIVE_KEYS, "seeds.")) for key in table if key not in ADAPTIVE_KEYS]
+    minimum, maximum, step = table.get("min"), table.get("max"), table.get("step", 1)
+    spending = table.get("spending", SPENDINGS[0])
+    if not _integer(minimum) or minimum < 2:
+        problems.append(("seeds.min", f"expected an integer >= 2 (a paired t-test needs two seeds), got {_describe(minimum)}"))
+    if not _integer(maximum) or not 2 <= maximum <= MAX_SEEDS:
+        problems.append(("seeds.max", f"expected an integer from 2 to {MAX_SEEDS}, got {_describe(maximum)}"))
+    elif _integer(minimum) and minimum > maximum:
+        problems.append(("seeds", f"min = {minimum} is above max = {maximum}: min is where the looks start, max where they end"))
+    if not _integer(step) or step < 1:
+        problems.append(("seeds.step", f"expected an integer >= 1 (seeds added per round), got {_describe(step)}"))
+    if spending not in SPENDINGS:
+        problems.append(("seeds.spending", f"expected one of {', '.join(map(repr, SPENDINGS))}, got {_describe(spending)}"))
+    if problems:
+        return SeedDesign.fixed(DEFAULT_SEEDS), problems
+    return SeedDesign.sequential(minimum, maximum, step, spending), []
+
+
+def read_stats(table) -> tuple[StatsSettings, list]:
+    """``[stats]``: alpha, margin (a number, or a table metric -> number), correction and
+    power. Returns the settings and their problems as (where, message) pairs; whether a
+    margin's metric exists is checked once the suite's metrics are known."""
+    if table is None:
+        return StatsSettings(), []
+    if not isinstance(table, dict):
+        return StatsSettings(), [("stats", f"expected a table [stats] with alpha, margin, correction, power; got {_describe(table)}")]
+    problems = [(f"stats.{key}", _unknown(key, STATS_KEYS, "stats.")) for key in table if key not in STATS_KEYS]
+    alpha = _fraction(table, "alpha", ALPHA, 0.0, 0.5, "a level such as 0.05", problems)
+    power = _fraction(table, "power", POWER, 0.0, 1.0, "a probability such as 0.8", problems)
+    correction = table.get("correction", CORRECTIONS[0])
+    if correction not in CORRECTIONS:
+        problems.append(("stats.correction", f"expected one of {', '.join(map(repr, CORRECTIONS))}, got {_describe(correction)}"))
+        correction = CORRECTIONS[0]
+    margin, margins = _read_margin(table.get("margin", DEFAULT_MARGIN), problems)
+    return StatsSettings(alpha, margin, margins, correction, power), problems
+
+
+def _read_margin(value, problems):
+    expected = "a number > 0 in the metric's units, or a table per metric such as { miou = 0.01, boundary_iou = 0.02 }"
+    if isinstance(value, dict):
+        margins = []
+        for metric, margin in value.items():
+            if _positive(margin):
+                margins.append((metric, float(margin)))
+            else:
+                problems.append((f"stats.margin.{metric}", f"expected a number > 0, got {_describe(margin)}"))
+        return DEFAULT_MARGIN, tuple(sorted(margins))
+    if not _positive(value):
+        problems.append(("stats.margin", f"expected {expected}, got {_describe(value)}"))
+        return DEFAULT_MARGIN, ()
+    return float(value), ()
+
+
+def margin_metric_problems(settings: StatsSettings, metrics) -> list:
+    """A per-metric margin must name one of the suite's metrics."""
+    import difflib
+
+    problems = []
+    for metric, _ in settings.margins:
+        if metric not in metrics:
+            close = difflib.get_close_matches(metric, list(metrics), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((f"stats.margin.{metric}", f"no metric {metric!r} in eval.metrics{hint} Valid: {', '.join(metrics)}"))
+    return problems
+
+
+def _fraction(table, key, default, low, high, example, problems):
+    value = table.get(key, default)
+    if not _number(value) or not low < value < high:
+        problems.append((f"stats.{key}", f"expected {example}, above {low:g} and below {high:g}, got {_describe(value)}"))
+        return default
+    return float(value)
+
+
+def _positive(value) -> bool:
+    return _number(value) and value > 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _unknown(key, valid, prefix) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+    return f"unknown key {prefix}{key}{hint} Valid: {', '.join(prefix + k for k in valid)}"

@@ -1,0 +1,234 @@
+"""Statistical primitives over paired seed results, shared by the report, the gate, the
+runner (adaptive seeds) and ``segbench plan``. Library code does the work: scipy for the
+t-tests and bootstrap, statsmodels for the power analysis and the Holm adjustment. What
+they lack (the power of TOST, the paired probability of improvement) is written here with
+a reference.
+
+A *difference* is always ``candidate - baseline`` in the metric's own units; whether a
+positive difference is an improvement is the metric's direction (``higher_is_better``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+from scipy import special, stats
+
+ALPHA = 0.05
+POWER = 0.8
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed: every run resamples the same images, so replicates pair up
+
+
+def mean_ci(values, confidence=0.95):
+    """Mean and the half-width of its t confidence interval (NaN with fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return math.nan, math.nan
+    if len(values) < 2:
+        return float(values.mean()), math.nan
+    sem = values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(sem * special.stdtrit(len(values) - 1, (1 + confidence) / 2))
+
+
+def paired_differences(baseline: dict, candidate: dict, seeds=None) -> np.ndarray:
+    """``candidate - baseline`` over the seeds both have a finite value for (optionally only
+    ``seeds``), in seed order."""
+    shared = sorted(set(baseline) & set(candidate) & (set(seeds) if seeds is not None else set(baseline)))
+    diffs = np.array([_number(candidate[s]) - _number(baseline[s]) for s in shared], dtype=float)
+    return diffs[~np.isnan(diffs)]
+
+
+def paired_comparison(baseline: dict, candidate: dict) -> dict:
+    """Paired t-test of ``candidate - baseline`` over the seeds both have: the mean
+    difference, its 95% CI and the two-sided p-value (see :func:`difference_test`)."""
+    result = difference_test(paired_differences(baseline, candidate))
+    return {"n_pairs": result["n"], "diff": result["diff"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
+            "p_value": result["p_value"]}
+
+
+def difference_test(diffs) -> dict:
+    """Two-sided one-sample t-test of paired differences against 0, with the 95% t
+    interval (the same p as scipy's ``ttest_1samp``, tested). Identical differences have no spread: p is 1 when they are all 0, else 0."""
+    diffs = np.asarray(diffs, dtype=float)
+    n = len(diffs)
+    result = {"n": n, "diff": math.nan, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+    if n == 0:
+        return result
+    mean, half_width = mean_ci(diffs)
+    result.update(diff=mean, ci_low=mean - half_width, ci_high=mean + half_width)
+    if n >= 2:
+        result["sd"] = float(diffs.std(ddof=1))
+        if np.ptp(diffs) == 0:
+            result["p_value"] = 1.0 if mean == 0 else 0.0
+        else:
+            result["p_value"] = 2 * _t_tail(abs(mean) / (result["sd"] / math.sqrt(n)), n - 1)
+    return result
+
+
+def equivalence_test(diffs, margin: float) -> dict:
+    """Paired two one-sided tests (TOST; Schuirmann 1987) of ``-margin < mean < margin``:
+    p is the larger of the two one-sided t-test p-values, so equivalence at level alpha
+    holds exactly when the (1 - 2 alpha) t interval lies inside the margin. scipy's and
+    statsmodels' ``ttost_paired`` give the same p (tested); this form is vectorisation-free
+    and fast enough for the simulations that validate the decision rules."""
+    diffs = np.asarray(diffs, dtype=float)
+    n = len(diffs)
+    if n < 2 or not margin > 0:
+        return {"p_value": math.nan}
+    if np.ptp(diffs) == 0:
+        return {"p_value": 0.0 if abs(diffs[0]) < margin else 1.0}
+    mean, se = diffs.mean(), diffs.std(ddof=1) / math.sqrt(n)
+    above_lower = _t_tail((mean + margin) / se, n - 1)  # H0: mean <= -margin
+    below_upper = _t_tail((margin - mean) / se, n - 1)  # H0: mean >= margin
+    return {"p_value": float(max(above_lower, below_upper))}
+
+
+def t_interval(diffs, confidence: float) -> tuple[float, float]:
+    """The two-sided t interval of the mean of ``diffs`` (NaN with fewer than 2)."""
+    mean, half_width = mean_ci(diffs, confidence)
+    return mean - half_width, mean + half_width
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels ``multipletests``); NaN stays NaN and is left
+    out of the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    p_values = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p_values, math.nan)
+    finite = ~np.isnan(p_values)
+    if finite.any():
+        adjusted[finite] = multipletests(p_values[finite], method="holm")[1]
+    return adjusted
+
+
+@functools.lru_cache(maxsize=4096)
+def _detectable_effect_size(n: int, level: float, power: float) -> float:
+    from statsmodels.stats.power import TTestPower
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            size = TTestPower().solve_power(effect_size=None, nobs=n, alpha=level, power=power, alternative="two-sided")
+        return float(np.atleast_1d(size)[0])
+    except (ValueError, RuntimeError, ArithmeticError):
+        return math.nan
+
+
+def minimum_detectable_effect(sd: float, n: int, level: float, power: float = POWER) -> float:
+    """The smallest true difference that a two-sided paired t-test over ``n`` seeds at
+    ``level`` detects with probability ``power``, given the paired spread ``sd``
+    (statsmodels ``TTestPower``). NaN with fewer than 2 seeds or no spread estimate."""
+    if n < 2 or not math.isfinite(sd) or not 0 < level < 1:
+        return math.nan
+    if sd == 0:
+        return 0.0
+    return _detectable_effect_size(int(n), float(level), float(power)) * sd
+
+
+def seeds_to_detect(effect: float, sd: float, level: float, power: float = POWER, ceiling: int = 10_000) -> int | None:
+    """The fewest paired seeds with which a two-sided t-test at ``level`` detects a true
+    difference ``effect`` with probability ``power`` (statsmodels ``TTestPower``)."""
+    from statsmodels.stats.power import TTestPower
+
+    if sd == 0:
+        return 2
+    size = abs(effect) / sd
+    if size == 0:
+        return None
+    for n in range(2, ceiling + 1):
+        if TTestPower().power(effect_size=size, nobs=n, alpha=level, alternative="two-sided") >= power:
+            return n
+    return None
+
+
+def equivalence_power(n: int, sd: float, margin: float, level: float, true_diff: float = 0.0) -> float:
+    """Power of the paired TOST at ``level`` with ``n`` seeds, by the non-central t
+    approximation P(A) + P(B) - 1 of Phillips (1990, "Power of the two one-sided tests
+    procedure in bioequivalence", J. Pharmacokinet. Biopharm. 18:137), which is what
+    PASS and R's TOSTER use; it is slightly conservative at small n (tested against a
+    simulation)."""
+    if n < 2 or margin <= 0:
+        return 0.0
+    if sd == 0:
+        return 1.0 if abs(true_diff) < margin else 0.0
+    df = n - 1
+    critical = stats.t.ppf(1 - level, df)
+    scale = math.sqrt(n) / sd
+    above_lower = stats.nct.sf(critical, df, (true_diff + margin) * scale)
+    below_upper = stats.nct.cdf(-critical, df, (true_diff - margin) * scale)
+    return float(max(0.0, above_lower + below_upper - 1))
+
+
+def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: float = POWER, true_diff: float = 0.0,
+                              ceiling: int = 10_000) -> int | None:
+    """The fewest paired seeds with which TOST at ``level`` shows equivalence within
+    ``margin`` with probability ``power`` when the true difference is ``true_diff``."""
+    if abs(true_diff) >= margin:
+        return None
+    for n in range(2, ceiling + 1):
+        if equivalence_power(n, sd, margin, level, true_diff) >= power:
+            return n
+    return None
+
+
+def probability_of_improvement(diffs, higher_is_better: bool = True, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """P(candidate beats baseline) over paired seeds: the share of seeds on which the
+    candidate is better (a tie counts half), with a 95% percentile bootstrap interval over
+    seeds. The paired form of the probability of improvement that rliable (Agarwal et
+    al., NeurIPS 2021) and Bouthillier et al. (MLSys 2021) report next to the mean."""
+    diffs = np.asarray(diffs, dtype=float)
+    if len(diffs) == 0:
+        return {"p_improve": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    signed = diffs if higher_is_better else -diffs
+    wins = (signed > 0) + 0.5 * (signed == 0)
+    rng = np.random.default_rng(seed)
+    replicates = wins[rng.integers(0, len(wins), size=(resamples, len(wins)))].mean(axis=1)
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return {"p_improve": float(wins.mean()), "ci_low": float(low), "ci_high": float(high)}
+
+
+def resample_weights(n_images: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(resamples, n_images) counts: how often each image is drawn in each bootstrap
+    resample. Fixed by ``n_images`` and ``seed``, so every run of a suite draws the same
+    resamples and their replicates pair up across seeds and variants."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(resamples, n_images))
+    offsets = np.arange(resamples)[:, None] * n_images
+    return np.bincount((draws + offsets).ravel(), minlength=resamples * n_images).reshape(resamples, n_images).astype(float)
+
+
+def image_bootstrap(baseline: dict, candidate: dict, seeds) -> dict:
+    """The paired bootstrap over validation images of the *same* Δ the seed test tests:
+    the mean over ``seeds`` of ``candidate - baseline`` in the dataset-level metric. Each
+    argument maps seed -> that run's replicates (the metric recomputed on each of the
+    shared image resamples, stored in the record), so the resampled Δ is
+    ``mean_s(candidate_s[b] - baseline_s[b])``. Returns the 95% percentile interval and a
+    two-sided p-value read off the replicates."""
+    result = {"ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+    pairs = [(np.asarray(baseline[s], float), np.asarray(candidate[s], float)) for s in seeds if s in baseline and s in candidate]
+    if not pairs or len({len(b) for pair in pairs for b in pair}) != 1:
+        return result
+    deltas = np.mean([c - b for b, c in pairs], axis=0)
+    deltas = deltas[~np.isnan(deltas)]
+    if len(deltas) < 2:
+        return result
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    tail = min(np.mean(deltas <= 0), np.mean(deltas >= 0))
+    if np.ptp(deltas) == 0:
+        tail = 0.5 if deltas[0] == 0 else 0.0
+    return {"ci_low": float(low), "ci_high": float(high), "p_value": float(min(1.0, max(2 * tail, 1 / (len(deltas) + 1))))}
+
+
+def _t_tail(t: float, df: int) -> float:
+    """P(T >= t) for Student's t with ``df`` degrees of freedom (scipy's ``stdtr``)."""
+    return float(special.stdtr(df, -t))
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)

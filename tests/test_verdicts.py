@@ -1,0 +1,225 @@
+"""The four outcomes, their statistics and the adaptive-seeds design, each checked against
+an independent implementation (scipy, statsmodels, published boundaries) or by simulation."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.stats import multivariate_normal, norm
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
+
+from segbench.design import SeedDesign, StatsSettings, nominal_levels
+from segbench.simulation import run_rounds, simulate
+from segbench.statistics import (
+    difference_test,
+    equivalence_power,
+    equivalence_test,
+    minimum_detectable_effect,
+    probability_of_improvement,
+    seeds_to_detect,
+    seeds_to_show_equivalence,
+)
+from segbench.verdicts import judge_family, seeds_wanted
+
+ALPHA = 0.05
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_t_test_and_tost_match_scipy_and_statsmodels(seed):
+    rng = np.random.default_rng(seed)
+    baseline = rng.normal(0.5, 0.02, 5)
+    candidate = baseline + rng.normal(0.004, 0.006, 5)
+    diffs = candidate - baseline
+    assert difference_test(diffs)["p_value"] == pytest.approx(stats.ttest_rel(candidate, baseline).pvalue, rel=1e-9)
+    assert equivalence_test(diffs, 0.01)["p_value"] == pytest.approx(ttost_paired(candidate, baseline, -0.01, 0.01)[0], rel=1e-9)
+    low, high = stats.t.interval(0.95, 4, diffs.mean(), stats.sem(diffs))
+    result = difference_test(diffs)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high))
+
+
+def test_minimum_detectable_effect_is_detected_with_the_stated_power():
+    sd, n, level = 0.02, 5, 0.05 / 3
+    mde = minimum_detectable_effect(sd, n, level, 0.8)
+    assert mde / sd == pytest.approx(TTestPower().solve_power(nobs=n, alpha=level, power=0.8))
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(mde, sd, (20000, n))
+    t = diffs.mean(1) / (diffs.std(1, ddof=1) / math.sqrt(n))
+    detected = np.mean(2 * stats.t.sf(np.abs(t), n - 1) <= level)
+    assert detected == pytest.approx(0.8, abs=0.015)
+    assert math.isnan(minimum_detectable_effect(sd, 1, level)) and minimum_detectable_effect(0.0, 3, level) == 0.0
+
+
+def test_seeds_to_detect_and_to_show_equivalence_reach_the_power_by_simulation():
+    sd, level = 0.01, 0.05 / 6
+    n = seeds_to_detect(0.01, sd, level, 0.8)
+    assert TTestPower().power(1.0, n, level) >= 0.8 > TTestPower().power(1.0, n - 1, level)
+    m = seeds_to_show_equivalence(sd, 0.01, level, 0.8)
+    rng = np.random.default_rng(1)
+    shown = np.mean([equivalence_test(d, 0.01)["p_value"] <= level for d in rng.normal(0, sd, (4000, m))])
+    assert shown >= 0.79, "the planned seeds show equivalence at least as often as promised"
+    assert equivalence_power(m, sd, 0.01, level) == pytest.approx(shown, abs=0.05)
+    assert seeds_to_show_equivalence(sd, 0.01, level, true_diff=0.02) is None
+
+
+def test_probability_of_improvement_counts_wins_in_the_metric_direction():
+    result = probability_of_improvement([0.02, -0.01, 0.03, 0.0])
+    assert result["p_improve"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
+    assert result["ci_low"] <= result["p_improve"] <= result["ci_high"]
+    assert probability_of_improvement([0.02, -0.01, 0.03, 0.0], higher_is_better=False)["p_improve"] == pytest.approx(1.5 / 4)
+
+
+# ----------------------------------------------------------------------------- boundaries
+
+
+def test_boundaries_match_published_lan_demets_values():
+    # Jennison & Turnbull (2000) / R ldbounds: 5 equally spaced looks, one-sided alpha 0.025.
+    fractions = (0.2, 0.4, 0.6, 0.8, 1.0)
+    obf = [norm.isf(level) for level in nominal_levels(0.025, fractions, "obrien_fleming", 1)]
+    pocock = [norm.isf(level) for level in nominal_levels(0.025, fractions, "pocock", 1)]
+    assert obf == pytest.approx([4.8769, 3.3569, 2.6803, 2.2898, 2.0310], abs=2e-3)
+    assert pocock == pytest.approx([2.4380, 2.4268, 2.4101, 2.3966, 2.3859], abs=2e-3)
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_two_sided_boundaries_spend_exactly_alpha(spending):
+    fractions = (0.25, 0.5, 0.75, 1.0)
+    boundaries = np.array([norm.isf(level / 2) for level in nominal_levels(ALPHA, fractions, spending, 2)])
+    correlation = np.sqrt(np.minimum.outer(fractions, fractions) / np.maximum.outer(fractions, fractions))
+    inside = multivariate_normal(np.zeros(4), correlation).cdf(boundaries, lower_limit=-boundaries)
+    assert 1 - inside == pytest.approx(ALPHA, abs=3e-4)
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+def family(effects, seeds=5, sd=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.6, 0.02, seeds)
+    baseline = dict(enumerate(base))
+    return baseline, {i: dict(enumerate(base + effect + rng.normal(0, sd, seeds))) for i, effect in enumerate(effects)}
+
+
+def test_fixed_design_is_holm_over_t_tests_and_tost_over_the_rest():
+    baseline, candidates = family([0.03, 0.012, 0.0, -0.03, 0.004, 0.02], seed=3)
+    judged = judge_family(baseline, candidates, higher_is_better=True, margin=0.01, design=SeedDesign.fixed(range(5)),
+                          settings=StatsSettings())
+    base = np.array(list(baseline.values()))
+    p = [stats.ttest_rel(list(c.values()), base).pvalue for c in candidates.values()]
+    reject, adjusted, *_ = multipletests(p, ALPHA, "holm")
+    tost = [ttost_paired(np.array(list(c.values())), base, -0.01, 0.01)[0] for c in candidates.values()]
+    equivalent = multipletests(tost, ALPHA, "holm")[0]
+    for i, judgement in judged.items():
+        assert judgement.p_adjusted == pytest.approx(adjusted[i])
+        diff = np.mean(list(candidates[i].values())) - base.mean()
+        expected = ("better" if diff > 0 else "worse") if reject[i] else ("equivalent" if equivalent[i] else "inconclusive")
+        assert judgement.outcome == expected
+    assert {j.outcome for j in judged.values()} >= {"better", "worse"}
+    undecided = [j for j in judged.values() if j.outcome == "inconclusive"]
+    assert all(j.mde > 0 for j in undecided)
+
+
+def test_correction_none_tests_each_comparison_at_alpha():
+    baseline, candidates = family([0.012] * 6, seed=5)
+    kwargs = dict(higher_is_better=True, margin=0.01, design=SeedDesign.fixed(range(5)))
+    holm = judge_family(baseline, candidates, settings=StatsSettings(), **kwargs)
+    none = judge_family(baseline, candidates, settings=StatsSettings(correction="none"), **kwargs)
+    assert sum(j.outcome == "better" for j in none.values()) >= sum(j.outcome == "better" for j in holm.values())
+    assert all(j.level == ALPHA for j in none.values())
+    assert all(j.p_adjusted == j.p_value for j in none.values())
+
+
+def test_lower_is_better_turns_a_rise_into_worse():
+    baseline, candidates = family([0.05], seed=1)
+    design, settings = SeedDesign.fixed(range(5)), StatsSettings()
+    assert judge_family(baseline, candidates, higher_is_better=True, margin=0.01, design=design, settings=settings)[0].outcome == "better"
+    judged = judge_family(baseline, candidates, higher_is_better=False, margin=0.01, design=design, settings=settings)[0]
+    assert judged.outcome == "worse" and judged.diff > 0 and judged.p_improve == 0.0
+
+
+def test_failed_runs_leave_their_seed_out_of_the_pairs():
+    baseline, candidates = family([0.03], seed=2)
+    candidates[0][1] = None
+    judged = judge_family(baseline, candidates, higher_is_better=True, margin=0.01, design=SeedDesign.fixed(range(5)),
+                          settings=StatsSettings())[0]
+    assert judged.n == 4 and judged.paired_seeds == [0, 2, 3, 4]
+
+
+# ----------------------------------------------------------------------------- adaptive seeds
+
+
+def test_adaptive_seeds_stop_decided_comparisons_and_pair_the_baseline():
+    design = SeedDesign.sequential(3, 8)
+    baseline, candidates = family([0.2, 0.0, 0.003], seeds=8, sd=0.002, seed=4)
+    judged = judge_family(baseline, candidates, higher_is_better=True, margin=0.01, design=design, settings=StatsSettings())
+    assert judged[0].outcome == "better" and judged[0].n < 8 and "stopped better" in judged[0].state
+    wanted, baseline_seeds = seeds_wanted(judged, design)
+    assert baseline_seeds == max(wanted.values())
+    assert all(wanted[key] == judged[key].n for key in judged)
+
+
+def test_a_look_waits_until_its_runs_are_in():
+    design = SeedDesign.sequential(3, 6)
+    baseline, candidates = family([0.0], seeds=6)
+    partial = {0: {seed: candidates[0][seed] for seed in (0, 1)}}
+    judged = judge_family(baseline, partial, higher_is_better=True, margin=0.01, design=design, settings=StatsSettings())[0]
+    assert judged.next_seeds == 3 and judged.look == -1 and judged.state.startswith("waiting")
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_round_by_round_runs_equal_the_replay_over_every_seed(spending):
+    """The runner's loop (judge, run what is wanted, repeat) and one replay over all seeds
+    reach the same outcomes with the same runs: the simulations measure the runner."""
+    design, settings = SeedDesign.sequential(3, 10, 1, spending), StatsSettings(margin=0.5)
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        effects = rng.choice([0.0, 0.5, 1.5, 3.0], size=4)
+        base = rng.normal(0.5, 0.05, 10)
+        values = base + effects[:, None] + rng.normal(0, 1, (4, 10))
+        baseline = dict(enumerate(base.tolist()))
+        candidates = {i: dict(enumerate(row.tolist())) for i, row in enumerate(values)}
+        rounds, runs = run_rounds(baseline, candidates, design, settings, margin=0.5)
+        replay = judge_family(baseline, candidates, higher_is_better=True, margin=0.5, design=design, settings=settings)
+        wanted, baseline_seeds = seeds_wanted(replay, design)
+        assert {k: j.outcome for k, j in rounds.items()} == {k: j.outcome for k, j in replay.items()}
+        assert runs == baseline_seeds + sum(wanted.values())
+
+
+# ----------------------------------------------------------------------------- simulation
+
+NULL_SUITES, COMPARISONS = 2000, 5  # 10,000 null comparisons per design
+MONTE_CARLO = 3 * math.sqrt(ALPHA * (1 - ALPHA) / NULL_SUITES)  # 3 standard errors of a family-wise rate
+
+
+@pytest.mark.parametrize("design", [SeedDesign.fixed(range(3)), SeedDesign.fixed(range(8)), SeedDesign.sequential(3, 12)],
+                         ids=["fixed-3", "fixed-8", "adaptive-3-12"])
+def test_false_better_or_worse_rate_is_at_most_alpha(design):
+    null = simulate([0.0] * COMPARISONS, design, StatsSettings(margin=0.5), suites=NULL_SUITES, seed=11)
+    assert null.comparisons * null.suites >= 10_000
+    assert null.familywise_rate("better", "worse") <= ALPHA + MONTE_CARLO
+    assert null.rate("better", "worse") <= ALPHA / COMPARISONS + MONTE_CARLO / math.sqrt(COMPARISONS)
+
+
+def test_false_equivalence_rate_at_the_margin_is_at_most_alpha():
+    for design in (SeedDesign.fixed(range(8)), SeedDesign.sequential(3, 12)):
+        edge = simulate([0.5] * COMPARISONS, design, StatsSettings(margin=0.5), suites=1000, seed=12)
+        assert edge.familywise_rate("equivalent") <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 1000)
+
+
+def test_adaptive_seeds_keep_power_and_save_runs():
+    settings = StatsSettings(margin=0.5)
+    fixed, adaptive = SeedDesign.fixed(range(12)), SeedDesign.sequential(3, 12)
+    for effect, minimum_power in ((1.0, 0.65), (2.0, 0.99)):
+        full = simulate([effect] * COMPARISONS, fixed, settings, suites=300, seed=13)
+        early = simulate([effect] * COMPARISONS, adaptive, settings, suites=300, seed=13)
+        assert early.rate("better") >= minimum_power and full.rate("better") >= early.rate("better") - 0.1
+    large = simulate([2.0] * COMPARISONS, adaptive, settings, suites=300, seed=14)
+    negligible = simulate([0.0] * COMPARISONS, adaptive, settings, sd=0.1, suites=300, seed=15)
+    always_max = 12 * (COMPARISONS + 1)
+    assert large.mean_runs <= 0.7 * always_max and negligible.mean_runs <= 0.5 * always_max
+    assert negligible.rate("equivalent") >= 0.95
