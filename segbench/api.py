@@ -56,29 +56,22 @@ def rebuild_report(results_dir) -> dict:
 def plan(path, results_dir="results", plugins=(), overrides=None, effect=None, power=None) -> dict:
     """Seeds each comparison of the suite at ``path`` needs, from the paired spread of the
     results in ``results_dir`` (see segbench.planning); nothing trains."""
+    from pathlib import Path
+
     from .components import metric_direction
-    from .planning import check_request, plan_suite
-    from .gate.results import find_suite_dir
+    from .planning import Pilot, check_request, plan_suite
     from .suite import load_suite
 
     check_request(1.0 if effect is None else effect, 0.5 if power is None else power)
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
-    results_dir = _suite_results(results_dir, suite.name, find_suite_dir)
+    source = Path(results_dir)
+    if (source / suite.name / "runs").is_dir():  # results/ may hold several suites: take this one's
+        source = source / suite.name
+    elif not source.exists():
+        raise SegbenchError(f"results {source} do not exist; run the suite (or a pilot with a few seeds) first, or give --from "
+                            "a results folder or a report's runs.csv")
     directions = {name: metric_direction(suite.catalogue.get("metric", name)) for name in suite.metric_names}
-    return plan_suite(suite, results_dir, directions, effect, power)
-
-
-def _suite_results(directory, name, find_suite_dir):
-    """``results/`` may hold several suites: take this suite's folder when it is there."""
-    from pathlib import Path
-
-    own = Path(directory) / name
-    if (own / "runs").is_dir():
-        return own
-    if not Path(directory).is_dir():
-        raise SegbenchError(f"results folder {directory} does not exist; run the suite (or a pilot with a few seeds) first, "
-                            f"or give --from DIR")
-    return find_suite_dir(directory)
+    return plan_suite(suite, Pilot.load(source), directions, effect, power)
 
 
 def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=list_command)
     plan = commands.add_parser("plan", parents=[suite_options], help="seeds each comparison needs, from the spread of earlier results")
     plan.add_argument("--from", dest="results", default="results", metavar="DIR",
-                      help="results of this suite (or a pilot run of it) to take the paired spread from (default: results/)")
+                      help="results of this suite (or of a pilot run of it), or a report's runs.csv, to take the paired spread from (default: results/)")
     plan.add_argument("--effect", type=float, default=None, help="the difference to detect, in the metric's units (default: the margin)")
     plan.add_argument("--power", type=float, default=None, help="the power to plan for (default: [stats] power, 0.8)")
     plan.add_argument("--json", action="store_true", help="print JSON (a stable schema, for scripts)")

@@ -286,8 +286,9 @@ def margin_metric_problems(settings: StatsSettings, metrics) -> list:
     problems = []
     for metric, _ in settings.margins:
         if metric not in metrics:
-            close = difflib.get_close_matches(metric, list(metrics), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            by_lower = {name.lower(): name for name in metrics}
+            close = difflib.get_close_matches(metric.lower(), list(by_lower), n=1)
+            hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
             problems.append((f"stats.margin.{metric}", f"no metric {metric!r} in eval.metrics{hint} Valid: {', '.join(metrics)}"))
     return problems
 

@@ -24,11 +24,8 @@ PLAN_SCHEMA = 1
 MIN_PILOT_SEEDS = 3  # fewer paired seeds give too rough a spread to plan with
 
 
-def plan_suite(suite, results_dir, directions: dict, effect: float | None = None, power: float | None = None) -> dict:
+def plan_suite(suite, pilot: "Pilot", directions: dict, effect: float | None = None, power: float | None = None) -> dict:
     """The plan as data (``segbench plan --json`` prints it)."""
-    from .gate.results import load_results
-
-    results = load_results(results_dir)
     primary = suite.primary
     stats = suite.stats
     margin = stats.margin_for(primary)
@@ -37,22 +34,21 @@ def plan_suite(suite, results_dir, directions: dict, effect: float | None = None
     check_request(effect, power)
     candidates = [v for v in suite.variants if v.id != suite.baseline_id]
     level = stats.alpha / max(len(candidates), 1) if stats.correction == "holm" else stats.alpha
-    baseline = _runs_of(results, suite.baseline)
+    baseline = pilot.values(suite.baseline, primary)
     rows, short = [], []
     for variant in candidates:
-        runs = _runs_of(results, variant)
-        diffs = paired_differences(baseline.values(primary) if baseline else {}, runs.values(primary) if runs else {})
+        diffs = paired_differences(baseline, pilot.values(variant, primary))
         if len(diffs) < MIN_PILOT_SEEDS:
             short.append(f"{one_line(variant.label)}: {len(diffs)}")
             continue
         rows.append(_row(variant, diffs, effect, margin, level, power))
     if short:
         raise SegbenchError(
-            f"{results.suite_dir}: too few paired seeds to estimate the spread of {', '.join(short)}; `segbench plan` needs at least "
+            f"{pilot.source}: too few paired seeds to estimate the spread of {', '.join(short)}; `segbench plan` needs at least "
             f"{MIN_PILOT_SEEDS} finished seeds of each variant and of the baseline. Run a pilot first, e.g. "
             f"segbench run {suite.path} --set 'seeds=[0, 1, 2]'")
     return {
-        "schema": PLAN_SCHEMA, "suite": suite.name, "results": str(results.suite_dir), "metric": primary,
+        "schema": PLAN_SCHEMA, "suite": suite.name, "results": str(pilot.source), "metric": primary,
         "higher_is_better": directions.get(primary, True), "baseline": suite.baseline.label, "alpha": stats.alpha,
         "correction": stats.correction, "comparisons": len(candidates), "level": level, "power": power, "effect": effect,
         "margin": margin, "variants": rows,
@@ -76,13 +72,49 @@ def _row(variant, diffs, effect, margin, level, power) -> dict:
     }
 
 
-def _runs_of(results, variant):
-    """A variant's runs in the results: by id, else by its label when exactly one has it."""
-    runs = results.get(variant.id)
-    if runs is None:
-        labelled = [v for v in results.variants if v.label == variant.label]
-        runs = labelled[0] if len(labelled) == 1 else None
-    return runs
+class Pilot:
+    """Per-seed values of earlier runs, from a results folder or from a report's
+    ``runs.csv`` (a row per run), matched to a suite's variants by id, else by label."""
+
+    def __init__(self, source, rows: list):
+        self.source = source
+        self.rows = rows  # dicts with variant_id, label, seed, status and the metrics
+
+    @classmethod
+    def load(cls, source) -> Pilot:
+        from pathlib import Path
+
+        source = Path(source)
+        if source.is_file():
+            return cls(source, _csv_rows(source))
+        from .gate.results import load_results
+
+        results = load_results(source)
+        rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", **(record.get("metrics") or {})}
+                for v in results.variants for seed, record in v.ok.items()]
+        return cls(results.suite_dir, rows)
+
+    def values(self, variant, metric: str) -> dict:
+        mine = [r for r in self.rows if r["variant_id"] == variant.id]
+        if not mine:
+            labelled = {r["variant_id"] for r in self.rows if r["label"] == variant.label}
+            mine = [r for r in self.rows if r["variant_id"] in labelled] if len(labelled) == 1 else []
+        return {int(r["seed"]): float(r[metric]) for r in mine
+                if r.get("status") == "ok" and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])}
+
+
+def _csv_rows(path) -> list:
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise SegbenchError(f"{path}: cannot read it as a report's runs.csv: {exc}") from None
+    missing = {"variant_id", "label", "seed", "status"} - set(table.columns)
+    if missing:
+        raise SegbenchError(f"{path}: not a segbench runs.csv (no column {', '.join(sorted(missing))}); give a results folder "
+                            "or the runs.csv of a report")
+    return table.to_dict("records")
 
 
 def format_plan_table(plan: dict) -> str:

@@ -125,7 +125,7 @@ def cost_scatter(summary: pd.DataFrame, metric: str, path: Path, higher_is_bette
     for axis, (cost, title) in zip(axes, (("cost.latency_ms", "latency (ms / image)"), ("cost.params", "parameters"))):
         points = summary[["variant", f"{cost}_mean", f"{metric}_mean"]].dropna()
         x, y = points[f"{cost}_mean"].to_numpy(float), points[f"{metric}_mean"].to_numpy(float)
-        front = pareto_front(x, y if higher_is_better else -y)
+        front = front_of(summary, metric, cost, higher_is_better).to_numpy()
         axis.scatter(x, y, color="#3182bd", zorder=3)
         axis.scatter(x[front], y[front], s=160, facecolors="none", edgecolors="#e6550d", linewidths=1.6, zorder=4, label="Pareto front")
         order = sorted(np.flatnonzero(front), key=lambda i: x[i])
@@ -139,6 +139,15 @@ def cost_scatter(summary: pd.DataFrame, metric: str, path: Path, higher_is_bette
         axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return _save(figure, path)
+
+
+def front_of(summary: pd.DataFrame, metric: str, cost: str, higher_is_better: bool = True) -> pd.Series:
+    """Whether each variant with both means is on the Pareto front of ``metric`` (in its
+    direction) against ``cost`` (lower is cheaper), indexed by variant label."""
+    points = summary[["variant", f"{cost}_mean", f"{metric}_mean"]].dropna()
+    quality = points[f"{metric}_mean"].to_numpy(float)
+    front = pareto_front(points[f"{cost}_mean"].to_numpy(float), quality if higher_is_better else -quality)
+    return pd.Series(front, index=points["variant"].to_numpy())
 
 
 def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:

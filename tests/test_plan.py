@@ -1,0 +1,84 @@
+"""`segbench plan`: the seeds each comparison needs, from the spread of earlier results."""
+
+import json
+
+import numpy as np
+from statsmodels.stats.power import TTestPower
+
+from segbench.cli import main
+from segbench.plugins import load_catalogue
+from segbench.runner import run_prepared
+from segbench.suite import load_suite
+from test_adaptive_runs import StandInExecutor
+
+SUITE = """
+name = "planned"
+seeds = [0, 1, 2, 3]
+baseline = { "model.upsampler" = "nearest" }
+[stats]
+margin = 0.02
+[ablate]
+"model.upsampler" = ["nearest", "bicubic", "nearest_exact"]
+"""
+
+
+def pilot(tmp_path, write_suite, text=SUITE):
+    path = write_suite(text)
+    run_prepared(load_suite(path, load_catalogue), tmp_path / "results", quiet=True, cache_dir=tmp_path / "cache",
+                 executor=StandInExecutor())
+    return path
+
+
+def test_plan_gives_the_seeds_to_detect_the_effect_and_to_show_equivalence(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite)
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.05", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["schema"] == 1 and plan["metric"] == "miou" and plan["comparisons"] == 2 and plan["level"] == 0.025
+    rows = {row["variant"]: row for row in plan["variants"]}
+    bicubic = rows["upsampler=bicubic"]
+    assert bicubic["pilot_seeds"] == 4
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "planned" / "runs").glob("*/seed-*/record.json"))]
+    by = {(r["label"], r["seed"]): r["metrics"]["miou"] for r in records}
+    diffs = np.array([by[("upsampler=bicubic", s)] - by[("upsampler=nearest", s)] for s in range(4)])
+    assert bicubic["paired_sd"] == np.std(diffs, ddof=1)
+    n = bicubic["seeds_to_detect"]
+    size = 0.05 / bicubic["paired_sd"]
+    assert TTestPower().power(size, n, 0.025) >= 0.8 > TTestPower().power(size, n - 1, 0.025)
+    assert rows["upsampler=nearest_exact"]["seeds_to_show_equivalence"] < bicubic["seeds_to_show_equivalence"]
+
+
+def test_plan_prints_a_table(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite)
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "seeds to detect ±0.02" in out and "seeds to show equivalence ±0.02" in out and "upsampler=bicubic" in out
+
+
+def test_too_few_seeds_say_how_many_are_needed(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite, SUITE.replace("seeds = [0, 1, 2, 3]", "seeds = [0, 1]"))
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert "needs at least 3 finished seeds" in err and "upsampler=bicubic: 2" in err
+
+
+def test_bad_requests_exit_2(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite)
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "-1"]) == 2
+    assert "--effect" in capsys.readouterr().err
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--power", "1.5"]) == 2
+    assert "--power" in capsys.readouterr().err
+    assert main(["plan", str(suite), "--from", str(tmp_path / "nowhere")]) == 2
+    assert "do not exist" in capsys.readouterr().err
+
+
+def test_plan_reads_a_reports_runs_csv(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite)
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--json"]) == 0
+    from_folder = json.loads(capsys.readouterr().out)
+    runs_csv = tmp_path / "results" / "planned" / "report" / "runs.csv"
+    assert main(["plan", str(suite), "--from", str(runs_csv), "--json"]) == 0
+    from_csv = json.loads(capsys.readouterr().out)
+    assert from_csv["variants"] == from_folder["variants"]
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert main(["plan", str(suite), "--from", str(tmp_path / "other.csv")]) == 2
+    assert "not a segbench runs.csv" in capsys.readouterr().err
