@@ -41,6 +41,7 @@ def test_error_rates_power_and_runs(benchmark, name):
     edge = simulate([0.5] * COMPARISONS, design, SETTINGS, suites=POWER_SUITES, seed=4)
     negligible = simulate([0.0] * COMPARISONS, design, SETTINGS, sd=0.1, suites=POWER_SUITES, seed=5)
     mixed = simulate([0.0, 0.0, 1.0, 2.0, 0.0], design, SETTINGS, suites=POWER_SUITES, seed=6)
+    single = simulate([0.0], design, SETTINGS, suites=NULL_SUITES * 2, seed=7)
     error = 3 * math.sqrt(0.05 * 0.95 / NULL_SUITES)
     assert null.familywise_rate("better", "worse") <= 0.05 + error
     assert edge.familywise_rate("equivalent") <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / POWER_SUITES)
@@ -48,6 +49,7 @@ def test_error_rates_power_and_runs(benchmark, name):
         "design": name,
         "familywise false better/worse": null.familywise_rate("better", "worse"),
         "per-comparison false better/worse": null.rate("better", "worse"),
+        "false better/worse, one comparison": single.rate("better", "worse"),
         "false equivalent at the margin": edge.familywise_rate("equivalent"),
         "power at 1 sd": one.rate("better"), "power at 2 sd": two.rate("better"),
         "equivalent when sd = margin / 5": negligible.rate("equivalent"),

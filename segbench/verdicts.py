@@ -7,11 +7,12 @@
 - **inconclusive**: neither; it comes with its minimum detectable effect.
 
 With adaptive seeds the comparisons are looked at after every round of seeds. Each look
-tests at the nominal level of a Lan-DeMets alpha-spending boundary (:mod:`.design`), and
-Holm's correction recycles the alpha of a rejected comparison to the others, as in the
-graphical approach for group-sequential trials (Maurer & Bretz 2013, "Multiple testing in
-group sequential trials using graphical approaches", Stat. Biopharm. Res. 5:311). A fixed
-list of seeds is the one-look case, where this is exactly Holm's procedure.
+tests at the threshold of a Lan-DeMets alpha-spending boundary calibrated for paired
+t-tests (:mod:`.design`), and Holm's correction recycles the alpha of a rejected
+comparison to the others, as in the graphical approach for group-sequential trials
+(Maurer & Bretz 2013, "Multiple testing in group sequential trials using graphical
+approaches", Stat. Biopharm. Res. 5:311). A fixed list of seeds is the one-look case,
+where this is exactly Holm's procedure.
 
 :func:`judge_family` is a pure function of the per-seed values, so the runner (deciding
 which seeds to add), the report and the simulations that validate the rules all replay

@@ -77,22 +77,34 @@ def test_probability_of_improvement_counts_wins_in_the_metric_direction():
 # ----------------------------------------------------------------------------- boundaries
 
 
-def test_boundaries_match_published_lan_demets_values():
+LARGE_LOOKS = (60, 120, 180, 240, 300)  # many seeds: the t statistic is almost a z statistic
+
+
+def test_with_many_seeds_the_boundaries_approach_the_published_lan_demets_values():
     # Jennison & Turnbull (2000) / R ldbounds: 5 equally spaced looks, one-sided alpha 0.025.
-    fractions = (0.2, 0.4, 0.6, 0.8, 1.0)
-    obf = [norm.isf(level) for level in nominal_levels(0.025, fractions, "obrien_fleming", 1)]
-    pocock = [norm.isf(level) for level in nominal_levels(0.025, fractions, "pocock", 1)]
-    assert obf == pytest.approx([4.8769, 3.3569, 2.6803, 2.2898, 2.0310], abs=2e-3)
-    assert pocock == pytest.approx([2.4380, 2.4268, 2.4101, 2.3966, 2.3859], abs=2e-3)
+    # The first O'Brien-Fleming look spends 5e-7, below what the Monte Carlo paths resolve.
+    obf = [norm.isf(level) for level in nominal_levels(0.025, LARGE_LOOKS, "obrien_fleming", 1)]
+    pocock = [norm.isf(level) for level in nominal_levels(0.025, LARGE_LOOKS, "pocock", 1)]
+    assert obf[1:] == pytest.approx([3.3569, 2.6803, 2.2898, 2.0310], abs=0.03)
+    assert pocock == pytest.approx([2.4380, 2.4268, 2.4101, 2.3966, 2.3859], abs=0.03)
 
 
 @pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
-def test_two_sided_boundaries_spend_exactly_alpha(spending):
-    fractions = (0.25, 0.5, 0.75, 1.0)
-    boundaries = np.array([norm.isf(level / 2) for level in nominal_levels(ALPHA, fractions, spending, 2)])
+def test_with_many_seeds_the_boundaries_spend_alpha_under_the_normal_theory(spending):
+    looks = LARGE_LOOKS[:4]
+    boundaries = np.array([norm.isf(level / 2) for level in nominal_levels(ALPHA, looks, spending, 2)])
+    fractions = np.array(looks) / looks[-1]
     correlation = np.sqrt(np.minimum.outer(fractions, fractions) / np.maximum.outer(fractions, fractions))
     inside = multivariate_normal(np.zeros(4), correlation).cdf(boundaries, lower_limit=-boundaries)
-    assert 1 - inside == pytest.approx(ALPHA, abs=3e-4)
+    assert 1 - inside == pytest.approx(ALPHA, abs=2e-3)
+
+
+@pytest.mark.parametrize("spending", ["obrien_fleming", "pocock"])
+def test_with_few_seeds_one_comparison_errs_at_alpha_not_below_or_above(spending):
+    """Calibrated on t statistics, the boundaries hold alpha at 3 to 12 seeds, where
+    z-based nominal levels let 5.75% through; not far below either (no wasted power)."""
+    null = simulate([0.0], SeedDesign.sequential(3, 12, 1, spending), StatsSettings(margin=0.5), suites=10_000, seed=21)
+    assert null.rate("better", "worse") == pytest.approx(ALPHA, abs=3 * math.sqrt(ALPHA * (1 - ALPHA) / 10_000))
 
 
 # ----------------------------------------------------------------------------- outcomes

@@ -9,7 +9,8 @@ for suite in upsampling losses; do
   "$segbench" run "suites/$suite.toml" -o results -q
   out="docs/examples/$suite"
   mkdir -p "$out"
-  cp "results/$suite/report/summary.md" "results/$suite/report/summary.csv" "results/$suite/report/per_class.csv" "$out/"
+  cp "results/$suite/report/summary.md" "results/$suite/report/summary.csv" "results/$suite/report/per_class.csv" \
+     "results/$suite/report/runs.csv" "$out/"
   for plot in metrics curves per_class cost predictions; do
     cp "results/$suite/report/plots/$plot.png" "$out/"
   done

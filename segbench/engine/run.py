@@ -119,14 +119,14 @@ def image_replicates(metrics: dict, n_images: int) -> dict:
     """Each metric's dataset value on the same bootstrap resamples of the validation
     images in every run (the resamples depend only on the number of images), so that the
     report can resample images for a difference in exactly the value the seeds test.
-    Costs 2000 float32 (about 11 kB of base64) per metric in the record, whatever the number
+    Costs 2000 float32 per metric in the record (about 8 kB of base64), whatever the number
     of images and classes."""
     weights = resample_weights(n_images, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
     replicates = {}
     for name, metric in metrics.items():
         values = metric.bootstrap(weights)
         if values is not None:
-            replicates[name] = encode_arrays(values=values.astype(np.float32))  # 8 kB a metric; ample for Δ of 1e-4
+            replicates[name] = encode_arrays(values=values.astype(np.float32))  # ample for a Δ of 1e-4
     return {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "images": n_images, "replicates": replicates}
 
 

@@ -166,3 +166,25 @@ class MetricContract:
 
     def test_declares_whether_higher_is_better(self):
         assert self.build().higher_is_better is self.higher_is_better
+
+    def test_image_statistics_rebuild_the_dataset_and_image_values(self):
+        """Summed over every image, the statistics give the dataset value; over one image,
+        that image's value; and a resample's value is the value of the resampled images."""
+        pred, target = self.label_maps(images=5)
+        metric = self.measured(pred, target)
+        statistics = metric.image_statistics()
+        if statistics is None:
+            pytest.skip(f"metric {self.name!r} has no image statistics (no image evidence in reports)")
+        assert len(statistics) == 5
+        assert metric.from_statistics(statistics.sum(0)) == pytest.approx(metric.compute())
+        assert [metric.from_statistics(s) for s in statistics] == pytest.approx(metric.per_image(), nan_ok=True)
+        draw = torch.tensor([0, 0, 3, 4, 4])
+        weights = torch.bincount(draw, minlength=5).double().numpy()[None]
+        assert metric.bootstrap(weights)[0] == pytest.approx(self.measured(pred[draw], target[draw]).compute())
+
+    def test_component_direction_matches_the_metric(self):
+        from segbench.components import metric_direction
+
+        register = Registrar("contract-test")
+        self.hook(register)
+        assert metric_direction(Catalogue(register.components).get("metric", self.name)) is self.higher_is_better
