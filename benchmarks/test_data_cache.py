@@ -11,15 +11,13 @@ copies every sample out of it: what a run does with it. Target: cached >= 10x fa
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from conftest import median_seconds
-from segbench.data.cache import cached_dataset, entry_path, take_events
+from segbench.data.cache import take_events
 from segbench_plugins.datasets import coco_dataset
 
 DATA = Path(__file__).parent.parent / "tests" / "data"

@@ -17,7 +17,6 @@ import time
 import pytest
 import torch
 
-from conftest import median_seconds
 from segbench.data import normalize
 from segbench.engine import build
 from segbench.engine.run import _training_batches, _training_step, train_epoch

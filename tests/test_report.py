@@ -1,6 +1,5 @@
 """Statistics over seeds, the summary table and escaping in the HTML report."""
 
-import math
 
 import numpy as np
 import pytest

@@ -5,14 +5,12 @@ recorded per run while the others finish."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pandas as pd
-import pytest
 
 from segbench.cli import main
 

@@ -21,7 +21,6 @@ cropped back. ``smp_pan`` needs inputs of at least 128 px (its pyramid pooling).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
