@@ -110,3 +110,18 @@ def test_a_batch_larger_than_the_training_set_is_bad_input(tmp_path, write_suite
     suite = write_suite(SUITE.replace("batch_size = 4", "batch_size = 9"), "executors.toml")
     assert main(["run", str(suite), "-o", str(tmp_path / "out"), "-q"]) == 2
     assert "batch_size = 9 is larger than the 8 training images" in capsys.readouterr().err
+
+
+def test_adaptive_rounds_through_the_process_pool_equal_the_local_ones(tmp_path, write_suite):
+    """Adaptive seeds send one round after another to the same pool; the seeds each
+    variant gets and the records are the local executor's."""
+    adaptive = SUITE.replace("seeds = [0, 1]", "seeds = { min = 2, max = 3 }")
+    suite = write_suite(adaptive, "executors.toml")
+    runs = {}
+    for name, extra in (("local", []), ("process", ["--executor", "process", "--workers", "2"])):
+        assert main(["run", str(suite), "-o", str(tmp_path / name), "-q", *extra]) == 0
+        runs[name] = _records(tmp_path / name)
+    assert runs["process"].keys() == runs["local"].keys()
+    assert {seed for _, seed in runs["local"]} <= {0, 1, 2} and len(runs["local"]) >= 4
+    for key, record in runs["process"].items():
+        assert record["metrics"] == pytest.approx(runs["local"][key]["metrics"], abs=1e-6), key
