@@ -382,3 +382,68 @@ def test_segnet_without_an_unpooling_upsampler_calls_it_without_indices():
     model, make_upsampler = SEGNET.build(upsampler="bilinear")
     assert make_upsampler.calls == [(256, 256, 2), (128, 128, 2), (64, 64, 2), (64, 64, 2), (64, 64, 2)]
     assert model(torch.randn(1, 3, 70, 70)).shape == (1, K, 70, 70)
+
+
+# --- the light encoder -------------------------------------------------------------------
+
+
+def test_lite_encoder_features_halve_at_each_stage_with_its_declared_widths():
+    from segbench_plugins.architectures.base import make_encoder
+
+    encoder = make_encoder("lite", depth=5, weights=None)
+    features = encoder(torch.randn(2, 3, 64, 64))
+    assert [f.shape[1] for f in features] == list(encoder.out_channels) == [16, 24, 32, 64, 96, 128]
+    assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4, 2]
+    assert sum(p.numel() for p in encoder.parameters()) < 500_000
+
+
+@pytest.mark.parametrize("output_stride, sizes", [(16, [64, 32, 16, 8, 4, 4]), (8, [64, 32, 16, 8, 8, 8])])
+def test_lite_encoder_dilates_instead_of_pooling_below_the_output_stride(output_stride, sizes):
+    from segbench_plugins.architectures.base import make_encoder
+
+    encoder = make_encoder("lite", depth=5, weights=None, output_stride=output_stride)
+    assert [f.shape[-1] for f in encoder(torch.randn(1, 3, 64, 64))] == sizes
+    dilations = [stage[0].dilation[0] for stage in encoder.stages]
+    assert dilations == ([1, 1, 1, 1, 1, 2] if output_stride == 16 else [1, 1, 1, 1, 2, 4])
+
+
+def test_segnet_on_lite_unpools_at_the_encoders_own_max_pooling_positions():
+    model, calls, received = segnet_with_recording_unpool(encoder="lite")
+    assert calls == [(96, 96, 2), (64, 64, 2), (32, 32, 2), (24, 24, 2), (16, 16, 2)]
+    model.eval()
+    pool_inputs = []
+    hooks = [stage.register_forward_pre_hook(lambda _m, args: pool_inputs.append(args[0])) for stage in model.encoder.stages[1:]]
+    with torch.no_grad():
+        features = encoder_features(model, torch.randn(1, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    # What each stage received is the encoder's own 2x2 max-pool of the previous feature,
+    # and the decoder unpools at exactly those argmax positions.
+    for feature, pooled in zip(features[:-1], pool_inputs[: len(features) - 1], strict=True):
+        assert torch.equal(F.max_pool2d(feature, 2, 2), pooled)
+    own = [F.max_pool2d(f, 2, 2, return_indices=True)[1] for f in features[:-1]][::-1]
+    for indices, expected in zip(received[:5], own, strict=True):
+        assert torch.equal(indices, expected)
+
+
+def test_lite_encoder_has_no_pretrained_weights_but_loads_a_local_state_dict(tmp_path):
+    from segbench_plugins.architectures.base import make_encoder
+
+    with pytest.raises(ValueError, match="has no pretrained weights 'imagenet'"):
+        make_encoder("lite", depth=5, weights="imagenet")
+    source = make_encoder("lite", depth=5, weights=None)
+    torch.save(source.state_dict(), tmp_path / "lite.pth")
+    loaded = make_encoder("lite", depth=5, weights=str(tmp_path / "lite.pth"))
+    torch.testing.assert_close(loaded.stages[0][0].weight, source.stages[0][0].weight)
+
+
+def test_segnet_depth_sets_the_decoder_stages_and_the_bottleneck_size():
+    model, calls, _ = segnet_with_recording_unpool(encoder="lite", depth=3)
+    assert calls == [(32, 32, 2), (24, 24, 2), (16, 16, 2)]
+    model.eval()
+    with torch.no_grad():
+        features = encoder_features(model, torch.randn(1, 3, 64, 64))
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, K, 64, 64)
+    assert features[-1].shape[-2:] == (8, 8)
+    with pytest.raises(ValueError, match="segnet: depth must be a positive integer"):
+        build_segnet(K, lambda *a: torch.nn.Identity(), depth=0)

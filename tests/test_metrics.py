@@ -90,6 +90,36 @@ class TestMIoUWithoutBackground(MetricContract):
         return np.nanmean(per_class[1:]), per_class
 
 
+class TestForegroundIoU(MetricContract):
+    name = "fg_iou"
+
+    def reference(self, pred, target):
+        per_class = per_class_sklearn(jaccard_score, pred, target, self.num_classes)
+        return np.nanmean(per_class[1:]), per_class
+
+
+class TestForegroundIoUBinary(MetricContract):
+    """Binary: the foreground class's own IoU, scikit-learn's jaccard_score with pos_label 1."""
+
+    name = "fg_iou"
+    num_classes, absent_class = 2, None
+
+    def label_maps(self, seed=0, images=4, size=(9, 11)):
+        generator = torch.Generator().manual_seed(seed)
+        target = (torch.rand(images, *size, generator=generator) < 0.2).long()
+        pred = torch.where(torch.rand(target.shape, generator=generator) < 0.8, target, 1 - target)
+        return pred, target.masked_fill(torch.rand(target.shape, generator=generator) < 0.15, IGNORE)
+
+    def reference(self, pred, target):
+        y_true, y_pred = scored_pixels(pred, target)
+        if not (y_true.any() or y_pred.any()):
+            return math.nan, None
+        return jaccard_score(y_true, y_pred, pos_label=1, zero_division=0), per_class_sklearn(jaccard_score, pred, target, 2)
+
+    def test_a_class_absent_from_prediction_and_target_is_nan_and_left_out(self):
+        pytest.skip("two classes, both present")
+
+
 class TestDiceWithoutBackground(MetricContract):
     name = "dice"
     params = {"include_background": False}

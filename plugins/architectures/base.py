@@ -19,6 +19,8 @@ from torch import nn
 
 from segbench.errors import SegbenchError
 
+from .encoders import light_encoder
+
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
@@ -110,7 +112,8 @@ class EncoderWeightsError(SegbenchError, RuntimeError):
 
 
 def make_encoder(name: str, depth: int, weights: str | None, output_stride: int = 32) -> nn.Module:
-    """A segmentation_models_pytorch encoder returning ``depth + 1`` feature maps.
+    """An encoder returning ``depth + 1`` feature maps: segmentation_models_pytorch's, or
+    one of the light CPU-sized encoders of :mod:`.encoders` (``"lite"``).
 
     ``weights`` is None (random init), a pretrained-weights name such as ``"imagenet"``
     (downloaded through the Hugging Face hub cache) or a path to a local ``.pth`` /
@@ -118,11 +121,15 @@ def make_encoder(name: str, depth: int, weights: str | None, output_stride: int 
     usual 32) replaces the last strides by dilation, as smp's ``get_encoder`` does;
     encoders that downsample by max-pooling (VGG) refuse it with a ValueError.
     """
+    light = light_encoder(name, depth, output_stride)
+    if light is not None and weights is not None and not _is_weight_file(weights):
+        raise ValueError(f"encoder {name!r} has no pretrained weights {weights!r}: leave encoder_weights unset, "
+                         "or give the path of a .pth or .safetensors state dict")
     if weights is not None and _is_weight_file(weights):
-        encoder = _get_encoder(name, depth, None, output_stride)
+        encoder = light or _get_encoder(name, depth, None, output_stride)
         _load_weights(encoder, name, weights)  # dilation changes no tensor shapes
         return encoder
-    return _get_encoder(name, depth, weights, output_stride)
+    return light or _get_encoder(name, depth, weights, output_stride)
 
 
 def _load_weights(encoder: nn.Module, name: str, path: str) -> None:

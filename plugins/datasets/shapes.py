@@ -84,16 +84,21 @@ def build_shapes(
     num_val: int = 96,
     generator_seed: int = 0,
     foreground: str | None = None,
+    hue_band: float = HUE_BAND_DEGREES,
 ) -> SegmentationData:
     """Synthetic shapes (disc, rectangle, triangle, thin line, ring, dot) on textured backgrounds.
 
     ``foreground`` (one class name) turns it into a binary task: that class against all else.
+    ``hue_band`` (degrees, 0 to 120) is how wide each class's hue band is: at 120 a colour
+    narrows the class to two neighbours and shape decides; at 60 or less a colour names the
+    class, and the task is finding objects and drawing their outlines (where thin lines
+    and rings test upsampling), which small CPU models learn in a few minutes.
 
     Generated once into ``cache_dir/shapes/<hash>`` as a standard COCO dataset (PNG images,
     polygon annotations) and read back through pycocotools; the decoded samples then go
     to the shared sample cache, so later builds read them from there.
     """
-    params = _checked_params(image_size, num_train, num_val, generator_seed)
+    params = _checked_params(image_size, num_train, num_val, generator_seed, hue_band)
     _check_foreground(foreground)
     key = {"dataset": "shapes", "generator_version": GENERATOR_VERSION, **params}
     data = cached_dataset(cache_dir, key, lambda: _generate_and_read(cache_dir, params))
@@ -133,7 +138,7 @@ def _generate_and_read(cache_dir, params: dict) -> SegmentationData:
     return SegmentationData(list(CLASSES), splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
 
 
-def _checked_params(image_size, num_train, num_val, generator_seed) -> dict:
+def _checked_params(image_size, num_train, num_val, generator_seed, hue_band=HUE_BAND_DEGREES) -> dict:
     params = {"image_size": image_size, "num_train": num_train, "num_val": num_val, "generator_seed": generator_seed}
     lowest = {"image_size": 32, "num_train": 1, "num_val": 1, "generator_seed": 0}
     for name, value in params.items():
@@ -141,6 +146,10 @@ def _checked_params(image_size, num_train, num_val, generator_seed) -> dict:
             raise SegbenchError(f"shapes: {name} must be an integer >= {lowest[name]}, got {value!r}")
     if image_size > 1024:
         raise SegbenchError(f"shapes: image_size must be at most 1024, got {image_size}")
+    if isinstance(hue_band, bool) or not isinstance(hue_band, (int, float)) or not 0 < hue_band <= HUE_BAND_DEGREES:
+        raise SegbenchError(f"shapes: hue_band must be a number of degrees above 0 and at most {HUE_BAND_DEGREES:g}, got {hue_band!r}")
+    if hue_band != HUE_BAND_DEGREES:  # the default keeps the cache keys of sets made before the parameter
+        params["hue_band"] = float(hue_band)
     return params
 
 
@@ -198,7 +207,7 @@ def split_scene(params: dict, split: str, index: int) -> Scene:
     """Image ``index`` of ``split``: a pure function of the params."""
     rng = np.random.default_rng([params["generator_seed"], SPLITS.index(split), index])
     required = 1 + index % len(CATEGORY_IDS)
-    return render_scene(rng, params["image_size"], required)
+    return render_scene(rng, params["image_size"], required, params.get("hue_band", HUE_BAND_DEGREES))
 
 
 def coco_document(scenes: list, params: dict) -> dict:
@@ -227,7 +236,7 @@ def coco_document(scenes: list, params: dict) -> dict:
 # --- drawing -------------------------------------------------------------------------
 
 
-def render_scene(rng: np.random.Generator, size: int, required_category: int) -> Scene:
+def render_scene(rng: np.random.Generator, size: int, required_category: int, hue_band: float = HUE_BAND_DEGREES) -> Scene:
     """Draw one image: a textured background, then objects in painter's order."""
     canvas = background_texture(rng, size)
     labels = np.zeros((size, size), dtype=np.uint8)
@@ -238,7 +247,7 @@ def render_scene(rng: np.random.Generator, size: int, required_category: int) ->
         if placed is None:
             continue  # no spot that keeps the others visible enough
         polygon, covered = placed
-        canvas[covered] = _object_colours(rng, category, canvas, covered)
+        canvas[covered] = _object_colours(rng, category, canvas, covered, hue_band)
         labels[covered] = category
         owner[covered] = len(objects)
         full_areas.append(int(covered.sum()))
@@ -371,15 +380,16 @@ def _greyish(rng):
     return rng.uniform(30, 225) + rng.uniform(-15, 15, 3)
 
 
-def _object_hue(rng, category):
-    """A hue from the class's band: each hue lies in exactly two neighbouring bands."""
+def _object_hue(rng, category, hue_band=HUE_BAND_DEGREES):
+    """A hue from the class's band (at the default width, each hue lies in exactly two
+    neighbouring bands)."""
     centre = (category - 1) / len(CATEGORY_IDS)
-    return (centre + rng.uniform(-0.5, 0.5) * HUE_BAND_DEGREES / 360.0) % 1.0
+    return (centre + rng.uniform(-0.5, 0.5) * hue_band / 360.0) % 1.0
 
 
-def _vivid(rng, category):
+def _vivid(rng, category, hue_band=HUE_BAND_DEGREES):
     """A saturated colour: a hue from the class's band, random saturation and brightness."""
-    rgb = colorsys.hsv_to_rgb(_object_hue(rng, category), rng.uniform(0.55, 1.0), rng.uniform(0.45, 1.0))
+    rgb = colorsys.hsv_to_rgb(_object_hue(rng, category, hue_band), rng.uniform(0.55, 1.0), rng.uniform(0.45, 1.0))
     return np.array(rgb) * 255.0
 
 
@@ -401,14 +411,14 @@ def _blotches(rng, size):
     return np.stack(channels, axis=-1).astype(np.float64)
 
 
-def _object_colours(rng, category, canvas, covered):
+def _object_colours(rng, category, canvas, covered, hue_band=HUE_BAND_DEGREES):
     """Per-pixel colours of one object: a colour that stands out from what it covers, lightly shaded."""
     under = canvas[covered].mean(axis=0)
-    colour = _vivid(rng, category)
+    colour = _vivid(rng, category, hue_band)
     for _ in range(PLACEMENT_TRIES):
         if np.linalg.norm(colour - under) >= MIN_CONTRAST:
             break
-        colour = _vivid(rng, category)
+        colour = _vivid(rng, category, hue_band)
     # A mild linear shading across the object, so it is not one flat colour.
     ys, xs = np.nonzero(covered)
     direction = rng.uniform(-1, 1, 2) * rng.uniform(0, 0.3) / canvas.shape[0]

@@ -1,4 +1,4 @@
-"""Standard metrics: mean IoU, mean Dice, pixel accuracy, mean accuracy, frequency-weighted
+"""Standard metrics: mean IoU, foreground IoU, mean Dice, pixel accuracy, mean accuracy, frequency-weighted
 IoU (all read off one confusion matrix, in ``confusion``) and Boundary IoU (in
 ``boundary``). Higher is better for all of them.
 
@@ -22,6 +22,7 @@ from .confusion import (
     dice,
     false_negatives,
     false_positives,
+    fg_iou,
     fw_iou,
     mean_accuracy,
     miou,
@@ -34,6 +35,7 @@ from .confusion import (
 # the factory's docstring.
 STANDARD_METRICS = {
     "miou": miou,
+    "fg_iou": fg_iou,
     "dice": dice,
     "pixel_accuracy": pixel_accuracy,
     "mean_accuracy": mean_accuracy,
@@ -54,6 +56,7 @@ __all__ = [
     "dice",
     "false_negatives",
     "false_positives",
+    "fg_iou",
     "fw_iou",
     "mean_accuracy",
     "miou",

@@ -126,6 +126,17 @@ def miou(num_classes: int, ignore_index: int, *, include_background: bool = True
     return IoU(num_classes, ignore_index, include_background)
 
 
+def fg_iou(num_classes: int, ignore_index: int) -> IoU:
+    """Foreground IoU: mean IoU over every class but the background (class 0).
+
+    For a binary task this is the IoU of the foreground class alone, the number that
+    person or lesion segmentation reports; averaging in the background's IoU (often
+    above 0.9) would compress every difference. For more classes it equals
+    ``miou`` with ``include_background = false``. Same absent-class rule as ``miou``.
+    """
+    return IoU(num_classes, ignore_index, include_background=False)
+
+
 def dice(num_classes: int, ignore_index: int, *, include_background: bool = True) -> Dice:
     """Mean Dice coefficient (F1) over the classes present in prediction or target.
 

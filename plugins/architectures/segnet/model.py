@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ...capabilities import PLUGGABLE, POOL_INDICES
-from ..base import SegmentationModel, make_encoder
+from ..base import SegmentationModel, check_int, make_encoder
 from .decoder import SegNetDecoder
 
 
@@ -33,18 +33,22 @@ def build_segnet(
     *,
     encoder: str = "resnet18",
     encoder_weights: str | None = None,
+    depth: int = 5,
 ) -> SegNet:
     """SegNet: a mirrored decoder without skips that can max-unpool with pool indices.
 
-    Five decoder stages, each: 3x3 conv block to the next finer encoder level's width
+    ``depth`` decoder stages (5, as in the paper, unless set), each: 3x3 conv block to the next finer encoder level's width
     C, make_upsampler(C, C, 2) (called with pool indices when the upsampler takes them),
     3x3 conv block; then a 1x1 class head at full resolution. A ``vgg*_bn`` encoder gives
     true SegNet indices (its own max-pools); others give the argmax of a 2x2 max-pool
     over their feature at each level. ``encoder`` is any segmentation_models_pytorch
     encoder name; ``encoder_weights`` is None (random init, nothing downloads), a
     pretrained name such as "imagenet" or a path to a .pth/.safetensors state dict.
+    SegNet decodes through its bottleneck alone, so at small inputs a shallower ``depth``
+    keeps that map from shrinking to 2x2 (the paper's is 15x11 at 480x360).
     """
-    backbone = make_encoder(encoder, depth=5, weights=encoder_weights)
+    check_int("segnet", "depth", depth)
+    backbone = make_encoder(encoder, depth=depth, weights=encoder_weights)
     _check_levels(encoder, backbone.out_channels)
     decoder = SegNetDecoder(backbone.out_channels, make_upsampler)
     head = nn.Conv2d(decoder.out_channels, out_channels, kernel_size=1)
