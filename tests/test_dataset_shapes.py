@@ -65,13 +65,15 @@ def test_registered_as_shapes_with_its_parameters():
         "num_val": (96, int),
         "generator_seed": (0, int),
         "foreground": (None, str | None),
+        "hue_band": (120.0, float),
     }
 
 
 @pytest.mark.parametrize(
     "changes, word",
     [({"image_size": 8}, "image_size"), ({"num_train": 0}, "num_train"), ({"num_val": 2.5}, "num_val"),
-     ({"generator_seed": -1}, "generator_seed"), ({"image_size": True}, "image_size")],
+     ({"generator_seed": -1}, "generator_seed"), ({"image_size": True}, "image_size"), ({"hue_band": 0}, "hue_band"),
+     ({"hue_band": 180}, "hue_band")],
 )
 def test_bad_parameters_are_refused_by_name(tmp_path, changes, word):
     with pytest.raises(SegbenchError, match=word):
@@ -211,6 +213,18 @@ def test_image_colours_do_not_give_the_class_away(small):
         assert len({h for k, h in pairs if k == c}) >= 2, CLASSES[c]
     for h in range(6):
         assert len({k for k, s in pairs if s == h}) >= 2, h
+
+
+def test_a_narrow_hue_band_lets_the_colour_name_the_class(tmp_path):
+    """At hue_band = 60 each class has a sextant of its own (shading and noise blur the
+    edges a little)."""
+    data = build(tmp_path, hue_band=60, num_train=32)
+    images = data.train.images.permute(0, 2, 3, 1).reshape(-1, 3).float() / 255
+    masks = data.train.masks.reshape(-1)
+    hue = hue_sextant(images)
+    for c in range(1, len(CLASSES)):
+        counts = torch.bincount(hue[masks == c], minlength=6)
+        assert counts.argmax() == (c - 1) and counts[c - 1] > 0.9 * counts.sum(), CLASSES[c]
 
 
 def hue_sextant(rgb):
