@@ -234,7 +234,7 @@ def test_every_standard_metric_is_registered_with_a_one_line_description():
     register = Registrar("test")
     segbench_metrics(register)
     described = {c.name: c.description for c in register.components}
-    assert list(described) == ["miou", "dice", "pixel_accuracy", "mean_accuracy", "fw_iou", "boundary_iou"]
+    assert list(described) == ["miou", "fg_iou", "dice", "pixel_accuracy", "mean_accuracy", "fw_iou", "boundary_iou"]
     assert list(described) == list(STANDARD_METRICS)
     assert all(text and "\n" not in text for text in described.values())
 

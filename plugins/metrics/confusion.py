@@ -132,7 +132,8 @@ def fg_iou(num_classes: int, ignore_index: int) -> IoU:
     For a binary task this is the IoU of the foreground class alone, the number that
     person or lesion segmentation reports; averaging in the background's IoU (often
     above 0.9) would compress every difference. For more classes it equals
-    ``miou`` with ``include_background = false``. Same absent-class rule as ``miou``.
+    ``miou`` with ``include_background = false``. A foreground class absent from both
+    prediction and target is left out of the mean, as in ``miou``.
     """
     return IoU(num_classes, ignore_index, include_background=False)
 
