@@ -13,7 +13,14 @@ from segbench.plugins import load_catalogue
 from segbench.suite import load_suite
 
 SUITES = Path(__file__).parent.parent / "suites"
-CPU_SUITES = ["upsampling", "losses", "losses_binary", "architectures", "skip_connections", "atrous", "unpooling", "smoke"]
+CPU_SUITES = ["upsampling", "upsampling_full", "losses", "losses_binary", "architectures", "skip_connections", "fcn", "atrous",
+              "unpooling", "smoke"]
+# The demo's budget (issue: 5 minutes on 2 CPU cores, after installation). Its variants'
+# training throughput on that machine (images/s, the lite U-Net at 64 px, batch 16; the
+# records' cost.train_images_per_s, 2026-11-29; benchmarks/test_demo.py measures it again).
+DEMO_BUDGET_S = 300
+DEMO_IMAGES_PER_S = {"nearest": 178, "bilinear": 176, "transposed": 146}
+DEMO_TRAINING_SHARE = 0.9  # start-up, preflight, evaluation and the report took 7.5%
 REAL_DATA_SUITES = {
     "coco-voc20-upsampling": "SEGBENCH_COCO",
     "coco-person-losses": "SEGBENCH_COCO",
@@ -30,8 +37,22 @@ def test_every_suite_file_is_covered_here():
 def test_cpu_suites_state_their_time_and_use_the_embedded_data(name):
     suite = load_suite(SUITES / f"{name}.toml", load_catalogue)
     assert re.search(r"\d+ (s|min|minutes) on 2 CPU cores", suite.description), suite.description
+    if name != "smoke":
+        assert re.search(r"decided \d+ of its \d+ comparisons", suite.description), suite.description
     assert {v.config["dataset"]["name"] for v in suite.variants} == {"shapes"}
     assert len(suite.seeds) >= 2 and len(suite.variants) >= 2
+
+
+def test_the_demo_configuration_fits_its_five_minute_budget():
+    suite = load_suite(SUITES / "upsampling.toml", load_catalogue)
+    training_s = sum(len(suite.seeds) * v.config["train"]["epochs"] * v.config["dataset"]["params"]["num_train"]
+                     / DEMO_IMAGES_PER_S[v.config["model"]["upsampler"]["name"]] for v in suite.variants)
+    assert training_s <= DEMO_TRAINING_SHARE * DEMO_BUDGET_S
+    assert {v.config["model"]["architecture"]["params"]["encoder"] for v in suite.variants} == {"lite"}
+    assert {(v.config["train"]["batch_size"], v.config["dataset"]["params"]["image_size"]) for v in suite.variants} == {(16, 64)}
+    assert [v.config["model"]["upsampler"]["name"] for v in suite.variants] == ["nearest", "bilinear", "transposed"]
+    minutes = re.search(r"(\d+) min (\d+) s on 2 CPU cores", suite.description)
+    assert minutes and int(minutes[1]) * 60 + int(minutes[2]) <= DEMO_BUDGET_S, suite.description
 
 
 @pytest.mark.parametrize("name", ["upsampling", "architectures", "unpooling"])
