@@ -6,6 +6,12 @@ native 640x480) with its six real annotations, listed under 16 image ids, read a
 pycocotools, rasterises the polygons into a semantic mask, decodes the JPEG and resizes
 both: what every run would do without the cache. *Cached* opens the cache entry and
 copies every sample out of it: what a run does with it. Target: cached >= 10x faster.
+
+Every open verifies the entry's checksum (a CRC-32 of its description and of every
+tensor's bytes). *Unverified* is the same read with the check switched off, and
+*checksum* is the check alone on an open entry: side by side, they show what the
+integrity check costs next to a decode.
+Target: a decode costs >= 20x the checksum.
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
+import torch
 from conftest import median_seconds
-from segbench.data.cache import take_events
+from PIL import Image
 from segbench_plugins.datasets import coco_dataset
+
+from segbench.data import cache
+from segbench.data.cache import take_events
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
 COPIES = 16
 TARGET = 10.0
+CHECKSUM_TARGET = 20.0
 _timings: dict = {}
 
 
@@ -63,8 +72,8 @@ def test_decoding_from_annotations_and_images(benchmark, coco_root, tmp_path_fac
     def decode(cache_dir, root):
         # The cost of a miss minus the cost of writing the entry: pure decoding.
         roles = {r: (r, *coco_dataset._split_paths(str(root), r, None, None)) for r in ("train", "val")}
-        rules = dict(image_size=256, fit="resize", max_images=0, min_pixels=0, crowd="ignore", overlap="ignore",
-                     ignore_index=255, seed=0, on_missing="error")
+        rules = {"image_size": 256, "fit": "resize", "max_images": 0, "min_pixels": 0, "crowd": "ignore",
+                 "overlap": "ignore", "ignore_index": 255, "seed": 0, "on_missing": "error"}
         copy_out(coco_dataset._decode(roles, "voc20", rules))
 
     benchmark.group = "data cache"
@@ -87,3 +96,33 @@ def test_reading_the_cached_samples(benchmark, coco_root, tmp_path_factory, rati
     ratio = _timings["decode"] / _timings["cached"]
     ratios.append(("cached sample read vs COCO decode", ratio, TARGET))
     assert ratio >= TARGET, f"cached reads only {ratio:.1f}x faster than decoding"
+
+
+def test_reading_the_cached_samples_unverified(benchmark, coco_root, tmp_path_factory, monkeypatch, ratios):
+    cache_dir = tmp_path_factory.mktemp("unverified")
+    build(cache_dir, coco_root)
+    take_events()
+    monkeypatch.setattr(cache, "checksum", lambda stored: stored["checksum"])  # trust the stored one
+
+    def read():
+        copy_out(build(cache_dir, coco_root))
+
+    benchmark.group = "data cache"
+    benchmark.pedantic(read, rounds=20, warmup_rounds=2)
+    assert all(event.hit for event in take_events())
+    _timings["unverified"] = median_seconds(benchmark)
+    ratios.append(("verified vs unverified cached read (the check's overhead; no target)", _timings["cached"] / _timings["unverified"], None))
+
+
+def test_the_checksum_alone(benchmark, coco_root, tmp_path_factory, ratios):
+    cache_dir = tmp_path_factory.mktemp("checksum")
+    build(cache_dir, coco_root)
+    (entry,) = (cache_dir / cache.SUBDIR).glob("*.pt")
+    stored = torch.load(entry, map_location="cpu", weights_only=True, mmap=True)
+
+    benchmark.group = "data cache"
+    benchmark.pedantic(lambda: cache.checksum(stored), rounds=20, warmup_rounds=2)
+    assert cache.checksum(stored) == stored["checksum"]
+    ratio = _timings["decode"] / median_seconds(benchmark)
+    ratios.append(("COCO decode vs the entry's checksum", ratio, CHECKSUM_TARGET))
+    assert ratio >= CHECKSUM_TARGET, f"the checksum costs 1/{ratio:.1f} of a decode"

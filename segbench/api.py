@@ -10,7 +10,8 @@ from .data import tools as data_tools
 from .data.show import draw_sample
 from .data.stats import check_split, dataset_stats
 from .executors import make_executor
-from .runner import SuiteOutcome, prepare, resolve_cache_dir, run_prepared
+from .runner import SuiteOutcome, check_suite, load_checked, prepare, resolve_cache_dir, run_prepared
+from .store import ResultStore
 
 
 def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True,
@@ -31,26 +32,41 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,
         executor="local", workers=1, ray_address=None) -> SuiteOutcome:
-    finished_in = None if rerun else output
-    suite = prepare(path, plugins, overrides, cache_dir, show_progress=not quiet, skip_if_finished_in=finished_in)
+    suite = load_checked(path, plugins, overrides)
     runner = make_executor(executor, workers, ray_address)
-    return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner)
+    store = ResultStore(output, suite.name)
+    with store.lock():  # a second run of this suite is refused now, not after the preflight
+        try:
+            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output)
+        except SegbenchError:
+            store.remove_if_new()
+            raise
+        return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner, store=store)
 
 
 def rebuild_report(results_dir) -> dict:
     """Write the report of a results folder again from its records alone (nothing trains);
-    returns what ``write_report`` returns."""
-    from .gate.results import find_suite_dir
+    returns what ``write_report`` returns. Damaged records and samples are named on stderr
+    and left out; a damaged ``suite.json`` stops it (exit 2), as the report needs it."""
     from .report import write_report
-    from .runner import META_NAME
-    from .store import ResultStore, read_json
+    from .store import ResultStore, find_suite_dir
 
     suite_dir = find_suite_dir(results_dir)
-    meta_path = suite_dir / META_NAME
-    if not meta_path.is_file():
-        raise SegbenchError(f"{suite_dir} has no {META_NAME} (written by `segbench run`); run the suite once to create it")
     store = ResultStore(suite_dir.parent, suite_dir.name)
-    return write_report(store.records(), read_json(meta_path), store.report_dir, store.load_samples)
+    meta = store.load_summary(required=True)
+    records = store.records()
+    if not records and store.damaged:
+        raise SegbenchError(f"{suite_dir}: every run record is damaged ({len(store.damaged)} file(s)), so there is no report to draw; "
+                            f"`segbench doctor {results_dir}` lists them, `segbench run` redoes their runs")
+    return write_report(records, meta, store.report_dir, store.load_samples)
+
+
+def doctor(results_dir):
+    """What is damaged in a results folder, which runs ``segbench run`` would redo, and
+    which are finished (see segbench.doctor); reads only, moves nothing."""
+    from .doctor import diagnose
+
+    return diagnose(results_dir)
 
 
 def plan(path, results_dir="results", plugins=(), overrides=None, effect=None, power=None) -> dict:
@@ -128,5 +144,5 @@ def normalize_kind(kind: str) -> str:
 
 __all__ = [
     "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
-    "export_data", "compatibility_matrix", "rebuild_report", "plan", "Catalogue",
+    "export_data", "compatibility_matrix", "rebuild_report", "doctor", "plan", "Catalogue",
 ]

@@ -1,45 +1,64 @@
 """Command line: parses arguments, calls the library, maps errors to exit codes.
 
 Exit codes: 0 success, 1 some runs failed (or, for ``segbench gate``, a regression),
-2 bad input or usage.
+2 bad input or usage, 3 internal error (one line here, the traceback in a crash log).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 
-from . import __version__, api, gate
+from . import __version__, api, crash, gate
 from .errors import SegbenchError
 from .data.stats import format_stats
 from .format import format_components, format_matrix, format_plan
+from .outputs import image_suffixes, output_file
 from .planning import format_plan_table
+from .text import one_line, terminal
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
 DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the user cache dir)"
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with crash.step(f"running `segbench {args.command}`"):
+            code = args.handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return code
     except SegbenchError as exc:
-        print(f"segbench: error: {exc}", file=sys.stderr)
+        print(f"segbench: error: {terminal(exc)}", file=sys.stderr)  # it may quote suite text
         return exc.exit_code
     except KeyboardInterrupt:
         print("segbench: interrupted; finished runs are kept", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # only plugin code calls sys.exit() inside a command
+        print(f"segbench: error: a plugin called sys.exit({exc.code!r}) while {getattr(exc, 'segbench_step', 'loading')}; "
+              "a plugin must raise an exception instead", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `segbench list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for SIGPIPE
+    except Exception as exc:  # noqa: BLE001 - the one boundary that turns any bug into exit 3
+        return crash.report_internal_error(exc, argv, args.debug)
 
 
 def build_parser() -> argparse.ArgumentParser:
     plugin_options = argparse.ArgumentParser(add_help=False)
-    plugin_options.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE_OR_FILE", help="load a plugin module or .py file (repeatable)")
+    plugin_options.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                                help="load a plugin module, or a .py file (a relative path is read from the current directory); repeatable")
     suite_options = argparse.ArgumentParser(add_help=False, parents=[plugin_options])
     suite_options.add_argument("suite", help="suite file (TOML)")
-    suite_options.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help="override a setting, e.g. train.epochs=1 (value in TOML syntax)")
+    suite_options.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                               help="override any key of the suite, e.g. train.epochs=1, seeds=[0,1] or "
+                                    "'ablate.\"model.upsampler\"=[\"nearest\"]' (value in TOML syntax; repeatable)")
 
     parser = argparse.ArgumentParser(prog="segbench", description="Ablation harness for segmentation components.")
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
@@ -74,7 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(commands, plugin_options)
     add_gate_commands(commands)
     add_report_command(commands)
+    add_debug_flag(parser)
     return parser
+
+
+def add_debug_flag(parser, top=True):
+    """``--debug`` before or after the command: print the traceback of an internal error."""
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="on an internal error (exit 3), also print its traceback (always written to the crash log)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                add_debug_flag(command, top=False)
 
 
 def add_data_commands(commands, plugin_options):
@@ -110,6 +140,13 @@ def add_report_command(commands):
     report = commands.add_parser("report", help="rebuild a results folder's report from its records alone (trains nothing)")
     report.add_argument("results", metavar="DIR", help=RESULTS_HELP)
     report.set_defaults(handler=report_command)
+    doctor = commands.add_parser("doctor", help="list damaged files of a results folder and the runs `segbench run` would redo; "
+                                 "exit 0 when nothing is damaged, 1 when something is",
+                                 description="Reads only: lists the damaged files of a results folder (path and problem), the "
+                                 "runs `segbench run` would redo and the finished runs. Exit 0 when nothing is damaged, 1 when "
+                                 "something is, 2 when the folder is not a results folder.")
+    doctor.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    doctor.set_defaults(handler=doctor_command)
 
 
 def report_command(args) -> int:
@@ -117,6 +154,14 @@ def report_command(args) -> int:
     print(report["text"])
     print(f"\nreport: {report['html']}")
     return 0
+
+
+def doctor_command(args) -> int:
+    from .doctor import format_diagnosis
+
+    diagnosis = api.doctor(args.results)
+    print(format_diagnosis(diagnosis))
+    return diagnosis.exit_code
 
 
 def add_gate_commands(commands):
@@ -150,7 +195,7 @@ def run_command(args) -> int:
     print(outcome.report["text"])
     print(f"\nreport: {outcome.report['html']}")
     if outcome.failures:
-        names = "; ".join(f"{r['label']} seed {r['seed']}: {r['error']['type']}: {r['error']['message']}" for r in outcome.failures)
+        names = "; ".join(one_line(f"{r['label']} seed {r['seed']}: {r['error']['type']}: {r['error']['message']}") for r in outcome.failures)
         print(f"segbench: {len(outcome.failures)} run(s) failed: {names}", file=sys.stderr)
         return 1
     return 0
@@ -183,6 +228,7 @@ def data_stats_command(args) -> int:
 
 
 def data_show_command(args) -> int:
+    output_file(args.output, "-o/--output", image_suffixes())
     path = api.show_sample(args.source, args.split, args.index, args.output, args.plugin, parse_overrides(args.overrides), args.cache_dir)
     print(f"wrote {path}")
     return 0
@@ -195,6 +241,8 @@ def data_export_command(args) -> int:
 
 
 def baseline_save_command(args) -> int:
+    if args.output:
+        output_file(args.output, "-o/--output", (".json",))
     saved = gate.save_baseline(args.results, args.output)
     print(f"wrote {saved.path}: suite {saved.suite}, {saved.variants} variant(s), {saved.runs} finished run(s)")
     if saved.unsaved:
@@ -203,6 +251,7 @@ def baseline_save_command(args) -> int:
 
 
 def gate_command(args) -> int:
+    check_report_files(args)
     result = gate.run_gate(args.results, args.baseline, args.rules)
     if args.markdown:
         gate.write_file(args.markdown, gate.gate_markdown(result))
@@ -213,11 +262,19 @@ def gate_command(args) -> int:
 
 
 def compare_command(args) -> int:
+    check_report_files(args)
     comparison = gate.compare_results(args.dir_a, args.dir_b)
     if args.markdown:
         gate.write_file(args.markdown, gate.compare_markdown(comparison))
     print(gate.compare_text(comparison))
     return 0
+
+
+def check_report_files(args):
+    if args.markdown:
+        output_file(args.markdown, "--markdown")
+    if getattr(args, "junit", None):
+        output_file(args.junit, "--junit")
 
 
 def list_command(args) -> int:
@@ -229,17 +286,31 @@ def list_command(args) -> int:
 
 
 def parse_overrides(pairs) -> dict:
-    """``KEY=VALUE`` pairs; VALUE is read as TOML (``1``, ``"x"``, ``[1, 2]``), else as text."""
+    """``KEY=VALUE`` pairs; VALUE is read as TOML (``1``, ``"x"``, ``[1, 2]``), else as text
+    (``train.loss=dice``). What KEY may name is checked with the suite (segbench.suite)."""
     overrides = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
             raise SegbenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.epochs=1")
-        try:
-            overrides[key.strip()] = tomllib.loads(f"value = {value}")["value"]
-        except tomllib.TOMLDecodeError:
-            overrides[key.strip()] = value
+        overrides[key.strip()] = _override_value(pair, value)
     return overrides
+
+
+def _override_value(pair, text):
+    """Text that starts like a TOML list, table or string but does not parse is an error,
+    not a string nobody meant; so is more than one value, or none."""
+    try:
+        parsed = tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError as exc:
+        if not text.strip():
+            raise SegbenchError(f'--set {pair!r}: no value; e.g. --set train.epochs=1 (an empty text is "")') from None
+        if text.lstrip()[0] in "[{\"'":
+            raise SegbenchError(f"--set {pair!r}: {text!r} is not a TOML value: {exc}") from None
+        return text
+    if set(parsed) != {"value"}:
+        raise SegbenchError(f"--set {pair!r}: expected one TOML value after '=', got {text!r}")
+    return parsed["value"]
 
 
 if __name__ == "__main__":

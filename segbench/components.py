@@ -49,6 +49,15 @@ class Component:
     version: str = "?"
     params: dict = field(default_factory=dict)
     higher_is_better: bool | None = None  # metrics: declared, or read off the metric (see metric_direction)
+    # What variant ids record of the provider; empty: provider and version. A local plugin's
+    # is its module name and content hash, so that its path does not change ids.
+    identity: str = ""
+
+    @property
+    def provenance(self) -> str:
+        """The provider as variant ids see it: a new release, or an edited local plugin,
+        gives new ids."""
+        return self.identity or f"{self.provider} {self.version}"
 
     def build(self, *context, **params):
         return self.factory(*context, **params)
@@ -77,9 +86,10 @@ def keyword_params(factory) -> dict[str, Param]:
 class Registrar:
     """Passed to every ``segbench_*`` hook; collects what one plugin adds."""
 
-    def __init__(self, provider: str = "?", version: str = "?"):
+    def __init__(self, provider: str = "?", version: str = "?", identity: str = ""):
         self.provider = provider
         self.version = version
+        self.identity = identity
         self.components: list[Component] = []
 
     def add_upsampler(self, name, factory, *, description=None, requires=()):
@@ -122,6 +132,7 @@ class Registrar:
                 version=self.version,
                 params=keyword_params(factory),
                 higher_is_better=higher_is_better if higher_is_better is not None else _declared_direction(factory),
+                identity=self.identity,
             )
         )
 

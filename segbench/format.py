@@ -1,20 +1,11 @@
-"""Plain-text listings for the CLI."""
+"""Plain-text listings for the CLI. Names, descriptions and labels come from suites and
+plugins: each goes through ``one_line`` (no escape sequences, no control characters)."""
 
 from __future__ import annotations
 
-import re
-
 from .components import KINDS, metric_direction
 from .costs import direction_word
-
-
-# C0 and C1 control characters (ESC, CSI, ...): escape sequences from a label must not reach the terminal
-TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def one_line(text) -> str:
-    """Text for the terminal: one line, no control characters."""
-    return TERMINAL_CONTROL.sub("?", " ".join(str(text).splitlines()))
+from .text import one_line
 
 
 def format_components(components) -> str:
@@ -26,10 +17,11 @@ def format_components(components) -> str:
         if not mine:
             continue
         lines.append(f"{plural(kind)}:")
-        width = max(len(c.name) for c in mine)
+        width = max(len(c.name) for c in mine)  # names are identifiers; the rest is any text a plugin wrote
         for component in mine:
-            lines.append(f"  {component.name:<{width}}  {component.description}  [{component.provider} {component.version}]")
-            params = ", ".join(p.describe() for p in component.params.values()) or "(none)"
+            lines.append(f"  {component.name:<{width}}  {one_line(component.description)}  "
+                         f"[{one_line(component.provider)} {one_line(component.version)}]")
+            params = ", ".join(one_line(p.describe()) for p in component.params.values()) or "(none)"
             lines.append(f"  {'':<{width}}  params: {params}")
             capabilities = _capabilities(component)
             if capabilities:
@@ -47,9 +39,9 @@ def plural(kind: str) -> str:
 def _capabilities(component):
     parts = []
     if component.requires:
-        parts.append("requires: " + ", ".join(sorted(component.requires)))
+        parts.append("requires: " + ", ".join(one_line(item) for item in sorted(component.requires)))
     if component.provides:
-        parts.append("provides: " + ", ".join(sorted(component.provides)))
+        parts.append("provides: " + ", ".join(one_line(item) for item in sorted(component.provides)))
     return "; ".join(parts)
 
 
@@ -61,16 +53,16 @@ def format_plan(suite) -> str:
                  f"= {len(suite.variants) * design.min_seeds} to {runs} run(s): seeds are added only where a comparison is open")
     else:
         count = f"{len(suite.variants)} variant(s) x {len(suite.seeds)} seed(s) {suite.seeds} = {runs} run(s)"
-    lines = [f"suite {suite.name} ({suite.path})", count, f"statistics: {describe_stats(suite)}", ""]
+    lines = [f"suite {one_line(suite.name)} ({one_line(suite.path)})", count, f"statistics: {describe_stats(suite)}", ""]
     for variant in suite.variants:
         mark = "  (baseline)" if variant.id == suite.baseline_id else ""
-        lines.append(f"  {variant.id}  {variant.label}{mark}")
+        lines.append(f"  {variant.id}  {one_line(variant.label)}{mark}")
     return "\n".join(lines)
 
 
 def describe_stats(suite) -> str:
     stats = suite.stats
-    margins = ", ".join(f"{metric} ±{margin:g}" for metric, margin in stats.margins)
+    margins = ", ".join(f"{one_line(metric)} ±{margin:g}" for metric, margin in stats.margins)
     margin = f"±{stats.margin:g}" + (f" ({margins})" if margins else "")
     design = f"; {suite.design.describe()}" if suite.design.adaptive else ""
     return (f"{suite.primary} against the baseline, alpha {stats.alpha:g}, correction {stats.correction}, "

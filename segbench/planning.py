@@ -18,6 +18,7 @@ import math
 
 from .errors import SegbenchError
 from .format import one_line
+from .text import csv_cell
 from .statistics import paired_differences, seeds_to_detect, seeds_to_show_equivalence
 
 PLAN_SCHEMA = 1
@@ -97,7 +98,8 @@ class Pilot:
     def values(self, variant, metric: str) -> dict:
         mine = [r for r in self.rows if r["variant_id"] == variant.id]
         if not mine:
-            labelled = {r["variant_id"] for r in self.rows if r["label"] == variant.label}
+            names = (variant.label, csv_cell(variant.label))  # as a results folder or as runs.csv writes it
+            labelled = {r["variant_id"] for r in self.rows if r["label"] in names}
             mine = [r for r in self.rows if r["variant_id"] in labelled] if len(labelled) == 1 else []
         return {int(r["seed"]): float(r[metric]) for r in mine
                 if r.get("status") == "ok" and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])}

@@ -1,12 +1,20 @@
 """Find plugins (entry points, ``-p`` modules and files, a suite's ``plugins``) and build
-the component catalogue from their hooks."""
+the component catalogue from their hooks.
+
+A plugin file's relative path is read from the current directory when it comes from
+``-p`` and from the suite's folder when it comes from the suite's ``plugins`` list. Its
+identity in variant ids is its module name and a hash of its content, never its path, so
+the same plugin named from another directory keeps its variants' ids.
+"""
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.metadata as metadata
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +35,15 @@ class Provider:
 
     label: str
     version: str
+    # What variant ids record of it; empty: label and version (an installed distribution).
+    identity: str = ""
 
 
 def load_catalogue(plugins=(), base_dir: Path | None = None) -> Catalogue:
     """Every component from installed entry points plus the ``plugins`` modules or files.
 
-    Relative file paths in ``plugins`` are taken from ``base_dir`` (a suite's folder).
+    Relative file paths in ``plugins`` are taken from ``base_dir`` (a suite's folder),
+    else from the current directory.
     """
     manager = pluggy.PluginManager("segbench")
     manager.add_hookspecs(hookspecs)
@@ -78,19 +89,68 @@ def _load_entry_point(entry_point):
     return f"{dist_name}:{entry_point.name}", module, Provider(dist_name, version)
 
 
-def _load_local(spec: str, base_dir: Path | None):
-    path = Path(spec)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if spec.endswith(".py") or path.is_file():
-        return f"file:{path}", _import_file(spec, path), Provider(str(path), "local")
-    return f"module:{spec}", _import_module(spec), Provider(spec, "local")
+def locate_plugin(spec: str, base_dir: Path | None = None) -> str:
+    """``spec`` as :func:`load_catalogue` should be given it wherever it runs: a module name
+    as it is, a file as an absolute path (a relative one is read from ``base_dir``, else
+    from the current directory)."""
+    path = _plugin_file(spec, base_dir)
+    return spec if path is None else str(path)
 
 
-def _import_file(spec, path: Path):
+def _plugin_file(spec: str, base_dir: Path | None) -> Path | None:
+    """The absolute path of the plugin file ``spec`` names, or None for a module name. A file
+    that is not there is named as typed and as looked for."""
+    if not spec.strip():
+        raise PluginError("a plugin is named by an empty string; give a module name or a path to a .py file")
+    path = Path(os.path.abspath(Path(base_dir or ".") / spec))
+    if path.is_dir() and (spec.endswith(".py") or not _module_like(spec)):
+        raise PluginError(f'plugin "{spec}" is a directory ({path}); give a .py file or an importable module name')
+    if not spec.endswith(".py") and not path.is_file():
+        return None
     if not path.is_file():
         raise PluginError(f'plugin file "{spec}" does not exist (looked at {path})')
-    module_name = f"segbench_local_{abs(hash(str(path.resolve())))}"
+    return path
+
+
+def _module_like(spec: str) -> bool:
+    return all(part.isidentifier() for part in spec.split("."))
+
+
+def _load_local(spec: str, base_dir: Path | None):
+    path = _plugin_file(spec, base_dir)
+    if path is not None:
+        identity = _content_identity(path.stem, path)
+        module = _check_implements_hooks(spec, _import_file(spec, path, identity))
+        return f"file:{path}", module, Provider(str(path), "local", identity)
+    module = _check_implements_hooks(spec, _import_module(spec))
+    source = Path(getattr(module, "__file__", None) or "")
+    return f"module:{spec}", module, Provider(spec, "local", _content_identity(spec, source) if source.is_file() else "")
+
+
+def _check_implements_hooks(spec, module):
+    """A plugin named on purpose that adds nothing (a folder imported as a namespace package,
+    the wrong file) is a mistake: say so rather than go on without it."""
+    if not any(hasattr(getattr(module, attr, None), "segbench_impl") for attr in dir(module)):
+        folder = " (it is a folder, imported as an empty package)" if getattr(module, "__file__", None) is None else ""
+        raise PluginError(f'plugin "{spec}" implements no segbench hook{folder}; a plugin marks functions with @segbench.hookimpl, '
+                          f'named one of: {", ".join(HOOKS)}')
+    return module
+
+
+def _content_identity(module_name: str, path: Path) -> str:
+    """The module's name and a hash of its file: the same code gets the same variant ids
+    from any directory, and an edit gets new ones."""
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise PluginError(f'plugin file "{path}" cannot be read: {exc.strerror or exc}') from None
+    return f"{module_name} local sha256:{digest}"
+
+
+def _import_file(spec, path: Path, identity: str):
+    # Imported once per file and content: an edited file is imported again, so that its
+    # code and its identity in variant ids agree.
+    module_name = f"segbench_local_{abs(hash((str(path.resolve()), identity)))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     try:
@@ -124,7 +184,7 @@ def _collect(manager, providers):
     for hook_name in HOOKS:
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             provider = providers[impl.plugin_name]
-            registrar = Registrar(provider.label, provider.version)
+            registrar = Registrar(provider.label, provider.version, provider.identity)
             try:
                 impl.function(**{arg: registrar for arg in impl.argnames})
             except PluginError:

@@ -1,79 +1,110 @@
-"""Build every distinct model, loss and metric of a suite once before training, so that a
-parameter a component rejects (an unknown encoder name, a kernel size that cannot
-upsample by 2) is reported as bad input rather than as failed runs."""
+"""Preflight: everything a suite can get wrong is found before anything trains.
+
+Each distinct dataset is built once (and so cached for the runs) and its labels are
+checked. Each distinct model, loss and metric is built against the real dataset its
+variant trains on (its mode, class count and ``ignore_index``) and run once on a tiny real
+batch: one forward and backward of each distinct model + loss, as the first training step
+would do, one evaluation forward, and one update and compute of each metric. On the way
+every plugin contract the engine relies on is checked (see ``segbench.hookspecs``):
+
+- logits (N, C, H, W), C being 1 for a binary dataset, else its class count;
+- an upsampler maps (N, C_in, H, W) to (N, C_out, s*H, s*W);
+- a loss returns a finite scalar tensor whose gradient reaches the model;
+- every label is in [0, K) or is ``ignore_index``;
+- metric values and component parameters are numbers (or text) a JSON record can hold.
+
+A violation is bad input (exit 2) that names the component, its plugin and its version,
+instead of a bare torch error in the first training step of every run.
+
+The checks run on the CPU in full precision, on models of their own, and leave every
+random generator as they found it: the runs train exactly as they would without them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
+import random
+
+import numpy as np
+import torch
 
 from .engine import build
 from .errors import SegbenchError, SuiteError
+from .store import to_json_safe
 
-PREFLIGHT_CLASSES = 2
+# What a plugin may raise in its preflight: its sys.exit() is its own failure, reported
+# like any other, not the end of segbench.
+PLUGIN_FAILURES = (Exception, SystemExit)
+
+BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode
+FALLBACK_CHANNELS = 2  # a model whose dataset is bad input is still built, to check its parameters
+STORABLE = "a number, text, a boolean, or a list or table of those"
 
 
-class _Shape:
-    """Stands in for the dataset, whose build may be expensive."""
-
-    mode = "multiclass"
-    num_classes = PREFLIGHT_CLASSES
-    ignore_index = 255
+class Problem(Exception):
+    """One problem line, already worded: what broke which contract, and how."""
 
 
-def preflight(suite) -> None:
-    problems = model_problems(suite)
+def preflight(suite, cache_dir=None) -> None:
+    """Raise SuiteError listing every problem :func:`suite_problems` finds."""
+    if cache_dir is None:
+        from .runner import resolve_cache_dir  # the runner imports this module
+
+        cache_dir = resolve_cache_dir()
+    problems = suite_problems(suite, cache_dir)
     if problems:
         raise SuiteError(suite.path, problems)
 
 
-def model_problems(suite) -> list:
-    """One line per distinct failure; variants that fail the same way share the line (seven
-    upsamplers on an encoder whose weights cannot be fetched are one problem, not seven)."""
-    failures: dict[str, list] = {}
-    for label, what, make in _builds(suite):
-        try:
-            make()
-        except Exception as exc:  # noqa: BLE001 - any rejection is reported, with its cause
-            cause = f"{type(exc).__name__}: {exc}"
-            key = cause if isinstance(exc, SegbenchError) else f"{what} cannot be built: {cause}"
-            failures.setdefault(key, []).append(label)
-    return [f"{_variants(labels)}: {cause}" for cause, labels in failures.items()]
-
-
-def _variants(labels):
-    if len(labels) == 1:
-        return f"variant {labels[0]!r}"
-    return f"variants {', '.join(repr(label) for label in labels)}"
+def suite_problems(suite, cache_dir) -> list:
+    """Every problem found before training, one line each: components first, then data."""
+    datasets, problems = built_datasets(suite, cache_dir)
+    return model_problems(suite, datasets) + problems
 
 
 def dataset_problems(suite, cache_dir) -> list:
-    """Build (and so cache, for the runs) each distinct dataset: a missing root, a bad
-    annotation file or an empty subset is bad input, found before anything trains."""
-    problems, built = [], {}
+    return built_datasets(suite, cache_dir)[1]
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def built_datasets(suite, cache_dir):
+    """Each distinct dataset of the suite, built once (and so cached for the runs), by
+    :func:`dataset_key`; None where it is bad input: a missing root, a bad annotation
+    file, an empty subset, labels out of range. Returns (datasets, problems)."""
+    problems, datasets = [], {}
     for variant in suite.variants:
         ref = variant.config["dataset"]
-        key = json.dumps(ref, sort_keys=True, default=str)
-        if key not in built:
-            built[key] = _build_checked(suite, ref, cache_dir, problems)
-        data = built[key]
+        key = dataset_key(ref)
+        if key not in datasets:
+            datasets[key] = _build_checked(suite, ref, cache_dir, problems)
+        data = datasets[key]
         batch_size = variant.config["train"]["batch_size"]
         if data is not None and batch_size > len(data.train):
             problems.append(
                 f"variant {variant.label!r}: train.batch_size = {batch_size} is larger than the "
                 f"{len(data.train)} training images of dataset {ref['name']!r}; use at most {len(data.train)}"
             )
-    return problems
+    return datasets, problems
+
+
+def dataset_key(ref) -> str:
+    return json.dumps(ref, sort_keys=True, default=str)
 
 
 def _build_checked(suite, ref, cache_dir, problems):
     try:
         data = build.build_dataset(suite.catalogue, ref, cache_dir)
-    except Exception as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
+    except PLUGIN_FAILURES as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
         problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
         return None
-    unbatchable = list(_unbatchable(ref, data))
-    problems.extend(unbatchable)
-    return None if unbatchable else data
+    found = list(_unbatchable(ref, data)) + list(_stray_labels(suite.catalogue.get("dataset", ref["name"]), data))
+    problems.extend(found)
+    return None if found else data
 
 
 def _unbatchable(ref, data):
@@ -88,24 +119,307 @@ def _unbatchable(ref, data):
             )
 
 
-def _builds(suite):
-    seen = set()
-    for variant in suite.variants:
-        config = variant.config
-        candidates = [
-            ("model", _describe_model(config["model"]), lambda c=config: build.build_model(suite.catalogue, c["model"], PREFLIGHT_CLASSES)),
-            ("loss", _describe(config["train"]["loss"]), lambda c=config: build.build_loss(suite.catalogue, c["train"]["loss"], _Shape)),
-            ("metrics", "metrics", lambda c=config: build.build_metrics(suite.catalogue, c["eval"]["metrics"], _Shape)),
-        ]
-        for kind, what, make in candidates:
-            key = json.dumps([kind, _part(config, kind)], sort_keys=True, default=str)
-            if key not in seen:
-                seen.add(key)
-                yield variant.label, what, make
+def _stray_labels(component, data):
+    """Labels the losses cannot index ("Target 3 is out of bounds" in the first step)."""
+    found = {role: _labels_outside(getattr(data, role).masks, data.num_classes, data.ignore_index) for role in ("train", "val")}
+    stray = sorted(set().union(*found.values()))
+    if stray:
+        roles = " and ".join(role for role, labels in found.items() if labels)
+        shown = ", ".join(str(value) for value in stray[:5]) + (", ..." if len(stray) > 5 else "")
+        yield (
+            f"{_named(component)}: its {roles} masks hold label{'s' if len(stray) > 1 else ''} {shown}; a label must be "
+            f"a class index in [0, {data.num_classes}) for its {data.num_classes} classes, or its ignore_index {data.ignore_index}"
+        )
 
 
-def _part(config, kind):
-    return {"model": config["model"], "loss": config["train"]["loss"], "metrics": config["eval"]["metrics"]}[kind]
+def _labels_outside(masks, num_classes, ignore_index, images_at_once=64) -> list:
+    """The distinct mask values outside [0, num_classes) other than ``ignore_index``,
+    a few images at a time (a whole split at once would double its memory)."""
+    parts = masks.split(images_at_once) if isinstance(masks, torch.Tensor) else masks
+    stray = set()
+    for part in parts:
+        outside = ((part < 0) | (part >= num_classes)) & (part != ignore_index)
+        if bool(outside.any()):
+            stray.update(torch.unique(part[outside]).tolist())
+    return sorted(stray)
+
+
+# ----------------------------------------------------------------------------- components
+
+
+def model_problems(suite, datasets=None) -> list:
+    """Build and run each distinct model, loss and metric as the module docstring says.
+
+    One line per distinct failure; variants that fail the same way share the line (seven
+    upsamplers on an encoder whose weights cannot be fetched are one problem, not seven).
+    Without a variant's dataset (bad input, reported by :func:`built_datasets`) only its
+    model is built: how a loss or a metric is built depends on the dataset."""
+    checks = _Checks(suite.catalogue)
+    with _generators_kept(), _one_thread():
+        for variant in suite.variants:
+            checks.variant(variant, (datasets or {}).get(dataset_key(variant.config["dataset"])))
+    return checks.problems()
+
+
+class _Checks:
+    """Runs each distinct check once and remembers its outcome for the variants sharing it."""
+
+    def __init__(self, catalogue):
+        self.catalogue = catalogue
+        self.outcomes: dict[str, str | None] = {}  # check -> its problem, or None
+        self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
+        self.labels: dict[str, list] = {}  # problem -> the variants that have it
+
+    def problems(self) -> list:
+        return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
+
+    def variant(self, variant, data):
+        label, config = variant.label, variant.config
+        for kind, ref in _component_refs(config):
+            self.check(label, ["params", kind, ref], lambda kind=kind, ref=ref: self.storable_params(kind, ref))
+        if data is None or not len(data.train):  # bad input, reported with the dataset
+            self.check(label, ["model", config["model"]], lambda: self.model(config["model"], FALLBACK_CHANNELS))
+            return
+        data_key = dataset_key(config["dataset"])
+        self.check(label, ["step", config["model"], config["train"]["loss"], data_key], lambda: self.step(config, data))
+        for ref in config["eval"]["metrics"]:
+            self.check(label, ["metric", ref, data_key], lambda ref=ref: self.metric(ref, data))
+
+    def check(self, label, key, run):
+        key = json.dumps(key, sort_keys=True, default=str)
+        if key not in self.outcomes:
+            self.outcomes[key] = _problem_of(run)
+        problem = self.outcomes[key]
+        if problem is not None and label not in self.labels.setdefault(problem, []):
+            self.labels[problem].append(label)
+
+    def build(self, key, what, make):
+        """``make()``; a failure raises Problem, at once for a build that failed before."""
+        key = json.dumps(key, sort_keys=True, default=str)
+        if key not in self.build_failures:
+            try:
+                return make()
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any rejection is reported, with its cause
+                cause = f"{type(exc).__name__}: {exc}"
+                self.build_failures[key] = cause if isinstance(exc, SegbenchError) else f"{what} cannot be built: {cause}"
+        raise Problem(self.build_failures[key])
+
+    def named(self, kind, name) -> str:
+        return _named(self.catalogue.get(kind, name))
+
+    # -- the checks
+
+    def storable_params(self, kind, ref):
+        """Parameters go into every record (JSON) and into the variant id."""
+        component = self.catalogue.get(kind, ref["name"])
+        for name, value in ref["params"].items():
+            if not _storable(value):
+                declared = component.params.get(name)
+                source = "default" if declared is not None and not declared.required and declared.default is value else "value"
+                raise Problem(f"{_named(component)}: parameter {name} has the {source} {value!r} ({type(value).__name__}), "
+                              f"which a JSON record cannot hold; a parameter must be {STORABLE}")
+
+    def model(self, model_ref, channels):
+        return self.build(["model", model_ref, channels], _describe_model(model_ref),
+                          lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
+
+    def step(self, config, data):
+        """One training step (forward, loss, backward) and one evaluation forward."""
+        model_ref, loss_ref = config["model"], config["train"]["loss"]
+        model = self.model(model_ref, data.output_channels)
+        loss_fn = self.build(["loss", loss_ref, data.mode, data.num_classes, data.ignore_index],
+                             f"loss {_describe(loss_ref)}", lambda: build.build_loss(self.catalogue, loss_ref, data))
+        architecture = f"{self.named('architecture', model_ref['architecture']['name'])} with upsampler {model_ref['upsampler']['name']!r}"
+        loss_name = self.named("loss", loss_ref["name"])
+        images, masks = _tiny_batch(data.train)
+        model.train()
+        with torch.enable_grad():
+            logits = _logits(model, images, data, architecture)
+            loss = _loss_value(loss_fn, logits, masks, data, loss_name)
+            try:
+                loss.backward()
+            except PLUGIN_FAILURES as exc:
+                raise Problem(f"{architecture} with {loss_name}: backward failed: {type(exc).__name__}: {exc}") from exc
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if trainable and all(p.grad is None for p in trainable):
+            raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
+        if len(data.val):
+            model.eval()
+            with torch.no_grad():
+                _logits(model, _tiny_batch(data.val)[0], data, architecture)
+
+    def metric(self, ref, data):
+        metric = self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}",
+                            lambda: build.build_metrics(self.catalogue, [ref], data)[ref["name"]])
+        name = self.named("metric", ref["name"])
+        _, masks = _tiny_batch(data.val if len(data.val) else data.train)
+        # the true masks mirrored: label maps that are valid but neither perfect nor empty
+        predictions = torch.where(masks == data.ignore_index, 0, masks).flip(-1)
+        with torch.no_grad():
+            try:
+                metric.update(predictions, masks)
+                values = {"compute()": metric.compute(), "per_image()": metric.per_image(), "per_class()": metric.per_class()}
+            except PLUGIN_FAILURES as exc:
+                raise Problem(f"{name}: failed on label maps of shape {tuple(masks.shape)}: {type(exc).__name__}: {exc}") from exc
+        _check_value(name, "compute()", values["compute()"])
+        _check_values(name, "per_image()", values["per_image()"], len(masks), "one per image")
+        if values["per_class()"] is not None:
+            _check_values(name, "per_class()", values["per_class()"], data.num_classes, "one per class, or None")
+
+
+class _WatchedUpsamplers:
+    """The catalogue, with every upsampler the model builds checking its output shape on
+    each call, so that a wrong one is named, not the architecture it breaks."""
+
+    def __init__(self, catalogue):
+        self.catalogue = catalogue
+
+    def get(self, kind, name):
+        component = self.catalogue.get(kind, name)
+        if kind != "upsampler":
+            return component
+
+        def watched(in_channels, out_channels, scale_factor, **params):
+            module = component.factory(in_channels, out_channels, scale_factor, **params)
+            if isinstance(module, torch.nn.Module):
+                module.register_forward_hook(_upsampler_contract(component, out_channels, scale_factor), with_kwargs=True)
+            return module
+
+        return dataclasses.replace(component, factory=watched)
+
+
+def _upsampler_contract(component, out_channels, scale_factor):
+    def check(module, args, kwargs, output):
+        if not args or not isinstance(args[0], torch.Tensor) or args[0].ndim != 4:
+            return
+        n, _, h, w = args[0].shape
+        # with more arguments (max-unpool indices, an output_size) H and W are the upsampler's to decide
+        extra = len(args) > 1 or bool(kwargs) or not isinstance(scale_factor, (int, float))
+        sizes = {(math.floor(h * scale_factor), math.floor(w * scale_factor)), (round(h * scale_factor), round(w * scale_factor))}
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+        if shape is None or len(shape) != 4 or shape[:2] != (n, out_channels) or (not extra and shape[2:] not in sizes):
+            got = f"a tensor of shape {shape}" if shape is not None else f"a {type(output).__name__}"
+            raise Problem(f"{_named(component)}: returned {got} for input {tuple(args[0].shape)} with out_channels={out_channels}, "
+                          f"scale_factor={scale_factor}; an upsampler must return (N, out_channels, H*scale_factor, W*scale_factor)")
+
+    return check
+
+
+def _logits(model, images, data, architecture):
+    try:
+        logits = model(images)
+    except Problem:
+        raise
+    except PLUGIN_FAILURES as exc:
+        raise Problem(f"{architecture}: forward on images of shape {tuple(images.shape)} failed: {type(exc).__name__}: {exc}") from exc
+    n, _, h, w = images.shape
+    expected = (n, data.output_channels, h, w)
+    channels = "1 logit channel for a binary dataset" if data.mode == "binary" else f"one channel per class ({data.num_classes})"
+    if not isinstance(logits, torch.Tensor):
+        raise Problem(f"{architecture}: returned a {type(logits).__name__}; expected logits, a tensor of shape {expected} "
+                      f"(N, {channels}, H, W)")
+    if tuple(logits.shape) != expected:
+        raise Problem(f"{architecture}: returned logits of shape {tuple(logits.shape)} for images of shape {tuple(images.shape)}; "
+                      f"expected {expected} (N, {channels}, H, W)")
+    return logits
+
+
+def _loss_value(loss_fn, logits, masks, data, name):
+    try:
+        value = loss_fn(logits, masks)
+    except PLUGIN_FAILURES as exc:
+        raise Problem(f"{name}: failed on logits of shape {tuple(logits.shape)} and targets of shape {tuple(masks.shape)} "
+                      f"({data.mode}, {data.num_classes} classes): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(value, torch.Tensor):
+        raise Problem(f"{name}: returned a {type(value).__name__}; a loss must return a scalar tensor")
+    if value.ndim != 0:
+        raise Problem(f"{name}: returned a tensor of shape {tuple(value.shape)}; a loss must return a scalar")
+    if not bool(torch.isfinite(value)):
+        raise Problem(f"{name}: returned {value.item()} on {len(masks)} real images of the dataset; a loss must be finite")
+    if not value.requires_grad:
+        raise Problem(f"{name}: returned a tensor without a gradient; a loss must be computed from the logits")
+    return value
+
+
+def _check_values(name, call, values, count, what):
+    if not isinstance(values, (list, tuple)) or len(values) != count:
+        size = f"{len(values)} values" if isinstance(values, (list, tuple)) else f"a {type(values).__name__}"
+        raise Problem(f"{name}: {call} returned {size} for {count}; expected a list of {count} floats, {what}")
+    for value in values:
+        _check_value(name, call, value)
+
+
+def _check_value(name, call, value):
+    """A metric value is a float, NaN when undefined, that a JSON record can hold."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or math.isinf(value) or not _storable(value):
+        raise Problem(f"{name}: {call} returned {value!r} ({type(value).__name__}); a metric value must be a float, "
+                      "finite or NaN, that a JSON record can hold (e.g. float(x))")
+
+
+def _storable(value) -> bool:
+    try:
+        json.dumps(to_json_safe(value), allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _problem_of(run):
+    try:
+        run()
+    except Problem as problem:
+        return str(problem)
+    except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a plugin failing where no contract was checked
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def _generators_kept():
+    """Building and running models draws from the global random generators: put them back,
+    so that whatever runs next draws what it would have drawn without preflight."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """A batch of two images gains nothing from threads, and on a busy machine the thread
+    pool's waiting makes a preflight of 0.3 s take 10 s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tiny_batch(split):
+    return split.batch(torch.arange(min(BATCH_IMAGES, len(split))))
+
+
+def _component_refs(config):
+    model = config["model"]
+    yield from [("dataset", config["dataset"]), ("architecture", model["architecture"]), ("upsampler", model["upsampler"]),
+                ("loss", config["train"]["loss"])]
+    yield from (("metric", ref) for ref in config["eval"]["metrics"])
+
+
+def _named(component) -> str:
+    """How a problem names a component: kind, name and the plugin that provides it."""
+    return f"{component.kind} {component.name!r} ({component.provider} {component.version})"
+
+
+def _variants(labels):
+    if len(labels) == 1:
+        return f"variant {labels[0]!r}"
+    return f"variants {', '.join(repr(label) for label in labels)}"
 
 
 def _describe(ref):

@@ -7,6 +7,8 @@ import sys
 
 from tqdm import tqdm
 
+from .text import one_line
+
 
 class Progress:
     def __init__(self, total: int, quiet: bool = False):
@@ -55,4 +57,4 @@ class Progress:
 
     def _line(self, text):
         if not self.quiet:
-            tqdm.write(text, file=sys.stderr)
+            tqdm.write(one_line(text), file=sys.stderr)  # labels and plugin messages: no escape sequences

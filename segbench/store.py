@@ -1,40 +1,69 @@
-"""The results store: one JSON record per run, written atomically, under a lock."""
+"""The results store: one JSON record per run, written atomically, under a lock.
+
+It owns the layout of a results folder, and every file read from one comes through it,
+checked against its schema (``segbench.records``). A damaged file is named on stderr and
+left out: a damaged record counts as not finished, so ``segbench run`` redoes that run,
+and the new record's write first moves the damaged file aside as ``record.json.corrupt``,
+so nothing is lost. Readers that only read (report, gate, compare, doctor) move nothing.
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import math
 import os
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import SegbenchError
+from .records import decode_arrays, encode_arrays, record_problem, samples_problem, summary_problem, with_defaults
+from .text import one_line
+
+__all__ = ["RECORD_NAME", "SUMMARY_NAME", "Damage", "ResultStore", "decode_arrays", "encode_arrays", "find_suite_dir", "read_json",
+           "read_json_file", "samples_key", "to_json_safe", "write_json_atomic", "write_text_atomic"]
 
 RECORD_NAME = "record.json"
+SUMMARY_NAME = "suite.json"  # what the report needs besides the records (written by the runner)
+SET_ASIDE_SUFFIX = ".corrupt"
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A file of a results folder that cannot be used, and why."""
+
+    path: Path
+    problem: str
+
+    def __str__(self):
+        return f"{self.path}: {self.problem}"
 
 
 class ResultStore:
     """``<root>/<suite>/runs/<variant-id>/seed-<n>/record.json`` plus the report folder."""
 
-    def __init__(self, root, suite_name: str):
+    def __init__(self, root, suite_name: str, quiet: bool = False):
         self.root = Path(root)
         self.suite_dir = self.root / suite_name
         self.runs_dir = self.suite_dir / "runs"
         self.report_dir = self.suite_dir / "report"
+        self.summary_path = self.suite_dir / SUMMARY_NAME
+        self.quiet = quiet  # collect damage in ``damaged`` without naming it on stderr
+        self.damaged: list[Damage] = []  # every damaged file this store has met
+        self._sound_samples: set = set()
+        self._in_the_way: set = set()  # damaged files met here, not yet moved aside
 
     def record_path(self, variant_id: str, seed: int) -> Path:
         return self.runs_dir / variant_id / f"seed-{seed}" / RECORD_NAME
 
     def load(self, variant_id: str, seed: int) -> dict | None:
+        """The run's record; None when there is none or it is damaged."""
         path = self.record_path(variant_id, seed)
-        return read_json(path) if path.is_file() else None
+        return self._checked_record(path) if os.path.lexists(path) else None
 
     def finished(self, variant_id: str, seed: int) -> bool:
         record = self.load(variant_id, seed)
@@ -42,8 +71,19 @@ class ResultStore:
 
     def write(self, record: dict) -> Path:
         path = self.record_path(record["variant_id"], record["seed"])
+        self._clear_way(path)
         write_json_atomic(path, record)
         return path
+
+    def _clear_way(self, path: Path) -> None:
+        """Move a damaged file (one this store met, or a directory in the way) aside
+        before a new one is written in its place."""
+        met = path in self._in_the_way
+        self._in_the_way.discard(path)
+        if met or (os.path.lexists(path) and not path.is_file()):
+            moved = set_aside_file(path)
+            if not self.quiet:
+                _warn(f"moved damaged {one_line(path)} aside as {one_line(moved.name)}")
 
     def write_record(self, record: dict) -> dict:
         """Write a run's record; the validation inputs its predictions refer to go once per
@@ -55,35 +95,150 @@ class ResultStore:
             key = samples_key(record["config"]["dataset"])
             record["samples"]["inputs_key"] = key
             path = self.samples_path(key)
-            if not path.is_file():
+            if not self._samples_sound(path):
+                self._clear_way(path)
                 write_json_atomic(path, {"dataset": record["config"]["dataset"], "indices": samples["indices"], "inputs": samples["inputs"]})
+                self._sound_samples.add(path)
         self.write(record)
         return to_json_safe(record)
+
+    def _samples_sound(self, path: Path) -> bool:
+        """Whether ``path`` holds sound samples (checked once per store, not at every
+        record); damaged ones are written again."""
+        if path in self._sound_samples:
+            return True
+        if not os.path.lexists(path):
+            return False
+        sound = self._checked(path, samples_problem, consequence="it is written again") is not None
+        if sound:
+            self._sound_samples.add(path)
+        return sound
 
     def samples_path(self, key: str) -> Path:
         return self.suite_dir / "samples" / f"{key}.json"
 
     def load_samples(self, key: str) -> dict | None:
+        """A dataset's stored validation inputs; None when absent or damaged (the report
+        is then drawn without its prediction grid)."""
         path = self.samples_path(key)
-        return read_json(path) if path.is_file() else None
+        if not os.path.lexists(path):
+            return None
+        return self._checked(path, samples_problem, consequence="the report is drawn without its prediction grid")
 
     def records(self) -> list[dict]:
-        return [read_json(path) for path in sorted(self.runs_dir.glob(f"*/seed-*/{RECORD_NAME}"))]
+        """Every sound record under ``runs/``, in path order; damaged ones are named and
+        left out."""
+        records = (self._checked_record(path) for path in self.record_paths())
+        return [record for record in records if record is not None]
+
+    def record_paths(self) -> list[Path]:
+        return sorted(self.runs_dir.glob(f"*/seed-*/{RECORD_NAME}"))
+
+    def load_summary(self, required: bool) -> dict:
+        """``suite.json``. The report cannot be drawn without it (``required``: exit 2
+        naming the file); the gate and compare only take names and order from it ({})."""
+        if not os.path.lexists(self.summary_path):
+            if required:
+                raise SegbenchError(f"{self.suite_dir} has no {SUMMARY_NAME} (written by `segbench run`); run the suite once to create it")
+            return {}
+        consequence = "the report cannot be drawn without it" if required else "variant names and order come from the records"
+        summary = self._checked(self.summary_path, summary_problem, consequence=consequence, warn=not required)
+        if summary is None and required:
+            damage = next(d for d in self.damaged if d.path == self.summary_path)
+            raise SegbenchError(f"{damage}; {consequence}: `segbench run` the suite "
+                                "with the same -o to write it again (finished runs are kept)")
+        return summary or {}
+
+    def _checked_record(self, path: Path) -> dict | None:
+        folders = {"variant_folder": path.parent.parent.name, "seed_folder": path.parent.name}
+        record = self._checked(path, lambda payload: record_problem(payload, **folders),
+                               consequence="left out; `segbench run` redoes that run")
+        return with_defaults(record) if record is not None else None
+
+    def _checked(self, path: Path, problem_of, consequence: str, warn: bool = True):
+        """The parsed file, or None when it is damaged: then recorded in ``damaged`` and
+        named on stderr."""
+        payload, problem = read_json_file(path)
+        problem = problem or problem_of(payload)
+        if problem is None:
+            return payload
+        damage = Damage(path, problem)
+        self._in_the_way.add(path)
+        if damage not in self.damaged:  # each named once per store
+            self.damaged.append(damage)
+            if warn and not self.quiet:
+                _warn(f"{one_line(damage)}; {consequence}")
+        return None
 
     @contextlib.contextmanager
     def lock(self):
         """Exclusive lock on the suite's folder: a second ``segbench run`` waits for none,
         it stops with a clear message instead of interleaving writes."""
-        self.suite_dir.mkdir(parents=True, exist_ok=True)
+        self._make_suite_dir()
         with open(self.suite_dir / ".lock", "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SegbenchError(f"{self.suite_dir} is in use by another segbench run; wait for it or use --output") from None
+            self._clear_summary()  # the holder writes suite.json again
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _make_suite_dir(self):
+        self._created = [folder for folder in (self.suite_dir, *self.suite_dir.parents) if not folder.exists()]
+        try:
+            self.suite_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SegbenchError(f"cannot write results to {self.suite_dir}: {exc.strerror or exc}; give -o/--output a folder you can "
+                                "write to") from None
+
+    def remove_if_new(self) -> None:
+        """Undo the folders the lock created, when the run stops before writing anything
+        (bad input found by the preflight leaves no empty results folder behind)."""
+        with contextlib.suppress(OSError):
+            (self.suite_dir / ".lock").unlink()
+            for folder in getattr(self, "_created", []):
+                folder.rmdir()  # only empty ones: anything written stays
+
+    def _clear_summary(self) -> None:
+        if os.path.lexists(self.summary_path):
+            self._checked(self.summary_path, summary_problem, consequence="it is written again")
+            self._clear_way(self.summary_path)
+
+
+def find_suite_dir(directory) -> Path:
+    """The suite folder of a results folder given as the output root (``results/``,
+    holding one suite) or as the suite folder itself (``results/<suite>/``)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SegbenchError(f"results folder {directory} does not exist")
+    if (directory / "runs").is_dir():
+        return directory
+    suites = sorted(child for child in directory.iterdir() if (child / "runs").is_dir())
+    if not suites:
+        raise SegbenchError(f"{directory} holds no run records: give a results folder written by "
+                            "`segbench run` (results/ or results/<suite>/)")
+    if len(suites) > 1:
+        names = ", ".join(str(s) for s in suites)
+        raise SegbenchError(f"{directory} holds several suites ({names}); give one of them")
+    return suites[0]
+
+
+def set_aside_file(path: Path) -> Path:
+    """Rename a damaged file (or directory) to ``<name>.corrupt`` (``.corrupt.1``, ... when
+    that is taken), so that it is kept for a look but never read again."""
+    target = path.with_name(path.name + SET_ASIDE_SUFFIX)
+    count = 0
+    while os.path.lexists(target):
+        count += 1
+        target = path.with_name(f"{path.name}{SET_ASIDE_SUFFIX}.{count}")
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        raise SegbenchError(f"{path} is damaged and cannot be moved aside ({exc.strerror}); delete it, and its run is redone") from None
+    return target
 
 
 def samples_key(dataset_ref: dict) -> str:
@@ -114,20 +269,37 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def encode_arrays(**arrays) -> str:
-    """numpy arrays as one base64 text (a compressed .npz), so they fit in a JSON record."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def decode_arrays(text: str) -> dict:
-    with np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
 def read_json(path: Path):
+    """A JSON file as is; it raises on any damage (for files segbench itself just wrote;
+    read a results folder with ``read_json_file``)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_json_file(path: Path) -> tuple:
+    """``(payload, None)``, or ``(None, problem)`` saying in a few words why the file at
+    ``path`` cannot be read as JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        return None, "is a directory, not a file"
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text (binary garbage?)"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if not text.strip():
+        return None, "is empty"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        return None, f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}){'; it looks truncated' if cut else ''}"
+    except RecursionError:
+        return None, "is not valid JSON: nested too deeply"
+
+
+def _warn(text: str) -> None:
+    print(f"segbench: warning: {text}", file=sys.stderr)
 
 
 def to_json_safe(value):

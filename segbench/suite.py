@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,10 @@ from .design import SeedDesign, StatsSettings, margin_metric_problems, read_seed
 from .errors import SegbenchError, SuiteError
 from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_gate_table, unknown_metric_problem
 from .params import check_params, describe_value
+from .plugins import locate_plugin
 
 TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants", "gate",
                   "stats")
-# Top-level keys that --set may override (the sections' keys are overridden in the config).
-TOP_LEVEL_OVERRIDES = ("seeds", "stats", "baseline", "description")
 SECTION_DEFAULTS = {
     "dataset": {"name": "shapes"},
     "model": {"architecture": "unet", "upsampler": "nearest"},
@@ -45,11 +45,13 @@ SECTION_DEFAULTS = {
         "cudnn_benchmark": True,
         "compile": False,
         "val_every": 1,
+        "timeout_s": None,  # seconds; None = no limit
     },
     "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
 }
 # Keys of [dataset] and [model] beyond these are parameters of the chosen component.
 COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
+MAX_EPOCHS = 10_000
 OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
 SCHEDULES = ("constant", "cosine", "poly")
 DATA_PLACEMENTS = ("auto", "device", "host")
@@ -109,9 +111,14 @@ class Suite:
 
 def read_suite_file(path) -> tuple[Path, str, dict]:
     path = Path(path)
+    if path.is_dir():
+        raise SegbenchError(f"{path} is a folder, not a suite file; give a .toml file such as suites/smoke.toml")
     if not path.is_file():
         raise SegbenchError(f"suite file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SegbenchError(f"suite file {path} cannot be read: {exc}") from None
     try:
         return path, text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -129,34 +136,150 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
     path, text, raw = read_suite_file(path)
     problems = Problems()
     overrides = dict(overrides or {})
-    raw = _override_top_level(raw, overrides)
+    settings = read_overrides(overrides, raw, problems)
+    raw = _override_top_level(raw, settings)
     header = _read_header(raw, path, problems)
-    catalogue = catalogue_loader(list(extra_plugins) + header["plugins"], path.parent)
+    extra_plugins = [locate_plugin(spec) for spec in extra_plugins]  # -p: from the current directory
+    suite_plugins = [locate_plugin(spec, path.parent) for spec in header["plugins"]]  # from the suite's folder
+    catalogue = catalogue_loader(extra_plugins + suite_plugins, path.parent)
     base = _base_config(raw, problems)
-    for key, value in overrides.items():
-        if key.split(".", 1)[0] not in TOP_LEVEL_OVERRIDES:
-            _set_path(base, key, value)
-    variants = _expand(raw, base, catalogue, problems)
-    baseline_id = _find_baseline(raw.get("baseline"), variants, problems)
+    _override_sections(base, settings)
+    unresolved = []
+    variants = _expand(raw, base, catalogue, problems, unresolved)
+    baseline_id = _find_baseline(raw.get("baseline"), variants, problems, unresolved)
+    _check_overrides_take_effect(settings, variants, problems)
     _check_gate_metrics(header["gate"], variants, catalogue, problems)
     if variants:
         metrics = list(dict.fromkeys(m["name"] for v in variants for m in v.config["eval"]["metrics"]))
         for where, message in margin_metric_problems(header["stats"], metrics):
             problems.add(where, message)
     problems.raise_if_any(path)
-    source = {"path": str(path), "plugins": [str(p) for p in extra_plugins], "overrides": overrides}
+    source = {"path": str(path), "plugins": extra_plugins, "overrides": overrides}
+    text = _note_overrides(text, overrides)
     design = header["design"]
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,
                  source, gate_rules=header["gate"], design=design, stats=header["stats"])
 
 
-def _override_top_level(raw, overrides):
-    """``--set seeds=[0,1]`` or ``--set stats.margin=0.02`` change the file's top level."""
-    raw = copy.deepcopy(raw)
+# --set KEY=VALUE, as if the suite file said KEY = VALUE. KEY is a TOML dotted key; whether
+# a dotted setting name in [ablate] or a baseline is quoted (ablate."model.upsampler") or
+# not makes no difference. Examples for messages, one per top-level key:
+OVERRIDE_EXAMPLES = {
+    "name": 'name="quick"', "description": 'description="a quick look"', "seeds": "seeds=[0,1,2] or seeds={min=3,max=12}",
+    "plugins": 'plugins=["my_plugin.py"]', "baseline": 'baseline="upsampler=nearest" or baseline."model.upsampler"=nearest',
+    "dataset": "dataset.num_train=8", "model": "model.upsampler=bilinear", "train": "train.epochs=1",
+    "eval": 'eval.metrics=["miou"]', "ablate": 'ablate."model.upsampler"=["nearest","bilinear"]',
+    "variants": 'variants=[{label="a","model.upsampler"="bilinear"}]', "gate": 'gate.rules=["miou:max_drop=0.02"]',
+    "stats": "stats.margin=0.02",
+}
+TABLE_KEYS = ("dataset", "model", "train", "eval", "ablate", "gate", "stats")  # a table value replaces the whole table
+WHOLE_VALUE_KEYS = ("name", "description", "plugins", "variants")  # no keys inside to set
+FACTOR_TABLES = ("ablate", "baseline")  # their keys are dotted setting names: ablate."model.upsampler"
+
+
+def read_overrides(overrides: dict, raw: dict, problems) -> list:
+    """``(key, parts, value)`` for each override. A key that names nothing a suite has, or a
+    key inside a value that has none, is a problem (never silently ignored) and is left out."""
+    settings = []
     for key, value in overrides.items():
-        if key.split(".", 1)[0] in TOP_LEVEL_OVERRIDES:
-            _set_path(raw, key, value)
+        parts = _key_parts(key)
+        problem = _override_problem(parts, value, raw) if parts else (
+            'not a key: write dotted names, quoting a name that holds a dot, e.g. train.epochs or ablate."model.upsampler"')
+        if problem:
+            problems.add(f"--set {key}", problem)
+        else:
+            settings.append((key, parts, value))
+    return settings
+
+
+def _key_parts(key) -> tuple | None:
+    """The names in a TOML dotted key, read by the TOML parser itself, a quoted name split at
+    its dots too (``ablate."model.upsampler"`` -> ablate, model, upsampler: no name a suite
+    sets holds a dot); None if ``key`` is not one key."""
+    if not isinstance(key, str) or any(char in key for char in "=#\n\r"):
+        return None
+    try:
+        table = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:
+        return None
+    parts = []
+    while isinstance(table, dict) and len(table) == 1:
+        (part, table), = table.items()
+        parts.extend(part.split("."))
+    return tuple(parts) if parts and table == 0 and all(parts) else None
+
+
+def _override_problem(parts, value, raw) -> str | None:
+    head, inner = parts[0], parts[1:]
+    if head not in TOP_LEVEL_KEYS:
+        return _unknown_top_level_key(head)
+    if not inner and head in TABLE_KEYS and not isinstance(value, dict):
+        return (f"`{head}` is a table; set one of its keys, e.g. {OVERRIDE_EXAMPLES[head]}, or all of it as a table, "
+                f"e.g. {head}={{...}}; got {describe_value(value)}")
+    current = raw.get(head)
+    if inner and (head in WHOLE_VALUE_KEYS or (head in ("seeds", "baseline") and current is not None and not isinstance(current, dict))):
+        what = f"{describe_value(current)} in the suite" if current is not None else "not a table"
+        return f"`{head}` is {what}, so it has no key {'.'.join(inner)!r}: set it whole, e.g. {OVERRIDE_EXAMPLES[head]}"
+    return None
+
+
+def _unknown_top_level_key(head) -> str:
+    """``--set epochs=1`` most likely meant ``train.epochs``: say so."""
+    in_sections = [f"{section}.{head}" for section, keys in SECTION_DEFAULTS.items() if head in keys]
+    if in_sections:
+        return f"unknown key {head}; did you mean {in_sections[0]}? Valid: {', '.join(TOP_LEVEL_KEYS)}"
+    return _unknown_key(head, TOP_LEVEL_KEYS)
+
+
+def _override_top_level(raw, settings):
+    """Every override but the sections' (dataset, model, train, eval), which are applied
+    once their defaults are filled in (see _override_sections)."""
+    raw = copy.deepcopy(raw)
+    for _, parts, value in settings:
+        head, inner = parts[0], ".".join(parts[1:])
+        if head in SECTION_DEFAULTS:
+            continue
+        if head in FACTOR_TABLES and inner:  # one dotted setting name, however it was quoted
+            table = raw.get(head)
+            raw[head] = _flatten(table) if isinstance(table, dict) else {}
+            raw[head][inner] = copy.deepcopy(value)
+        else:
+            _set_path(raw, ".".join(parts), value)
     return raw
+
+
+def _override_sections(base, settings):
+    """``train.epochs=1`` sets one key; ``train={...}`` stands for the whole [train] table
+    (its defaults still apply)."""
+    for _, parts, value in settings:
+        head = parts[0]
+        if head not in SECTION_DEFAULTS:
+            continue
+        if len(parts) == 1:
+            base[head] = {**copy.deepcopy(SECTION_DEFAULTS[head]), **copy.deepcopy(value)}
+        else:
+            _set_path(base, ".".join(parts), value)
+
+
+def _check_overrides_take_effect(settings, variants, problems):
+    """An override of a setting that every variant sets again ([ablate] or [[variants]])
+    would change nothing: say so rather than run something else than asked."""
+    for key, parts, _ in settings:
+        if parts[0] not in SECTION_DEFAULTS or len(parts) < 2 or not variants:
+            continue
+        dotted = ".".join(parts)
+        covering = [next((f for f in v.factors if dotted == f or dotted.startswith(f + ".")), None) for v in variants]
+        if all(covering):
+            problems.add(f"--set {key}", f"every variant sets {covering[0]} itself ([ablate] or [[variants]]), so this would change "
+                                         f"nothing; override the grid instead, e.g. --set 'ablate.\"{covering[0]}\"=[...]'")
+
+
+def _note_overrides(text, overrides) -> str:
+    """The suite text stored with the results says which overrides the run applied."""
+    if not overrides:
+        return text
+    lines = "".join(f"#   --set {key}={json.dumps(value, default=str)}\n" for key, value in overrides.items())
+    return f"{text.rstrip()}\n\n# This run overrode the file above from the command line:\n{lines}"
 
 
 class Problems(list):
@@ -164,6 +287,9 @@ class Problems(list):
         line = f"{where}: {message}"
         if line not in self:
             self.append(line)
+
+    def merge(self, other):
+        self.extend(line for line in other if line not in self)
 
     def raise_if_any(self, path):
         if self:
@@ -175,9 +301,10 @@ def _read_header(raw, path, problems):
         if key not in TOP_LEVEL_KEYS:
             problems.add(key, _unknown_key(key, TOP_LEVEL_KEYS))
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
-        problems.add("name", f"expected a non-empty string without slashes, got {describe_value(name)}")
-        name = path.stem
+    name_problem = suite_name_problem(name)
+    if name_problem:
+        problems.add("name", name_problem)
+        name = "suite"
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.add("description", f"expected a string, got {describe_value(description)}")
@@ -187,6 +314,21 @@ def _read_header(raw, path, problems):
         problems.add(where, message)
     return {"name": name, "description": str(description), "design": design, "stats": stats, "plugins": _read_plugins(raw, problems),
             "gate": _read_gate(raw, problems)}
+
+
+MAX_NAME_LENGTH = 100
+
+
+def suite_name_problem(name) -> str | None:
+    """The name becomes the results folder ``<output>/<name>``: it must be one ordinary
+    path component, so that no suite writes over another's folder or outside ``-o``."""
+    valid = f"a folder name of 1 to {MAX_NAME_LENGTH} characters without slashes or control characters, not '.' or '..'"
+    if not isinstance(name, str):
+        return f"expected {valid}, got {describe_value(name)}"
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or len(name) > MAX_NAME_LENGTH \
+            or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"expected {valid}, got {describe_value(name[:120])}{' (truncated)' if len(name) > 120 else ''}"
+    return None
 
 
 def _read_plugins(raw, problems):
@@ -231,7 +373,9 @@ def _base_config(raw, problems):
     return base
 
 
-def _expand(raw, base, catalogue, problems):
+def _expand(raw, base, catalogue, problems, unresolved):
+    """Every valid variant; ``unresolved`` gets a stand-in (label, factors) for each
+    invalid one, so that a baseline naming it is not reported as matching nothing."""
     grid = _read_grid(raw.get("ablate", {}), problems)
     explicit = _read_variant_tables(raw.get("variants", []), problems)
     variants, seen = [], {}
@@ -242,6 +386,8 @@ def _expand(raw, base, catalogue, problems):
             _set_path(config, key, value)
         resolved = resolve_config(config, catalogue, problems, origins={key: where for where, key, _ in overrides})
         if resolved is None:
+            factors = {key: value for _, key, value in overrides}
+            unresolved.append(Variant(id="", label=variant_label or _label(factors), factors=factors, config={}, versions={}))
             continue
         variant = _make_variant(resolved, variant_label, overrides, catalogue)
         if variant.id in seen:
@@ -346,12 +492,20 @@ def component_versions(resolved: dict, catalogue) -> dict:
     components = {}
     for kind, ref in refs:
         component = catalogue.get(kind, ref["name"])
-        components[f"{kind}:{ref['name']}"] = f"{component.provider} {component.version}"
+        components[f"{kind}:{ref['name']}"] = component.provenance
     return {"segbench": __version__, "components": components}
 
 
+# [train] keys that say how a run is supervised, not what it computes: left out of the
+# variant id, so setting or changing them does not train finished runs again.
+SUPERVISION_KEYS = ("timeout_s",)
+
+
 def config_id(resolved: dict, versions: dict | None = None) -> str:
-    """12 hex digits of a sha256 over the resolved configuration and the versions."""
+    """12 hex digits of a sha256 over the resolved configuration (less SUPERVISION_KEYS)
+    and the versions."""
+    if isinstance(resolved.get("train"), dict):
+        resolved = {**resolved, "train": {k: v for k, v in resolved["train"].items() if k not in SUPERVISION_KEYS}}
     canonical = json.dumps({"config": resolved, "versions": versions or {}}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -374,9 +528,11 @@ def format_value(value) -> str:
     return json.dumps(value)
 
 
-def _find_baseline(declared, variants, problems):
+def _find_baseline(declared, variants, problems, unresolved=()):
     if not variants:
         return ""
+    if declared is not None and _matches(declared, unresolved):
+        return ""  # the baseline is a variant with problems of its own, reported already
     if declared is None:
         return variants[0].id
     if isinstance(declared, str):  # a variant's label
@@ -397,6 +553,14 @@ def _find_baseline(declared, variants, problems):
     return matches[0].id
 
 
+def _matches(declared, variants) -> list:
+    if isinstance(declared, str):
+        return [v for v in variants if v.label == declared]
+    if not isinstance(declared, dict) or not declared:
+        return []
+    return [v for v in variants if all(_same(v.factors.get(k, _MISSING), value) for k, value in _flatten(declared).items())]
+
+
 _MISSING = object()
 
 
@@ -412,15 +576,18 @@ def resolve_config(config, catalogue: Catalogue, problems, origins=None):
     """Validate one configuration and return it with every component's parameters
     filled in: ``{"name": ..., "params": {...}}``. Returns None if it had problems."""
     locate = _Locator(origins or {})
-    before = len(problems)
+    # Its own list: a problem another variant already reported is still this one's problem
+    # (the shared list drops duplicate lines, so its length cannot tell).
+    own = Problems()
     dataset_params = {k: v for k, v in config["dataset"].items() if k != "name"}
     resolved = {
-        "dataset": _resolve_component(catalogue, "dataset", "dataset.name", config["dataset"].get("name"), locate, problems, dataset_params),
-        "model": _resolve_model(config["model"], catalogue, locate, problems),
-        "train": _resolve_train(config["train"], catalogue, locate, problems),
-        "eval": _resolve_eval(config["eval"], catalogue, locate, problems),
+        "dataset": _resolve_component(catalogue, "dataset", "dataset.name", config["dataset"].get("name"), locate, own, dataset_params),
+        "model": _resolve_model(config["model"], catalogue, locate, own),
+        "train": _resolve_train(config["train"], catalogue, locate, own),
+        "eval": _resolve_eval(config["eval"], catalogue, locate, own),
     }
-    return resolved if len(problems) == before else None
+    problems.merge(own)
+    return None if own else resolved
 
 
 class _Locator:
@@ -486,6 +653,7 @@ def _resolve_train(train, catalogue, locate, problems):
     for key in train:
         if key not in SECTION_DEFAULTS["train"]:
             problems.add(locate(f"train.{key}"), _unknown_key(key, SECTION_DEFAULTS["train"], "train."))
+    _check_epochs(train, locate, problems)
     return {
         "epochs": _positive_int(train, "epochs", locate, problems),
         "batch_size": _positive_int(train, "batch_size", locate, problems),
@@ -503,12 +671,34 @@ def _resolve_train(train, catalogue, locate, problems):
         "cudnn_benchmark": _boolean(train, "cudnn_benchmark", locate, problems),
         "compile": _boolean(train, "compile", locate, problems),
         "val_every": _positive_int(train, "val_every", locate, problems),
+        "timeout_s": _timeout_seconds(train, locate, problems),
     }
+
+
+def _check_epochs(train, locate, problems):
+    """Epoch counts a run could finish: a typo such as 10**8 epochs is refused here, not
+    discovered days later; warm-up cannot outlast training."""
+    epochs, warmup = train.get("epochs"), train.get("warmup_epochs")
+    if isinstance(epochs, int) and epochs > MAX_EPOCHS:
+        problems.add(locate("train.epochs"), f"expected at most {MAX_EPOCHS} epochs, got {epochs}")
+    if _is_number(warmup) and isinstance(epochs, int) and math.isfinite(warmup) and warmup > epochs:
+        problems.add(locate("train.warmup_epochs"), f"expected at most train.epochs = {epochs} (warm-up is part of training), got {warmup}")
+
+
+def _timeout_seconds(table, locate, problems):
+    """``timeout_s``: a finite number of seconds > 0, or absent for no limit."""
+    value = table.get("timeout_s")
+    if value is None:
+        return None
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        problems.add(locate("train.timeout_s"), f"expected a number of seconds > 0 (leave it out for no limit), got {describe_value(value)}")
+        return value
+    return float(value)
 
 
 def _non_negative(table, key, locate, problems):
     value = table.get(key)
-    if not _is_number(value) or value < 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
         problems.add(locate(f"train.{key}"), f"expected a number >= 0 (0 = off), got {describe_value(value)}")
         return value
     return float(value)
@@ -577,8 +767,8 @@ def _resolve_optimizer(optimizer, locate, problems):
             continue
         if key not in OPTIMIZERS[name]:
             problems.add(locate(f"train.optimizer.{key}"), _unknown_key(key, OPTIMIZERS[name], f"{name} optimizer "))
-        elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            problems.add(locate(f"train.optimizer.{key}"), f"expected a non-negative number, got {describe_value(value)}")
+        elif not _is_number(value) or not math.isfinite(value) or value < 0:
+            problems.add(locate(f"train.optimizer.{key}"), f"expected a finite number >= 0, got {describe_value(value)}")
         else:
             resolved[key] = float(value)
     return resolved

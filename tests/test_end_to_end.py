@@ -98,9 +98,13 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, write_suite, 
     plugin.write_text(
         "import torch\nfrom segbench import hookimpl\n\n"
         "class Exploding(torch.nn.Module):\n"
+        "    calls = 0\n\n"
         "    def forward(self, logits, target):\n"
-        "        raise RuntimeError('boom from the loss')\n\n"
-        "def build(mode, num_classes, ignore_index):\n    '''Always fails.'''\n    return Exploding()\n\n"
+        "        self.calls += 1  # the first call is preflight's contract check\n"
+        "        if self.calls > 1:\n"
+        "            raise RuntimeError('boom from the loss')\n"
+        "        return torch.nn.functional.cross_entropy(logits, target)\n\n"
+        "def build(mode, num_classes, ignore_index):\n    '''Fails in training.'''\n    return Exploding()\n\n"
         "@hookimpl\ndef segbench_losses(register):\n    register.add_loss('exploding', build)\n"
     )
     from conftest import TINY

@@ -85,18 +85,30 @@ import torch
 from segbench import hookimpl
 
 
-class Raising(torch.nn.Module):
+class FailsInTraining(torch.nn.Module):
+    """Cross-entropy on its first call (preflight's contract check), then ``fail``."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
     def forward(self, logits, target):
+        self.calls += 1
+        return torch.nn.functional.cross_entropy(logits, target) if self.calls == 1 else self.fail(logits)
+
+
+class Raising(FailsInTraining):
+    def fail(self, logits):
         raise RuntimeError("boom from the loss")
 
 
-class NotANumber(torch.nn.Module):
-    def forward(self, logits, target):
+class NotANumber(FailsInTraining):
+    def fail(self, logits):
         return logits.sum() * float("nan")
 
 
-class OutOfMemory(torch.nn.Module):
-    def forward(self, logits, target):
+class OutOfMemory(FailsInTraining):
+    def fail(self, logits):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
 

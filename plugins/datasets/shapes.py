@@ -19,6 +19,9 @@ Generator seeded with ``(generator_seed, split, i)``, so the first images of a s
 not change when ``num_train`` or ``num_val`` grows. Image ``i`` always contains class
 ``1 + i % 6``, so every class occurs in a split of at least 6 images. Shape sizes scale
 with ``image_size / 96``; line widths, ring thickness and dot sizes stay in pixels.
+
+A generated folder holds ``SHA256SUMS`` (``sha256sum -c`` reads it), checked before the
+folder is read: a damaged or incomplete folder is generated again, with a warning.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +54,7 @@ CLASSES = ("background", "disc", "rectangle", "triangle", "line", "ring", "dot")
 CATEGORY_IDS = {name: index for index, name in enumerate(CLASSES) if index}
 IGNORE_INDEX = 255
 SPLITS = ("train", "val")
+MANIFEST = "SHA256SUMS"
 MIN_VISIBLE_FRACTION = 0.4
 MIN_CONTRAST = 100.0  # RGB distance between an object and what lies under it
 PLACEMENT_TRIES = 20
@@ -124,6 +129,16 @@ def binary_view(data: SegmentationData, foreground: str) -> SegmentationData:
 
 def _generate_and_read(cache_dir, params: dict) -> SegmentationData:
     root = ensure_generated(dataset_dir(cache_dir, params), params)
+    try:
+        return _read_generated(root)
+    except (OSError, ValueError, SegbenchError) as error:  # a folder that passed its checksums: not expected
+        raise SegbenchError(
+            f"shapes: cannot read the generated set in {root} ({type(error).__name__}: {error}); "
+            f"delete that folder and run again to generate it anew"
+        ) from None
+
+
+def _read_generated(root: Path) -> SegmentationData:
     category_to_class = {category: category for category in CATEGORY_IDS.values()}
     splits = {
         split: TensorPairs(*coco.load_coco_split(
@@ -146,11 +161,22 @@ def _checked_params(image_size, num_train, num_val, generator_seed, hue_band=HUE
             raise SegbenchError(f"shapes: {name} must be an integer >= {lowest[name]}, got {value!r}")
     if image_size > 1024:
         raise SegbenchError(f"shapes: image_size must be at most 1024, got {image_size}")
+    _check_fits_in_memory(image_size, num_train + num_val)
     if isinstance(hue_band, bool) or not isinstance(hue_band, (int, float)) or not 0 < hue_band <= HUE_BAND_DEGREES:
         raise SegbenchError(f"shapes: hue_band must be a number of degrees above 0 and at most {HUE_BAND_DEGREES:g}, got {hue_band!r}")
     if hue_band != HUE_BAND_DEGREES:  # the default keeps the cache keys of sets made before the parameter
         params["hue_band"] = float(hue_band)
     return params
+
+
+def _check_fits_in_memory(image_size, images):
+    """The set is generated, then held in memory: a size past the machine's memory would
+    only hang while memory grows, so it is refused before anything is generated."""
+    needed = images * image_size * image_size * 4  # RGB + mask, one byte each
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available // 2:
+        raise SegbenchError(f"shapes: num_train + num_val = {images} images of {image_size} px need about {needed / 2**30:.1f} GiB, "
+                            f"more than half of this machine's {available / 2**30:.0f} GiB; lower num_train, num_val or image_size")
 
 
 def dataset_dir(cache_dir, params: dict) -> Path:
@@ -160,18 +186,24 @@ def dataset_dir(cache_dir, params: dict) -> Path:
 
 
 def ensure_generated(target: Path, params: dict) -> Path:
-    """Generate the set into ``target`` unless it is there; safe when processes race.
+    """Generate the set into ``target`` unless a sound copy is there; safe when processes race.
 
     The set is written into a temporary folder beside ``target`` and renamed into place, so
     ``target`` is either absent or complete. A process that loses the race drops its copy
-    and uses the winner's, which is identical.
+    and uses the winner's, which is identical. A ``target`` whose files no longer match its
+    ``SHA256SUMS`` (or that has none) is removed and generated again.
     """
     if target.is_dir():
-        return target
+        damage = folder_damage(target)
+        if damage is None:
+            return target
+        print(f"segbench: warning: shapes: the generated set {target} {damage}; generating it again", file=sys.stderr)
+        _discard(target, damage)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         write_coco_dataset(scratch, params)
+        write_manifest(scratch)
         os.chmod(scratch, 0o755)  # mkdtemp makes it private; a cache is ordinary files
         try:
             os.rename(scratch, target)
@@ -181,6 +213,55 @@ def ensure_generated(target: Path, params: dict) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def write_manifest(root: Path) -> None:
+    """``SHA256SUMS``: the digest of every file under ``root``, in ``sha256sum`` format."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+    lines = [f"{_sha256(path)}  {path.relative_to(root).as_posix()}\n" for path in files]
+    (root / MANIFEST).write_text("".join(lines))
+
+
+def folder_damage(root: Path) -> str | None:
+    """What is wrong with a generated folder (missing or changed files), or None."""
+    try:
+        listed = [line.split("  ", 1) for line in (root / MANIFEST).read_text().splitlines()]
+    except (OSError, UnicodeDecodeError):
+        return f"has no readable {MANIFEST} (made by an older segbench, or damaged)"
+    if not listed or any(len(entry) != 2 for entry in listed):
+        return f"has a damaged {MANIFEST}"
+    bad = [f"{name} ({problem})" for digest, name in listed if (problem := _file_problem(root / name, digest))]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        return f"is damaged: {bad[0]}{more}"
+    return None
+
+
+def _file_problem(path: Path, digest: str) -> str | None:
+    try:
+        return None if _sha256(path) == digest else "changed"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _discard(target: Path, damage: str) -> None:
+    """Move a damaged folder out of the way (atomically, so no reader sees half of it), then delete it."""
+    try:
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}-damaged-", dir=target.parent))
+        os.rename(target, aside / target.name)
+    except OSError as error:
+        raise SegbenchError(
+            f"shapes: the generated set {target} {damage}, and it could not be removed ({error.strerror or error}); "
+            f"delete that folder and run again to generate it anew"
+        ) from None
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_coco_dataset(root: Path, params: dict) -> None:

@@ -10,7 +10,10 @@ per-entry lock makes a second process that wants the same entry wait for the fir
 instead of decoding it again, so concurrent runs are safe.
 
 Entries are ``torch.save`` files of uint8 tensors, read back memory-mapped: a hit costs a
-file open, not a decode.
+file open and a checksum, not a decode. torch checks nothing when it maps a tensor, so
+each entry carries a CRC-32 of its contents, recomputed on every open: an entry that is
+damaged (flipped bytes, truncated, a part missing), or was written without a checksum by
+an older segbench, is rebuilt from its source with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..errors import SegbenchError
 from .samples import ImageList, SegmentationData, TensorPairs
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 1  # part of every entry's name: bumping it orphans all entries
+ENTRY_FORMAT = 2  # what an entry file holds; 2 added the checksum (old entries are rebuilt in place)
+CHECKSUM = "crc32"  # stdlib, ~2 GB/s: cheap next to a decode, and made for accidental damage
 SUBDIR = "samples"
 
 
@@ -59,13 +67,15 @@ def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:
     """
     path = entry_path(cache_dir, key)
     started = time.perf_counter()
-    data = _read(path, key)
+    data, _ = _read(path, key)
     hit = data is not None
     if not hit:
         with _locked(path):
-            data = _read(path, key)  # another process may have written it while we waited
+            data, damage = _read(path, key)  # another process may have written it while we waited
             hit = data is not None
             if not hit:
+                if damage:
+                    _warn_rebuilding(path, damage)
                 data = build()
                 _write(path, key, data)
     _events.append(CacheEvent(str(key.get("dataset", "dataset")), path, hit, time.perf_counter() - started, data.train.nbytes + data.val.nbytes))
@@ -127,22 +137,77 @@ def track(iterable, total=None, description=""):
 
 
 def _read(path: Path, key: dict):
+    """``(data, None)`` for a sound entry; ``(None, None)`` when there is none;
+    ``(None, why)`` when there is one that must not be trusted."""
     if not path.is_file():
-        return None
+        return None, ("is not a file" if path.exists() else None)
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - an unreadable entry is rebuilt, never trusted
-        return None
-    if stored.get("format") != CACHE_FORMAT or stored.get("key") != _canonical(key):
-        return None
-    return SegmentationData(
-        stored["classes"], _split_from(stored["train"]), _split_from(stored["val"]), stored["ignore_index"], stored["mode"]
-    )
+    except Exception as error:  # noqa: BLE001 - an unreadable entry is rebuilt, never trusted
+        return None, f"is unreadable (truncated, or not a torch file: {type(error).__name__})"
+    try:
+        damage = _damage(stored, key)
+        if damage:
+            return None, damage
+        return SegmentationData(
+            stored["classes"], _split_from(stored["train"]), _split_from(stored["val"]), stored["ignore_index"], stored["mode"]
+        ), None
+    except Exception as error:  # noqa: BLE001 - a part missing or of the wrong kind
+        return None, f"is damaged ({type(error).__name__}: {_first_line(error)})"
+
+
+def _damage(stored, key: dict) -> str | None:
+    """Why the loaded entry must not be used, or None when its checksum holds."""
+    if not isinstance(stored, dict) or "format" not in stored:
+        return "is not a sample-cache entry"
+    if "checksum" not in stored:
+        return "has no checksum (written by an older segbench)"
+    if stored["format"] != ENTRY_FORMAT:
+        return f"has entry format {stored['format']!r}, not {ENTRY_FORMAT}"
+    if stored["key"] != _canonical(key):
+        return "holds another dataset's key"
+    if stored["checksum"] != checksum(stored):
+        return "fails its checksum (its contents are damaged)"
+    return None
+
+
+def checksum(stored: dict) -> str:
+    """The CRC-32 of an entry's contents: its description, then every tensor's bytes."""
+    splits = {name: _tensors(stored[name]) for name in ("train", "val")}
+    description = {
+        "key": stored["key"], "classes": stored["classes"], "ignore_index": stored["ignore_index"], "mode": stored["mode"],
+        **{name: [stored[name]["native"], [(str(t.dtype), list(t.shape)) for t in tensors]] for name, tensors in splits.items()},
+    }
+    crc = zlib.crc32(json.dumps(description, sort_keys=True, default=str).encode())
+    for tensors in splits.values():
+        for tensor in tensors:
+            crc = zlib.crc32(_raw_bytes(tensor), crc)
+    return f"{CHECKSUM}:{crc:08x}"
+
+
+def _tensors(split: dict) -> list:
+    images, masks = split["images"], split["masks"]
+    return [images, masks] if isinstance(images, torch.Tensor) else [*images, *masks]
+
+
+def _raw_bytes(tensor: torch.Tensor) -> memoryview:
+    """A tensor's bytes without a copy (one only if it is not contiguous)."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+def _warn_rebuilding(path: Path, damage: str) -> None:
+    print(f"segbench: warning: sample cache entry {path} {damage}; rebuilding it from its source", file=sys.stderr)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:120] if text else "no message"
 
 
 def _write(path: Path, key: dict, data: SegmentationData) -> None:
     stored = {
-        "format": CACHE_FORMAT,
+        "format": ENTRY_FORMAT,
         "key": _canonical(key),
         "classes": list(data.classes),
         "ignore_index": data.ignore_index,
@@ -150,16 +215,27 @@ def _write(path: Path, key: dict, data: SegmentationData) -> None:
         "train": _split_to(data.train),
         "val": _split_to(data.val),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(handle)
+    stored["checksum"] = checksum(stored)
+    scratch = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, scratch = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        os.close(handle)
         torch.save(stored, scratch)
         os.chmod(scratch, 0o644)  # mkstemp makes it private; a cache is ordinary files
         os.replace(scratch, path)
+    except OSError as error:
+        raise _unwritable(path, error) from None
     finally:
-        if os.path.exists(scratch):
+        if scratch and os.path.exists(scratch):
             os.unlink(scratch)
+
+
+def _unwritable(path: Path, error: OSError) -> SegbenchError:
+    return SegbenchError(
+        f"cannot write the sample cache entry {path} ({error.strerror or error}); delete what is at that path, "
+        f"or choose a writable cache with --data-cache DIR or $SEGBENCH_DATA_CACHE"
+    )
 
 
 def _canonical(key: dict) -> str:
@@ -178,8 +254,13 @@ def _split_from(stored: dict):
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
+    lock_path = path.with_name(path.name + ".lock")
+    try:  # an unwritable cache is named here, before anything is decoded
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path.touch()
+    except OSError as error:
+        raise _unwritable(path, error) from None
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

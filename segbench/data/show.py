@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegbenchError
+from ..text import literal_text, plot_label
 from .samples import SegmentationData
 from .stats import check_split
 
@@ -46,6 +47,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_ind
     return out
 
 
+@literal_text  # class names and the title are drawn as written, never as mathtext
 def draw_sample(data: SegmentationData, split: str, index: int, output, title: str = "") -> Path:
     """Write a PNG of the sample: image | overlay, and a legend of its classes."""
     import matplotlib
@@ -66,7 +68,7 @@ def draw_sample(data: SegmentationData, split: str, index: int, output, title: s
         axis.axis("off")
     handles = [_legend_entry(Patch, value, data, colours, mask) for value in present]
     figure.legend(handles=[h for h in handles if h], loc="outside right center", fontsize=8, frameon=False)
-    figure.suptitle(title or f"{split} #{index} ({image.shape[1]}x{image.shape[0]})")
+    figure.suptitle(plot_label(title) or f"{split} #{index} ({image.shape[1]}x{image.shape[0]})")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)
@@ -79,5 +81,5 @@ def _legend_entry(Patch, value, data, colours, mask):
     if value == data.ignore_index:
         return Patch(facecolor=IGNORE_COLOUR, edgecolor="grey", label=f"{value} ignored ({share})")
     if value < len(data.classes):
-        return Patch(facecolor=colours[value], edgecolor="grey", label=f"{value} {data.classes[value]} ({share})")
+        return Patch(facecolor=colours[value], edgecolor="grey", label=f"{value} {plot_label(data.classes[value])} ({share})")
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import SegbenchError
+from ..text import one_line
 from .samples import SegmentationData
 
 STATS_SCHEMA = 1
@@ -68,20 +69,23 @@ def per_image_counts(split) -> torch.Tensor:
 
 
 def format_stats(stats: dict) -> str:
+    """The text form. Class names and the dataset's own words pass through ``one_line``:
+    a dataset's text must not reach the terminal as escape sequences."""
     dataset = stats["dataset"]
     lines = [
-        f"{dataset['name']}: {len(stats['classes'])} classes ({stats['mode']}), "
+        f"{one_line(dataset['name'])}: {len(stats['classes'])} classes ({one_line(stats['mode'])}), "
         f"ignore_index {stats['ignore_index']}"
     ]
     for role, split in stats["splits"].items():
         sizes = ", ".join(f"{h}x{w}" for h, w in split["sizes"][:4]) + (" ..." if len(split["sizes"]) > 4 else "")
         lines += ["", f"{role}: {split['images']} images ({sizes}), {split['pixels']:,} pixels, "
                       f"{split['ignored_pixels']:,} ignored ({split['ignored_fraction']:.2%})"]
-        width = max(len("class"), *(len(c["name"]) for c in split["classes"]))
+        names = [one_line(c["name"]) for c in split["classes"]]
+        width = max(len("class"), *(len(name) for name in names))
         lines.append(f"  {'#':>3}  {'class':<{width}}  {'pixels':>12}  {'share':>7}  {'images':>6}")
-        for entry in split["classes"]:
+        for entry, name in zip(split["classes"], names):
             lines.append(
-                f"  {entry['index']:>3}  {entry['name']:<{width}}  {entry['pixels']:>12,}  "
+                f"  {entry['index']:>3}  {name:<{width}}  {entry['pixels']:>12,}  "
                 f"{entry['fraction']:>7.2%}  {entry['images']:>6}"
             )
     return "\n".join(lines)

@@ -9,7 +9,8 @@ they finish; the runner writes each record and draws the progress.
 
 Workers load the suite again from its file (with the same plugins and overrides), find the
 variant by its id and run it exactly as the local executor would, so results do not depend
-on the executor.
+on the executor. Whatever ends a run (an exception, ``sys.exit()``, its ``timeout_s``, a
+worker that dies, a task Ray loses) ends in that run's failed record, never in the suite.
 """
 
 from __future__ import annotations

@@ -2,16 +2,31 @@
 
 Each worker is started fresh (``spawn``: CUDA cannot be forked) and pinned before torch
 starts: with GPUs, worker i sees only GPU ``i % count`` (CUDA_VISIBLE_DEVICES); without,
-the CPU threads are split evenly, so two workers do not fight over the same cores.
+the CPU threads are split evenly, so two workers do not fight over the same cores. The
+same workers serve every round of a suite (adaptive seeds send several).
+
+A failure stays in its run. A worker that dies (a segfault, the out-of-memory killer,
+``os._exit``) becomes a failed record of the one run it was running ("worker died:
+signal 9 (SIGKILL)"), and a fresh worker on the same GPU takes its place. So does a
+worker still busy ``KILL_GRACE_S`` after its run's ``[train] timeout_s``: the run's own
+alarm (segbench.runner.time_limit) normally ends it first, but not a hang inside one C
+call. The pool is hand-made rather than concurrent.futures': there one dead worker
+breaks the whole pool, fails every pending run, and does not say which run it was
+running; nor can a single task be stopped there.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
 
-from .task import run_task
+KILL_GRACE_S = 10.0  # past a run's timeout_s, for its own alarm to end it before its worker is killed
+STOP_WAIT_S = 10.0  # for an idle worker to exit when told to, before it is killed
 
 
 def cpu_count() -> int:
@@ -21,41 +36,208 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _setup_worker(slots, threads):
-    gpu = slots.get()
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class ProcessExecutor:
     name = "process"
     shows_epochs = False
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.pool = None
+        self._pool: list[_Worker] = []
 
     def records(self, suite, pending, cache_dir, on_epoch=None):
-        if self.pool is None:  # one pool for every round of a suite
-            self.pool = self._start()
-        futures = [self.pool.submit(run_task, suite.source, variant.id, seed, str(cache_dir)) for variant, seed in pending]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+        """Each pending run's record, in the order they finish."""
+        if not self._pool:  # one pool for every round of a suite
+            self._pool = self._start()
+        for index, worker in enumerate(self._pool):
+            if worker.job is not None:  # left busy by a round nobody awaited to the end
+                self._pool[index] = worker.replacement()
+        queue = deque(pending)
+        while queue or self._busy():
+            self._hand_out(queue, suite, cache_dir)
+            for worker in self._ready():
+                record = self._collect(worker, suite)
+                if record is not None:
+                    yield record
+
+    def close(self):
+        """Stop every worker; one still running a run (Ctrl-C, --fail-fast) is killed."""
+        for worker in self._pool:
+            worker.stop()
+        self._pool = []
 
     def _start(self):
         import torch
 
         context = multiprocessing.get_context("spawn")
-        slots = context.Queue()
         gpus = torch.cuda.device_count()
-        for index in range(self.workers):
-            slots.put(index % gpus if gpus else None)
         threads = 1 if gpus else max(1, cpu_count() // self.workers)
-        return concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_setup_worker, initargs=(slots, threads))
+        return [_Worker(context, index % gpus if gpus else None, threads) for index in range(self.workers)]
 
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    def _busy(self):
+        return [worker for worker in self._pool if worker.job is not None]
+
+    def _hand_out(self, queue, suite, cache_dir):
+        for index, worker in enumerate(self._pool):
+            if not queue:
+                return
+            if worker.job is not None:
+                continue
+            if not worker.process.is_alive():  # died between runs: no run to blame
+                worker = self._pool[index] = worker.replacement()
+            variant, seed = queue.popleft()
+            worker.assign(_Job(variant, seed), (suite.source, variant.id, seed, str(cache_dir)))
+
+    def _ready(self):
+        """The busy workers that have something to say, have died, or are overdue."""
+        busy = self._busy()
+        deadlines = [worker.job.deadline for worker in busy if worker.job.deadline is not None]
+        wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        handles = [worker.connection for worker in busy] + [worker.process.sentinel for worker in busy]
+        ready = set(multiprocessing.connection.wait(handles, wait_s))
+        now = time.monotonic()
+        return [worker for worker in busy if {worker.connection, worker.process.sentinel} & ready or worker.job.overdue(now)]
+
+    def _collect(self, worker, suite):
+        """Read one message of ``worker``: the record of its run, or None while it runs. A
+        worker that died or went past its run's timeout is replaced, its run failed."""
+        from ..runner import failed_record, timeout_message
+
+        job = worker.job
+        message = worker.receive()
+        if message is not None:
+            kind, payload = message
+            if kind == "started":
+                job.running(job.variant.config["train"].get("timeout_s"))
+                return None
+            worker.job = None
+            if kind == "record":
+                return payload
+            return failed_record(suite, job.variant, job.seed, payload, job.started)  # failed outside the run
+        if worker.process.is_alive() and job.overdue(time.monotonic()):
+            timeout = job.variant.config["train"]["timeout_s"]
+            error = {"type": "Timeout", "message": f"{timeout_message(timeout)}; its worker did not stop and was killed",
+                     "hint": "the run hung inside a call that Python could not interrupt"}
+        else:
+            error = worker.death()
+        self._pool[self._pool.index(worker)] = worker.replacement()
+        return failed_record(suite, job.variant, job.seed, error, job.started)
+
+
+@dataclass
+class _Job:
+    """One run handed to a worker."""
+
+    variant: object
+    seed: int
+    started: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None  # monotonic time past which its worker is killed
+
+    def running(self, timeout_s):
+        """The worker has loaded the suite and started the run itself."""
+        if timeout_s is not None:
+            self.deadline = time.monotonic() + timeout_s + KILL_GRACE_S
+
+    def overdue(self, now) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+
+class _Worker:
+    """One process, its end of the pipe, and the run it is on (``job``, None when idle)."""
+
+    def __init__(self, context, gpu, threads):
+        self.context, self.gpu, self.threads = context, gpu, threads
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child, gpu, threads), name="segbench-worker")
+        self.process.start()
+        child.close()  # so that the worker's end reads EOF once this process is gone
+        self.job = None
+
+    def assign(self, job, task):
+        self.job = job
+        try:
+            self.connection.send(task)
+        except OSError:  # it died meanwhile: its sentinel tells the rest
+            pass
+
+    def receive(self):
+        """The next message, or None when the worker has died (or has nothing to say)."""
+        try:
+            if self.connection.poll():
+                return self.connection.recv()
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def death(self) -> dict:
+        self.process.join(STOP_WAIT_S)
+        return describe_death(self.process.exitcode)
+
+    def replacement(self):
+        """Kill this worker; a fresh one on the same GPU."""
+        self.kill()
+        return _Worker(self.context, self.gpu, self.threads)
+
+    def stop(self):
+        if self.job is not None:
+            self.kill()
+            return
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(STOP_WAIT_S)
+        self.kill()
+
+    def kill(self):
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.connection.close()
+
+
+def describe_death(exitcode) -> dict:
+    """The error of a run whose worker died: which signal or exit code ended it."""
+    if exitcode is None:
+        return {"type": "WorkerDied", "message": "worker died"}
+    if exitcode >= 0:
+        return {"type": "WorkerDied", "message": f"worker died: exit code {exitcode}"}
+    try:
+        name = f" ({signal.Signals(-exitcode).name})"
+    except ValueError:
+        name = ""
+    error = {"type": "WorkerDied", "message": f"worker died: signal {-exitcode}{name}"}
+    if -exitcode == signal.SIGKILL:
+        error["hint"] = "killed from outside, often by the out-of-memory killer: lower train.batch_size, dataset.image_size or --workers"
+    return error
+
+
+def serve(connection, gpu, threads):
+    """A worker's life: take (source, variant id, seed, cache dir) tasks until told to stop
+    (None) or the driver is gone; say "started" once the run begins, then send its record."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import torch
+
+    from ..runner import describe_failure, execute
+    from .task import find_run
+
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            task = connection.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        source, variant_id, seed, cache_dir = task
+        try:
+            suite, variant = find_run(source, variant_id)
+            connection.send(("started", None))
+            reply = ("record", execute(suite, variant, seed, cache_dir))
+        except BaseException as exc:  # noqa: BLE001 - a failure around the run is still this run's
+            reply = ("error", describe_failure(exc))
+        try:
+            connection.send(reply)
+        except OSError:  # the driver has gone
+            return

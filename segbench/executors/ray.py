@@ -10,6 +10,7 @@ writes them.
 from __future__ import annotations
 
 import socket
+import time
 
 from ..errors import SegbenchError
 from .task import run_task
@@ -73,10 +74,24 @@ class RayExecutor:
         resources = {"num_gpus": 1} if gpus else {"num_cpus": RUN_CPUS}
         remote = self.ray.remote(**resources)(_run_with_threads)
         threads = 0 if gpus else RUN_CPUS
-        waiting = [remote.remote(suite.source, variant.id, seed, str(cache_dir), threads) for variant, seed in pending]
+        waiting = {remote.remote(suite.source, variant.id, seed, str(cache_dir), threads): (variant, seed, time.perf_counter())
+                   for variant, seed in pending}
         while waiting:
-            done, waiting = self.ray.wait(waiting, num_returns=1)
-            yield self.ray.get(done[0])
+            done, _ = self.ray.wait(list(waiting), num_returns=1)
+            run = waiting.pop(done[0])
+            yield self._record(done[0], suite, *run)
+
+    def _record(self, ref, suite, variant, seed, started):
+        """The task's record; a task that Ray could not finish (its worker died, the node
+        was lost) is a failed run, not a crashed suite."""
+        from ..runner import failed_record
+
+        try:
+            return self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - Ray raises several types for a lost task
+            first_line = (str(exc).strip().splitlines() or [repr(exc)])[0]
+            error = {"type": type(exc).__name__, "message": f"Ray could not finish the run: {first_line}"}
+            return failed_record(suite, variant, seed, error, started)
 
     def close(self):
         pass

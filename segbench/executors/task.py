@@ -7,15 +7,21 @@ import json
 _suites: dict = {}  # per worker process: each suite is loaded once
 
 
-def run_task(source: dict, variant_id: str, seed: int, cache_dir: str) -> dict:
-    """The record of one run, computed wherever this function is called."""
+def find_run(source: dict, variant_id: str):
+    """The suite loaded from ``source`` (once per process) and its variant ``variant_id``."""
     from ..plugins import load_catalogue
-    from ..runner import execute
     from ..suite import load_suite
 
     key = json.dumps(source, sort_keys=True, default=str)
     if key not in _suites:
         _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"])
     suite = _suites[key]
-    variant = next(v for v in suite.variants if v.id == variant_id)
+    return suite, suite.variant(variant_id)
+
+
+def run_task(source: dict, variant_id: str, seed: int, cache_dir: str) -> dict:
+    """The record of one run, computed wherever this function is called."""
+    from ..runner import execute
+
+    suite, variant = find_run(source, variant_id)
     return execute(suite, variant, seed, cache_dir)

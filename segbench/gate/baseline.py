@@ -8,7 +8,6 @@ and, per variant (id and label), the values by seed with their n, mean and std.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SegbenchError
-from ..store import write_json_atomic
+from ..store import read_json_file, write_json_atomic
 from .results import ResultSet, load_results
 
 FORMAT = "segbench-baseline"
@@ -117,12 +116,11 @@ def summarize(values: dict) -> dict:
 def load_baseline(path) -> Baseline:
     """Read a baseline file; exit 2 with a message when it is missing or not a baseline."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise SegbenchError(f"baseline file {path} does not exist; save one with: segbench baseline save RESULTS_DIR -o {path}")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SegbenchError(f"baseline file {path} cannot be read: {exc}") from None
+    payload, problem = read_json_file(path)
+    if problem:
+        raise SegbenchError(f"baseline file {path}: {problem}; save it again with: segbench baseline save RESULTS_DIR -o {path}")
     _check_format(path, payload)
     try:
         variants = [_read_variant(entry) for entry in payload["variants"]]

@@ -1,7 +1,8 @@
 """Gate and compare results as terminal text, GitHub-flavoured Markdown (CI job
 summaries) and JUnit XML (CI test reports).
 
-Labels come from suite files, so Markdown escapes HTML-special characters (GitHub renders
+Labels come from suite files. The terminal text has no escape sequences or control
+characters (``segbench.text``); Markdown escapes HTML-special characters (GitHub renders
 inline HTML), ``|`` (it would end a table cell) and newlines (they would end a row); JUnit
 is built with ElementTree, and characters XML 1.0 cannot hold are replaced.
 """
@@ -14,8 +15,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..format import one_line
+from ..errors import SegbenchError
+
 from ..store import write_text_atomic
+from ..text import one_line, terminal
 from .checks import FAIL, PASS, SKIP, Check, GateResult
 from .compare import MARKS, Comparison
 from .numbers import format_change, format_number, format_p
@@ -30,7 +33,10 @@ NOISE_NOTE = ("A change beyond a rule's threshold fails only when it is also out
 
 def write_file(path, text: str) -> Path:
     path = Path(path)
-    write_text_atomic(path, text)
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise SegbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -43,7 +49,7 @@ def gate_text(result: GateResult) -> str:
     lines += [f"new, not gated: {one_line(label)} ({variant_id})" for variant_id, label in result.new_variants]
     lines += [f"matched by label: {one_line(label)} (its configuration changed: id {old} -> {new}; "
               "save a new baseline to gate by id again)" for label, old, new in result.relabelled]
-    return "\n".join(lines + [gate_summary(result)])
+    return terminal("\n".join(lines + [gate_summary(result)]))
 
 
 def gate_summary(result: GateResult) -> str:
@@ -120,14 +126,14 @@ def _junit_case(parent, suite_name: str, check: Check):
 
 
 def compare_text(comparison: Comparison) -> str:
-    lines = [f"compare: A = {comparison.dir_a} (suite {comparison.suite_a}), B = {comparison.dir_b} (suite {comparison.suite_b}); "
-             "differences are B - A"]
+    lines = [f"compare: A = {one_line(comparison.dir_a)} (suite {one_line(comparison.suite_a)}), "
+             f"B = {one_line(comparison.dir_b)} (suite {one_line(comparison.suite_b)}); differences are B - A"]
     headers = COMPARE_HEADERS
     for variant in comparison.variants:
         lines += ["", f"{one_line(variant.label)} ({variant.id})", *_aligned([headers, *(_field_cells(item) for item in variant.fields)], indent="  ")]
     lines += _one_sided_lines(comparison, one_line)
     lines += ["", compare_summary(comparison), compare_note(comparison)]
-    return "\n".join(lines)
+    return terminal("\n".join(lines))
 
 
 def compare_summary(comparison: Comparison) -> str:

@@ -6,15 +6,14 @@ suite folder (``results/<suite>/``).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SegbenchError
-from ..store import RECORD_NAME, ResultStore, read_json
+from ..store import RECORD_NAME, SUMMARY_NAME, ResultStore, find_suite_dir
 
-SUITE_META = "suite.json"  # written by the runner: the suite's name and variant order
+SUITE_META = SUMMARY_NAME  # written by the runner: the suite's name and variant order
 SUITE_FILE = "suite.toml"  # the suite as run; its [gate] table holds the default rules
 
 
@@ -68,33 +67,18 @@ class ResultSet:
 
 
 def load_results(directory) -> ResultSet:
-    """Read every record of the one suite under ``directory``; exit 2 when there is none
-    or several."""
+    """Read every sound record of the one suite under ``directory`` (damaged files are
+    named on stderr and left out); exit 2 when there is none or several suites."""
     suite_dir = find_suite_dir(directory)
-    meta = _suite_meta(suite_dir)
-    try:
-        records = ResultStore(suite_dir.parent, suite_dir.name).records()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SegbenchError(f"{suite_dir}: a run record is not valid JSON: {exc}") from None
+    store = ResultStore(suite_dir.parent, suite_dir.name)
+    meta = store.load_summary(required=False)  # the name and order are niceties; the records are what counts
+    records = store.records()
     if not records:
+        if store.damaged:
+            raise SegbenchError(f"{directory} holds no usable run records ({len(store.damaged)} damaged file(s) left out; "
+                                f"`segbench doctor {directory}` lists them, `segbench run` redoes their runs)")
         raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/runs/<variant-id>/seed-<n>/{RECORD_NAME})")
     return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta)
-
-
-def find_suite_dir(directory) -> Path:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise SegbenchError(f"results folder {directory} does not exist")
-    if (directory / "runs").is_dir():
-        return directory
-    suites = sorted(child for child in directory.iterdir() if (child / "runs").is_dir())
-    if not suites:
-        raise SegbenchError(f"{directory} holds no run records: give a results folder written by "
-                            "`segbench run` (results/ or results/<suite>/)")
-    if len(suites) > 1:
-        names = ", ".join(str(s) for s in suites)
-        raise SegbenchError(f"{directory} holds several suites ({names}); give one of them")
-    return suites[0]
 
 
 def field_value(record: dict, name: str) -> float | None:
@@ -107,25 +91,15 @@ def field_value(record: dict, name: str) -> float | None:
 
 
 def _group(records, order) -> list:
+    """Records (checked by the store: each has a variant id, a seed and a status) by variant."""
     variants = {}
     for record in records:
-        if not isinstance(record, dict) or not {"variant_id", "seed"} <= set(record):
-            raise SegbenchError(f"a run record lacks variant_id or seed: {str(record)[:200]}")
-        variant = variants.setdefault(record["variant_id"], VariantRuns(record["variant_id"], record.get("label", record["variant_id"])))
+        variant = variants.setdefault(record["variant_id"], VariantRuns(record["variant_id"], record["label"]))
         variant.is_baseline = variant.is_baseline or bool(record.get("is_baseline"))
-        runs = variant.ok if record.get("status") == "ok" else variant.failed
+        runs = variant.ok if record["status"] == "ok" else variant.failed
         runs[record["seed"]] = record
     rank = {variant_id: index for index, variant_id in enumerate(order)}
     return sorted(variants.values(), key=lambda v: (rank.get(v.id, len(rank)), v.label))
-
-
-def _suite_meta(suite_dir) -> dict:
-    path = suite_dir / SUITE_META
-    try:
-        meta = read_json(path) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}  # the name and order are niceties; the records are what counts
-    return meta if isinstance(meta, dict) else {}
 
 
 def _is_number(value) -> bool:

@@ -2,7 +2,9 @@
 
 ``write_report`` writes into ``results/<suite>/report/``: runs.csv (a row per run),
 summary.csv (a row per variant), per_class.csv, summary.md (GitHub Markdown), plots/*.png
-and index.html (self-contained). ``segbench report DIR`` calls it again on the stored
+and index.html (self-contained). Text from suites and datasets is made safe in each:
+CSV cells cannot start a formula (``segbench.text``), HTML and Markdown are escaped,
+plots draw it literally. ``segbench report DIR`` calls it again on the stored
 records, so a report can be rebuilt at any time without training.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..store import decode_arrays, write_text_atomic
+from ..text import csv_text
 from . import html, plots
 from .frames import factor_columns, metric_directions, ordered_variants, per_class_frame, runs_frame, summary_frame
 from .markdown import summary_markdown
@@ -25,17 +28,17 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) ->
     """Write every table, plot and page into ``out_dir``. ``load_samples(key)`` returns the
     stored validation inputs of a dataset (for the qualitative grid), or None."""
     out_dir = Path(out_dir)
-    records = _in_suite_order(records, meta)
+    records = _in_suite_order(_current_labels(records, meta), meta)
     runs = runs_frame(records)
     summary = summary_frame(runs, meta, records) if len(runs) else runs
     order = ordered_variants(runs, meta)
     class_metric = _per_class_metric(records, meta)
     per_class = per_class_frame(records, order, class_metric) if class_metric else None
     failures = [r for r in records if r["status"] != "ok"]
-    write_text_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
-    write_text_atomic(out_dir / "summary.csv", summary.to_csv(index=False))
+    write_text_atomic(out_dir / "runs.csv", csv_text(runs, index=False))
+    write_text_atomic(out_dir / "summary.csv", csv_text(summary, index=False))
     if per_class is not None and len(per_class):
-        write_text_atomic(out_dir / "per_class.csv", per_class.to_csv(index_label="variant"))
+        write_text_atomic(out_dir / "per_class.csv", csv_text(per_class, index_label="variant"))
     if len(summary):
         write_text_atomic(out_dir / "summary.md", summary_markdown(summary, meta, failures))
     figures = _plots(records, runs, summary, meta, order, per_class, class_metric, out_dir / "plots", load_samples)
@@ -47,6 +50,13 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) ->
         "runs": runs,
         "text": summary_text(summary, meta) if len(summary) else "(no runs)",
     }
+
+
+def _current_labels(records, meta):
+    """Records with their variant's label as the suite now says (a label is not part of a
+    variant's id, so a record keeps the label it was trained under until the suite's is used)."""
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    return [{**r, "label": labels[r["variant_id"]]} if isinstance(labels.get(r["variant_id"]), str) else r for r in records]
 
 
 def _in_suite_order(records, meta):

@@ -1,4 +1,9 @@
-"""Plots (matplotlib, no display needed)."""
+"""Plots (matplotlib, no display needed).
+
+Labels, class names and factor values come from suites and datasets, and are drawn as
+written: every plot is made with mathtext and TeX off (``segbench.text.literal_text``), so a label such
+as ``$\\alpha$`` shows its dollar signs and backslash instead of failing to parse.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..costs import direction_word  # noqa: E402
-from ..format import one_line  # noqa: E402
 from ..statistics import mean_ci  # noqa: E402
+from ..text import literal_text, plot_label  # noqa: E402
 
 
+@literal_text
 def metrics_per_variant(runs: pd.DataFrame, metrics: list, order: list, path: Path) -> Path:
     """One panel per metric, two panels a row: each seed as a dot, the mean with its 95%
     CI as a bar."""
@@ -64,6 +70,7 @@ def _zoom(axis, ok, metric):
         axis.set_ylim(low - 1.5 * spread, high + 1.0 * spread)
 
 
+@literal_text
 def curves(records: list, metric: str, order: list, path: Path) -> Path:
     """Validation ``metric`` per epoch: mean over seeds with a min-max band."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -76,7 +83,7 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
         epochs = np.array(mine[0]["curves"].get("epoch", range(1, length + 1))[:length])
         validated = ~np.isnan(stacked).all(axis=0)
         mean = np.nanmean(stacked[:, validated], axis=0)
-        axis.plot(epochs[validated], mean, marker="o", markersize=3, label=_plain(mine[0]["label"]))
+        axis.plot(epochs[validated], mean, marker="o", markersize=3, label=plot_label(mine[0]["label"]))
         axis.fill_between(epochs[validated], np.nanmin(stacked[:, validated], 0), np.nanmax(stacked[:, validated], 0), alpha=0.2)
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -87,6 +94,7 @@ def curves(records: list, metric: str, order: list, path: Path) -> Path:
     return _save(figure, path)
 
 
+@literal_text
 def factor_heatmap(summary: pd.DataFrame, runs: pd.DataFrame, factors: list, metric: str, path: Path) -> Path:
     """Two-factor grid: factor A (rows) x factor B (columns), cells the mean ``metric``."""
     first = runs.drop_duplicates("variant_id").set_index("variant_id")[factors]
@@ -97,13 +105,14 @@ def factor_heatmap(summary: pd.DataFrame, runs: pd.DataFrame, factors: list, met
     _annotate(axis, grid.to_numpy(dtype=float), "{:.3f}")
     axis.set_xticks(range(len(grid.columns)), [_wrap(str(c), 18) for c in grid.columns], fontsize=8)
     axis.set_yticks(range(len(grid.index)), [_wrap(str(i), 24) for i in grid.index], fontsize=8)
-    axis.set_xlabel(_plain(factors[1].removeprefix("factor.")))
-    axis.set_ylabel(_plain(factors[0].removeprefix("factor.")))
+    axis.set_xlabel(plot_label(factors[1].removeprefix("factor.")))
+    axis.set_ylabel(plot_label(factors[0].removeprefix("factor.")))
     figure.colorbar(image, ax=axis, label=f"mean {metric}")
     figure.tight_layout()
     return _save(figure, path)
 
 
+@literal_text
 def per_class_heatmap(table: pd.DataFrame, metric: str, path: Path) -> Path:
     """Variants x classes, the per-class ``metric`` (mean over seeds)."""
     values = table.to_numpy(dtype=float)
@@ -111,13 +120,14 @@ def per_class_heatmap(table: pd.DataFrame, metric: str, path: Path) -> Path:
     image = axis.imshow(values, cmap="magma", vmin=0, vmax=1, aspect="auto")
     if values.size <= 400:
         _annotate(axis, values, "{:.2f}")
-    axis.set_xticks(range(len(table.columns)), [_plain(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
+    axis.set_xticks(range(len(table.columns)), [plot_label(c) for c in table.columns], rotation=45, ha="right", fontsize=8)
     axis.set_yticks(range(len(table.index)), [_wrap(str(i), 32) for i in table.index], fontsize=8)
     figure.colorbar(image, ax=axis, label=f"{metric} per class")
     figure.tight_layout()
     return _save(figure, path)
 
 
+@literal_text
 def cost_scatter(summary: pd.DataFrame, metric: str, path: Path, higher_is_better: bool = True) -> Path:
     """Quality against latency and against parameters, the Pareto front (no other variant
     is both better and cheaper, in the metric's direction) joined by a line and ringed."""
@@ -160,6 +170,7 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
     return front
 
 
+@literal_text
 def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_index: int, path: Path) -> Path:
     """Rows: validation images. Columns: the image, its true mask, then each variant's
     prediction (its first seed), all in one class palette."""
@@ -178,7 +189,7 @@ def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_ind
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(_wrap(title, 20), fontsize=7)
-    legend = [Patch(facecolor=colours[i], edgecolor="grey", label=_plain(name)) for i, name in enumerate(classes)]
+    legend = [Patch(facecolor=colours[i], edgecolor="grey", label=plot_label(name)) for i, name in enumerate(classes)]
     legend.append(Patch(facecolor="white", edgecolor="grey", label="ignored"))
     figure.legend(handles=legend, loc="lower center", ncol=min(len(legend), 8), fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
@@ -200,14 +211,8 @@ def _annotate(axis, values, fmt):
 
 
 def _wrap(label, width=24):
-    """Wrap at spaces; a single long word stays whole (cut words are hard to read). Text
-    from suites is shown as written: no control characters, and a ``$`` is a dollar sign,
-    not the start of matplotlib mathtext."""
-    return textwrap.fill(_plain(label), width=width, break_on_hyphens=False, break_long_words=False)
-
-
-def _plain(text) -> str:
-    return one_line(text).replace("$", r"\$")
+    """Wrap at spaces; a single long word stays whole (cut words are hard to read)."""
+    return textwrap.fill(plot_label(label), width=width, break_on_hyphens=False, break_long_words=False)
 
 
 def _save(figure, path: Path) -> Path:

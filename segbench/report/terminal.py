@@ -1,10 +1,11 @@
-"""The summary as plain text for the terminal."""
+"""The summary as plain text for the terminal; labels lose escape sequences and control
+characters (``segbench.text.one_line``)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..format import one_line
+from ..text import one_line
 from .columns import delta_text, improve_text, number, outcome_text, p_text
 
 

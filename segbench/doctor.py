@@ -1,0 +1,77 @@
+"""``segbench doctor RESULTS_DIR``: what is damaged in a results folder, which runs
+``segbench run`` would redo, and which are finished. It only reads: nothing is moved or
+written (``segbench run`` moves damaged records aside as it redoes their runs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .store import RECORD_NAME, ResultStore, find_suite_dir
+from .text import one_line
+
+
+@dataclass
+class Diagnosis:
+    suite_dir: Path
+    damaged: list  # Damage: path and problem
+    redo: list  # (variant label, seed, why)
+    finished: dict = field(default_factory=dict)  # variant label -> seeds
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing is damaged, 1 otherwise."""
+        return 1 if self.damaged else 0
+
+
+def diagnose(results_dir) -> Diagnosis:
+    suite_dir = find_suite_dir(results_dir)
+    store = ResultStore(suite_dir.parent, suite_dir.name, quiet=True)
+    summary = store.load_summary(required=False)
+    records = store.records()
+    for path in sorted((suite_dir / "samples").glob("*.json")):
+        store.load_samples(path.stem)
+    labels = {r["variant_id"]: r["label"] for r in records}
+    redo = [(labels.get(path.parent.parent.name, path.parent.parent.name), _seed_of(path.parent.name), "damaged record")
+            for path in (d.path for d in store.damaged) if path.name == RECORD_NAME]
+    redo += [(r["label"], r["seed"], f"failed: {r['error'].get('type')}: {r['error'].get('message')}") for r in records if r["status"] != "ok"]
+    redo += [(labels.get(variant_id, variant_id), seed, "no record") for variant_id, seed in _missing(summary, store)]
+    finished = {}
+    rank = {variant_id: index for index, variant_id in enumerate(summary.get("variant_order", []))}
+    for record in sorted(records, key=lambda r: (rank.get(r["variant_id"], len(rank)), r["variant_id"])):
+        if record["status"] == "ok":
+            finished.setdefault(record["label"], []).append(record["seed"])
+    return Diagnosis(suite_dir, store.damaged, redo, finished)
+
+
+def _missing(summary: dict, store: ResultStore) -> list:
+    """Runs of a fixed seed list that have no record at all (an adaptive design decides
+    its seeds as it goes, so only its recorded runs are known)."""
+    design = summary.get("design") or {}
+    if design.get("kind") != "fixed" or not isinstance(design.get("seeds"), list):
+        return []
+    return [(variant_id, seed) for variant_id in summary.get("variant_order", []) for seed in design["seeds"]
+            if not os.path.lexists(store.record_path(variant_id, seed))]
+
+
+def _seed_of(folder: str):
+    text = folder.removeprefix("seed-")
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def format_diagnosis(diagnosis: Diagnosis) -> str:
+    runs = sum(len(seeds) for seeds in diagnosis.finished.values())
+    counts = f"{runs} finished run(s), {len(diagnosis.damaged)} damaged file(s), {len(diagnosis.redo)} run(s) to redo"
+    lines = [f"{one_line(diagnosis.suite_dir)}: {counts}"]
+    if diagnosis.damaged:
+        lines += ["", "damaged (left out by report, gate and compare):"]
+        lines += [f"  {one_line(damage)}" for damage in diagnosis.damaged]
+    if diagnosis.redo:
+        lines += ["", "`segbench run` would redo (moving damaged records aside as *.corrupt):"]
+        lines += [f"  {one_line(label)} seed {seed}: {one_line(why)}" for label, seed, why in diagnosis.redo]
+    if diagnosis.finished:
+        lines += ["", "finished:"]
+        lines += [f"  {one_line(label)}: seed(s) {', '.join(str(s) for s in sorted(seeds))}" for label, seeds in diagnosis.finished.items()]
+    return "\n".join(lines)
