@@ -360,6 +360,18 @@ def test_dysample_with_zero_offsets_is_bilinear_interpolation(style, channels, d
     torch.testing.assert_close(upsampler(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_dysample_with_zero_offsets_stays_bilinear_under_bf16_on_a_160_px_map():
+    """The map of coco-voc20-upsampling: bf16 pixel centres would put 32 of 160 rows and
+    columns half a pixel off; the grid is built in float32, so DySample and bilinear
+    interpolation of the same bf16 input agree to bf16 rounding."""
+    upsampler = zero_offsets(build("dysample", 8, 8, 2))
+    x = torch.randn(1, 8, 160, 160).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        sampled = upsampler(x).float()
+        expected = interpolated(x, 2, "bilinear", align_corners=False).float()
+    assert (sampled - expected).abs().max() <= 0.02 * expected.abs().max()
+
+
 def test_dysample_changes_channels_with_a_1x1_conv_after_sampling():
     upsampler = zero_offsets(build("dysample", 8, 5, 2))
     x = torch.randn(2, 8, 5, 7)

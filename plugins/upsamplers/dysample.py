@@ -92,9 +92,11 @@ def sample(x: torch.Tensor, positions: torch.Tensor, scale_factor: int, groups: 
     to each input pixel's centre, in input pixels; returns (N, C, s*H, s*W)."""
     n, channels, height, width = x.shape
     s = scale_factor
-    positions = positions.reshape(n, 2, groups * s * s, height, width)
-    centres = pixel_centres(height, width, x)
-    size = torch.tensor([width, height], dtype=x.dtype, device=x.device).view(1, 2, 1, 1, 1)
+    # Coordinates in float32 whatever the activations' dtype: bf16 holds k + 0.5 exactly
+    # only for k < 128, so on larger maps the grid would be off by half a pixel.
+    positions = positions.float().reshape(n, 2, groups * s * s, height, width)
+    centres = pixel_centres(height, width, x.device)
+    size = torch.tensor([width, height], dtype=torch.float32, device=x.device).view(1, 2, 1, 1, 1)
     # grid_sample with align_corners=False maps -1 and 1 to the outer edges of the
     # border pixels, so pixel-centre coordinate c (edges at 0 and W) normalises to 2c/W - 1.
     normalised = 2 * (centres + positions) / size - 1
@@ -102,20 +104,22 @@ def sample(x: torch.Tensor, positions: torch.Tensor, scale_factor: int, groups: 
     # pixel-shuffle order, rearranged here into grid_sample's (N * groups, sH, sW, (x, y)).
     grid = normalised.reshape(n, 2, groups, s, s, height, width).permute(0, 2, 5, 3, 6, 4, 1)
     grid = grid.reshape(n * groups, s * height, s * width, 2)
-    sampled = F.grid_sample(
-        x.reshape(n * groups, channels // groups, height, width),
-        grid,
-        mode="bilinear",
-        padding_mode="border",
-        align_corners=False,
-    )
-    return sampled.reshape(n, channels, s * height, s * width)
+    with torch.autocast(x.device.type, enabled=False):  # the grid stays float32
+        sampled = F.grid_sample(
+            x.reshape(n * groups, channels // groups, height, width).float(),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
+    return sampled.to(x.dtype).reshape(n, channels, s * height, s * width)
 
 
-def pixel_centres(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
-    """(1, 2, 1, H, W): the (x, y) centre of every pixel, with pixel edges at integers."""
-    ys = torch.arange(height, dtype=like.dtype, device=like.device) + 0.5
-    xs = torch.arange(width, dtype=like.dtype, device=like.device) + 0.5
+def pixel_centres(height: int, width: int, device=None) -> torch.Tensor:
+    """(1, 2, 1, H, W): the (x, y) centre of every pixel, with pixel edges at integers, in
+    float32."""
+    ys = torch.arange(height, dtype=torch.float32, device=device) + 0.5
+    xs = torch.arange(width, dtype=torch.float32, device=device) + 0.5
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([grid_x, grid_y]).view(1, 2, 1, height, width)
 

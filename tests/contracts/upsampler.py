@@ -26,6 +26,11 @@ from segbench.components import Catalogue, Registrar
 from segbench_plugins.capabilities import ANY_INTERPOLATION, POOL_INDICES
 
 POOL_SCALE = 2
+# bf16 keeps 8 significant bits: each standard upsampler stays within 0.4% of its largest
+# fp32 output (measured); 2% leaves room for a plugin's extra layer, while coordinates off
+# by half a pixel (DySample's grid built in bf16 was off by 98%) fail.
+BF16_MAP = (256, 256)
+BF16_TOLERANCE = 0.02
 
 
 def takes_pool_indices(module: nn.Module) -> bool:
@@ -112,6 +117,23 @@ class UpsamplerContract:
             if expected is None:
                 pytest.skip(f"upsampler {self.name!r} has no reference output")
             torch.testing.assert_close(upsampler(x, *extra), expected)
+
+    def test_bf16_autocast_stays_close_to_fp32(self):
+        """Under bf16 autocast (what ``amp = "auto"`` picks on recent GPUs; CPU autocast has
+        the same dtype rules), the output stays within ``BF16_TOLERANCE`` of the largest
+        fp32 output, on a map large enough for bf16 to lose whole pixel coordinates."""
+        channels = self.channel_pairs[0][0]
+        scale = self.scales_to_check()[0]
+        upsampler = self.build(channels, channels, scale).eval()
+        torch.manual_seed(1)
+        x = torch.randn(1, channels, *BF16_MAP).bfloat16()  # as the layer before hands it over
+        extra = self.extra_inputs(upsampler, x)
+        with torch.no_grad():
+            reference = upsampler(x.float(), *extra).float()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mixed = upsampler(x, *extra).float()
+        error = (mixed - reference).abs().max() / reference.abs().max()
+        assert error <= BF16_TOLERANCE, f"bf16 output off by {error:.3f} of the output's range (tolerance {BF16_TOLERANCE})"
 
     def test_an_interpolation_exposes_its_mode(self):
         """An upsampler requiring only ``interpolate:<mode>`` returns, channels preserved,
