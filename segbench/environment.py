@@ -23,8 +23,21 @@ def environment() -> dict:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "packages": {name: _version(name) for name in PACKAGES},
-        "git_commit": git_commit(),
+        "segbench_commit": segbench_commit(),
     }
+
+
+def run_environment(suite_path) -> dict:
+    """Where a run ran: the machine and packages, segbench's own commit, and the commit of
+    the repository holding the suite file (None outside a git checkout)."""
+    return {**environment(), "suite_commit": git_commit(os.path.dirname(os.path.abspath(suite_path)))}
+
+
+def segbench_commit():
+    """The commit segbench's own source is at, when it runs from a checkout (an editable
+    install); None for an installed release, whose version says it all."""
+    return git_commit(os.path.dirname(os.path.abspath(__file__)))
+
 
 
 def _version(name):

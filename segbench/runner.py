@@ -21,7 +21,7 @@ import torch
 from .data.cache import showing_progress
 from .engine import resolve_device, run_one
 from .executors.local import LocalExecutor
-from .environment import environment
+from .environment import run_environment
 from .plugins import load_catalogue
 from .errors import SuiteError
 from .preflight import suite_problems
@@ -237,7 +237,7 @@ def new_record(suite, variant, seed, started_at=None) -> dict:
         "versions": variant.versions,
         "is_baseline": variant.id == suite.baseline_id,
         "started_at": started_at or _now(),
-        "environment": environment(),
+        "environment": run_environment(suite.path),
     }
 
 

@@ -89,3 +89,41 @@ def test_bf16_run_validates_every_second_epoch(write_suite):
     assert curves["val_loss"][0] is None and None not in curves["val_loss"][1:]
     assert curves["miou"][0] is None and curves["miou"][2] == record["metrics"]["miou"]
     assert 0 <= record["metrics"]["miou"] <= 1
+
+
+class _Overflowing(torch.nn.Module):
+    """Cross-entropy whose gradient overflows fp16 on chosen calls."""
+
+    def __init__(self, overflow_on):
+        super().__init__()
+        self.calls, self.overflow_on = 0, set(overflow_on)
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = torch.nn.functional.cross_entropy(logits.float(), target)
+        return loss * 1e30 if self.calls in self.overflow_on else loss
+
+
+def test_fp16_steps_the_scaler_skips_are_counted_and_leave_the_weights_alone():
+    model = _tiny_model()
+    step = _step(model, amp="fp16")
+    step.loss_fn = _Overflowing(overflow_on={2, 3})
+    generator = torch.Generator().manual_seed(1)  # small inputs: no overflow at the first scale
+    images, masks = torch.randn(2, 3, 8, 8, generator=generator), torch.randint(0, 3, (2, 8, 8), generator=generator)
+    step(images, masks)
+    assert step.skipped_steps == 0
+    before = [p.detach().clone() for p in model.parameters()]
+    step(images, masks)
+    step(images, masks)
+    assert step.skipped_steps == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # skipped: no update
+    step(images, masks)
+    assert step.skipped_steps == 2
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_steps_without_a_scaler_are_never_counted_as_skipped():
+    step = _step(_tiny_model(), amp="bf16")
+    step.loss_fn = _Overflowing(overflow_on={1})
+    step(*_batch())
+    assert step.skipped_steps == 0

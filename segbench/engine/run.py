@@ -40,6 +40,7 @@ class Step:
     precision: Precision
     memory_format: torch.memory_format = torch.contiguous_format
     grad_clip_norm: float = 0.0
+    skipped_steps: int = 0  # fp16 steps the GradScaler skipped on inf/NaN gradients
 
     def __call__(self, images, masks) -> torch.Tensor:
         with self.precision.autocast():
@@ -51,8 +52,11 @@ class Step:
         if self.grad_clip_norm:
             scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip_norm)
+        scale = scaler.get_scale() if scaler.is_enabled() else None  # reads the scale: only fp16 pays this sync
         scaler.step(self.optimizer)
         scaler.update()
+        if scale is not None and scaler.get_scale() < scale:  # the scaler backs off after a skipped step
+            self.skipped_steps += 1
         with warnings.catch_warnings():
             # fp16 loss scaling skips the optimiser step on overflow, by design
             warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`", UserWarning)
@@ -101,6 +105,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     return {
         "device": str(device),
         "precision": step.precision.name,
+        "skipped_steps": step.skipped_steps,
         "data_placement": placement,
         "classes": list(data.classes),
         "ignore_index": data.ignore_index,
