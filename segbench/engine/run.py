@@ -16,7 +16,7 @@ from ..data.augment import Augment, augment_generator
 from ..statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, resample_weights
 from ..store import encode_arrays
 from . import build
-from .cost import measure_cost
+from .cost import MemoryWindow, how_measured, measure_cost
 from .device import resolve_device, seed_everything, synchronize
 from .placement import place_dataset
 from .precision import Precision, configure_backends
@@ -72,6 +72,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     configure_backends(device, train_config["cudnn_benchmark"])
     data = build.build_dataset(catalogue, config["dataset"], cache_dir)
     data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
+    memory = MemoryWindow(device)  # this run's peak, whatever ran before it in the process
     data_order = seed_everything(seed)  # after the dataset: its build must not shift the model's init
     augment = Augment.from_config(train_config["augment"])
     augment_order = augment_generator(seed)
@@ -100,12 +101,13 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
             on_epoch(epoch, train_config["epochs"], {"train_loss": train_loss, **shown})
 
     samples = sample_predictions(step.model, data, device, step.precision)
-    cost = measure_cost(model, step.model, data, device)
+    cost = measure_cost(model, step.model, data, device, step.precision, memory)
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
         "precision": step.precision.name,
         "skipped_steps": step.skipped_steps,
+        "cost_measured_with": how_measured(model, step.precision, memory),
         "data_placement": placement,
         "classes": list(data.classes),
         "ignore_index": data.ignore_index,

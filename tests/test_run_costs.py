@@ -1,0 +1,66 @@
+"""Per-run costs: a run's peak memory is its own, not the process's high-water mark, and
+latency is timed under the run's own precision; the record says how each was measured."""
+
+import numpy as np
+import pytest
+import torch
+
+from segbench.engine.cost import LATENCY_REPEATS, MemoryWindow, how_measured, measure_cost
+from segbench.engine.precision import Precision
+
+CPU = torch.device("cpu")
+BIG_MB = 400
+
+
+def _touch(megabytes):
+    block = np.ones(megabytes * 2**20, dtype=np.uint8)  # every page written: resident
+    return int(block[:: 4096].sum())
+
+
+@pytest.mark.skipif(not MemoryWindow(CPU).kind.endswith("during the run"), reason="the peak RSS cannot be reset here")
+def test_a_run_after_a_larger_one_reports_its_own_peak_memory():
+    first = MemoryWindow(CPU)
+    _touch(BIG_MB)
+    first_peak = first.peak_mb()
+    second = MemoryWindow(CPU)  # the next run's window opens after the first freed its memory
+    _touch(8)
+    second_peak = second.peak_mb()
+    assert first_peak - second_peak >= 0.8 * BIG_MB
+    assert second.kind == "peak resident set size of the process during the run"
+
+
+class _Recorder(torch.nn.Module):
+    """Notes, at each forward, whether CPU autocast was on and in which dtype."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return self.conv(x)
+
+
+class _Split:
+    def batch(self, indices, device):
+        return torch.randn(len(indices), 3, 8, 8), torch.zeros(len(indices), 8, 8, dtype=torch.long)
+
+
+class _Data:
+    val = _Split()
+
+
+def test_latency_is_timed_under_the_runs_own_precision():
+    model = _Recorder()
+    cost = measure_cost(model, model, _Data(), CPU, Precision.for_run("bf16", CPU), MemoryWindow(CPU))
+    timed = model.seen[-LATENCY_REPEATS - 1:-1]  # the FLOP count's forward comes last, in fp32
+    assert len(timed) == LATENCY_REPEATS and set(timed) == {(True, torch.bfloat16)}
+    assert cost["latency_ms"] > 0 and cost["peak_memory_mb"] > 0
+
+
+def test_the_record_says_how_latency_and_memory_were_measured():
+    model, precision = torch.nn.Conv2d(3, 2, 1), Precision.for_run("bf16", CPU)
+    text = how_measured(model, precision, MemoryWindow(CPU))
+    assert text["latency_ms"] == "median of 10 forwards at batch 1, bf16, contiguous"
+    assert text["peak_memory_mb"].startswith("peak resident set size of the process")
