@@ -46,6 +46,7 @@ SECTION_DEFAULTS = {
         "compile": False,
         "val_every": 1,
         "timeout_s": None,  # seconds; None = no limit
+        "deterministic": False,
     },
     "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
 }
@@ -499,13 +500,17 @@ def component_versions(resolved: dict, catalogue) -> dict:
 # [train] keys that say how a run is supervised, not what it computes: left out of the
 # variant id, so setting or changing them does not train finished runs again.
 SUPERVISION_KEYS = ("timeout_s",)
+# [train] keys added after suites were run: at their default they leave the variant id as
+# it was, so finished results and stored baselines keep matching.
+ID_NEUTRAL_DEFAULTS = {"deterministic": False}
 
 
 def config_id(resolved: dict, versions: dict | None = None) -> str:
     """12 hex digits of a sha256 over the resolved configuration (less SUPERVISION_KEYS)
     and the versions."""
     if isinstance(resolved.get("train"), dict):
-        resolved = {**resolved, "train": {k: v for k, v in resolved["train"].items() if k not in SUPERVISION_KEYS}}
+        resolved = {**resolved, "train": {k: v for k, v in resolved["train"].items()
+                                          if k not in SUPERVISION_KEYS and not (k in ID_NEUTRAL_DEFAULTS and v == ID_NEUTRAL_DEFAULTS[k])}}
     canonical = json.dumps({"config": resolved, "versions": versions or {}}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -672,6 +677,7 @@ def _resolve_train(train, catalogue, locate, problems):
         "compile": _boolean(train, "compile", locate, problems),
         "val_every": _positive_int(train, "val_every", locate, problems),
         "timeout_s": _timeout_seconds(train, locate, problems),
+        "deterministic": _boolean(train, "deterministic", locate, problems),
     }
 
 

@@ -10,6 +10,7 @@ float32's range and needs none.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -48,8 +49,27 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def configure_backends(device: torch.device, cudnn_benchmark: bool) -> None:
+def configure_backends(device: torch.device, cudnn_benchmark: bool, deterministic: bool = False) -> dict:
     """cudnn.benchmark picks the fastest convolution algorithms for fixed input sizes
-    (ours are fixed); it costs bitwise run-to-run reproducibility on the GPU."""
+    (ours are fixed); it costs bitwise run-to-run reproducibility on the GPU.
+
+    ``deterministic`` asks for bit-identical runs on the GPU too: deterministic algorithms
+    only (an op without one fails the run, naming itself), no cudnn benchmarking, and the
+    cuBLAS workspace setting CUDA requires for it. Set for every run, so that one run's
+    choice never leaks into the next. Returns the flags, for the record."""
+    torch.use_deterministic_algorithms(deterministic)
+    if deterministic:
+        os.environ.setdefault(CUBLAS_WORKSPACE, CUBLAS_DETERMINISTIC)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic) if device.type == "cuda" else None,
+        "cublas_workspace_config": os.environ.get(CUBLAS_WORKSPACE),
+    }
+
+
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
+CUBLAS_DETERMINISTIC = ":4096:8"  # what CUDA's reproducibility notes ask for with deterministic cuBLAS

@@ -69,7 +69,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     config = variant.config
     train_config = config["train"]
     device = resolve_device(train_config["device"])
-    configure_backends(device, train_config["cudnn_benchmark"])
+    determinism = configure_backends(device, train_config["cudnn_benchmark"], train_config.get("deterministic", False))
     data = build.build_dataset(catalogue, config["dataset"], cache_dir)
     data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
     memory = MemoryWindow(device)  # this run's peak, whatever ran before it in the process
@@ -107,6 +107,7 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
         "device": str(device),
         "precision": step.precision.name,
         "skipped_steps": step.skipped_steps,
+        "determinism": determinism,
         "cost_measured_with": how_measured(model, step.precision, memory),
         "data_placement": placement,
         "classes": list(data.classes),
