@@ -536,29 +536,25 @@ def format_value(value) -> str:
 def _find_baseline(declared, variants, problems, unresolved=()):
     if not variants:
         return ""
-    if declared is not None and _matches(declared, unresolved):
-        return ""  # the baseline is a variant with problems of its own, reported already
     if declared is None:
         return variants[0].id
+    if _matches(declared, unresolved):
+        return ""  # the baseline is a variant with problems of its own, reported already
+    matches = _matches(declared, variants)
+    if matches:
+        return matches[0].id
+    labels = "; ".join(v.label for v in variants)
     if isinstance(declared, str):  # a variant's label
-        labelled = [v for v in variants if v.label == declared]
-        if labelled:
-            return labelled[0].id
-        labels = "; ".join(v.label for v in variants)
         problems.add("baseline", f"{declared!r} is not a variant's label; the labels are: {labels}")
-        return variants[0].id
-    if not isinstance(declared, dict) or not declared:
+    elif not isinstance(declared, dict) or not declared:
         problems.add("baseline", f'expected a variant label or a table such as {{ "model.upsampler" = "nearest" }}, got {describe_value(declared)}')
-        return variants[0].id
-    matches = [v for v in variants if all(_same(v.factors.get(k, _MISSING), value) for k, value in _flatten(declared).items())]
-    if not matches:
-        labels = "; ".join(v.label for v in variants)
+    else:
         problems.add("baseline", f"{declared} matches no variant; variants are: {labels}")
-        return variants[0].id
-    return matches[0].id
+    return variants[0].id
 
 
 def _matches(declared, variants) -> list:
+    """The variants a baseline declaration names: by label (text) or by factors (a table)."""
     if isinstance(declared, str):
         return [v for v in variants if v.label == declared]
     if not isinstance(declared, dict) or not declared:
