@@ -16,10 +16,18 @@ from pycocotools import mask as coco_mask
 
 import segbench_plugins.datasets as standard_datasets
 from segbench.components import Catalogue, Registrar
+from segbench.data import ImageList, TensorPairs
+from segbench.data.cache import entry_path, files_fingerprint, folder_fingerprint
 from segbench.errors import SegbenchError
 from segbench_plugins.datasets import coco
 from segbench_plugins.datasets.coco import MissingDataError
-from segbench_plugins.datasets.coco_dataset import CategoryError, EmptySubsetError, build_coco
+from segbench_plugins.datasets.coco_dataset import (
+    CategoryError,
+    EmptySubsetError,
+    build_coco,
+    load_annotations,
+    torchvision_selection,
+)
 
 DATA = Path(__file__).parent / "data"
 REAL_ANNOTATIONS = DATA / "coco-real" / "annotations" / "instances_sample.json"
@@ -66,7 +74,8 @@ def test_registered_as_coco_with_its_parameters():
     assert component.factory is build_coco
     for name, default in {"root": None, "categories": "voc20", "image_size": 256, "max_images": 0,
                           "min_pixels": 0, "crowd": "ignore", "overlap": "ignore", "ignore_index": 255,
-                          "selection_seed": 0, "on_missing": "error"}.items():
+                          "selection_seed": 0, "on_missing": "error", "train_selection": "filtered",
+                          "val_selection": "filtered", "native_val": False}.items():
         assert component.params[name].default == default, name
 
 
@@ -187,7 +196,7 @@ def synthetic_root(base: Path, per_image: list, *, image_sizes=None) -> Path:
         image_id = position + 1
         images.append({"id": image_id, "file_name": f"{image_id:04d}.png", "width": width, "height": height})
         for ann in anns:
-            annotations.append({**ann, "id": len(annotations) + 1, "image_id": image_id, "bbox": [0, 0, 1, 1], "area": 1.0})
+            annotations.append({"bbox": [0, 0, 1, 1], "area": 1.0, **ann, "id": len(annotations) + 1, "image_id": image_id})
     document = {"images": images, "annotations": annotations, "categories": CATEGORIES}
     for split in ("train", "val"):
         (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(document))
@@ -339,3 +348,158 @@ def test_unset_image_size_keeps_native_sizes(tmp_path):
         native.val.batch(torch.arange(2))
     data = build_coco(tmp_path, root=str(root), categories="person", image_size=16)
     assert data.val.images.shape == (2, 3, 16, 16)
+
+
+# --- native-resolution val, full val sets, torchvision's train selection -----------------------
+
+
+def test_real_native_val_keeps_the_real_image_at_640x480(real, tmp_path):
+    native = build_coco(tmp_path, root=str(real), image_size=64, native_val=True)
+    assert isinstance(native.train, TensorPairs) and native.train.images.shape == (1, 3, 64, 64)
+    assert isinstance(native.val, ImageList) and native.val.sizes() == [(480, 640)]
+    full = build_coco(tmp_path, root=str(real), image_size=None)
+    image, mask = native.val.raw(0)
+    assert torch.equal(mask, full.val.masks[0]) and torch.equal(image, full.val.images[0])
+    assert torch.equal(native.train.masks, build_coco(tmp_path, root=str(real), image_size=64).train.masks)
+
+
+def real_root_with_a_non_voc_image(base: Path) -> Path:
+    """The real sample plus a second image (the same picture, id 1) annotated only with the
+    real bed and remotes, which voc20 does not select."""
+    root = real_root(base)
+    document = json.loads(REAL_ANNOTATIONS.read_text())
+    info = document["images"][0]
+    document["images"].append({**info, "id": 1, "file_name": "000000000001.png"})
+    extra = [{**a, "id": a["id"] + 10_000_000, "image_id": 1} for a in document["annotations"]
+             if a["category_id"] in (65, 75)]
+    document["annotations"].extend(extra)
+    for split in ("train", "val"):
+        (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(document))
+        shutil.copyfile(REAL_IMAGE, root / f"{split}2017" / "000000000001.png")
+    return root
+
+
+def test_real_val_selection_all_keeps_images_without_voc_categories_as_background(tmp_path):
+    root = real_root_with_a_non_voc_image(tmp_path)
+    data = build_coco(tmp_path, root=str(root), image_size=None, val_selection="all", native_val=True)
+    assert len(data.train) == 1  # train stays "filtered"
+    assert len(data.val) == 2 and data.val.sizes() == [(480, 640)]
+    assert not data.val.masks[0].any()  # id 1: bed and remotes only, all background
+    assert torch.equal(data.val.masks[1], data.train.masks[0])  # id 39769 as before
+    filtered = build_coco(tmp_path, root=str(root), image_size=None)
+    assert len(filtered.val) == 1
+
+
+def test_val_selection_all_takes_every_image_in_id_order(tmp_path):
+    per_image = [[annotation(17, [square(0, 0, 6, 6)])], [person(0, 0, 9, 9)], [], [annotation(18, [square(2, 2, 9, 9)])]]
+    root = synthetic_root(tmp_path, per_image)
+    data = build_coco(tmp_path, root=str(root), image_size=None, categories=["cat", "dog"], val_selection="all")
+    assert len(data.train) == 2 and len(data.val) == 4
+    assert [sorted(torch.unique(m).tolist()) for m in data.val.masks] == [[0, 1], [0], [0], [0, 2]]
+    assert torch.equal(data.val.masks[0], data.train.masks[0]) and torch.equal(data.val.masks[3], data.train.masks[1])
+    drawn = build_coco(tmp_path, root=str(root), image_size=None, categories=["cat", "dog"], val_selection="all",
+                       max_images=2, selection_seed=3)
+    assert len(drawn.val) == 2
+
+
+def torchvision_reference(dataset, cat_list) -> list:
+    """torchvision references/segmentation/coco_utils.py, ``_coco_remove_images_without_annotations``,
+    as written there (image ids in sorted order, every annotation, crowd included)."""
+    kept = []
+    for image_id in sorted(dataset.imgs.keys()):
+        anno = dataset.loadAnns(dataset.getAnnIds(imgIds=image_id, iscrowd=None))
+        anno = [obj for obj in anno if obj["category_id"] in cat_list]
+        if len(anno) and sum(obj["area"] for obj in anno) > 1000:
+            kept.append(image_id)
+    return kept
+
+
+def with_area(ann, area):
+    return {**ann, "area": area}
+
+
+def test_torchvision_selection_at_the_1000_boundary(tmp_path):
+    cat, dog = annotation(17, [square(0, 0, 4, 4)]), annotation(18, [square(5, 5, 9, 9)])
+    per_image = [
+        [with_area(cat, 1000)],                                   # 1: exactly 1000: dropped (> 1000)
+        [with_area(cat, 1000.5)],                                 # 2: kept
+        [with_area(cat, 600), with_area(cat, 401)],               # 3: 1001 over two annotations: kept
+        [with_area(cat, 999), with_area(person(0, 0, 9, 9), 5000)],  # 4: person not selected: dropped
+        [with_area(annotation(17, [square(0, 0, 4, 4)], iscrowd=1), 1200)],  # 5: crowd counts: kept
+        [with_area(dog, 500), with_area(cat, 501)],               # 6: two selected categories: kept
+        [],                                                       # 7: no annotations: dropped
+        [with_area(cat, 0.5)],                                    # 8: dropped
+    ]
+    root = synthetic_root(tmp_path, per_image)
+    dataset = load_annotations(root / "annotations" / "instances_train2017.json")
+    assert torchvision_selection(dataset, "file", {17, 18}) == [2, 3, 5, 6] == torchvision_reference(dataset, [17, 18])
+    data = build_coco(tmp_path, root=str(root), image_size=None, categories=["cat", "dog"],
+                      train_selection="torchvision", val_selection="all")
+    assert len(data.train) == 4 and len(data.val) == 8
+    for row, image_id in enumerate([2, 3, 5, 6]):
+        assert torch.equal(data.train.masks[row], data.val.masks[image_id - 1])
+    # image 5 is all crowd: kept by the rule, although crowd="ignore" leaves it no scored object pixel
+    assert set(torch.unique(data.train.masks[2]).tolist()) == {0, 255}
+    filtered = build_coco(tmp_path, root=str(root), image_size=None, categories=["cat", "dog"])
+    assert len(filtered.train) == 6  # every image with a cat or dog pixel except the crowd-only one
+
+
+def test_torchvision_selection_matches_the_reference_on_random_areas(tmp_path):
+    rng = np.random.default_rng(0)
+    per_image = []
+    for _ in range(60):
+        anns = []
+        for _ in range(rng.integers(0, 4)):
+            category = int(rng.choice([1, 17, 18, 63]))
+            anns.append(with_area(annotation(category, [square(0, 0, 5, 5)], iscrowd=int(rng.random() < 0.2)),
+                                  float(rng.choice([rng.uniform(0, 1100), 1000.0, 500.0, 250.0]))))
+        per_image.append(anns)
+    root = synthetic_root(tmp_path, per_image)
+    dataset = load_annotations(root / "annotations" / "instances_train2017.json")
+    for selected in ({17}, {17, 18, 63}, {1, 17, 18, 63}):
+        expected = torchvision_reference(dataset, selected)
+        assert 0 < len(expected) < 60 and torchvision_selection(dataset, "file", selected) == expected
+
+
+def test_real_voc20_torchvision_selection_keeps_the_cats_image(tmp_path):
+    root = real_root_with_a_non_voc_image(tmp_path)
+    data = build_coco(tmp_path, root=str(root), image_size=None, train_selection="torchvision", val_selection="all")
+    assert len(data.train) == 1 and len(data.val) == 2  # id 1 (bed, remotes) has no voc20 annotation
+    assert torch.equal(data.train.masks[0], data.val.masks[1])
+
+
+def test_torchvision_selection_needs_area_fields_and_a_survivor(tmp_path):
+    root = synthetic_root(tmp_path, [[with_area(annotation(17, [square(0, 0, 4, 4)]), None)]])
+    with pytest.raises(SegbenchError, match=r"annotation 1 in .*instances_train2017.json has area None; train_selection"):
+        build_coco(tmp_path, root=str(root), categories=["cat"], train_selection="torchvision")
+    root = synthetic_root(tmp_path / "small", [[with_area(annotation(17, [square(0, 0, 4, 4)]), 1000)]])
+    with pytest.raises(EmptySubsetError, match=r"val_selection = \"torchvision\": .*more than 1000"):
+        build_coco(tmp_path, root=str(root), categories=["cat"], val_selection="torchvision")
+
+
+@pytest.mark.parametrize("params, text", [
+    ({"train_selection": "reference"}, "coco: train_selection must be one of filtered, torchvision, all; got 'reference'"),
+    ({"val_selection": ["all"]}, "coco: val_selection must be one of filtered, torchvision, all"),
+    ({"native_val": "true"}, "coco: native_val must be true or false; got 'true'"),
+    ({"min_pixels": 5, "train_selection": "all", "val_selection": "torchvision"},
+     "coco: min_pixels = 5 applies to \"filtered\" selection only"),
+])
+def test_bad_selection_parameters_are_refused(tmp_path, params, text):
+    root = synthetic_root(tmp_path, [[person(0, 0, 4, 4)]])
+    with pytest.raises(SegbenchError, match=text):
+        build_coco(tmp_path, root=str(root), categories="person", **params)
+
+
+def test_new_options_enter_the_cache_key_only_when_set(real, tmp_path):
+    todays_key = {  # the key this reader wrote before the selections and native_val existed
+        "dataset": "coco", "reader_version": 1, "categories": "voc20", "image_size": 32, "fit": "resize",
+        "max_images": 0, "min_pixels": 0, "crowd": "ignore", "overlap": "ignore", "ignore_index": 255, "seed": 0,
+        "on_missing": "error",
+        "inputs": {role: [files_fingerprint([real / "annotations" / f"instances_{role}2017.json"]),
+                          folder_fingerprint(real / f"{role}2017")] for role in ("train", "val")},
+    }
+    build_coco(tmp_path, root=str(real), image_size=32, train_selection="filtered", val_selection="filtered", native_val=False)
+    assert sorted((tmp_path / "samples").glob("coco-*.pt")) == [entry_path(tmp_path, todays_key)]
+    for params in ({"native_val": True}, {"val_selection": "all"}, {"train_selection": "torchvision"}):
+        build_coco(tmp_path, root=str(real), image_size=32, **params)
+    assert len(list((tmp_path / "samples").glob("coco-*.pt"))) == 4

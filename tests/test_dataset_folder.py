@@ -12,6 +12,7 @@ from PIL import Image
 
 import segbench_plugins.datasets as standard_datasets
 from segbench.components import Catalogue, Registrar
+from segbench.data import ImageList, TensorPairs
 from segbench.errors import SegbenchError
 from segbench_plugins.datasets.coco import MissingDataError
 from segbench_plugins.datasets.folder import MaskValueError, build_folder
@@ -124,3 +125,14 @@ def test_mixed_sizes_keep_native_size_until_image_size_is_set(tmp_path):
     assert sorted(set(every)) == [(10, 10), (20, 24)]
     data = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, val_fraction=0.5, image_size=8)
     assert data.train.images.shape[2:] == (8, 8)
+
+
+def test_native_val_keeps_val_at_native_size_and_is_refused_when_not_a_flag(tmp_path):
+    masks = write_folder(tmp_path / "data", count=4)
+    plain = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, image_size=8, val_fraction=0.5)
+    data = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, image_size=8, val_fraction=0.5, native_val=True)
+    assert isinstance(data.train, TensorPairs) and torch.equal(data.train.images, plain.train.images)
+    assert isinstance(data.val, ImageList) and data.val.sizes() == [(20, 24)] and len(data.val) == 2
+    assert all(np.array_equal(mask.numpy(), masks["img00"]) for mask in data.val.masks)
+    with pytest.raises(SegbenchError, match="folder: native_val must be true or false; got 'no'"):
+        build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, native_val="no")

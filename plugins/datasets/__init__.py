@@ -20,13 +20,17 @@ def segbench_datasets(register):
         coco_dataset.build_coco,
         description=(
             "MS COCO instances as semantic masks from ROOT or $SEGBENCH_COCO: presets voc20, "
-            "person (binary), all, or a category list; crowd and overlap rules configurable"
+            "person (binary), all, or a category list; crowd and overlap rules configurable; "
+            "per-split selection (filtered, torchvision, all) and native-resolution val"
         ),
     )
     register.add_dataset(
         "voc",
         voc.build_voc,
-        description="PASCAL VOC2012 segmentation (21 classes; boundary 255 ignored) from ROOT or $SEGBENCH_VOC",
+        description=(
+            "PASCAL VOC2012 segmentation (21 classes; boundary 255 ignored) from ROOT or $SEGBENCH_VOC; "
+            "train_set trainaug adds SBD (10,582 ids); native-resolution val"
+        ),
     )
     register.add_dataset(
         "folder",

@@ -26,10 +26,26 @@ marks crowd pixels ``ignore_index``; ``crowd="keep"`` paints them with their cla
 - ``"smallest_on_top"``: painted from the largest to the smallest annotation area
   (decoded pixels), so small objects stay visible; ties keep file order.
 
-Image selection: an image is kept when, in its semantic mask at native size, some
-selected class covers at least ``max(min_pixels, 1)`` pixels. With ``max_images > 0``,
-candidates are visited in an order drawn from ``selection_seed`` until ``max_images``
-are kept, then sorted by image id, so the subset is deterministic.
+Image selection, per split (``train_selection``, ``val_selection``):
+
+- ``"filtered"`` (default): an image is kept when, in its semantic mask at native size,
+  some selected class covers at least ``max(min_pixels, 1)`` pixels;
+- ``"torchvision"``: torchvision's segmentation reference rule
+  (``references/segmentation/coco_utils.py``, ``_coco_remove_images_without_annotations``):
+  an image is kept when it has annotations of the selected categories (crowd ones
+  included) whose ``area`` fields, as written in the annotation file, sum to more than
+  1000. The reference applies it to train only;
+- ``"all"``: every image of the file, in id order; an image without any selected
+  category is all background. ``val_selection = "all"`` with ``voc20`` is the full
+  val2017 set (5,000 images), as the reference evaluates.
+
+``min_pixels`` applies to ``"filtered"`` splits only. With ``max_images > 0``, candidates
+are visited in an order drawn from ``selection_seed`` until ``max_images`` are kept,
+then sorted by image id, so the subset is deterministic.
+
+``native_val = true`` keeps the val images at their native sizes (an ``ImageList``;
+``image_size`` and ``fit`` shape train only). The full val2017 at native size is about
+6 GB of uint8 samples in the cache, read back memory-mapped.
 """
 
 from __future__ import annotations
@@ -52,13 +68,15 @@ from segbench.errors import SegbenchError
 from . import coco
 from .coco import MissingDataError
 from .folder import UnreadableDataError, check_count, check_ignore_index, check_image_size, read_image, stack_pairs
-from .io import check_fit, resize_pair
+from .io import changed_options, check_choice, check_fit, check_flag, resize_pair
 
 ENV_ROOT = "SEGBENCH_COCO"
 CROWD_RULES = ("ignore", "keep")
 OVERLAP_RULES = ("ignore", "last", "smallest_on_top")
 ON_MISSING = ("error", "skip")
 PRESETS = ("voc20", "person", "all")
+SELECTIONS = ("filtered", "torchvision", "all")
+TORCHVISION_MIN_AREA = 1000  # torchvision keeps an image when the summed area is > 1000
 READER_VERSION = 1  # bump when decoding changes, so cached samples are rebuilt
 
 VOC_CLASSES = (
@@ -119,28 +137,41 @@ def build_coco(
     ignore_index: int = 255,
     selection_seed: int = 0,
     on_missing: str = "error",
+    train_selection: str = "filtered",
+    val_selection: str = "filtered",
+    native_val: bool = False,
 ) -> SegmentationData:
     """COCO instances as semantic masks: presets voc20/person/all or a category list, from ROOT or $SEGBENCH_COCO.
 
     ``max_images`` (0 = all) and ``min_pixels`` apply to each split separately.
+    ``train_selection`` / ``val_selection``: filtered | torchvision | all (module doc).
+    ``native_val`` keeps val at native sizes.
     """
     _check_params(categories, image_size, fit, max_images, min_pixels, crowd, overlap, selection_seed, on_missing)
+    _check_new_params(train_selection, val_selection, native_val, min_pixels)
     roles = {
         "train": (split_train, *_split_paths(root, split_train, annotation_file_train, image_dir_train)),
         "val": (split_val, *_split_paths(root, split_val, annotation_file_val, image_dir_val)),
     }
     rules = dict(image_size=image_size, fit=fit, max_images=max_images, min_pixels=min_pixels, crowd=crowd,
                  overlap=overlap, ignore_index=ignore_index, seed=selection_seed, on_missing=on_missing)
+    options = dict(train_selection=(train_selection, "filtered"), val_selection=(val_selection, "filtered"),
+                   native_val=(native_val, False))
     key = {
         "dataset": "coco", "reader_version": READER_VERSION, "categories": categories, **rules,
+        **changed_options(**options),
         # COCO files are immutable by convention: the annotation file's stat and the image
         # folder's listing time stand for the inputs without reading 100k images' stats.
         "inputs": {role: [files_fingerprint([ann]), folder_fingerprint(images)] for role, (_, ann, images) in roles.items()},
     }
-    return cached_dataset(cache_dir, key, lambda: _decode(roles, categories, rules))
+    per_role = {
+        "train": dict(selection=train_selection, native=False),
+        "val": dict(selection=val_selection, native=native_val),
+    }
+    return cached_dataset(cache_dir, key, lambda: _decode(roles, categories, rules, per_role))
 
 
-def _decode(roles, categories, rules) -> SegmentationData:
+def _decode(roles, categories, rules, per_role) -> SegmentationData:
     splits, classes = {}, None
     for role, (split, annotation_path, image_path) in roles.items():
         dataset = load_annotations(annotation_path)
@@ -149,7 +180,9 @@ def _decode(roles, categories, rules) -> SegmentationData:
             raise CategoryError(f"coco: the train and val files name the classes differently: {classes} vs {split_classes}")
         classes = split_classes
         check_ignore_index("coco", rules["ignore_index"], len(classes))
-        splits[role] = _load_split(dataset, annotation_path, image_path, mapping, description=f"coco {split}", **rules)
+        role_rules = {**rules, "image_size": None if per_role[role]["native"] else rules["image_size"]}
+        splits[role] = _load_split(dataset, annotation_path, image_path, mapping, description=f"coco {split}",
+                                   role=role, **role_rules, **per_role[role])
     mode = "binary" if categories == "person" else "multiclass"
     return SegmentationData(classes, splits["train"], splits["val"], rules["ignore_index"], mode)
 
@@ -174,6 +207,18 @@ def _check_params(categories, image_size, fit, max_images, min_pixels, crowd, ov
             )
     elif not isinstance(categories, (list, tuple)) or not categories:
         raise CategoryError(f"coco: categories must be a preset ({', '.join(PRESETS)}) or a non-empty list, got {categories!r}")
+
+
+def _check_new_params(train_selection, val_selection, native_val, min_pixels):
+    check_choice("coco", "train_selection", train_selection, SELECTIONS)
+    check_choice("coco", "val_selection", val_selection, SELECTIONS)
+    check_flag("coco", "native_val", native_val)
+    if min_pixels and "filtered" not in (train_selection, val_selection):
+        raise SegbenchError(
+            f"coco: min_pixels = {min_pixels} applies to \"filtered\" selection only, and neither split uses it "
+            f"(train_selection = {train_selection!r}, val_selection = {val_selection!r}); "
+            "leave min_pixels at 0 or set a selection to \"filtered\""
+        )
 
 
 def _split_paths(root, split, annotation_file, image_dir):
@@ -310,31 +355,20 @@ def semantic_mask(dataset: COCO, image_id, mapping: dict, *, crowd="ignore", ove
 
 
 def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit, max_images, min_pixels,
-                crowd, overlap, ignore_index, seed, on_missing, description):
+                crowd, overlap, ignore_index, seed, on_missing, description, role, selection, native):
     if not dataset.imgs:
         raise EmptySubsetError(f"coco: {annotation_path} lists no images")
-    selected_ids = {cat for cat in mapping if cat in dataset.cats}
-    candidates = sorted({
-        a["image_id"] for a in dataset.dataset["annotations"]
-        if a.get("category_id") in selected_ids and a.get("image_id") in dataset.imgs
-    })
-    if not candidates:
-        raise EmptySubsetError(
-            f"coco: no image in {annotation_path} has an annotation of the selected categories "
-            f"(category filter: {len(dataset.imgs)} images, 0 with "
-            f"{', '.join(sorted(dataset.cats[c]['name'] for c in selected_ids)) or 'none of them in the file'})"
-        )
+    candidates = _candidates(dataset, annotation_path, mapping, selection, role)
     order = candidates
     if max_images:
         order = [candidates[i] for i in np.random.default_rng(seed).permutation(len(candidates))]
-    threshold = max(min_pixels, 1)
+    threshold = max(min_pixels, 1) if selection == "filtered" else 0
     kept, missing, too_small = [], [], 0
     for image_id in track(order, len(order), description):
         if max_images and len(kept) >= max_images:
             break
         mask = semantic_mask(dataset, image_id, mapping, crowd=crowd, overlap=overlap, ignore_index=ignore_index)
-        counts = np.bincount(mask.ravel(), minlength=256)
-        if not any(counts[c] >= threshold for c in range(1, len(counts)) if c != ignore_index):
+        if threshold and not _covers(mask, threshold, ignore_index):
             too_small += 1
             continue
         info = dataset.imgs[image_id]
@@ -364,4 +398,54 @@ def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit
             reason = f"min_pixels = {min_pixels}: none of the {too_small} images with the selected categories has a selected class covering that many pixels"
         raise EmptySubsetError(f"coco: no image of {annotation_path} is left: {reason}")
     kept.sort(key=lambda item: item[0])
-    return stack_pairs([pair for _, pair in kept], f"coco {annotation_path}")
+    return stack_pairs([pair for _, pair in kept], f"coco {annotation_path}", native)
+
+
+def _covers(mask, threshold, ignore_index) -> bool:
+    """Whether some class of ``mask`` (not background, not ignored) covers ``threshold`` pixels."""
+    counts = np.bincount(mask.ravel(), minlength=256)
+    return any(counts[c] >= threshold for c in range(1, len(counts)) if c != ignore_index)
+
+
+def _candidates(dataset, annotation_path, mapping, selection, role) -> list:
+    """The sorted image ids a split may keep under its ``selection`` (see the module doc)."""
+    if selection == "all":
+        return sorted(dataset.imgs)
+    if selection == "torchvision":
+        return torchvision_selection(dataset, annotation_path, set(mapping), role)
+    selected_ids = {cat for cat in mapping if cat in dataset.cats}
+    candidates = sorted({
+        a["image_id"] for a in dataset.dataset["annotations"]
+        if a.get("category_id") in selected_ids and a.get("image_id") in dataset.imgs
+    })
+    if not candidates:
+        raise EmptySubsetError(
+            f"coco: no image in {annotation_path} has an annotation of the selected categories "
+            f"(category filter: {len(dataset.imgs)} images, 0 with "
+            f"{', '.join(sorted(dataset.cats[c]['name'] for c in selected_ids)) or 'none of them in the file'})"
+        )
+    return candidates
+
+
+def torchvision_selection(dataset, annotation_path, category_ids: set, role: str = "train") -> list:
+    """Sorted ids of the images torchvision's segmentation reference keeps: those whose
+    annotations of ``category_ids`` (crowd included) have ``area`` fields summing to more
+    than 1000 (``_coco_remove_images_without_annotations``)."""
+    areas = {}
+    for annotation in dataset.dataset["annotations"]:
+        if annotation.get("category_id") not in category_ids or annotation.get("image_id") not in dataset.imgs:
+            continue
+        area = annotation.get("area")
+        if isinstance(area, bool) or not isinstance(area, (int, float)):
+            raise SegbenchError(
+                f"coco: annotation {annotation.get('id')!r} in {annotation_path} has area {area!r}; "
+                f"{role}_selection = \"torchvision\" sums the annotations' area fields, so each needs a number"
+            )
+        areas[annotation["image_id"]] = areas.get(annotation["image_id"], 0) + area
+    kept = sorted(image_id for image_id, total in areas.items() if total > TORCHVISION_MIN_AREA)
+    if not kept:
+        raise EmptySubsetError(
+            f"coco: no image in {annotation_path} is left by {role}_selection = \"torchvision\": none has "
+            f"annotations of the selected categories with areas summing to more than {TORCHVISION_MIN_AREA}"
+        )
+    return kept

@@ -9,7 +9,8 @@ Layout::
 pixel is either a class index or ``ignore_index``. Images are split into train and val
 deterministically: the sorted stems are shuffled by a generator seeded with
 ``split_seed`` and the first ``round(val_fraction * N)`` (at least one) go to val, so
-the split depends only on the file names and the parameters.
+the split depends only on the file names and the parameters. ``native_val = true``
+keeps the val images at their native sizes (``image_size`` then shapes train only).
 
 The helpers below (reading images and index masks, resizing, stacking) are shared with
 the ``voc`` and ``coco`` readers.
@@ -22,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segbench.data import SegmentationData, pairs_from_arrays
+from segbench.data import ImageList, SegmentationData, pairs_from_arrays
 from segbench.data.cache import cached_dataset, files_fingerprint, track
 from segbench.errors import SegbenchError
 
 from .coco import MissingDataError
-from .io import check_fit, resize_pair
+from .io import changed_options, check_fit, check_flag, resize_pair, split_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MASK_MODES = ("P", "L", "I", "I;16")
@@ -90,12 +91,16 @@ def check_mask_values(mask: np.ndarray, path, num_classes: int, ignore_index: in
     return mask.astype(np.uint8)
 
 
-def stack_pairs(pairs: list, source):
+def stack_pairs(pairs: list, source, native: bool = False):
     """The split's samples: TensorPairs when they share one size, else an ImageList
-    (native sizes, fine to inspect; training needs image_size)."""
+    (native sizes, fine to inspect; training needs image_size). ``native`` (a val split
+    under ``native_val``) always gives an ImageList, one tensor per image."""
     if not pairs:
         raise SegbenchError(f"{source}: no samples")
-    return pairs_from_arrays(pairs)
+    samples = pairs_from_arrays(pairs)
+    if native and not isinstance(samples, ImageList):
+        samples = ImageList([image.clone() for image in samples.images], [mask.clone() for mask in samples.masks])
+    return samples
 
 
 def check_image_size(dataset: str, image_size):
@@ -139,8 +144,11 @@ def build_folder(
     val_fraction: float = 0.2,
     ignore_index: int = 255,
     split_seed: int = 0,
+    native_val: bool = False,
 ) -> SegmentationData:
-    """Images in ROOT/images with same-stem index-mask PNGs in ROOT/masks, and a class list."""
+    """Images in ROOT/images with same-stem index-mask PNGs in ROOT/masks, and a class list.
+
+    ``native_val`` keeps the val split at native resolution (see ``io.py``)."""
     classes = _checked_classes(classes)
     check_image_size("folder", image_size)
     check_fit("folder", fit)
@@ -148,6 +156,7 @@ def build_folder(
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise SegbenchError(f"folder: val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
     check_count("folder", "split_seed", split_seed)
+    check_flag("folder", "native_val", native_val)
     images_dir, masks_dir = _checked_layout(root)
     stems = _image_files(images_dir)
     if len(stems) < 2:
@@ -157,6 +166,7 @@ def build_folder(
         "dataset": "folder", "reader_version": READER_VERSION, "classes": classes, "image_size": image_size,
         "fit": fit, "val_fraction": val_fraction, "ignore_index": ignore_index, "split_seed": split_seed,
         "inputs": files_fingerprint([stems[name] for name in sorted(stems)] + masks),
+        **changed_options(native_val=(native_val, False)),
     }
     split = _split_stems(sorted(stems), val_fraction, split_seed)
 
@@ -169,8 +179,8 @@ def build_folder(
                     raise MissingDataError(f"folder: no mask for image {stems[stem]}: expected {mask_path}")
                 image = read_image(stems[stem])
                 mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), ignore_index, classes)
-                pairs.append(resize_pair(image, mask, image_size, stems[stem], fit))
-            return stack_pairs(pairs, f"folder {root} ({role})")
+                pairs.append(resize_pair(image, mask, split_size(image_size, native_val, role), stems[stem], fit))
+            return stack_pairs(pairs, f"folder {root} ({role})", native=native_val and role == "val")
 
         return SegmentationData(classes, load(split["train"], "train"), load(split["val"], "val"), ignore_index, "multiclass")
 

@@ -9,6 +9,11 @@ without importing each other).
 
 Images are resampled bilinearly, masks always by nearest neighbour, so no mask value is
 ever invented.
+
+``native_val = true`` (``coco``, ``voc``, ``folder``) leaves the val split at its native
+resolution: ``image_size`` and ``fit`` then shape the train split only, and val is an
+``ImageList`` (one tensor per image, sizes may differ) even when every image happens to
+share one size, so the engine evaluates it one image at a time.
 """
 
 from __future__ import annotations
@@ -22,8 +27,30 @@ FITS = ("resize", "crop")
 
 
 def check_fit(dataset: str, fit) -> None:
-    if fit not in FITS:
-        raise SegbenchError(f"{dataset}: fit must be one of {', '.join(FITS)}; got {fit!r}")
+    check_choice(dataset, "fit", fit, FITS)
+
+
+def check_choice(dataset: str, name: str, value, allowed) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise SegbenchError(f"{dataset}: {name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_flag(dataset: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise SegbenchError(f"{dataset}: {name} must be true or false; got {value!r}")
+
+
+def split_size(image_size, native_val: bool, role: str):
+    """The ``image_size`` a split is read at: None (native) for val under ``native_val``."""
+    return None if native_val and role == "val" else image_size
+
+
+def changed_options(**options) -> dict:
+    """The ``(value, default)`` options whose value is not the default, as ``{name: value}``.
+
+    Options added after a reader shipped enter its cache key only when set, so the
+    entries (and samples) of suites that never set them stay the same."""
+    return {name: value for name, (value, default) in options.items() if value != default}
 
 
 def resize_pair(image: Image.Image, mask: np.ndarray, image_size, path=None, fit: str = "resize"):
