@@ -52,6 +52,9 @@ class Component:
     # What variant ids record of the provider; empty: provider and version. A local plugin's
     # is its module name and content hash, so that its path does not change ids.
     identity: str = ""
+    # Parameters added after suites were written: left at their default they are left out
+    # of the resolved configuration, so that the variant ids of those suites do not change.
+    id_neutral: frozenset = frozenset()
 
     @property
     def provenance(self) -> str:
@@ -64,9 +67,15 @@ class Component:
 
     def resolve_params(self, given: dict) -> dict:
         """Defaults merged with ``given``; assumes ``given`` was validated."""
-        resolved = {p.name: p.default for p in self.params.values() if not p.required}
-        resolved.update(given)
-        return resolved
+        defaults = {p.name: p.default for p in self.params.values() if not p.required}
+        resolved = {**defaults, **given}
+        return {name: value for name, value in resolved.items()
+                if not (name in self.id_neutral and name in defaults and _same(value, defaults[name]))}
+
+
+def _same(value, default) -> bool:
+    """Equal and of the same kind (``False == 0``, but a 0 given for a boolean is not its default)."""
+    return type(value) is type(default) and value == default
 
 
 def keyword_params(factory) -> dict[str, Param]:
@@ -92,27 +101,30 @@ class Registrar:
         self.identity = identity
         self.components: list[Component] = []
 
-    def add_upsampler(self, name, factory, *, description=None, requires=()):
-        self._add("upsampler", name, factory, description, requires=requires)
+    # Every add_* takes ``id_neutral``: names of parameters a new release added, which at
+    # their default must not change the variant ids of suites written before them.
 
-    def add_architecture(self, name, factory, *, description=None, provides=()):
-        self._add("architecture", name, factory, description, provides=provides)
+    def add_upsampler(self, name, factory, *, description=None, requires=(), id_neutral=()):
+        self._add("upsampler", name, factory, description, requires=requires, id_neutral=id_neutral)
 
-    def add_loss(self, name, factory, *, description=None):
-        self._add("loss", name, factory, description)
+    def add_architecture(self, name, factory, *, description=None, provides=(), id_neutral=()):
+        self._add("architecture", name, factory, description, provides=provides, id_neutral=id_neutral)
 
-    def add_metric(self, name, factory, *, description=None, higher_is_better=None):
+    def add_loss(self, name, factory, *, description=None, id_neutral=()):
+        self._add("loss", name, factory, description, id_neutral=id_neutral)
+
+    def add_metric(self, name, factory, *, description=None, higher_is_better=None, id_neutral=()):
         """``higher_is_better`` may be left out: it is then read off the class the factory
         is annotated to return, or off a metric it builds (see :func:`metric_direction`)."""
         if higher_is_better is not None and not isinstance(higher_is_better, bool):
             raise PluginError(f'plugin "{self.provider}" registers metric "{name}" with higher_is_better={higher_is_better!r}: '
                               "expected True or False")
-        self._add("metric", name, factory, description, higher_is_better=higher_is_better)
+        self._add("metric", name, factory, description, higher_is_better=higher_is_better, id_neutral=id_neutral)
 
-    def add_dataset(self, name, factory, *, description=None):
-        self._add("dataset", name, factory, description)
+    def add_dataset(self, name, factory, *, description=None, id_neutral=()):
+        self._add("dataset", name, factory, description, id_neutral=id_neutral)
 
-    def _add(self, kind, name, factory, description, requires=(), provides=(), higher_is_better=None):
+    def _add(self, kind, name, factory, description, requires=(), provides=(), higher_is_better=None, id_neutral=()):
         if not isinstance(name, str) or not name.isidentifier():
             raise PluginError(
                 f'plugin "{self.provider}" registers {kind} {name!r}: a name must be an '
@@ -120,6 +132,11 @@ class Registrar:
             )
         if not callable(factory):
             raise PluginError(f'plugin "{self.provider}" registers {kind} "{name}" with a non-callable factory')
+        params = keyword_params(factory)
+        unknown = sorted(set(id_neutral) - set(params))
+        if isinstance(id_neutral, str) or unknown:
+            raise PluginError(f'plugin "{self.provider}" registers {kind} "{name}" with id_neutral={id_neutral!r}: expected '
+                              f"a list of its keyword parameters ({', '.join(params) or 'it has none'})")
         self.components.append(
             Component(
                 kind=kind,
@@ -130,9 +147,10 @@ class Registrar:
                 provides=frozenset(provides),
                 provider=self.provider,
                 version=self.version,
-                params=keyword_params(factory),
+                params=params,
                 higher_is_better=higher_is_better if higher_is_better is not None else _declared_direction(factory),
                 identity=self.identity,
+                id_neutral=frozenset(id_neutral),
             )
         )
 

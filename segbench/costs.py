@@ -12,13 +12,14 @@ COST_HIGHER_IS_BETTER = {
     "params": False,
     "flops_per_image": False,
     "latency_ms": False,
+    "inference_images_per_s": True,
     "peak_memory_mb": False,
     "train_images_per_s": True,
     "train_seconds": False,
 }
 COST_FIELDS = tuple(COST_HIGHER_IS_BETTER)
 # The cost columns of the report's tables (train_seconds is in the timing section).
-REPORTED_COSTS = ("params", "flops_per_image", "latency_ms", "train_images_per_s", "peak_memory_mb")
+REPORTED_COSTS = ("params", "flops_per_image", "latency_ms", "inference_images_per_s", "train_images_per_s", "peak_memory_mb")
 
 
 def direction_word(higher_is_better: bool) -> str:

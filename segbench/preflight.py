@@ -27,11 +27,14 @@ import dataclasses
 import json
 import math
 import random
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from .engine import build
+from .engine.inference import size_groups
+from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
 from .store import to_json_safe
 
@@ -108,15 +111,15 @@ def _build_checked(suite, ref, cache_dir, problems):
 
 
 def _unbatchable(ref, data):
-    """Splits whose samples keep several native sizes cannot be stacked into batches."""
-    for role in ("train", "val"):
-        sizes = getattr(data, role).sizes()
-        if len(sizes) > 1:
-            examples = ", ".join(f"{h}x{w}" for h, w in sizes[:3])
-            yield (
-                f"dataset {ref['name']!r}: its {role} images keep {len(sizes)} native sizes ({examples}, ...); "
-                "batches need one size, so set dataset.image_size (e.g. image_size = 256)"
-            )
+    """Training images of several native sizes cannot be stacked into batches (validation
+    images can: they are evaluated in groups of one size, see engine/inference.py)."""
+    sizes = data.train.sizes()
+    if len(sizes) > 1:
+        examples = ", ".join(f"{h}x{w}" for h, w in sizes[:3])
+        yield (
+            f"dataset {ref['name']!r}: its train images keep {len(sizes)} native sizes ({examples}, ...); "
+            "batches need one size, so set dataset.image_size (e.g. image_size = 256)"
+        )
 
 
 def _stray_labels(component, data):
@@ -234,8 +237,10 @@ class _Checks:
         images, masks = _tiny_batch(data.train)
         model.train()
         with torch.enable_grad():
-            logits = _logits(model, images, data, architecture)
+            logits, aux = _logits(model, images, data, architecture)
             loss = _loss_value(loss_fn, logits, masks, data, loss_name)
+            if aux is not None:
+                loss = loss + _loss_value(loss_fn, aux, masks, data, loss_name)
             try:
                 loss.backward()
             except PLUGIN_FAILURES as exc:
@@ -246,7 +251,9 @@ class _Checks:
         if len(data.val):
             model.eval()
             with torch.no_grad():
-                _logits(model, _tiny_batch(data.val)[0], data, architecture)
+                if _logits(model, _tiny_batch(data.val)[0], data, architecture)[1] is not None:
+                    raise Problem(f"{architecture}: returned auxiliary logits in evaluation mode (model.eval()); "
+                                  "a model must return its logits alone there")
 
     def metric(self, ref, data):
         metric = self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}",
@@ -307,11 +314,22 @@ def _upsampler_contract(component, out_channels, scale_factor):
 
 def _logits(model, images, data, architecture):
     try:
-        logits = model(images)
+        outputs = model(images)
     except Problem:
         raise
     except PLUGIN_FAILURES as exc:
         raise Problem(f"{architecture}: forward on images of shape {tuple(images.shape)} failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(outputs, Mapping) and MAIN not in outputs:
+        raise Problem(f"{architecture}: returned a mapping with keys {sorted(map(str, outputs))}; expected logits, "
+                      f'or in training {{"{MAIN}": logits, "{AUX}": auxiliary logits}}')
+    logits, aux = split_logits(outputs)
+    _check_logits(architecture, logits, images, data)
+    if aux is not None:
+        _check_logits(f"{architecture} (auxiliary head)", aux, images, data)
+    return logits, aux
+
+
+def _check_logits(architecture, logits, images, data):
     n, _, h, w = images.shape
     expected = (n, data.output_channels, h, w)
     channels = "1 logit channel for a binary dataset" if data.mode == "binary" else f"one channel per class ({data.num_classes})"
@@ -321,7 +339,6 @@ def _logits(model, images, data, architecture):
     if tuple(logits.shape) != expected:
         raise Problem(f"{architecture}: returned logits of shape {tuple(logits.shape)} for images of shape {tuple(images.shape)}; "
                       f"expected {expected} (N, {channels}, H, W)")
-    return logits
 
 
 def _loss_value(loss_fn, logits, masks, data, name):
@@ -401,7 +418,8 @@ def _one_thread():
 
 
 def _tiny_batch(split):
-    return split.batch(torch.arange(min(BATCH_IMAGES, len(split))))
+    """The first images, those of the first one's size (validation sizes may differ)."""
+    return split.batch(size_groups(split, BATCH_IMAGES)[0])
 
 
 def _component_refs(config):

@@ -47,12 +47,15 @@ SECTION_DEFAULTS = {
         "val_every": 1,
         "timeout_s": None,  # seconds; None = no limit
         "deterministic": False,
+        "iterations": 0,  # optimiser steps; 0 = train for `epochs` instead
+        "aux_weight": 0.4,  # loss weight of an auxiliary head (mmsegmentation's), for models that have one
     },
-    "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None},
+    "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None, "inference": {"mode": "stored"}},
 }
 # Keys of [dataset] and [model] beyond these are parameters of the chosen component.
 COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
 MAX_EPOCHS = 10_000
+MAX_ITERATIONS = 10_000_000
 OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
 SCHEDULES = ("constant", "cosine", "poly")
 DATA_PLACEMENTS = ("auto", "device", "host")
@@ -502,7 +505,9 @@ def component_versions(resolved: dict, catalogue) -> dict:
 SUPERVISION_KEYS = ("timeout_s",)
 # [train] keys added after suites were run: at their default they leave the variant id as
 # it was, so finished results and stored baselines keep matching.
-ID_NEUTRAL_DEFAULTS = {"deterministic": False}
+ID_NEUTRAL_DEFAULTS = {"deterministic": False, "iterations": 0, "aux_weight": 0.4}
+# The same for [eval] keys.
+EVAL_ID_NEUTRAL_DEFAULTS = {"inference": {"mode": "stored"}}
 
 
 def config_id(resolved: dict, versions: dict | None = None) -> str:
@@ -511,6 +516,9 @@ def config_id(resolved: dict, versions: dict | None = None) -> str:
     if isinstance(resolved.get("train"), dict):
         resolved = {**resolved, "train": {k: v for k, v in resolved["train"].items()
                                           if k not in SUPERVISION_KEYS and not (k in ID_NEUTRAL_DEFAULTS and v == ID_NEUTRAL_DEFAULTS[k])}}
+    if isinstance(resolved.get("eval"), dict):
+        resolved = {**resolved, "eval": {k: v for k, v in resolved["eval"].items()
+                                         if not (k in EVAL_ID_NEUTRAL_DEFAULTS and v == EVAL_ID_NEUTRAL_DEFAULTS[k])}}
     canonical = json.dumps({"config": resolved, "versions": versions or {}}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -674,6 +682,8 @@ def _resolve_train(train, catalogue, locate, problems):
         "val_every": _positive_int(train, "val_every", locate, problems),
         "timeout_s": _timeout_seconds(train, locate, problems),
         "deterministic": _boolean(train, "deterministic", locate, problems),
+        "iterations": _iterations(train, locate, problems),
+        "aux_weight": _non_negative(train, "aux_weight", locate, problems),
     }
 
 
@@ -681,10 +691,22 @@ def _check_epochs(train, locate, problems):
     """Epoch counts a run could finish: a typo such as 10**8 epochs is refused here, not
     discovered days later; warm-up cannot outlast training."""
     epochs, warmup = train.get("epochs"), train.get("warmup_epochs")
+    if train.get("iterations"):
+        return  # epochs are not used; warm-up is checked against the run's length when it starts
     if isinstance(epochs, int) and epochs > MAX_EPOCHS:
         problems.add(locate("train.epochs"), f"expected at most {MAX_EPOCHS} epochs, got {epochs}")
     if _is_number(warmup) and isinstance(epochs, int) and math.isfinite(warmup) and warmup > epochs:
         problems.add(locate("train.warmup_epochs"), f"expected at most train.epochs = {epochs} (warm-up is part of training), got {warmup}")
+
+
+def _iterations(train, locate, problems):
+    """``iterations``: optimiser steps (as mmsegmentation's iteration-based schedules count
+    them), replacing ``epochs``; 0 (the default) trains for ``epochs``."""
+    value = train.get("iterations", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ITERATIONS:
+        problems.add(locate("train.iterations"), f"expected an integer from 1 to {MAX_ITERATIONS:,} optimiser steps "
+                     f"(0 = train for train.epochs instead), got {describe_value(value)}")
+    return value
 
 
 def _timeout_seconds(table, locate, problems):
@@ -787,16 +809,72 @@ def _resolve_eval(evaluation, catalogue, locate, problems):
     for key in evaluation:
         if key not in SECTION_DEFAULTS["eval"]:
             problems.add(locate(f"eval.{key}"), _unknown_key(key, SECTION_DEFAULTS["eval"], "eval."))
+    inference = _resolve_inference(evaluation.get("inference", SECTION_DEFAULTS["eval"]["inference"]), locate, problems)
     refs = evaluation.get("metrics")
     if not isinstance(refs, list) or not refs:
         problems.add(locate("eval.metrics"), f"expected a non-empty list of metric names, got {describe_value(refs)}")
-        return {"metrics": [], "primary": None}
+        return {"metrics": [], "primary": None, "inference": inference}
     metrics = [_resolve_component(catalogue, "metric", "eval.metrics", ref, locate, problems) for ref in refs]
     names = [m["name"] for m in metrics if m]
     primary = evaluation.get("primary") or (names[0] if names else None)
     if names and primary not in names:
         problems.add(locate("eval.primary"), f"{primary!r} is not one of eval.metrics: {', '.join(names)}")
-    return {"metrics": metrics, "primary": primary}
+    return {"metrics": metrics, "primary": primary, "inference": inference}
+
+
+INFERENCE_KEYS = {"stored": ("mode",), "whole": ("mode", "scale"), "slide": ("mode", "scale", "crop", "stride")}
+MAX_INFERENCE_SIZE = 8192
+INFERENCE_EXAMPLE = '{ mode = "slide", scale = [2048, 512], crop = 512, stride = 341 }'
+
+
+def _resolve_inference(inference, locate, problems):
+    """``eval.inference`` (segbench/engine/inference.py): ``stored``, ``whole`` with an
+    optional ``scale`` = [long, short], or ``slide`` with ``crop`` and ``stride`` (an
+    integer or [h, w]) too; sizes are stored as [h, w], ``scale`` as [long, short]."""
+    key = "eval.inference"
+    if not isinstance(inference, dict) or not isinstance(inference.get("mode"), str) or inference["mode"] not in INFERENCE_KEYS:
+        where, value = (f"{key}.mode", inference.get("mode")) if isinstance(inference, dict) else (key, inference)
+        problems.add(locate(where), f"expected mode = 'stored', 'whole' or 'slide', e.g. {key} = {INFERENCE_EXAMPLE}; "
+                                    f"got {describe_value(value)}")
+        return inference
+    mode, resolved = inference["mode"], {"mode": inference["mode"]}
+    for name, value in inference.items():
+        if name not in INFERENCE_KEYS[mode]:
+            users = [repr(m) for m, keys in INFERENCE_KEYS.items() if name in keys]
+            problem = (f"mode {mode!r} has no {name} (only {' and '.join(users)} uses it; to compare modes, ablate whole tables: "
+                       f"\"{key}\" = [{{ mode = \"whole\", ... }}, {{ mode = \"slide\", ... }}])") if users else \
+                _unknown_key(name, INFERENCE_KEYS["slide"], f"{key}.")
+            problems.add(locate(f"{key}.{name}"), f"{problem}; valid for mode {mode!r}: {', '.join(INFERENCE_KEYS[mode])}")
+        elif name != "mode":
+            resolved[name] = _inference_size(value, name, f"{key}.{name}", locate, problems)
+    if mode == "whole":
+        resolved.setdefault("scale", None)
+    if mode == "slide":
+        _check_windows(resolved, key, locate, problems)
+    return resolved
+
+
+def _inference_size(value, name, key, locate, problems):
+    """[long, short] for ``scale``; [h, w] from an integer or a pair for ``crop`` and ``stride``."""
+    pair = [value, value] if name != "scale" and isinstance(value, int) else value
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INFERENCE_SIZE for v in pair):
+        return sorted(pair, reverse=True) if name == "scale" else pair
+    shape = "[LONG, SHORT] (the image is rescaled, keeping its aspect ratio, to fit)" if name == "scale" else "an integer or [H, W]"
+    problems.add(locate(key), f"expected {shape} of integers in 1..{MAX_INFERENCE_SIZE}, got {describe_value(value)}")
+    return None
+
+
+def _check_windows(resolved, key, locate, problems):
+    """Slide windows must be given, cover every pixel (stride <= crop) and fit the scale."""
+    crop, stride, scale = resolved.get("crop"), resolved.get("stride"), resolved.get("scale")
+    for name in ("crop", "stride"):
+        if name not in resolved:
+            problems.add(locate(f"{key}.{name}"), f"mode 'slide' needs {name} (an integer or [H, W]), e.g. {key} = {INFERENCE_EXAMPLE}")
+    if crop and stride and any(s > c for s, c in zip(stride, crop)):
+        problems.add(locate(f"{key}.stride"), f"expected at most crop = {crop} on each side (a larger stride leaves pixels no window covers), got {stride}")
+    if crop and scale and max(crop) > scale[0]:
+        problems.add(locate(f"{key}.crop"), f"expected at most the scale's long side {scale[0]} (no rescaled image is larger, so the window "
+                                            f"would never slide), got {crop}")
 
 
 def _unknown_key(key, valid, prefix=""):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from segbench.engine.cost import LATENCY_REPEATS, MemoryWindow, how_measured, measure_cost
+from segbench.engine.cost import LATENCY_REPEATS, LATENCY_WARMUP, THROUGHPUT_REPEATS, MemoryWindow, how_measured, measure_cost
 from segbench.engine.precision import Precision
 
 CPU = torch.device("cpu")
@@ -38,7 +38,7 @@ class _Recorder(torch.nn.Module):
         self.seen = []
 
     def forward(self, x):
-        self.seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        self.seen.append((x.shape[0], torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
         return self.conv(x)
 
 
@@ -51,12 +51,23 @@ class _Data:
     val = _Split()
 
 
-def test_latency_is_timed_under_the_runs_own_precision():
+def test_latency_and_throughput_are_timed_under_the_runs_own_precision_at_batch_1_and_the_training_batch():
     model = _Recorder()
-    cost = measure_cost(model, model, _Data(), CPU, Precision.for_run("bf16", CPU), MemoryWindow(CPU))
-    timed = model.seen[-LATENCY_REPEATS - 1:-1]  # the FLOP count's forward comes last, in fp32
-    assert len(timed) == LATENCY_REPEATS and set(timed) == {(True, torch.bfloat16)}
+    cost = measure_cost(model, model, _Data(), CPU, Precision.for_run("bf16", CPU), MemoryWindow(CPU), batch_size=6)
+    latency = model.seen[:LATENCY_WARMUP + LATENCY_REPEATS]
+    throughput = model.seen[LATENCY_WARMUP + LATENCY_REPEATS:-1]  # the FLOP count's forward comes last, in fp32
+    assert set(latency) == {(1, True, torch.bfloat16)}
+    assert len(throughput) == LATENCY_WARMUP + THROUGHPUT_REPEATS and set(throughput) == {(6, True, torch.bfloat16)}
+    assert model.seen[-1][:2] == (1, False)  # FLOPs counted once, in fp32
     assert cost["latency_ms"] > 0 and cost["peak_memory_mb"] > 0
+    # images per second at batch 6 against ms per image at batch 1: same order of magnitude on a tiny conv
+    assert cost["inference_images_per_s"] > 0.1 * 1000 / cost["latency_ms"]
+
+
+def test_a_resident_dataset_is_named_in_the_peak_memory_it_inflates():
+    text = how_measured(torch.nn.Conv2d(3, 2, 1), Precision.for_run("off", CPU), MemoryWindow(CPU), 16, resident_mb=812.4)
+    assert text["peak_memory_mb"].endswith("including the dataset resident on the device (812 MB)")
+    assert text["inference_images_per_s"] == "batch 16 (one validation image repeated) / median of 5 forwards, fp32, contiguous"
 
 
 def test_the_record_says_how_latency_and_memory_were_measured():

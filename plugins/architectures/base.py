@@ -29,19 +29,44 @@ class SegmentationModel(nn.Module):
 
     ``provides`` names the capabilities an upsampler may require (e.g. ``"pool_indices"``
     for max-unpooling); it is passed to ``register.add_architecture(provides=...)``.
+
+    With an ``aux_head`` (:func:`make_aux_head`), the model in training mode returns
+    ``{"out": logits, "aux": auxiliary logits}``, torchvision's convention, which the engine
+    trains with ``[train] aux_weight``; in evaluation it returns the logits alone.
     """
 
     provides: frozenset = frozenset()
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module, aux_head: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.head = head
+        self.aux_head = aux_head
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor):
         features = self.encoder(images)
+        logits = self.logits(features, images)
+        if self.training and self.aux_head is not None:
+            aux = self.aux_head(features[AUX_FEATURE])
+            return {"out": logits, "aux": F.interpolate(aux, size=images.shape[-2:], mode="bilinear", align_corners=False)}
+        return logits
+
+    def logits(self, features, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.decoder(features))
+
+
+AUX_FEATURE = -2  # the second-deepest encoder feature: a ResNet's stage 3 (C4), as mmsegmentation's aux heads use
+
+
+def make_aux_head(encoder: nn.Module, out_channels: int, channels: int = 256) -> nn.Sequential:
+    """mmsegmentation's auxiliary ``FCNHead`` (num_convs=1, dropout 0.1) on the encoder's
+    second-deepest feature: a 3x3 conv block, dropout, then a 1x1 class scorer."""
+    return nn.Sequential(
+        conv_bn_relu(encoder.out_channels[AUX_FEATURE], channels),
+        nn.Dropout2d(0.1),
+        nn.Conv2d(channels, out_channels, 1),
+    )
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Sequential:
@@ -79,12 +104,13 @@ class UpsampledLogitsModel(SegmentationModel):
     the last, largest upsampling.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module, upsample: nn.Module):
-        super().__init__(encoder, decoder, head)
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, head: nn.Module, upsample: nn.Module,
+                 aux_head: nn.Module | None = None):
+        super().__init__(encoder, decoder, head, aux_head)
         self.upsample = upsample
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return upsample_to(self.upsample, super().forward(images), images.shape[-2:])
+    def logits(self, features, images: torch.Tensor) -> torch.Tensor:
+        return upsample_to(self.upsample, super().logits(features, images), images.shape[-2:])
 
 
 # --- parameter checks ----------------------------------------------------------------
@@ -95,6 +121,12 @@ def check_choice(architecture: str, param: str, value, choices) -> None:
     if isinstance(value, bool) or value not in choices:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{architecture}: {param} must be one of {valid}, got {value!r}")
+
+
+def check_bool(architecture: str, param: str, value) -> None:
+    """Raise a ValueError unless ``value`` is true or false."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{architecture}: {param} must be true or false, got {value!r}")
 
 
 def check_int(architecture: str, param: str, value, minimum: int = 1) -> None:

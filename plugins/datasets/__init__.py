@@ -23,6 +23,7 @@ def segbench_datasets(register):
             "person (binary), all, or a category list; crowd and overlap rules configurable; "
             "per-split selection (filtered, torchvision, all) and native-resolution val"
         ),
+        id_neutral=("native_val", "train_selection", "val_selection"),
     )
     register.add_dataset(
         "voc",
@@ -31,9 +32,11 @@ def segbench_datasets(register):
             "PASCAL VOC2012 segmentation (21 classes; boundary 255 ignored) from ROOT or $SEGBENCH_VOC; "
             "train_set trainaug adds SBD (10,582 ids); native-resolution val"
         ),
+        id_neutral=("native_val", "train_set", "sbd_root"),
     )
     register.add_dataset(
         "folder",
         folder.build_folder,
         description="images/ with same-name index-mask PNGs in masks/ and a class list; split deterministically",
+        id_neutral=("native_val",),
     )

@@ -13,7 +13,10 @@ Suites set it in ``[train]``::
 
 Images are resampled bilinearly and masks by nearest neighbour, so no mask value is ever
 invented. The random draws come from a generator seeded by the run's seed, on the host, so
-a run is reproducible on any device; validation data is never augmented.
+a run is reproducible on any device; validation data is never augmented. The engine draws a
+whole epoch at once (:meth:`Augment.epoch_draws`, the same numbers in the same order as
+batch by batch) and moves them to the device in one copy, so a training step never waits
+for the host.
 """
 
 from __future__ import annotations
@@ -43,14 +46,45 @@ class Augment:
         """Augmented copies of a normalised (N, 3, H, W) batch and its (N, H, W) masks."""
         if not self.active:
             return images, masks
-        count = images.shape[0]
-        flips = torch.rand(count, generator=generator) < self.hflip
-        if self.scale == (1.0, 1.0):
-            return _mirror(images, masks, flips.to(images.device))
-        low, high = self.scale
-        zoom = low + (high - low) * torch.rand(count, generator=generator, dtype=torch.float64)
-        shift = (1 - 1 / zoom).abs().unsqueeze(1) * (2 * torch.rand(count, 2, generator=generator, dtype=torch.float64) - 1)
-        return _zoom(images, masks, flips, zoom, shift, ignore_index)
+        return self.apply(images, masks, self.epoch_draws([images.shape[0]], generator).to(images.device), ignore_index)
+
+    def epoch_draws(self, batch_sizes, generator: torch.Generator) -> "Draws | None":
+        """The random draws of consecutive batches of ``batch_sizes`` images, on the host,
+        taken from ``generator`` in the order batch-by-batch augmentation takes them."""
+        if not self.active:
+            return None
+        flips, zooms, shifts = [], [], []
+        for count in batch_sizes:
+            flips.append(torch.rand(count, generator=generator) < self.hflip)
+            if self.scale != (1.0, 1.0):
+                low, high = self.scale
+                zoom = low + (high - low) * torch.rand(count, generator=generator, dtype=torch.float64)
+                zooms.append(zoom)
+                shifts.append((1 - 1 / zoom).abs().unsqueeze(1) * (2 * torch.rand(count, 2, generator=generator, dtype=torch.float64) - 1))
+        flips = torch.cat(flips)
+        return Draws(flips, _affine(flips, torch.cat(zooms), torch.cat(shifts)) if zooms else None)
+
+    def apply(self, images: torch.Tensor, masks: torch.Tensor, draws: "Draws", ignore_index: int):
+        """``images`` and ``masks`` augmented with ``draws`` (one entry per image, on their device)."""
+        if draws.theta is None:
+            return _mirror(images, masks, draws.flips)
+        return _zoom(images, masks, draws.theta, ignore_index)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Per-image draws: ``flips`` (N,) bool and, when zooming, ``theta`` (N, 2, 3) float32
+    affine matrices (output to input coordinates, flip included)."""
+
+    flips: torch.Tensor
+    theta: torch.Tensor | None = None
+
+    def to(self, device, non_blocking: bool = False) -> "Draws":
+        move = lambda tensor: None if tensor is None else tensor.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Draws(move(self.flips), move(self.theta))
+
+    def __getitem__(self, items: slice) -> "Draws":
+        return Draws(self.flips[items], None if self.theta is None else self.theta[items])
 
 
 def _mirror(images, masks, flips):
@@ -59,12 +93,17 @@ def _mirror(images, masks, flips):
     return images, torch.where(flips.view(-1, 1, 1), masks.flip(-1), masks)
 
 
-def _zoom(images, masks, flips, zoom, shift, ignore_index):
-    theta = torch.zeros(images.shape[0], 2, 3, dtype=torch.float64)
+def _affine(flips, zoom, shift):
+    """The float32 sampling matrices, computed in float64 on the host."""
+    theta = torch.zeros(flips.shape[0], 2, 3, dtype=torch.float64)
     theta[:, 0, 0] = torch.where(flips, -1.0, 1.0) / zoom  # output x -> input x
     theta[:, 1, 1] = 1 / zoom
     theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(images.device, torch.float32), list(images.shape), align_corners=False)
+    return theta.to(torch.float32)
+
+
+def _zoom(images, masks, theta, ignore_index):
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # Masks shifted by one so that the zero padding marks "outside the image".
     shifted = (masks + 1).unsqueeze(1).to(torch.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,11 @@ class TensorPairs(_Samples):
     def sizes(self) -> list:
         """The distinct (H, W) sizes of the samples."""
         return [tuple(self.images.shape[2:])] if len(self) else []
+
+    @property
+    def device(self) -> torch.device:
+        """Where the samples are held (the host, or a device in the GPU-resident mode)."""
+        return self.images.device
 
     @property
     def nbytes(self) -> int:
@@ -116,9 +122,16 @@ def pairs_from_arrays(pairs: list):
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images_uint8.device).view(1, 3, 1, 1)
+    mean, std = _imagenet_constants(images_uint8.device)
     return (images_uint8.float() / 255.0 - mean) / std
+
+
+@functools.lru_cache(maxsize=None)
+def _imagenet_constants(device: torch.device):
+    """Mean and std as (1, 3, 1, 1) tensors on ``device``, made once per device: building
+    them from Python numbers is a blocking host-to-device copy, twice per batch otherwise."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    return mean, torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
 
 @dataclass

@@ -15,35 +15,47 @@ from .device import synchronize
 
 LATENCY_WARMUP = 3
 LATENCY_REPEATS = 10
+THROUGHPUT_REPEATS = 5
 
 
 def measure_cost(model: torch.nn.Module, runnable: torch.nn.Module, data, device: torch.device, precision=None,
-                 memory: "MemoryWindow | None" = None) -> dict:
-    """Cost of ``model``; latency is timed on ``runnable`` (the compiled model if any), at
-    batch 1, under the run's own precision and memory format, as training and evaluation ran."""
+                 memory: "MemoryWindow | None" = None, batch_size: int = 1) -> dict:
+    """Cost of ``model``; latency (batch 1) and throughput (batch ``batch_size``, the
+    training batch) are timed on ``runnable`` (the compiled model if any) under the run's
+    own precision and memory format, as training and evaluation ran. The peak memory is
+    read first, so these forwards do not count in it."""
     model.eval()
     runnable.eval()
+    peak_memory_mb = (memory or MemoryWindow(device)).peak_mb()
     image, _ = data.val.batch(torch.tensor([0]), device)
     image = image.contiguous(memory_format=_memory_format(model))
+    batch = image.expand(batch_size, -1, -1, -1).contiguous(memory_format=_memory_format(model))
     autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
     with autocast:
         latency = inference_latency_ms(runnable, image, device)
-    memory = memory or MemoryWindow(device)
+        throughput = batch_size * 1000 / inference_latency_ms(runnable, batch, device, repeats=THROUGHPUT_REPEATS)
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": count_flops(model, image),
         "latency_ms": latency,
-        "peak_memory_mb": memory.peak_mb(),
+        "inference_images_per_s": throughput,
+        "peak_memory_mb": peak_memory_mb,
         "image_size": list(image.shape[-2:]),
     }
 
 
-def how_measured(model: torch.nn.Module, precision, memory: "MemoryWindow") -> dict:
-    """What the latency and the peak memory of a record mean, in words (the record's
-    ``cost_measured_with``): they differ by device and platform."""
+def how_measured(model: torch.nn.Module, precision, memory: "MemoryWindow", batch_size: int = 1, resident_mb: float | None = None) -> dict:
+    """What the latency, throughput and peak memory of a record mean, in words (the
+    record's ``cost_measured_with``): they differ by device and platform."""
     layout = "channels_last" if _memory_format(model) is torch.channels_last else "contiguous"
-    return {"latency_ms": f"median of {LATENCY_REPEATS} forwards at batch 1, {precision.name if precision else 'fp32'}, {layout}",
-            "peak_memory_mb": memory.kind}
+    precision_name = precision.name if precision else "fp32"
+    peak = memory.kind
+    if resident_mb is not None:
+        peak += f", including the dataset resident on the device ({resident_mb:.0f} MB)"
+    return {"latency_ms": f"median of {LATENCY_REPEATS} forwards at batch 1, {precision_name}, {layout}",
+            "inference_images_per_s": f"batch {batch_size} (one validation image repeated) / median of {THROUGHPUT_REPEATS} "
+                                      f"forwards, {precision_name}, {layout}",
+            "peak_memory_mb": peak}
 
 
 class MemoryWindow:
@@ -108,15 +120,15 @@ def count_flops(model, image) -> int:
 
 
 @torch.no_grad()
-def inference_latency_ms(model, image, device) -> float:
-    """Median of repeated single-image forward passes after a warm-up, CUDA-synchronised."""
+def inference_latency_ms(model, images, device, repeats: int = LATENCY_REPEATS) -> float:
+    """Median of repeated forward passes of ``images`` after a warm-up, synchronised."""
     for _ in range(LATENCY_WARMUP):
-        model(image)
+        model(images)
     timings = []
-    for _ in range(LATENCY_REPEATS):
+    for _ in range(repeats):
         synchronize(device)
         started = time.perf_counter()
-        model(image)
+        model(images)
         synchronize(device)
         timings.append((time.perf_counter() - started) * 1000)
     return statistics.median(timings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
@@ -18,6 +19,8 @@ from ..store import encode_arrays
 from . import build
 from .cost import MemoryWindow, how_measured, measure_cost
 from .device import resolve_device, seed_everything, synchronize
+from .logits import split_logits
+from .inference import native_logits, size_groups
 from .placement import place_dataset
 from .precision import Precision, configure_backends
 
@@ -40,12 +43,15 @@ class Step:
     precision: Precision
     memory_format: torch.memory_format = torch.contiguous_format
     grad_clip_norm: float = 0.0
+    aux_weight: float = 0.0  # weight of the auxiliary head's loss, for models that return one
     skipped_steps: int = 0  # fp16 steps the GradScaler skipped on inf/NaN gradients
 
     def __call__(self, images, masks) -> torch.Tensor:
         with self.precision.autocast():
-            logits = self.model(images.contiguous(memory_format=self.memory_format))
+            logits, aux = split_logits(self.model(images.contiguous(memory_format=self.memory_format)))
             loss = self.loss_fn(logits, masks)
+            if aux is not None:
+                loss = loss + self.aux_weight * self.loss_fn(aux, masks)
         self.optimizer.zero_grad(set_to_none=True)
         scaler = self.precision.scaler
         scaler.scale(loss).backward()
@@ -62,6 +68,32 @@ class Step:
             warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`", UserWarning)
             self.schedule.step()
         return loss.detach()
+
+
+@dataclass(frozen=True)
+class TrainingLength:
+    """How long a run trains: ``steps`` optimiser steps in ``epochs`` passes over the data,
+    the last pass cut short when ``[train] iterations`` is not a whole number of epochs."""
+
+    steps: int
+    steps_per_epoch: int
+    batch_size: int
+    images: int
+
+    @classmethod
+    def of(cls, train_config: dict, images: int) -> "TrainingLength":
+        steps_per_epoch = math.ceil(images / train_config["batch_size"])
+        steps = train_config.get("iterations") or steps_per_epoch * train_config["epochs"]
+        return cls(steps, steps_per_epoch, train_config["batch_size"], images)
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+    def pass_size(self, epoch: int) -> tuple:
+        """(steps, images) of pass ``epoch`` (1-based)."""
+        steps = min(self.steps_per_epoch, self.steps - (epoch - 1) * self.steps_per_epoch)
+        return steps, min(steps * self.batch_size, self.images)
 
 
 def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
@@ -81,34 +113,38 @@ def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     new_metrics = lambda: build.build_metrics(catalogue, config["eval"]["metrics"], data)  # noqa: E731
 
     curves = {"epoch": [], "train_loss": [], "val_loss": []}
+    length = TrainingLength.of(train_config, len(data.train))
     train_seconds, images_trained, metrics = 0.0, 0, None
-    for epoch in range(1, train_config["epochs"] + 1):
+    for epoch in range(1, length.epochs + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(step, batches(), len(data.train))
+        steps, images = length.pass_size(epoch)
+        train_loss = train_epoch(step, itertools.islice(batches(), steps), images)
         synchronize(device)
         train_seconds += time.perf_counter() - started
-        images_trained += len(data.train)
+        images_trained += images
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
         epoch_metrics, val_loss = None, None
-        if epoch % train_config["val_every"] == 0 or epoch == train_config["epochs"]:
+        if epoch % train_config["val_every"] == 0 or epoch == length.epochs:
             epoch_metrics = new_metrics()
-            val_loss = evaluate(step.model, data, step.loss_fn, epoch_metrics, train_config["batch_size"], device, step.precision)
+            val_loss = evaluate(step.model, data, step.loss_fn, epoch_metrics, train_config["batch_size"], device, step.precision,
+                                config["eval"].get("inference"))
             metrics = epoch_metrics
         _append_epoch(curves, epoch, train_loss, val_loss, epoch_metrics)
         if on_epoch:
             shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
-            on_epoch(epoch, train_config["epochs"], {"train_loss": train_loss, **shown})
+            on_epoch(epoch, length.epochs, {"train_loss": train_loss, **shown})
 
-    samples = sample_predictions(step.model, data, device, step.precision)
-    cost = measure_cost(model, step.model, data, device, step.precision, memory)
+    samples = sample_predictions(step.model, data, device, step.precision, inference=config["eval"].get("inference"))
+    cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"])
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
         "precision": step.precision.name,
         "skipped_steps": step.skipped_steps,
         "determinism": determinism,
-        "cost_measured_with": how_measured(model, step.precision, memory),
+        "cost_measured_with": how_measured(model, step.precision, memory, train_config["batch_size"],
+                                           (data.train.nbytes + data.val.nbytes) / 2**20 if placement == "device" else None),
         "data_placement": placement,
         "classes": list(data.classes),
         "ignore_index": data.ignore_index,
@@ -139,15 +175,16 @@ def image_replicates(metrics: dict, n_images: int) -> dict:
 
 
 @torch.no_grad()
-def sample_predictions(model, data: SegmentationData, device, precision: Precision, count: int = SAMPLE_COUNT) -> dict:
-    """The predicted label maps of the first validation images, for the report's
-    side-by-side grid (the images and true masks go once per dataset, ``inputs``)."""
+def sample_predictions(model, data: SegmentationData, device, precision: Precision, count: int = SAMPLE_COUNT,
+                       inference: dict | None = None) -> dict:
+    """The predicted label maps of the first validation images (those of the first one's
+    size, so that they stack), for the report's side-by-side grid (the images and true
+    masks go once per dataset, ``inputs``); predicted as ``inference`` says."""
     model.eval()
-    indices = torch.arange(min(count, len(data.val)))
+    indices = size_groups(data.val, count)[0]
     images, masks = data.val.batch(indices, device)
-    with precision.autocast():
-        logits = model(images)
-    predictions = predict_labels(logits.float(), data.mode).to(torch.uint8).cpu().numpy()
+    logits = native_logits(model, images, inference, precision.autocast, count)
+    predictions = predict_labels(logits, data.mode).to(torch.uint8).cpu().numpy()
     raw = [data.val.raw(int(i)) for i in indices]
     inputs = {"images": np.stack([image.cpu().numpy() for image, _ in raw]), "masks": np.stack([mask.cpu().numpy() for _, mask in raw])}
     return {"indices": indices.tolist(), "predictions": encode_arrays(predictions=predictions), "inputs": encode_arrays(**inputs)}
@@ -160,21 +197,34 @@ def _training_step(catalogue, config, data, device):
     model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
     trained = torch.compile(model) if train_config["compile"] else model
     optimizer = build.build_optimizer(train_config["optimizer"], model)
-    steps_per_epoch = math.ceil(len(data.train) / train_config["batch_size"])
-    warmup_steps = round(train_config["warmup_epochs"] * steps_per_epoch)
-    schedule = build.build_schedule(train_config["schedule"], optimizer, steps_per_epoch * train_config["epochs"], warmup_steps)
+    length = TrainingLength.of(train_config, len(data.train))
+    warmup_steps = min(round(train_config["warmup_epochs"] * length.steps_per_epoch), length.steps)
+    schedule = build.build_schedule(train_config["schedule"], optimizer, length.steps, warmup_steps)
     precision = Precision.for_run(train_config["amp"], device)
     loss_fn = build.build_loss(catalogue, train_config["loss"], data)
-    step = Step(trained, loss_fn, optimizer, schedule, precision, memory_format, train_config["grad_clip_norm"])
+    step = Step(trained, loss_fn, optimizer, schedule, precision, memory_format, train_config["grad_clip_norm"],
+                train_config.get("aux_weight", 0.0))
     return model, step
 
 
 def _training_batches(data: SegmentationData, batch_size, order_generator, device, augment, augment_generator_):
-    """The epoch's batches in a seeded random order, augmented on the device."""
+    """The epoch's batches in a seeded random order, augmented on the device.
+
+    The order and the augmentation draws of the whole epoch are drawn on the host up front
+    and each moved in one copy, so no step waits on a host-to-device transfer of its own.
+    """
     order = torch.randperm(len(data.train), generator=order_generator)
-    for indices in order.split(batch_size):
+    batches = order.split(batch_size)
+    draws = augment.epoch_draws([len(indices) for indices in batches], augment_generator_)
+    draws = draws.to(device, non_blocking=True) if draws is not None else None
+    batches = order.to(data.train.device, non_blocking=True).split(batch_size)
+    start = 0
+    for indices in batches:
         images, masks = data.train.batch(indices, device)
-        yield augment(images, masks, augment_generator_, data.ignore_index)
+        if draws is not None:
+            images, masks = augment.apply(images, masks, draws[start:start + len(indices)], data.ignore_index)
+        start += len(indices)
+        yield images, masks
 
 
 def train_epoch(step: Step, batches, num_images: int) -> float:
@@ -188,15 +238,17 @@ def train_epoch(step: Step, batches, num_images: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(model, data: SegmentationData, loss_fn, metrics: dict, batch_size, device, precision: Precision | None = None) -> float:
-    """Validation loss, with every metric updated from the predicted label maps."""
+def evaluate(model, data: SegmentationData, loss_fn, metrics: dict, batch_size, device, precision: Precision | None = None,
+             inference: dict | None = None) -> float:
+    """Validation loss, with every metric updated from the predicted label maps, both at
+    the stored masks' size; ``inference`` is the resolved ``eval.inference`` (see
+    :mod:`.inference`). Images of different sizes go in consecutive groups of one size."""
     model.eval()
     total = torch.zeros((), device=device)
-    for indices in torch.arange(len(data.val)).split(batch_size):
+    autocast = precision.autocast if precision else lambda: torch.autocast(device.type, enabled=False)
+    for indices in size_groups(data.val, batch_size):
         images, masks = data.val.batch(indices, device)
-        with precision.autocast() if precision else torch.autocast(device.type, enabled=False):
-            logits = model(images)
-        logits = logits.float()  # loss and argmax in full precision
+        logits = native_logits(model, images, inference, autocast, batch_size)  # float32: loss and argmax in full precision
         total += loss_fn(logits, masks) * len(indices)
         predictions = predict_labels(logits, data.mode)
         for metric in metrics.values():

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ...capabilities import PLUGGABLE
-from ..base import UpsampledLogitsModel, check_choice, check_int, make_encoder
+from ..base import UpsampledLogitsModel, check_bool, check_choice, check_int, make_aux_head, make_encoder
 from .decoder import DeepLabV3PlusDecoder
 
 OUTPUT_STRIDES = (8, 16)
@@ -32,6 +32,7 @@ def build_deeplabv3plus(
     output_stride: int = 16,
     atrous_rates: tuple[int, ...] | list[int] = (6, 12, 18),
     aspp_channels: int = 256,
+    aux_head: bool = False,
 ) -> DeepLabV3Plus:
     """DeepLabV3+: ASPP on a dilated encoder, fused with the stride-4 feature.
 
@@ -45,7 +46,10 @@ def build_deeplabv3plus(
     segmentation_models_pytorch encoder name; ``encoder_weights`` is None (random init,
     nothing downloads), a pretrained name such as "imagenet" or a path to a
     .pth/.safetensors state dict.
+    ``aux_head = true`` adds mmsegmentation's auxiliary FCN head on the encoder's
+    second-deepest feature, trained with ``[train] aux_weight`` and dropped at evaluation.
     """
+    check_bool("deeplabv3plus", "aux_head", aux_head)
     check_choice("deeplabv3plus", "output_stride", output_stride, OUTPUT_STRIDES)
     rates = _checked_rates(atrous_rates)
     check_int("deeplabv3plus", "aspp_channels", aspp_channels)
@@ -53,7 +57,7 @@ def build_deeplabv3plus(
     decoder = DeepLabV3PlusDecoder(backbone.out_channels, make_upsampler, output_stride, rates, aspp_channels)
     head = nn.Conv2d(aspp_channels, out_channels, kernel_size=1)
     upsample = make_upsampler(out_channels, out_channels, 4)
-    return DeepLabV3Plus(backbone, decoder, head, upsample)
+    return DeepLabV3Plus(backbone, decoder, head, upsample, make_aux_head(backbone, out_channels) if aux_head else None)
 
 
 def _checked_rates(atrous_rates) -> list[int]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ...capabilities import PLUGGABLE
-from ..base import UpsampledLogitsModel, check_choice, check_int, make_encoder
+from ..base import UpsampledLogitsModel, check_bool, check_choice, check_int, make_aux_head, make_encoder
 from .decoder import SKIP_FUSIONS, FCNDecoder, output_stride
 
 
@@ -33,6 +33,7 @@ def build_fcn(
     encoder_weights: str | None = None,
     variant: str = "8s",
     head_channels: int = 0,
+    aux_head: bool = False,
 ) -> FCN:
     """FCN: class scores on the deepest feature, fused with stride-16/8 scores (skip fusion).
 
@@ -44,11 +45,14 @@ def build_fcn(
     (0: score the encoder feature directly). ``encoder`` is any segmentation_models_pytorch
     encoder name; ``encoder_weights`` is None (random init, nothing downloads), a
     pretrained name such as "imagenet" or a path to a .pth/.safetensors state dict.
+    ``aux_head = true`` adds mmsegmentation's auxiliary FCN head on the encoder's
+    second-deepest feature, trained with ``[train] aux_weight`` and dropped at evaluation.
     """
+    check_bool("fcn", "aux_head", aux_head)
     check_choice("fcn", "variant", variant, tuple(SKIP_FUSIONS))
     check_int("fcn", "head_channels", head_channels, minimum=0)
     backbone = make_encoder(encoder, depth=5, weights=encoder_weights)
     decoder = FCNDecoder(backbone.out_channels, out_channels, make_upsampler, variant, head_channels)
     final_scale = output_stride(variant)
     upsample = make_upsampler(out_channels, out_channels, final_scale)
-    return FCN(backbone, decoder, nn.Identity(), upsample)
+    return FCN(backbone, decoder, nn.Identity(), upsample, make_aux_head(backbone, out_channels) if aux_head else None)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ...capabilities import PLUGGABLE
-from ..base import UpsampledLogitsModel, check_int, make_encoder
+from ..base import UpsampledLogitsModel, check_bool, check_int, make_aux_head, make_encoder
 from .decoder import FPNDecoder
 
 
@@ -30,6 +30,7 @@ def build_fpn(
     encoder_weights: str | None = None,
     pyramid_channels: int = 128,
     segmentation_channels: int = 64,
+    aux_head: bool = False,
 ) -> FPN:
     """FPN: a top-down feature pyramid, each level brought to stride 4 and summed (panoptic FPN).
 
@@ -40,11 +41,14 @@ def build_fpn(
     is any segmentation_models_pytorch encoder name; ``encoder_weights`` is None (random
     init, nothing downloads), a pretrained name such as "imagenet" or a path to a
     .pth/.safetensors state dict.
+    ``aux_head = true`` adds mmsegmentation's auxiliary FCN head on the encoder's
+    second-deepest feature, trained with ``[train] aux_weight`` and dropped at evaluation.
     """
+    check_bool("fpn", "aux_head", aux_head)
     check_int("fpn", "pyramid_channels", pyramid_channels)
     check_int("fpn", "segmentation_channels", segmentation_channels)
     backbone = make_encoder(encoder, depth=5, weights=encoder_weights)
     decoder = FPNDecoder(backbone.out_channels, make_upsampler, pyramid_channels, segmentation_channels)
     head = nn.Conv2d(segmentation_channels, out_channels, kernel_size=1)
     upsample = make_upsampler(out_channels, out_channels, 4)
-    return FPN(backbone, decoder, head, upsample)
+    return FPN(backbone, decoder, head, upsample, make_aux_head(backbone, out_channels) if aux_head else None)

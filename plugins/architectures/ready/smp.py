@@ -46,10 +46,14 @@ class ReadyModel(nn.Module):
         pad_rows, pad_cols = -height % self.stride, -width % self.stride
         if pad_rows or pad_cols:
             images = F.pad(images, (0, pad_cols, 0, pad_rows))
-        logits = self.model(images)
-        if isinstance(logits, dict):  # torchvision returns {"out": ...}
-            logits = logits["out"]
-        return logits[..., :height, :width]
+        outputs = self.model(images)
+        if not isinstance(outputs, dict):
+            return outputs[..., :height, :width]
+        # torchvision returns {"out": ..., "aux": ...}: the auxiliary map is trained, not evaluated
+        logits = outputs["out"][..., :height, :width]
+        if self.training and "aux" in outputs:
+            return {"out": logits, "aux": outputs["aux"][..., :height, :width]}
+        return logits
 
 
 def interpolation_of(make_upsampler, architecture: str) -> tuple[str, bool | None]:

@@ -2,7 +2,9 @@
 ``tv_lraspp_mobilenet_v3_large``.
 
 Each ends with ``F.interpolate(..., mode="bilinear", align_corners=False)`` to the input
-size, so bilinear is the only upsampler they honour. The auxiliary head is off.
+size, so bilinear is the only upsampler they honour. ``aux_loss = true`` (FCN and
+DeepLabV3) turns on torchvision's auxiliary FCN head on ``layer3``, trained with
+``[train] aux_weight`` (torchvision's reference uses 0.5) and dropped at evaluation.
 
 ``backbone_weights`` is None (random initialisation, the default: nothing downloads), a
 torchvision weights name such as ``"IMAGENET1K_V1"`` or ``"DEFAULT"`` (fetched into
@@ -27,7 +29,7 @@ MODELS = {
 }
 
 
-def build_torchvision(name: str, out_channels: int, make_upsampler, backbone_weights):
+def build_torchvision(name: str, out_channels: int, make_upsampler, backbone_weights, aux_loss: bool = False):
     mode, align_corners = interpolation_of(make_upsampler, name)
     if mode != "bilinear" or align_corners:
         raise ValueError(f"{name} upsamples bilinearly (align_corners = false) only, not {mode!r}")
@@ -37,7 +39,9 @@ def build_torchvision(name: str, out_channels: int, make_upsampler, backbone_wei
     factory_name, weights_enum = MODELS[name]
     from_file = backbone_weights is not None and os.path.isfile(str(backbone_weights))
     weights = None if backbone_weights is None or from_file else _weights(getattr(models, weights_enum), backbone_weights, name)
-    kwargs = {"aux_loss": False} if "lraspp" not in factory_name else {}
+    if not isinstance(aux_loss, bool):
+        raise ValueError(f"{name}: aux_loss must be true or false, got {aux_loss!r}")
+    kwargs = {"aux_loss": aux_loss} if "lraspp" not in factory_name else {}
     try:
         model = getattr(segmentation, factory_name)(weights=None, weights_backbone=weights, num_classes=out_channels, **kwargs)
     except Exception as error:
@@ -74,8 +78,12 @@ def _load_backbone(model, name, path):
 
 
 def _builder(name, summary):
-    def build(out_channels: int, make_upsampler, *, backbone_weights: str | None = None):
-        return build_torchvision(name, out_channels, make_upsampler, backbone_weights)
+    if "lraspp" in name:
+        def build(out_channels: int, make_upsampler, *, backbone_weights: str | None = None):
+            return build_torchvision(name, out_channels, make_upsampler, backbone_weights)
+    else:
+        def build(out_channels: int, make_upsampler, *, backbone_weights: str | None = None, aux_loss: bool = False):
+            return build_torchvision(name, out_channels, make_upsampler, backbone_weights, aux_loss)
 
     build.__name__ = f"build_{name}"
     build.__doc__ = summary
@@ -91,4 +99,5 @@ BUILDERS = {
 
 def register_torchvision(register):
     for name, build in BUILDERS.items():
-        register.add_architecture(name, build, provides=BILINEAR_ONLY)
+        neutral = () if "lraspp" in name else ("aux_loss",)  # added after the first release
+        register.add_architecture(name, build, provides=BILINEAR_ONLY, id_neutral=neutral)
