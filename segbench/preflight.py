@@ -251,9 +251,7 @@ class _Checks:
         if len(data.val):
             model.eval()
             with torch.no_grad():
-                if _logits(model, _tiny_batch(data.val)[0], data, architecture)[1] is not None:
-                    raise Problem(f"{architecture}: returned auxiliary logits in evaluation mode (model.eval()); "
-                                  "a model must return its logits alone there")
+                _logits(model, _tiny_batch(data.val)[0], data, architecture, training=False)
 
     def metric(self, ref, data):
         metric = self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}",
@@ -312,13 +310,19 @@ def _upsampler_contract(component, out_channels, scale_factor):
     return check
 
 
-def _logits(model, images, data, architecture):
+def _logits(model, images, data, architecture, training=True):
     try:
         outputs = model(images)
     except Problem:
         raise
     except PLUGIN_FAILURES as exc:
         raise Problem(f"{architecture}: forward on images of shape {tuple(images.shape)} failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(outputs, Mapping) and not training:
+        n, _, h, w = images.shape
+        detail = "auxiliary logits" if AUX in outputs else f"a {type(outputs).__name__}"
+        raise Problem(f"{architecture}: returned {detail} in evaluation mode (model.eval()); expected logits, a tensor of shape "
+                      f"{(n, data.output_channels, h, w)}, alone (in training a model may return "
+                      f'{{"{MAIN}": logits, "{AUX}": auxiliary logits}})')
     if isinstance(outputs, Mapping) and MAIN not in outputs:
         raise Problem(f"{architecture}: returned a mapping with keys {sorted(map(str, outputs))}; expected logits, "
                       f'or in training {{"{MAIN}": logits, "{AUX}": auxiliary logits}}')

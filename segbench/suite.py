@@ -681,7 +681,7 @@ def _resolve_train(train, catalogue, locate, problems):
         "compile": _boolean(train, "compile", locate, problems),
         "val_every": _positive_int(train, "val_every", locate, problems),
         "timeout_s": _timeout_seconds(train, locate, problems),
-        "deterministic": _boolean(train, "deterministic", locate, problems),
+        "deterministic": _determinism(train, locate, problems),
         "iterations": _iterations(train, locate, problems),
         "aux_weight": _non_negative(train, "aux_weight", locate, problems),
     }
@@ -756,6 +756,15 @@ def _choice(table, key, valid, locate, problems):
     value = table.get(key)
     if value not in valid:
         problems.add(locate(f"train.{key}"), unknown_name_message(key, value, list(valid)))
+    return value
+
+
+def _determinism(train, locate, problems):
+    """``deterministic``: true (an op without a deterministic kernel fails the run), "warn"
+    (it runs, and the record lists it) or false."""
+    value = train.get("deterministic")
+    if not isinstance(value, bool) and value != "warn":
+        problems.add(locate("train.deterministic"), f'expected true, false or "warn", got {describe_value(value)}')
     return value
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -49,26 +51,66 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def configure_backends(device: torch.device, cudnn_benchmark: bool, deterministic: bool = False) -> dict:
+def configure_backends(device: torch.device, cudnn_benchmark: bool, deterministic: bool | str = False) -> dict:
     """cudnn.benchmark picks the fastest convolution algorithms for fixed input sizes
     (ours are fixed); it costs bitwise run-to-run reproducibility on the GPU.
 
     ``deterministic`` asks for bit-identical runs on the GPU too: deterministic algorithms
-    only (an op without one fails the run, naming itself), no cudnn benchmarking, and the
-    cuBLAS workspace setting CUDA requires for it. Set for every run, so that one run's
-    choice never leaks into the next. Returns the flags, for the record."""
-    torch.use_deterministic_algorithms(deterministic)
+    only, no cudnn benchmarking, and the cuBLAS workspace setting CUDA requires for it.
+    With ``true`` an op without a deterministic kernel fails the run, naming itself; with
+    ``"warn"`` it runs, and :func:`watch_nondeterminism` lists it in the record. Set for
+    every run, so that one run's choice never leaks into the next. Returns the flags."""
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == WARN)
     if deterministic:
         os.environ.setdefault(CUBLAS_WORKSPACE, CUBLAS_DETERMINISTIC)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
-        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.deterministic = bool(deterministic)
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if device.type == "cuda" else None,
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic) if device.type == "cuda" else None,
         "cublas_workspace_config": os.environ.get(CUBLAS_WORKSPACE),
     }
+
+
+WARN = "warn"
+_ALERT = re.compile(r"^(\S+) does not have a deterministic implementation")
+
+
+class NondeterministicOp(RuntimeError):
+    """An op without a deterministic kernel ran under ``[train] deterministic = true``."""
+
+
+@contextlib.contextmanager
+def watch_nondeterminism(found: list):
+    """Appends to ``found`` the ops without a deterministic kernel that ran (reported by
+    torch as warnings in ``"warn"`` mode); other warnings pass through unchanged. In strict
+    mode such an op's error becomes a :class:`NondeterministicOp` that says what to do."""
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")
+            try:
+                yield found
+            finally:
+                caught = list(recorded)
+    except RuntimeError as error:
+        match = _ALERT.match(str(error))
+        if match is None:
+            raise
+        raise NondeterministicOp(
+            f"{match.group(1)} has no deterministic implementation on this device, and [train] deterministic = true "
+            'requires one; set deterministic = "warn" to run anyway and list such ops in the record, '
+            "or false (on a GPU: the default cross-entropy and bilinear upsampling's backward are such ops)") from None
+    finally:
+        for warning in caught:  # outside the recording context: the others reach the user as usual
+            match = _ALERT.match(str(warning.message))
+            if match:
+                found.append(match.group(1))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"

@@ -278,7 +278,7 @@ CASES = [
          "expected (2, 1, 32, 32) (N, 1 logit channel for a binary dataset, H, W)",
          suite=tiny(drop=("encoder", "decoder_channels"), num_val='4\nforeground = "disc"')),
     Case("architecture-dict", [*VALIDATE, "--set", "model.architecture=dict_architecture"], 2,
-         f"architecture 'dict_architecture' {BY} with upsampler 'nearest': returned a dict; expected logits", suite=OWN_MODEL),
+         f"architecture 'dict_architecture' {BY} with upsampler 'nearest': returned a dict in evaluation mode (model.eval()); expected logits", suite=OWN_MODEL),
     Case("architecture-raising", [*VALIDATE, "--set", "model.architecture=raising_architecture"], 2,
          f"architecture 'raising_architecture' {BY} with upsampler 'nearest': forward on images of shape (2, 3, 32, 32) failed: "
          "RuntimeError: boom in the model", suite=OWN_MODEL),
