@@ -52,3 +52,20 @@ def tiny_suite(write_suite):
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Datasets are generated into a per-session cache, never the user's."""
     monkeypatch.setenv("SEGBENCH_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+CUDA_MISSING = "needs CUDA (torch.cuda.is_available() is False)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device; without one they are skipped, saying why
+    (benchmarks/gpu_check.sh runs them on a lent GPU: docs/gpu.md)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch  # only when a gpu test was collected
+
+    if torch.cuda.is_available():
+        return
+    for item in gpu_items:
+        item.add_marker(pytest.mark.skip(reason=CUDA_MISSING))
