@@ -211,6 +211,7 @@ def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
     KeyboardInterrupt stops the suite (the finished runs are kept)."""
     started = time.perf_counter()
     record = new_record(suite, variant, seed)
+    gc.freeze()  # what exists now is not the run's: the collection after it need not scan it
     try:
         with time_limit(variant.config["train"].get("timeout_s")):
             measured = run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch)
@@ -311,8 +312,13 @@ def _can_alarm() -> bool:
 
 
 def release_memory():
-    """Give a failed (or finished) run's memory back before the next run starts."""
+    """Give a failed (or finished) run's memory back before the next run starts: collect
+    the run's own reference cycles (an exception's traceback holding its tensors, say).
+    Objects older than the run were frozen when it started, so the collection scans only
+    what the run made (a full collection over torch's, pandas' and matplotlib's objects
+    took 0.7 s per run); they are unfrozen after it, to be collected as usual."""
     gc.collect()
+    gc.unfreeze()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from segbench.engine.cost import LATENCY_REPEATS, LATENCY_WARMUP, THROUGHPUT_REPEATS, MemoryWindow, how_measured, measure_cost
+from segbench.engine.cost import LATENCY_REPEATS, LATENCY_WARMUP, THROUGHPUT_REPEATS, THROUGHPUT_WARMUP, MemoryWindow, how_measured, measure_cost
 from segbench.engine.precision import Precision
 
 CPU = torch.device("cpu")
@@ -57,7 +57,7 @@ def test_latency_and_throughput_are_timed_under_the_runs_own_precision_at_batch_
     latency = model.seen[:LATENCY_WARMUP + LATENCY_REPEATS]
     throughput = model.seen[LATENCY_WARMUP + LATENCY_REPEATS:-1]  # the FLOP count's forward comes last, in fp32
     assert set(latency) == {(1, True, torch.bfloat16)}
-    assert len(throughput) == LATENCY_WARMUP + THROUGHPUT_REPEATS and set(throughput) == {(6, True, torch.bfloat16)}
+    assert len(throughput) == THROUGHPUT_WARMUP + THROUGHPUT_REPEATS and set(throughput) == {(6, True, torch.bfloat16)}
     assert model.seen[-1][:2] == (1, False)  # FLOPs counted once, in fp32
     assert cost["latency_ms"] > 0 and cost["peak_memory_mb"] > 0
     # images per second at batch 6 against ms per image at batch 1: same order of magnitude on a tiny conv
@@ -67,7 +67,7 @@ def test_latency_and_throughput_are_timed_under_the_runs_own_precision_at_batch_
 def test_a_resident_dataset_is_named_in_the_peak_memory_it_inflates():
     text = how_measured(torch.nn.Conv2d(3, 2, 1), Precision.for_run("off", CPU), MemoryWindow(CPU), 16, resident_mb=812.4)
     assert text["peak_memory_mb"].endswith("including the dataset resident on the device (812 MB)")
-    assert text["inference_images_per_s"] == "batch 16 (one validation image repeated) / median of 5 forwards, fp32, contiguous"
+    assert text["inference_images_per_s"] == "batch 16 (one validation image repeated) / median of 3 forwards, fp32, contiguous"
 
 
 def test_the_record_says_how_latency_and_memory_were_measured():

@@ -15,7 +15,8 @@ from .device import synchronize
 
 LATENCY_WARMUP = 3
 LATENCY_REPEATS = 10
-THROUGHPUT_REPEATS = 5
+THROUGHPUT_WARMUP = 1  # the batch-1 latency already warmed the kernels up; one call for the new shape
+THROUGHPUT_REPEATS = 3  # a batch is N images: fewer repeats than at batch 1 for the same time
 
 
 def measure_cost(model: torch.nn.Module, runnable: torch.nn.Module, data, device: torch.device, precision=None,
@@ -33,7 +34,7 @@ def measure_cost(model: torch.nn.Module, runnable: torch.nn.Module, data, device
     autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
     with autocast:
         latency = inference_latency_ms(runnable, image, device)
-        throughput = batch_size * 1000 / inference_latency_ms(runnable, batch, device, repeats=THROUGHPUT_REPEATS)
+        throughput = batch_size * 1000 / inference_latency_ms(runnable, batch, device, THROUGHPUT_WARMUP, THROUGHPUT_REPEATS)
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_image": count_flops(model, image),
@@ -120,9 +121,9 @@ def count_flops(model, image) -> int:
 
 
 @torch.no_grad()
-def inference_latency_ms(model, images, device, repeats: int = LATENCY_REPEATS) -> float:
+def inference_latency_ms(model, images, device, warmup: int = LATENCY_WARMUP, repeats: int = LATENCY_REPEATS) -> float:
     """Median of repeated forward passes of ``images`` after a warm-up, synchronised."""
-    for _ in range(LATENCY_WARMUP):
+    for _ in range(warmup):
         model(images)
     timings = []
     for _ in range(repeats):
