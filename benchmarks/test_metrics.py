@@ -17,6 +17,9 @@ from conftest import median_seconds
 from segbench_plugins.metrics import miou
 
 CLASSES, IGNORE = 21, 255
+# Agreement to each reference's own precision: torchmetrics computes in float32
+# (0.55470968 vs 0.55470967 here), scikit-learn in float64 as segbench does.
+TOLERANCE = {"torchmetrics": {"rel": 1e-6}, "scikit-learn": {"rel": 1e-12}}
 _timings: dict = {}
 
 
@@ -58,5 +61,5 @@ def test_mean_iou(benchmark, batch, name, function, ratios):
     if name != "segbench":
         reference_time, reference_value = _timings[name]
         own_time, own_value = _timings["segbench"]
-        assert own_value == pytest.approx(reference_value, abs=1e-9)
+        assert own_value == pytest.approx(reference_value, **TOLERANCE[name])
         ratios.append((f"mean IoU: {name} time / segbench time", reference_time / own_time, None))
