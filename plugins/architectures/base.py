@@ -19,6 +19,7 @@ from torch import nn
 
 from segbench.errors import SegbenchError
 
+from ..upsamplers.validation import check_bool, check_choice, check_int  # noqa: F401 - one set of parameter checks
 from .encoders import light_encoder
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -111,29 +112,6 @@ class UpsampledLogitsModel(SegmentationModel):
 
     def logits(self, features, images: torch.Tensor) -> torch.Tensor:
         return upsample_to(self.upsample, super().logits(features, images), images.shape[-2:])
-
-
-# --- parameter checks ----------------------------------------------------------------
-
-
-def check_choice(architecture: str, param: str, value, choices) -> None:
-    """Raise a ValueError naming the architecture, the parameter and the valid values."""
-    if isinstance(value, bool) or value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{architecture}: {param} must be one of {valid}, got {value!r}")
-
-
-def check_bool(architecture: str, param: str, value) -> None:
-    """Raise a ValueError unless ``value`` is true or false."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{architecture}: {param} must be true or false, got {value!r}")
-
-
-def check_int(architecture: str, param: str, value, minimum: int = 1) -> None:
-    """Raise a ValueError unless ``value`` is an integer of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{architecture}: {param} must be {kind}, got {value!r}")
 
 
 # --- encoders ------------------------------------------------------------------------

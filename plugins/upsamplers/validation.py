@@ -1,4 +1,4 @@
-"""Parameter checks shared by the standard upsamplers.
+"""Parameter checks shared by the standard upsamplers and architectures.
 
 Every factory checks its arguments before building anything and raises a ValueError
 naming the upsampler, the parameter and what is valid: segbench builds every model

@@ -84,18 +84,13 @@ class NondeterministicOp(RuntimeError):
 
 
 @contextlib.contextmanager
-def watch_nondeterminism(found: list):
-    """Appends to ``found`` the ops without a deterministic kernel that ran (reported by
-    torch as warnings in ``"warn"`` mode); other warnings pass through unchanged. In strict
-    mode such an op's error becomes a :class:`NondeterministicOp` that says what to do."""
-    caught = []
+def watch_nondeterminism(found: list | None):
+    """In strict mode, an op's "no deterministic implementation" error becomes a
+    :class:`NondeterministicOp` that says what to do. With ``found`` (``"warn"`` mode), the
+    ops torch warns about are appended to it; without, warnings are left alone."""
     try:
-        with warnings.catch_warnings(record=True) as recorded:
-            warnings.simplefilter("always")
-            try:
-                yield found
-            finally:
-                caught = list(recorded)
+        with _alerts_into(found) if found is not None else contextlib.nullcontext():
+            yield
     except RuntimeError as error:
         match = _ALERT.match(str(error))
         if match is None:
@@ -104,12 +99,29 @@ def watch_nondeterminism(found: list):
             f"{match.group(1)} has no deterministic implementation on this device, and [train] deterministic = true "
             'requires one; set deterministic = "warn" to run anyway and list such ops in the record, '
             "or false (on a GPU: the default cross-entropy and bilinear upsampling's backward are such ops)") from None
+
+
+@contextlib.contextmanager
+def _alerts_into(found: list):
+    """Records the run's warnings: torch's determinism alerts go to ``found``, the others
+    reach the user afterwards, once per message and place, as the default filter shows them."""
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")  # every alert, even from a place that warned before
+            try:
+                yield
+            finally:
+                caught = list(recorded)
     finally:
-        for warning in caught:  # outside the recording context: the others reach the user as usual
+        shown = set()
+        for warning in caught:  # outside the recording context
             match = _ALERT.match(str(warning.message))
+            where = (str(warning.message), warning.category, warning.filename, warning.lineno)
             if match:
                 found.append(match.group(1))
-            else:
+            elif where not in shown:
+                shown.add(where)
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 

@@ -22,7 +22,7 @@ from .device import resolve_device, seed_everything, synchronize
 from .logits import split_logits
 from .inference import native_logits, size_groups
 from .placement import place_dataset
-from .precision import Precision, configure_backends, watch_nondeterminism
+from .precision import WARN, Precision, configure_backends, watch_nondeterminism
 
 
 SAMPLE_COUNT = 4
@@ -98,14 +98,14 @@ class TrainingLength:
 
 def run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     """Train and evaluate ``variant`` with ``seed``; returns the measured part of a record."""
-    nondeterministic = []
+    nondeterministic = [] if variant.config["train"].get("deterministic") == WARN else None
     before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         with watch_nondeterminism(nondeterministic):
             record = _run_one(variant, seed, catalogue, cache_dir, on_epoch)
     finally:  # the process, e.g. the next suite's preflight, goes on as it was
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-    if record["determinism"]["warn_only"]:
+    if nondeterministic is not None:
         record["determinism"]["nondeterministic_ops"] = sorted(set(nondeterministic))
     return record
 
