@@ -3,6 +3,7 @@ cuBLAS workspace setting; the record stores the flags, and one run's choice does
 into the next run of the same process."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -88,13 +89,13 @@ def segbench_architectures(register):
 '''
 
 
-def _alerting_run(tmp_path, mode):
+def _alerting_run(tmp_path, mode, *extra):
     (tmp_path / "alerting.py").write_text(ALERTING_PLUGIN)
     suite = tiny(seeds="[0]").replace('architecture = "unet"\nencoder = "lite"\ndecoder_channels = [16, 8, 8, 8, 8]',
                                       'architecture = "alerting"').replace(
         '"model.upsampler" = ["nearest", "bilinear"]', f'"train.deterministic" = [{mode}]')
     (tmp_path / "suite.toml").write_text(suite)
-    code = main(["run", str(tmp_path / "suite.toml"), "-o", str(tmp_path / "out"), "-q", "-p", str(tmp_path / "alerting.py")])
+    code = main(["run", str(tmp_path / "suite.toml"), "-o", str(tmp_path / "out"), "-q", "-p", str(tmp_path / "alerting.py"), *extra])
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*/runs/*/seed-*/record.json")]
     return code, record
 
@@ -119,3 +120,12 @@ def test_without_warn_mode_the_record_has_no_op_list(tmp_path):
     code, record = _alerting_run(tmp_path, "false")
     assert code == 0 and "nondeterministic_ops" not in record["determinism"]
     assert record["determinism"]["warn_only"] is False
+
+
+def test_warn_mode_shows_a_warning_raised_every_step_once_not_once_per_step(tmp_path):
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        code, _ = _alerting_run(tmp_path, '"warn"', "--set", "train.epochs=3")  # warns in each of 6 steps
+    assert code == 0
+    # once from preflight's training step (outside the run), once for the run's six
+    assert sum("plugin says hello" in str(w.message) for w in shown) == 2
