@@ -1,4 +1,5 @@
-"""Benchmarks run on demand (``python -m pytest benchmarks``), never in the test command.
+"""Benchmarks run on demand (``python -m pytest benchmarks``), not in the test command; the
+``quick`` ones (``-m quick``, under a minute) also run in CI, so a broken benchmark shows.
 
 Each benchmark times a reference and segbench side by side in one session; the session
 ends with a table of ratios (this machine is noisy, so ratios, not absolute times, are
@@ -31,6 +32,10 @@ def shares():
 
 def median_seconds(benchmark) -> float:
     return benchmark.stats.stats.median
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: a benchmark of a few seconds; CI runs these (`-m quick`)")
 
 
 def pytest_terminal_summary(terminalreporter):

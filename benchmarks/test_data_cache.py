@@ -32,6 +32,7 @@ DATA = Path(__file__).parent.parent / "tests" / "data"
 COPIES = 16
 TARGET = 10.0
 CHECKSUM_TARGET = 20.0
+pytestmark = pytest.mark.quick  # CI runs it: .ci/run
 _timings: dict = {}
 
 
@@ -74,7 +75,8 @@ def test_decoding_from_annotations_and_images(benchmark, coco_root, tmp_path_fac
         roles = {r: (r, *coco_dataset._split_paths(str(root), r, None, None)) for r in ("train", "val")}
         rules = {"image_size": 256, "fit": "resize", "max_images": 0, "min_pixels": 0, "crowd": "ignore",
                  "overlap": "ignore", "ignore_index": 255, "seed": 0, "on_missing": "error"}
-        copy_out(coco_dataset._decode(roles, "voc20", rules))
+        per_role = {"train": {"selection": "filtered", "native": False}, "val": {"selection": "filtered", "native": False}}
+        copy_out(coco_dataset._decode(roles, "voc20", rules, per_role))
 
     benchmark.group = "data cache"
     benchmark.pedantic(decode, setup=fresh_cache, rounds=5, warmup_rounds=1)

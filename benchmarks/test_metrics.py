@@ -20,6 +20,7 @@ CLASSES, IGNORE = 21, 255
 # Agreement to each reference's own precision: torchmetrics computes in float32
 # (0.55470968 vs 0.55470967 here), scikit-learn in float64 as segbench does.
 TOLERANCE = {"torchmetrics": {"rel": 1e-6}, "scikit-learn": {"rel": 1e-12}}
+pytestmark = pytest.mark.quick  # CI runs it: .ci/run
 _timings: dict = {}
 
 
