@@ -1,6 +1,8 @@
 """``segbench doctor RESULTS_DIR``: what is damaged in a results folder, which runs
 ``segbench run`` would redo, and which are finished. It only reads: nothing is moved or
-written (``segbench run`` moves damaged records aside as it redoes their runs).
+written (``segbench run`` moves damaged records aside as it redoes their runs). A record
+written by a newer segbench is not damage: like every reader, doctor stops with exit 2,
+naming it (``segbench.records.NewerSchemaError``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import RECORD_NAME, ResultStore, find_suite_dir
+from .layout import RECORD_NAME, run_folders, seed_of
+from .store import ResultStore, find_suite_dir
 from .text import one_line
 
 
@@ -31,11 +34,10 @@ def diagnose(results_dir) -> Diagnosis:
     store = ResultStore(suite_dir.parent, suite_dir.name, quiet=True)
     summary = store.load_summary(required=False)
     records = store.records()
-    for path in sorted((suite_dir / "samples").glob("*.json")):
+    for path in store.samples_paths():
         store.load_samples(path.stem)
     labels = {r["variant_id"]: r["label"] for r in records}
-    redo = [(labels.get(path.parent.parent.name, path.parent.parent.name), _seed_of(path.parent.name), "damaged record")
-            for path in (d.path for d in store.damaged) if path.name == RECORD_NAME]
+    redo = [_damaged_run(path, labels) for path in (d.path for d in store.damaged) if path.name == RECORD_NAME]
     redo += [(r["label"], r["seed"], f"failed: {r['error'].get('type')}: {r['error'].get('message')}") for r in records if r["status"] != "ok"]
     redo += [(labels.get(variant_id, variant_id), seed, "no record") for variant_id, seed in _missing(summary, store)]
     finished = {}
@@ -56,9 +58,10 @@ def _missing(summary: dict, store: ResultStore) -> list:
             if not os.path.lexists(store.record_path(variant_id, seed))]
 
 
-def _seed_of(folder: str):
-    text = folder.removeprefix("seed-")
-    return int(text) if text.lstrip("-").isdigit() else text
+def _damaged_run(path, labels: dict) -> tuple:
+    """(variant label, seed, why) of the run whose record file at ``path`` is damaged."""
+    variant_folder, seed_folder = run_folders(path)
+    return labels.get(variant_folder, variant_folder), seed_of(seed_folder), "damaged record"
 
 
 def format_diagnosis(diagnosis: Diagnosis) -> str:

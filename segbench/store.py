@@ -1,7 +1,9 @@
 """The results store: one JSON record per run, written atomically, under a lock.
 
-It owns the layout of a results folder, and every file read from one comes through it,
-checked against its schema (``segbench.records``). A damaged file is named on stderr and
+It reads and writes a results folder laid out as ``segbench.layout`` says, and every file
+read from one comes through it, read by ``segbench.records`` (which checks each against its
+schema, and a record's version: one written by a newer segbench stops the command with
+exit 2, naming it; an older one is migrated). A damaged file is named on stderr and
 left out: a damaged record counts as not finished, so ``segbench run`` redoes that run,
 and the new record's write first moves the damaged file aside as ``record.json.corrupt``,
 so nothing is lost. Readers that only read (report, gate, compare, doctor) move nothing.
@@ -20,17 +22,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
 from .errors import SegbenchError
-from .records import decode_arrays, encode_arrays, record_problem, samples_problem, summary_problem, with_defaults
+from .layout import RECORD_NAME, SUMMARY_NAME, SuiteFolder
+from .records import DamagedFile, Record, decode_arrays, encode_arrays, read_json_file, read_record, read_samples, read_summary
 from .text import one_line
 
 __all__ = ["RECORD_NAME", "SUMMARY_NAME", "Damage", "ResultStore", "decode_arrays", "encode_arrays", "find_suite_dir", "read_json",
            "read_json_file", "samples_key", "to_json_safe", "write_json_atomic", "write_text_atomic"]
-
-RECORD_NAME = "record.json"
-SUMMARY_NAME = "suite.json"  # what the report needs besides the records (written by the runner)
-SET_ASIDE_SUFFIX = ".corrupt"
-
 
 @dataclass(frozen=True)
 class Damage:
@@ -48,19 +47,20 @@ class ResultStore:
 
     def __init__(self, root, suite_name: str, quiet: bool = False):
         self.root = Path(root)
-        self.suite_dir = self.root / suite_name
-        self.runs_dir = self.suite_dir / "runs"
-        self.report_dir = self.suite_dir / "report"
-        self.summary_path = self.suite_dir / SUMMARY_NAME
+        self.folder = SuiteFolder.of(root, suite_name)
+        self.suite_dir = self.folder.path
+        self.runs_dir = self.folder.runs
+        self.report_dir = self.folder.report
+        self.summary_path = self.folder.summary
         self.quiet = quiet  # collect damage in ``damaged`` without naming it on stderr
         self.damaged: list[Damage] = []  # every damaged file this store has met
         self._sound_samples: set = set()
         self._in_the_way: set = set()  # damaged files met here, not yet moved aside
 
     def record_path(self, variant_id: str, seed: int) -> Path:
-        return self.runs_dir / variant_id / f"seed-{seed}" / RECORD_NAME
+        return self.folder.record(variant_id, seed)
 
-    def load(self, variant_id: str, seed: int) -> dict | None:
+    def load(self, variant_id: str, seed: int) -> Record | None:
         """The run's record; None when there is none or it is damaged."""
         path = self.record_path(variant_id, seed)
         return self._checked_record(path) if os.path.lexists(path) else None
@@ -109,13 +109,13 @@ class ResultStore:
             return True
         if not os.path.lexists(path):
             return False
-        sound = self._checked(path, samples_problem, consequence="it is written again") is not None
+        sound = self._checked(path, read_samples, consequence="it is written again") is not None
         if sound:
             self._sound_samples.add(path)
         return sound
 
     def samples_path(self, key: str) -> Path:
-        return self.suite_dir / "samples" / f"{key}.json"
+        return self.folder.samples_file(key)
 
     def load_samples(self, key: str) -> dict | None:
         """A dataset's stored validation inputs; None when absent or damaged (the report
@@ -123,16 +123,19 @@ class ResultStore:
         path = self.samples_path(key)
         if not os.path.lexists(path):
             return None
-        return self._checked(path, samples_problem, consequence="the report is drawn without its prediction grid")
+        return self._checked(path, read_samples, consequence="the report is drawn without its prediction grid")
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[Record]:
         """Every sound record under ``runs/``, in path order; damaged ones are named and
         left out."""
         records = (self._checked_record(path) for path in self.record_paths())
         return [record for record in records if record is not None]
 
     def record_paths(self) -> list[Path]:
-        return sorted(self.runs_dir.glob(f"*/seed-*/{RECORD_NAME}"))
+        return self.folder.records()
+
+    def samples_paths(self) -> list[Path]:
+        return self.folder.samples_files()
 
     def load_summary(self, required: bool) -> dict:
         """``suite.json``. The report cannot be drawn without it (``required``: exit 2
@@ -142,27 +145,25 @@ class ResultStore:
                 raise SegbenchError(f"{self.suite_dir} has no {SUMMARY_NAME} (written by `segbench run`); run the suite once to create it")
             return {}
         consequence = "the report cannot be drawn without it" if required else "variant names and order come from the records"
-        summary = self._checked(self.summary_path, summary_problem, consequence=consequence, warn=not required)
+        summary = self._checked(self.summary_path, read_summary, consequence=consequence, warn=not required)
         if summary is None and required:
             damage = next(d for d in self.damaged if d.path == self.summary_path)
             raise SegbenchError(f"{damage}; {consequence}: `segbench run` the suite "
                                 "with the same -o to write it again (finished runs are kept)")
         return summary or {}
 
-    def _checked_record(self, path: Path) -> dict | None:
-        folders = {"variant_folder": path.parent.parent.name, "seed_folder": path.parent.name}
-        record = self._checked(path, lambda payload: record_problem(payload, **folders),
-                               consequence="left out; `segbench run` redoes that run")
-        return with_defaults(record) if record is not None else None
+    def _checked_record(self, path: Path) -> Record | None:
+        """The record at ``path`` (see ``segbench.records.read_record``); one written by a
+        newer segbench raises NewerSchemaError (exit 2)."""
+        return self._checked(path, read_record, consequence="left out; `segbench run` redoes that run")
 
-    def _checked(self, path: Path, problem_of, consequence: str, warn: bool = True):
-        """The parsed file, or None when it is damaged: then recorded in ``damaged`` and
-        named on stderr."""
-        payload, problem = read_json_file(path)
-        problem = problem or problem_of(payload)
-        if problem is None:
-            return payload
-        damage = Damage(path, problem)
+    def _checked(self, path: Path, read, consequence: str, warn: bool = True):
+        """The file as ``read`` gives it, or None when it is damaged: then recorded in
+        ``damaged`` and named on stderr."""
+        try:
+            return read(path)
+        except DamagedFile as exc:
+            damage = Damage(path, str(exc))
         self._in_the_way.add(path)
         if damage not in self.damaged:  # each named once per store
             self.damaged.append(damage)
@@ -175,7 +176,7 @@ class ResultStore:
         """Exclusive lock on the suite's folder: a second ``segbench run`` waits for none,
         it stops with a clear message instead of interleaving writes."""
         self._make_suite_dir()
-        with open(self.suite_dir / ".lock", "w") as handle:
+        with open(self.folder.lock, "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -198,13 +199,13 @@ class ResultStore:
         """Undo the folders the lock created, when the run stops before writing anything
         (bad input found by the preflight leaves no empty results folder behind)."""
         with contextlib.suppress(OSError):
-            (self.suite_dir / ".lock").unlink()
+            self.folder.lock.unlink()
             for folder in getattr(self, "_created", []):
                 folder.rmdir()  # only empty ones: anything written stays
 
     def _clear_summary(self) -> None:
         if os.path.lexists(self.summary_path):
-            self._checked(self.summary_path, summary_problem, consequence="it is written again")
+            self._checked(self.summary_path, read_summary, consequence="it is written again")
             self._clear_way(self.summary_path)
 
 
@@ -214,9 +215,9 @@ def find_suite_dir(directory) -> Path:
     directory = Path(directory)
     if not directory.is_dir():
         raise SegbenchError(f"results folder {directory} does not exist")
-    if (directory / "runs").is_dir():
+    if layout.is_suite_folder(directory):
         return directory
-    suites = sorted(child for child in directory.iterdir() if (child / "runs").is_dir())
+    suites = sorted(child for child in directory.iterdir() if layout.is_suite_folder(child))
     if not suites:
         raise SegbenchError(f"{directory} holds no run records: give a results folder written by "
                             "`segbench run` (results/ or results/<suite>/)")
@@ -229,11 +230,11 @@ def find_suite_dir(directory) -> Path:
 def set_aside_file(path: Path) -> Path:
     """Rename a damaged file (or directory) to ``<name>.corrupt`` (``.corrupt.1``, ... when
     that is taken), so that it is kept for a look but never read again."""
-    target = path.with_name(path.name + SET_ASIDE_SUFFIX)
     count = 0
+    target = path.with_name(layout.set_aside_name(path.name))
     while os.path.lexists(target):
         count += 1
-        target = path.with_name(f"{path.name}{SET_ASIDE_SUFFIX}.{count}")
+        target = path.with_name(layout.set_aside_name(path.name, count))
     try:
         os.replace(path, target)
     except OSError as exc:
@@ -273,29 +274,6 @@ def read_json(path: Path):
     """A JSON file as is; it raises on any damage (for files segbench itself just wrote;
     read a results folder with ``read_json_file``)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def read_json_file(path: Path) -> tuple:
-    """``(payload, None)``, or ``(None, problem)`` saying in a few words why the file at
-    ``path`` cannot be read as JSON."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except IsADirectoryError:
-        return None, "is a directory, not a file"
-    except UnicodeDecodeError:
-        return None, "is not UTF-8 text (binary garbage?)"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror or exc})"
-    if not text.strip():
-        return None, "is empty"
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        return None, f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}){'; it looks truncated' if cut else ''}"
-    except RecursionError:
-        return None, "is not valid JSON: nested too deeply"
 
 
 def _warn(text: str) -> None:

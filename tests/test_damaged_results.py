@@ -7,6 +7,7 @@ The runs are stand-ins (no training): an executor returns records with chosen va
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -166,7 +167,7 @@ def test_summary_and_samples_schemas():
 
 # run: a damaged record is not finished; its run is redone and the file kept aside.
 
-@pytest.mark.parametrize("damage", ["truncate", "empty", "directory", "no-metrics", "nan", "wrong-seed", "future-schema"])
+@pytest.mark.parametrize("damage", ["truncate", "empty", "directory", "no-metrics", "nan", "wrong-seed"])
 def test_run_redoes_a_damaged_run_and_keeps_the_file_aside(finished, capsys, damage):
     suite, suite_dir = finished
     path = record_paths(suite_dir)[0]
@@ -185,8 +186,6 @@ def test_run_redoes_a_damaged_run_and_keeps_the_file_aside(finished, capsys, dam
         assert '"miou": NaN' in path.read_text()
     elif damage == "wrong-seed":
         edit_record(path, seed=7)
-    elif damage == "future-schema":
-        edit_record(path, schema=RECORD_SCHEMA + 1)
     kept = path.read_text() if path.is_file() else None
     capsys.readouterr()
     outcome, executor = rerun(suite, suite_dir)
@@ -239,6 +238,45 @@ def test_damaged_samples_are_written_again_when_their_runs_are_redone(finished, 
     rerun(suite, suite_dir)
     assert samples_problem(json.loads(samples.read_text())) is None
     assert "written again" in capsys.readouterr().err
+
+
+# A record written by a newer segbench is not damage: every command stops, naming it.
+
+NEWER = f"was written by a newer segbench (schema {RECORD_SCHEMA + 1} > {RECORD_SCHEMA}); upgrade segbench"
+
+
+@pytest.mark.parametrize("command", ["report", "gate", "compare", "doctor", "baseline save"])
+def test_a_newer_record_stops_every_reader_with_exit_2_naming_it(finished, capsys, tmp_path, command):
+    _, suite_dir = finished
+    save_baseline(suite_dir, tmp_path / "base.json")
+    path = record_paths(suite_dir)[1]
+    edit_record(path, schema=RECORD_SCHEMA + 1, metrics="a layout this segbench does not know")
+    before = sorted(p.name for p in suite_dir.rglob("*"))
+    argv = {"gate": ["gate", str(suite_dir), "--baseline", str(tmp_path / "base.json"), "--rule", "miou:max_drop=0.5,noise=ignore"],
+            "compare": ["compare", str(suite_dir), str(suite_dir)], "baseline save": ["baseline", "save", str(suite_dir), "-o", str(tmp_path / "b.json")]}
+    assert main(argv.get(command, [command, str(suite_dir)])) == 2
+    assert f"segbench: error: record {path} {NEWER}" in capsys.readouterr().err
+    assert sorted(p.name for p in suite_dir.rglob("*")) == before, "nothing is moved aside"
+
+
+def test_run_stops_at_a_newer_record_instead_of_redoing_its_run(finished, capsys):
+    suite, suite_dir = finished
+    path = record_paths(suite_dir)[0]
+    edit_record(path, schema=RECORD_SCHEMA + 1)
+    kept = path.read_text()
+    with pytest.raises(SegbenchError, match=re.escape(f"record {path} {NEWER}")):
+        rerun(suite, suite_dir)
+    assert path.read_text() == kept and not path.with_name("record.json.corrupt").exists()
+
+
+def test_a_newer_baseline_file_stops_the_gate(finished, tmp_path):
+    _, suite_dir = finished
+    baseline = tmp_path / "base.json"
+    save_baseline(suite_dir, baseline)
+    payload = json.loads(baseline.read_text())
+    baseline.write_text(json.dumps({**payload, "schema": payload["schema"] + 1}))
+    with pytest.raises(SegbenchError, match=f"baseline file {baseline} was written by a newer segbench .schema 2 > 1.; upgrade"):
+        load_baseline(baseline)
 
 
 # report, gate, compare, baseline save: damaged files named and left out.

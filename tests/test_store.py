@@ -3,9 +3,11 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from segbench.errors import SegbenchError
+from segbench.records import RECORD_SCHEMA, decode_arrays, encode_arrays, read_record
 from segbench.store import ResultStore, write_json_atomic
 
 
@@ -46,3 +48,20 @@ def test_a_second_holder_of_the_lock_is_refused(tmp_path):
                 pass
     with second.lock():
         pass
+
+
+def test_a_record_round_trips_through_write_and_read(tmp_path):
+    """What ``write_record`` stores is what every reader gets back: the record with its
+    NaN as null, the validation inputs moved to samples/<key>.json, the version stamped."""
+    images, masks = np.zeros((1, 3, 4, 4), np.float32), np.ones((1, 4, 4), np.uint8)
+    written = record(schema=RECORD_SCHEMA, label="upsampler=nearest", factors={"model.upsampler": "nearest"}, config={"dataset": {"name": "d"}},
+                     metrics={"miou": 0.5}, cost={"params": 10, "peak_memory_mb": float("nan")}, curves={"epoch": [1], "miou": [0.5]},
+                     samples={"indices": [0], "predictions": encode_arrays(predictions=masks), "inputs": encode_arrays(images=images, masks=masks)})
+    store = ResultStore(tmp_path, "s")
+    stored = store.write_record(written)
+    path = store.record_path("abc", 0)
+    assert store.load("abc", 0) == stored == read_record(path) == read_record(json.loads(path.read_text()))
+    assert stored["cost"] == {"params": 10, "peak_memory_mb": None} and "inputs" not in stored["samples"]
+    assert {k: v for k, v in stored.items() if k not in ("cost", "samples")} == {k: v for k, v in written.items() if k not in ("cost", "samples")}
+    inputs = decode_arrays(store.load_samples(stored["samples"]["inputs_key"])["inputs"])
+    assert (inputs["masks"] == masks).all() and decode_arrays(stored["samples"]["predictions"])["predictions"].shape == (1, 4, 4)

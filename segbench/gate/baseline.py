@@ -16,11 +16,14 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SegbenchError
+from ..layout import SuiteFolder
+from ..records import upgraded
 from ..store import read_json_file, write_json_atomic
 from .results import ResultSet, load_results
 
 FORMAT = "segbench-baseline"
-SCHEMA = 1
+SCHEMA = 1  # the version of the baseline file's layout; checked on read as a record's is
+MIGRATIONS: dict = {}  # version v -> a function turning a baseline of version v into one of v + 1 (none yet)
 GROUPS = ("metrics", "cost")
 
 
@@ -78,7 +81,7 @@ def save_baseline(results_dir, output=None) -> SavedBaseline:
 
 
 def default_baseline_path(results: ResultSet) -> Path:
-    return results.suite_dir.parent / "baselines" / f"{results.suite}.json"
+    return SuiteFolder(results.suite_dir).baseline(results.suite)
 
 
 def baseline_payload(results: ResultSet) -> dict:
@@ -121,7 +124,7 @@ def load_baseline(path) -> Baseline:
     payload, problem = read_json_file(path)
     if problem:
         raise SegbenchError(f"baseline file {path}: {problem}; save it again with: segbench baseline save RESULTS_DIR -o {path}")
-    _check_format(path, payload)
+    payload = _check_format(path, payload)
     try:
         variants = [_read_variant(entry) for entry in payload["variants"]]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -132,11 +135,14 @@ def load_baseline(path) -> Baseline:
                     directions)
 
 
-def _check_format(path, payload):
+def _check_format(path, payload) -> dict:
+    """The baseline of version SCHEMA (an older one migrated); a newer one: exit 2, upgrade segbench."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("variants"), list):
         raise SegbenchError(f"{path} is not a segbench baseline (write one with `segbench baseline save`)")
+    payload = upgraded(payload, f"baseline file {path}", SCHEMA, MIGRATIONS, unversioned=None)
     if payload.get("schema") != SCHEMA:
         raise SegbenchError(f"baseline file {path} has schema {payload.get('schema')!r}; this segbench reads schema {SCHEMA}: save the baseline again")
+    return payload
 
 
 def _read_variant(entry) -> BaselineVariant:

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SegbenchError
-from ..store import RECORD_NAME, SUMMARY_NAME, ResultStore, find_suite_dir
-
-SUITE_META = SUMMARY_NAME  # written by the runner: the suite's name and variant order
-SUITE_FILE = "suite.toml"  # the suite as run; its [gate] table holds the default rules
+from ..layout import RECORD_TEMPLATE, SuiteFolder
+from ..store import ResultStore, find_suite_dir
 
 
 @dataclass
@@ -63,7 +61,11 @@ class ResultSet:
 
     @property
     def suite_file(self) -> Path:
-        return self.suite_dir / SUITE_FILE
+        return SuiteFolder(self.suite_dir).suite_file
+
+    @property
+    def summary_file(self) -> Path:
+        return SuiteFolder(self.suite_dir).summary
 
 
 def load_results(directory) -> ResultSet:
@@ -77,7 +79,7 @@ def load_results(directory) -> ResultSet:
         if store.damaged:
             raise SegbenchError(f"{directory} holds no usable run records ({len(store.damaged)} damaged file(s) left out; "
                                 f"`segbench doctor {directory}` lists them, `segbench run` redoes their runs)")
-        raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/runs/<variant-id>/seed-<n>/{RECORD_NAME})")
+        raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/{RECORD_TEMPLATE})")
     return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta)
 
 
