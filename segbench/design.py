@@ -20,12 +20,9 @@ import functools
 import math
 from dataclasses import dataclass
 
-ALPHA = 0.05
-POWER = 0.8
-DEFAULT_MARGIN = 0.01  # one point of a [0, 1] metric such as mIoU
-CORRECTIONS = ("holm", "none")
-SPENDINGS = ("obrien_fleming", "pocock")
-MAX_SEEDS = 64  # a ceiling on adaptive seeds' max: beyond it a suite is almost surely a typo
+# The defaults and allowed values of `seeds` and [stats] are declared with the suite schema.
+from .schema import ADAPTIVE_SEEDS, ALPHA, CORRECTIONS, DEFAULT_MARGIN, DEFAULT_SEEDS, MAX_SEEDS, POWER, SEED_LIMIT, SPENDINGS, STATS
+
 BOUNDARY_PATHS = 200_000  # Monte Carlo paths behind each boundary
 BOUNDARY_SEED = 20_131_105  # fixed: the boundaries, and so every decision, repeat exactly
 
@@ -174,11 +171,9 @@ def nominal_levels(alpha: float, looks: tuple, spending: str, sides: int = 2) ->
 
 # ----------------------------------------------------------------------------- suite keys
 
-DEFAULT_SEEDS = (0, 1, 2)
-SEED_LIMIT = 2**32  # numpy and torch seed generators take seeds below 2**32
-STATS_KEYS = ("alpha", "margin", "correction", "power")
-ADAPTIVE_KEYS = ("min", "max", "step", "spending")
-ADAPTIVE_EXAMPLE = "{ min = 3, max = 12 }"
+STATS_KEYS = STATS.names
+ADAPTIVE_KEYS = ADAPTIVE_SEEDS.names
+ADAPTIVE_EXAMPLE = ADAPTIVE_SEEDS.example
 
 
 def read_seeds(value) -> tuple[SeedDesign, list]:

@@ -2,6 +2,10 @@
 
 Every problem in a suite is collected and reported at once, each with where it came from
 (``ablate."model.upsampler"[2]``), the bad value and what would be valid.
+
+Which keys exist, their types, valid values and defaults are declared once, in
+:mod:`segbench.schema`; this module applies that declaration (and the checks that need the
+components: names, parameters, compatibility, metrics named by other keys).
 """
 
 from __future__ import annotations
@@ -16,51 +20,20 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import __version__
 from .components import Catalogue, fits, metric_direction, unknown_name_message
 from .design import SeedDesign, StatsSettings, margin_metric_problems, read_seeds, read_stats
 from .errors import SegbenchError, SuiteError
+from .format import format_value
 from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_gate_table, unknown_metric_problem
 from .params import check_params, describe_value
 from .plugins import locate_plugin
+from .schema import (COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, OPTIMIZER, REPORT, SECTIONS, SETTING_SECTIONS, SUITE, TRAIN,
+                     ListOf, Settings, Table, Text, section_defaults)
 
-TOP_LEVEL_KEYS = ("name", "description", "seeds", "plugins", "baseline", "dataset", "model", "train", "eval", "ablate", "variants", "gate",
-                  "stats")
-SECTION_DEFAULTS = {
-    "dataset": {"name": "shapes"},
-    "model": {"architecture": "unet", "upsampler": "nearest"},
-    "train": {
-        "epochs": 6,
-        "batch_size": 16,
-        "loss": "ce",
-        "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
-        "schedule": "cosine",
-        "device": "auto",
-        "channels_last": True,
-        "augment": {"hflip": 0.0, "scale": [1.0, 1.0]},
-        "data_placement": "auto",
-        "data_device_limit_mb": 2048,
-        "warmup_epochs": 0.0,
-        "grad_clip_norm": 0.0,
-        "amp": "auto",
-        "cudnn_benchmark": True,
-        "compile": False,
-        "val_every": 1,
-        "timeout_s": None,  # seconds; None = no limit
-        "deterministic": False,
-        "iterations": 0,  # optimiser steps; 0 = train for `epochs` instead
-        "aux_weight": 0.4,  # loss weight of an auxiliary head (mmsegmentation's), for models that have one
-    },
-    "eval": {"metrics": ["miou", "dice", "pixel_accuracy"], "primary": None, "inference": {"mode": "stored"}},
-}
-# Keys of [dataset] and [model] beyond these are parameters of the chosen component.
-COMPONENT_SLOTS = {"dataset.name": "dataset", "model.architecture": "architecture", "model.upsampler": "upsampler", "train.loss": "loss"}
-MAX_EPOCHS = 10_000
-MAX_ITERATIONS = 10_000_000
-OPTIMIZERS = {"adamw": ("lr", "weight_decay"), "adam": ("lr", "weight_decay"), "sgd": ("lr", "weight_decay", "momentum")}
-SCHEDULES = ("constant", "cosine", "poly")
-DATA_PLACEMENTS = ("auto", "device", "host")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
-MAX_ZOOM = 4.0
+# The schema (segbench/schema.py) declares every key; these are what the loader needs of it.
+TOP_LEVEL_KEYS = SUITE.names
+SECTION_DEFAULTS = section_defaults()  # read only: copied before use
 
 
 @dataclass
@@ -91,6 +64,8 @@ class Suite:
     gate_rules: list = field(default_factory=list)
     design: SeedDesign = field(default_factory=lambda: SeedDesign.fixed([0, 1, 2]))
     stats: StatsSettings = field(default_factory=StatsSettings)
+    # [report] exporters: the opt-in exporters (reporter names) that also receive the results.
+    report_exporters: tuple = ()
 
     def runs(self):
         """Every (variant, seed) pair that may run, in order (with adaptive seeds, up to
@@ -162,23 +137,16 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
     text = _note_overrides(text, overrides)
     design = header["design"]
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,
-                 source, gate_rules=header["gate"], design=design, stats=header["stats"])
+                 source, gate_rules=header["gate"], design=design, stats=header["stats"], report_exporters=header["report"])
 
 
 # --set KEY=VALUE, as if the suite file said KEY = VALUE. KEY is a TOML dotted key; whether
 # a dotted setting name in [ablate] or a baseline is quoted (ablate."model.upsampler") or
-# not makes no difference. Examples for messages, one per top-level key:
-OVERRIDE_EXAMPLES = {
-    "name": 'name="quick"', "description": 'description="a quick look"', "seeds": "seeds=[0,1,2] or seeds={min=3,max=12}",
-    "plugins": 'plugins=["my_plugin.py"]', "baseline": 'baseline="upsampler=nearest" or baseline."model.upsampler"=nearest',
-    "dataset": "dataset.num_train=8", "model": "model.upsampler=bilinear", "train": "train.epochs=1",
-    "eval": 'eval.metrics=["miou"]', "ablate": 'ablate."model.upsampler"=["nearest","bilinear"]',
-    "variants": 'variants=[{label="a","model.upsampler"="bilinear"}]', "gate": 'gate.rules=["miou:max_drop=0.02"]',
-    "stats": "stats.margin=0.02",
-}
-TABLE_KEYS = ("dataset", "model", "train", "eval", "ablate", "gate", "stats")  # a table value replaces the whole table
-WHOLE_VALUE_KEYS = ("name", "description", "plugins", "variants")  # no keys inside to set
-FACTOR_TABLES = ("ablate", "baseline")  # their keys are dotted setting names: ablate."model.upsampler"
+# not makes no difference. What each top-level key is, from the schema:
+OVERRIDE_EXAMPLES = {key.name: key.example for key in SUITE.keys}  # for messages
+TABLE_KEYS = tuple(k.name for k in SUITE.keys if isinstance(k.type, (Table, Settings)))  # a table value replaces the whole table
+WHOLE_VALUE_KEYS = tuple(k.name for k in SUITE.keys if isinstance(k.type, (Text, ListOf)))  # no keys inside to set
+FACTOR_TABLES = tuple(k.name for k in SUITE.keys if k.type.holds(Settings))  # keys are dotted setting names: ablate."model.upsampler"
 
 
 def read_overrides(overrides: dict, raw: dict, problems) -> list:
@@ -229,7 +197,7 @@ def _override_problem(parts, value, raw) -> str | None:
 
 def _unknown_top_level_key(head) -> str:
     """``--set epochs=1`` most likely meant ``train.epochs``: say so."""
-    in_sections = [f"{section}.{head}" for section, keys in SECTION_DEFAULTS.items() if head in keys]
+    in_sections = [f"{section}.{head}" for section, table in SECTIONS.items() if head in table.names]
     if in_sections:
         return f"unknown key {head}; did you mean {in_sections[0]}? Valid: {', '.join(TOP_LEVEL_KEYS)}"
     return _unknown_key(head, TOP_LEVEL_KEYS)
@@ -310,17 +278,14 @@ def _read_header(raw, path, problems):
         problems.add("name", name_problem)
         name = "suite"
     description = raw.get("description", "")
-    if not isinstance(description, str):
-        problems.add("description", f"expected a string, got {describe_value(description)}")
+    if problem := SUITE["description"].problem(description):
+        problems.add("description", problem)
     design, design_problems = read_seeds(raw.get("seeds"))
     stats, stats_problems = read_stats(raw.get("stats"))
     for where, message in design_problems + stats_problems:
         problems.add(where, message)
     return {"name": name, "description": str(description), "design": design, "stats": stats, "plugins": _read_plugins(raw, problems),
-            "gate": _read_gate(raw, problems)}
-
-
-MAX_NAME_LENGTH = 100
+            "gate": _read_gate(raw, problems), "report": _read_report(raw.get("report", {}), problems)}
 
 
 def suite_name_problem(name) -> str | None:
@@ -329,18 +294,41 @@ def suite_name_problem(name) -> str | None:
     valid = f"a folder name of 1 to {MAX_NAME_LENGTH} characters without slashes or control characters, not '.' or '..'"
     if not isinstance(name, str):
         return f"expected {valid}, got {describe_value(name)}"
-    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or len(name) > MAX_NAME_LENGTH \
-            or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if not SUITE["name"].type.accepts(name):
         return f"expected {valid}, got {describe_value(name[:120])}{' (truncated)' if len(name) > 120 else ''}"
     return None
 
 
 def _read_plugins(raw, problems):
     plugins = raw.get("plugins", [])
-    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-        problems.add("plugins", f"expected a list of module names or .py paths, got {describe_value(plugins)}")
+    if problem := SUITE["plugins"].problem(plugins):
+        problems.add("plugins", problem)
         return []
     return plugins
+
+
+def _read_report(report, problems) -> tuple:
+    """[report] exporters = ["mlflow"]: names only; whether such a reporter is installed is
+    the reporters' business."""
+    if not isinstance(report, dict):
+        problems.add("report", f"expected a table [report] with exporters = [\"mlflow\"], got {describe_value(report)}")
+        return ()
+    _check_unknown_keys(REPORT, report, "report", str, problems)
+    exporters = report.get("exporters", [])
+    if not isinstance(exporters, list):
+        problems.add("report.exporters", f"expected a list of exporter names such as [\"mlflow\"], got {describe_value(exporters)}")
+        return ()
+    item = REPORT["exporters"].type.item
+    bad = [(index, name) for index, name in enumerate(exporters) if not item.accepts(name)]
+    for index, name in bad:
+        problems.add(f"report.exporters[{index}]", f"expected {item.expected()} (an exporter's name), got {describe_value(name)}")
+    return () if bad else tuple(exporters)
+
+
+def _check_unknown_keys(table: Table, given: dict, prefix: str, locate, problems):
+    for key in given:
+        if key not in table.names:
+            problems.add(locate(f"{prefix}.{key}"), _unknown_key(key, table.names, f"{prefix}."))
 
 
 def _read_gate(raw, problems):
@@ -456,8 +444,8 @@ def _flatten(table, prefix=""):
 
 def _check_dotted_key(key, where, problems):
     section = key.split(".", 1)[0]
-    if section not in SECTION_DEFAULTS or "." not in key:
-        valid = ", ".join(f"{s}.<key>" for s in SECTION_DEFAULTS)
+    if section not in SETTING_SECTIONS or "." not in key:
+        valid = ", ".join(f"{s}.<key>" for s in SETTING_SECTIONS)
         problems.add(where, f"{key!r} does not name a setting; expected one of {valid} (e.g. \"model.upsampler\")")
         return False
     return True
@@ -488,8 +476,6 @@ def _make_variant(resolved, label, overrides, catalogue):
 def component_versions(resolved: dict, catalogue) -> dict:
     """segbench's version and that of each distribution providing a component the variant
     uses: a new release of any of them may change results, so it gets new ids."""
-    from . import __version__
-
     refs = [("dataset", resolved["dataset"]), ("architecture", resolved["model"]["architecture"]),
             ("upsampler", resolved["model"]["upsampler"]), ("loss", resolved["train"]["loss"])]
     refs += [("metric", ref) for ref in resolved["eval"]["metrics"]]
@@ -502,12 +488,12 @@ def component_versions(resolved: dict, catalogue) -> dict:
 
 # [train] keys that say how a run is supervised, not what it computes: left out of the
 # variant id, so setting or changing them does not train finished runs again.
-SUPERVISION_KEYS = ("timeout_s",)
+SUPERVISION_KEYS = tuple(key.name for key in TRAIN.keys if not key.in_id)
 # [train] keys added after suites were run: at their default they leave the variant id as
 # it was, so finished results and stored baselines keep matching.
-ID_NEUTRAL_DEFAULTS = {"deterministic": False, "iterations": 0, "aux_weight": 0.4}
+ID_NEUTRAL_DEFAULTS = {key.name: key.default for key in TRAIN.keys if key.id_neutral}
 # The same for [eval] keys.
-EVAL_ID_NEUTRAL_DEFAULTS = {"inference": {"mode": "stored"}}
+EVAL_ID_NEUTRAL_DEFAULTS = {key.name: key.default for key in EVAL.keys if key.id_neutral}
 
 
 def config_id(resolved: dict, versions: dict | None = None) -> str:
@@ -530,15 +516,6 @@ def _label(factors):
     if len(set(short.values())) < len(short):
         short = {key: key for key in factors}
     return ", ".join(f"{short[key]}={format_value(value)}" for key, value in factors.items())
-
-
-def format_value(value) -> str:
-    if isinstance(value, dict) and "name" in value:
-        params = ", ".join(f"{k}={format_value(v)}" for k, v in value.items() if k != "name")
-        return f"{value['name']}({params})" if params else str(value["name"])
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 def _find_baseline(declared, variants, problems, unresolved=()):
@@ -659,169 +636,83 @@ def _check_compatible(catalogue, architecture_name, upsampler_name, locate, prob
 
 
 def _resolve_train(train, catalogue, locate, problems):
-    for key in train:
-        if key not in SECTION_DEFAULTS["train"]:
-            problems.add(locate(f"train.{key}"), _unknown_key(key, SECTION_DEFAULTS["train"], "train."))
-    _check_epochs(train, locate, problems)
-    return {
-        "epochs": _positive_int(train, "epochs", locate, problems),
-        "batch_size": _positive_int(train, "batch_size", locate, problems),
-        "loss": _resolve_component(catalogue, "loss", "train.loss", train.get("loss"), locate, problems),
-        "optimizer": _resolve_optimizer(train.get("optimizer"), locate, problems),
-        "device": _resolve_device(train.get("device"), locate, problems),
-        "channels_last": _boolean(train, "channels_last", locate, problems),
-        "schedule": _choice(train, "schedule", SCHEDULES, locate, problems),
-        "augment": _resolve_augment(train.get("augment"), locate, problems),
-        "data_placement": _choice(train, "data_placement", DATA_PLACEMENTS, locate, problems),
-        "data_device_limit_mb": _positive_int(train, "data_device_limit_mb", locate, problems),
-        "warmup_epochs": _non_negative(train, "warmup_epochs", locate, problems),
-        "grad_clip_norm": _non_negative(train, "grad_clip_norm", locate, problems),
-        "amp": _choice(train, "amp", AMP_MODES, locate, problems),
-        "cudnn_benchmark": _boolean(train, "cudnn_benchmark", locate, problems),
-        "compile": _boolean(train, "compile", locate, problems),
-        "val_every": _positive_int(train, "val_every", locate, problems),
-        "timeout_s": _timeout_seconds(train, locate, problems),
-        "deterministic": _determinism(train, locate, problems),
-        "iterations": _iterations(train, locate, problems),
-        "aux_weight": _non_negative(train, "aux_weight", locate, problems),
-    }
+    _check_warmup(train, locate, problems)
+    return _resolve_keys(TRAIN, train, "train", locate, problems, special={
+        "loss": lambda ref: _resolve_component(catalogue, "loss", "train.loss", ref, locate, problems),
+        "optimizer": lambda optimizer: _resolve_optimizer(optimizer, locate, problems),
+    })
 
 
-def _check_epochs(train, locate, problems):
-    """Epoch counts a run could finish: a typo such as 10**8 epochs is refused here, not
-    discovered days later; warm-up cannot outlast training."""
+def _resolve_keys(table: Table, given: dict, prefix: str, locate, problems, special=None) -> dict:
+    """Each key of ``table`` checked by its declaration (``special`` ones by a function of
+    their own), normalised, in declaration order; a key it does not declare is a problem."""
+    _check_unknown_keys(table, given, prefix, locate, problems)
+    resolved = {}
+    for key in table.keys:
+        value = given.get(key.name, copy.deepcopy(key.default))
+        if special and key.name in special:
+            resolved[key.name] = special[key.name](value)
+        elif isinstance(key.type, Table):
+            resolved[key.name] = _resolve_sub_table(key, value, f"{prefix}.{key.name}", locate, problems)
+        else:
+            problem = None if value is None and key.default is None else key.problem(value)  # None: left out
+            if problem:
+                problems.add(locate(f"{prefix}.{key.name}"), problem)
+            resolved[key.name] = key.type.normalise(value)
+    return resolved
+
+
+def _resolve_sub_table(key, value, where, locate, problems):
+    """An inline table such as ``augment = { hflip = 0.5 }``: its keys over their defaults."""
+    if not isinstance(value, dict):
+        problems.add(locate(where), f"expected {key.type.expected()}, got {describe_value(value)}")
+        return key.type.defaults()
+    return _resolve_keys(key.type, value, where, locate, problems)
+
+
+def _check_warmup(train, locate, problems):
+    """Warm-up cannot outlast training (when it is counted in epochs)."""
     epochs, warmup = train.get("epochs"), train.get("warmup_epochs")
     if train.get("iterations"):
         return  # epochs are not used; warm-up is checked against the run's length when it starts
-    if isinstance(epochs, int) and epochs > MAX_EPOCHS:
-        problems.add(locate("train.epochs"), f"expected at most {MAX_EPOCHS} epochs, got {epochs}")
     if _is_number(warmup) and isinstance(epochs, int) and math.isfinite(warmup) and warmup > epochs:
         problems.add(locate("train.warmup_epochs"), f"expected at most train.epochs = {epochs} (warm-up is part of training), got {warmup}")
-
-
-def _iterations(train, locate, problems):
-    """``iterations``: optimiser steps (as mmsegmentation's iteration-based schedules count
-    them), replacing ``epochs``; 0 (the default) trains for ``epochs``."""
-    value = train.get("iterations", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ITERATIONS:
-        problems.add(locate("train.iterations"), f"expected an integer from 1 to {MAX_ITERATIONS:,} optimiser steps "
-                     f"(0 = train for train.epochs instead), got {describe_value(value)}")
-    return value
-
-
-def _timeout_seconds(table, locate, problems):
-    """``timeout_s``: a finite number of seconds > 0, or absent for no limit."""
-    value = table.get("timeout_s")
-    if value is None:
-        return None
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        problems.add(locate("train.timeout_s"), f"expected a number of seconds > 0 (leave it out for no limit), got {describe_value(value)}")
-        return value
-    return float(value)
-
-
-def _non_negative(table, key, locate, problems):
-    value = table.get(key)
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
-        problems.add(locate(f"train.{key}"), f"expected a number >= 0 (0 = off), got {describe_value(value)}")
-        return value
-    return float(value)
-
-
-def _resolve_augment(augment, locate, problems):
-    """``{ hflip = P, scale = [LOW, HIGH] }``, missing keys from the defaults."""
-    resolved = copy.deepcopy(SECTION_DEFAULTS["train"]["augment"])
-    if not isinstance(augment, dict):
-        problems.add(locate("train.augment"), f"expected {{ hflip = 0.5, scale = [0.5, 2.0] }}, got {describe_value(augment)}")
-        return resolved
-    for key, value in augment.items():
-        if key not in resolved:
-            problems.add(locate(f"train.augment.{key}"), _unknown_key(key, resolved, "train.augment."))
-        elif key == "hflip" and _is_number(value) and 0 <= value <= 1:
-            resolved["hflip"] = float(value)
-        elif key == "scale" and isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value) \
-                and 0 < value[0] <= value[1] <= MAX_ZOOM:
-            resolved["scale"] = [float(v) for v in value]
-        else:
-            expected = "a probability between 0 and 1" if key == "hflip" else f"[LOW, HIGH] with 0 < LOW <= HIGH <= {MAX_ZOOM:g}"
-            problems.add(locate(f"train.augment.{key}"), f"expected {expected}, got {describe_value(value)}")
-    return resolved
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _choice(table, key, valid, locate, problems):
-    value = table.get(key)
-    if value not in valid:
-        problems.add(locate(f"train.{key}"), unknown_name_message(key, value, list(valid)))
-    return value
-
-
-def _determinism(train, locate, problems):
-    """``deterministic``: true (an op without a deterministic kernel fails the run), "warn"
-    (it runs, and the record lists it) or false."""
-    value = train.get("deterministic")
-    if not isinstance(value, bool) and value != "warn":
-        problems.add(locate("train.deterministic"), f'expected true, false or "warn", got {describe_value(value)}')
-    return value
-
-
-def _boolean(table, key, locate, problems):
-    value = table.get(key)
-    if not isinstance(value, bool):
-        problems.add(locate(f"train.{key}"), f"expected true or false, got {describe_value(value)}")
-    return value
-
-
-def _positive_int(table, key, locate, problems):
-    value = table.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        problems.add(locate(f"train.{key}"), f"expected an integer >= 1, got {describe_value(value)}")
-    return value
-
-
 def _resolve_optimizer(optimizer, locate, problems):
-    defaults = SECTION_DEFAULTS["train"]["optimizer"]
-    optimizer = {"name": optimizer} if isinstance(optimizer, str) else optimizer
+    """A name, or ``{ name = ..., <setting> = ... }``: the settings that optimiser takes over
+    their defaults."""
+    optimizer = {OPTIMIZER.tag: optimizer} if isinstance(optimizer, str) else optimizer
     if not isinstance(optimizer, dict):
-        problems.add(locate("train.optimizer"), f"expected {{ name = \"adamw\", lr = 1e-3 }}, got {describe_value(optimizer)}")
+        problems.add(locate("train.optimizer"), f"expected {OPTIMIZER.example}, got {describe_value(optimizer)}")
         return None
-    name = optimizer.get("name", defaults["name"])
-    if name not in OPTIMIZERS:
-        problems.add(locate("train.optimizer.name"), unknown_name_message("optimizer", name, sorted(OPTIMIZERS)))
+    name = optimizer.get(OPTIMIZER.tag, OPTIMIZER.default_tag)
+    if name not in OPTIMIZER.cases:
+        problems.add(locate("train.optimizer.name"), unknown_name_message("optimizer", name, sorted(OPTIMIZER.tags)))
         return None
-    resolved = {"name": name, "lr": defaults["lr"], "weight_decay": defaults["weight_decay"]}
-    if name == "sgd":
-        resolved["momentum"] = 0.9
+    resolved, settings = OPTIMIZER.defaults(name), OPTIMIZER.cases[name]
+    valid = [key for key in settings.names if key != OPTIMIZER.tag]
     for key, value in optimizer.items():
-        if key == "name":
+        if key == OPTIMIZER.tag:
             continue
-        if key not in OPTIMIZERS[name]:
-            problems.add(locate(f"train.optimizer.{key}"), _unknown_key(key, OPTIMIZERS[name], f"{name} optimizer "))
-        elif not _is_number(value) or not math.isfinite(value) or value < 0:
-            problems.add(locate(f"train.optimizer.{key}"), f"expected a finite number >= 0, got {describe_value(value)}")
+        problem = _unknown_key(key, valid, f"{name} optimizer ") if key not in valid else settings[key].problem(value)
+        if problem:
+            problems.add(locate(f"train.optimizer.{key}"), problem)
         else:
-            resolved[key] = float(value)
+            resolved[key] = settings[key].type.normalise(value)
     return resolved
 
 
-def _resolve_device(device, locate, problems):
-    valid = isinstance(device, str) and (device in ("auto", "cpu", "cuda") or device.startswith("cuda:"))
-    if not valid:
-        problems.add(locate("train.device"), f'expected "auto", "cpu", "cuda" or "cuda:N", got {describe_value(device)}')
-    return device
-
-
 def _resolve_eval(evaluation, catalogue, locate, problems):
-    for key in evaluation:
-        if key not in SECTION_DEFAULTS["eval"]:
-            problems.add(locate(f"eval.{key}"), _unknown_key(key, SECTION_DEFAULTS["eval"], "eval."))
-    inference = _resolve_inference(evaluation.get("inference", SECTION_DEFAULTS["eval"]["inference"]), locate, problems)
+    _check_unknown_keys(EVAL, evaluation, "eval", locate, problems)
+    inference = _resolve_inference(evaluation.get("inference", EVAL["inference"].default), locate, problems)
     refs = evaluation.get("metrics")
     if not isinstance(refs, list) or not refs:
-        problems.add(locate("eval.metrics"), f"expected a non-empty list of metric names, got {describe_value(refs)}")
+        problems.add(locate("eval.metrics"), f"expected {EVAL['metrics'].type.expected()}, got {describe_value(refs)}")
         return {"metrics": [], "primary": None, "inference": inference}
     metrics = [_resolve_component(catalogue, "metric", "eval.metrics", ref, locate, problems) for ref in refs]
     names = [m["name"] for m in metrics if m]
@@ -831,9 +722,7 @@ def _resolve_eval(evaluation, catalogue, locate, problems):
     return {"metrics": metrics, "primary": primary, "inference": inference}
 
 
-INFERENCE_KEYS = {"stored": ("mode",), "whole": ("mode", "scale"), "slide": ("mode", "scale", "crop", "stride")}
-MAX_INFERENCE_SIZE = 8192
-INFERENCE_EXAMPLE = '{ mode = "slide", scale = [2048, 512], crop = 512, stride = 341 }'
+INFERENCE_KEYS = {mode: table.names for mode, table in INFERENCE.cases.items()}
 
 
 def _resolve_inference(inference, locate, problems):
@@ -843,8 +732,8 @@ def _resolve_inference(inference, locate, problems):
     key = "eval.inference"
     if not isinstance(inference, dict) or not isinstance(inference.get("mode"), str) or inference["mode"] not in INFERENCE_KEYS:
         where, value = (f"{key}.mode", inference.get("mode")) if isinstance(inference, dict) else (key, inference)
-        problems.add(locate(where), f"expected mode = 'stored', 'whole' or 'slide', e.g. {key} = {INFERENCE_EXAMPLE}; "
-                                    f"got {describe_value(value)}")
+        modes = ", ".join(repr(mode) for mode in INFERENCE.tags[:-1]) + f" or {INFERENCE.tags[-1]!r}"
+        problems.add(locate(where), f"expected mode = {modes}, e.g. {key} = {INFERENCE.example}; got {describe_value(value)}")
         return inference
     mode, resolved = inference["mode"], {"mode": inference["mode"]}
     for name, value in inference.items():
@@ -855,7 +744,7 @@ def _resolve_inference(inference, locate, problems):
                 _unknown_key(name, INFERENCE_KEYS["slide"], f"{key}.")
             problems.add(locate(f"{key}.{name}"), f"{problem}; valid for mode {mode!r}: {', '.join(INFERENCE_KEYS[mode])}")
         elif name != "mode":
-            resolved[name] = _inference_size(value, name, f"{key}.{name}", locate, problems)
+            resolved[name] = _inference_size(INFERENCE.cases[mode][name], value, f"{key}.{name}", locate, problems)
     if mode == "whole":
         resolved.setdefault("scale", None)
     if mode == "slide":
@@ -863,14 +752,13 @@ def _resolve_inference(inference, locate, problems):
     return resolved
 
 
-def _inference_size(value, name, key, locate, problems):
+def _inference_size(size, value, where, locate, problems):
     """[long, short] for ``scale``; [h, w] from an integer or a pair for ``crop`` and ``stride``."""
-    pair = [value, value] if name != "scale" and isinstance(value, int) else value
-    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INFERENCE_SIZE for v in pair):
-        return sorted(pair, reverse=True) if name == "scale" else pair
-    shape = "[LONG, SHORT] (the image is rescaled, keeping its aspect ratio, to fit)" if name == "scale" else "an integer or [H, W]"
-    problems.add(locate(key), f"expected {shape} of integers in 1..{MAX_INFERENCE_SIZE}, got {describe_value(value)}")
-    return None
+    problem = size.problem(value)
+    if problem:
+        problems.add(locate(where), problem)
+        return None
+    return sorted(value, reverse=True) if size.name == "scale" else [value, value] if isinstance(value, int) else value
 
 
 def _check_windows(resolved, key, locate, problems):
@@ -878,7 +766,7 @@ def _check_windows(resolved, key, locate, problems):
     crop, stride, scale = resolved.get("crop"), resolved.get("stride"), resolved.get("scale")
     for name in ("crop", "stride"):
         if name not in resolved:
-            problems.add(locate(f"{key}.{name}"), f"mode 'slide' needs {name} (an integer or [H, W]), e.g. {key} = {INFERENCE_EXAMPLE}")
+            problems.add(locate(f"{key}.{name}"), f"mode 'slide' needs {name} (an integer or [H, W]), e.g. {key} = {INFERENCE.example}")
     if crop and stride and any(s > c for s, c in zip(stride, crop)):
         problems.add(locate(f"{key}.stride"), f"expected at most crop = {crop} on each side (a larger stride leaves pixels no window covers), got {stride}")
     if crop and scale and max(crop) > scale[0]:

@@ -23,10 +23,9 @@ from pathlib import Path
 from ..costs import COST_FIELDS, COST_HIGHER_IS_BETTER
 from ..errors import SegbenchError
 from ..params import describe_value
+from ..schema import GATE, GATE_DIRECTIONS as DIRECTIONS, GATE_NOISE_MODES as NOISE_MODES  # declared with the suite schema
 
-DIRECTIONS = ("max_drop", "max_increase")
-NOISE_MODES = ("check", "ignore")
-GATE_KEYS = ("rules",)
+GATE_KEYS = GATE.names
 # Rules may name any metric and any cost field of segbench.costs (re-exported for callers).
 __all__ = ["COST_FIELDS", "Rule", "RuleError", "parse_rule", "parse_rules", "read_gate_table", "direction_problem"]
 
