@@ -15,6 +15,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from . import __version__
+
 CRASH_DIR_ENV = "SEGBENCH_CRASH_DIR"
 INTERNAL_ERROR = 3
 
@@ -43,8 +45,6 @@ def crash_dir() -> Path:
 def write_crash_log(exc: BaseException, argv) -> Path:
     """The traceback and enough context to reproduce; falls back to the temp folder when
     the log folder cannot be written."""
-    from . import __version__
-
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = "".join([
         f"segbench {__version__}, Python {platform.python_version()}, {platform.platform()}\n",

@@ -3,6 +3,8 @@ plugins: each goes through ``one_line`` (no escape sequences, no control charact
 
 from __future__ import annotations
 
+import json
+
 from .components import KINDS, metric_direction
 from .costs import direction_word
 from .text import one_line
@@ -84,4 +86,39 @@ def format_matrix(matrix: dict) -> str:
         cells = [f"{(FITS if row[u] else DOES_NOT_FIT):^{len(u)}}" for u in upsamplers]
         lines.append((f"{architecture:<{width}}  " + "  ".join(cells)).rstrip())
     lines.append(f"\n{FITS} fits, {DOES_NOT_FIT} does not (an upsampler fits when the architecture provides what it requires)")
+    return "\n".join(lines)
+
+
+def format_value(value) -> str:
+    """A factor's value as a variant label shows it: ``name(k=v, ...)`` for a component
+    reference, text as it is, anything else as JSON."""
+    if isinstance(value, dict) and "name" in value:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in value.items() if k != "name")
+        return f"{value['name']}({params})" if params else str(value["name"])
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def format_stats(stats: dict) -> str:
+    """``segbench data stats`` as text (the dict is segbench.data.stats'). Class names and
+    the dataset's own words pass through ``one_line``: a dataset's text must not reach the
+    terminal as escape sequences."""
+    dataset = stats["dataset"]
+    lines = [
+        f"{one_line(dataset['name'])}: {len(stats['classes'])} classes ({one_line(stats['mode'])}), "
+        f"ignore_index {stats['ignore_index']}"
+    ]
+    for role, split in stats["splits"].items():
+        sizes = ", ".join(f"{h}x{w}" for h, w in split["sizes"][:4]) + (" ..." if len(split["sizes"]) > 4 else "")
+        lines += ["", f"{role}: {split['images']} images ({sizes}), {split['pixels']:,} pixels, "
+                      f"{split['ignored_pixels']:,} ignored ({split['ignored_fraction']:.2%})"]
+        names = [one_line(c["name"]) for c in split["classes"]]
+        width = max(len("class"), *(len(name) for name in names))
+        lines.append(f"  {'#':>3}  {'class':<{width}}  {'pixels':>12}  {'share':>7}  {'images':>6}")
+        for entry, name in zip(split["classes"], names):
+            lines.append(
+                f"  {entry['index']:>3}  {name:<{width}}  {entry['pixels']:>12,}  "
+                f"{entry['fraction']:>7.2%}  {entry['images']:>6}"
+            )
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from .errors import SegbenchError
+from .gate.results import load_results
 from .format import one_line
 from .text import csv_cell
 from .statistics import paired_differences, seeds_to_detect, seeds_to_show_equivalence
@@ -88,8 +89,6 @@ class Pilot:
         source = Path(source)
         if source.is_file():
             return cls(source, _csv_rows(source))
-        from .gate.results import load_results
-
         results = load_results(source)
         rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", **(record.get("metrics") or {})}
                 for v in results.variants for seed, record in v.ok.items()]

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .data.cache import resolve_cache_dir
 from .engine import build
 from .engine.inference import size_groups
 from .engine.logits import AUX, MAIN, split_logits
@@ -54,8 +55,6 @@ class Problem(Exception):
 def preflight(suite, cache_dir=None) -> None:
     """Raise SuiteError listing every problem :func:`suite_problems` finds."""
     if cache_dir is None:
-        from .runner import resolve_cache_dir  # the runner imports this module
-
         cache_dir = resolve_cache_dir()
     problems = suite_problems(suite, cache_dir)
     if problems:

@@ -16,7 +16,7 @@ import math
 import warnings
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 ALPHA = 0.05
 POWER = 0.8
@@ -164,6 +164,8 @@ def equivalence_power(n: int, sd: float, margin: float, level: float, true_diff:
         return 0.0
     if sd == 0:
         return 1.0 if abs(true_diff) < margin else 0.0
+    from scipy import stats  # heavy (scipy.stats doubles `segbench gate`'s start): only segbench plan needs it
+
     df = n - 1
     critical = stats.t.ppf(1 - level, df)
     scale = math.sqrt(n) / sd

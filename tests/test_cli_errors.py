@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from segbench import api, cli, crash
+from segbench import api, cli, crash, runner
 from segbench.errors import SegbenchError
 from segbench.store import ResultStore
 
@@ -85,7 +85,7 @@ def test_a_reader_closing_the_pipe_is_not_an_error():
 
 def test_a_second_run_of_a_suite_is_refused_before_its_preflight(tiny_suite, tmp_path, monkeypatch):
     checked = []
-    monkeypatch.setattr(api, "check_suite", lambda *a, **k: checked.append(1))
+    monkeypatch.setattr(runner, "check_suite", lambda *a, **k: checked.append(1))  # api.run takes it from the runner
     store = ResultStore(tmp_path / "out", "tiny")
     store.suite_dir.mkdir(parents=True)
     with open(store.suite_dir / ".lock", "w") as held:  # another segbench run holds it

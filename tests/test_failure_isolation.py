@@ -12,7 +12,8 @@ import pytest
 from segbench.cli import main
 from segbench.executors import process
 from segbench.plugins import load_catalogue
-from segbench.runner import Timeout, resolve_cache_dir, time_limit
+from segbench.data.cache import resolve_cache_dir
+from segbench.execute import Timeout, time_limit
 from segbench.suite import load_suite
 
 # Each loss misbehaves from its second call on: a preflight may call it once, and the
@@ -30,8 +31,8 @@ from segbench import hookimpl
 if os.environ.get("DISARM_ALARM_IN_WORKERS") and multiprocessing.parent_process() is not None:
     # As if every run hung inside one long C call, which the run's own alarm cannot end.
     import contextlib
-    import segbench.runner
-    segbench.runner.time_limit = lambda seconds: contextlib.nullcontext()
+    import segbench.execute
+    segbench.execute.time_limit = lambda seconds: contextlib.nullcontext()
 
 
 class Misbehaving(torch.nn.Module):

@@ -9,8 +9,7 @@ import matplotlib.mathtext
 import pandas as pd
 import pytest
 
-from segbench.data.stats import format_stats
-from segbench.format import format_components
+from segbench.format import format_components, format_stats
 from segbench.planning import Pilot
 from segbench.report import plots, write_report
 from segbench.text import csv_cell, csv_text, one_line, plot_label, terminal

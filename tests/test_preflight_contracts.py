@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from segbench import runner
+from segbench import execute, runner
 from segbench.cli import main
 from segbench.plugins import load_catalogue
 from segbench.preflight import built_datasets, model_problems
@@ -356,7 +356,7 @@ def test_a_run_trains_the_same_with_and_without_preflight(write_suite, monkeypat
 
     def train_once():
         suite = runner.prepare(path)
-        return runner.execute(suite, suite.variants[0], 0, cache_dir)
+        return execute.execute(suite, suite.variants[0], 0, cache_dir)
 
     with_preflight = train_once()
     monkeypatch.setattr(runner, "suite_problems", lambda suite, cache_dir: [])

@@ -31,6 +31,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
 import torch
 
 from ..errors import SegbenchError
@@ -55,6 +56,17 @@ class CacheEvent:
 
 _events: list[CacheEvent] = []
 _show_progress = contextvars.ContextVar("segbench_data_progress", default=False)
+
+DATA_CACHE_ENV = "SEGBENCH_DATA_CACHE"
+
+
+def resolve_cache_dir(cache_dir=None) -> Path:
+    """``--data-cache``, else $SEGBENCH_DATA_CACHE, else the user cache dir."""
+    if cache_dir:
+        return Path(cache_dir)
+    if os.environ.get(DATA_CACHE_ENV):
+        return Path(os.environ[DATA_CACHE_ENV])
+    return Path(platformdirs.user_cache_dir("segbench"))
 
 
 def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:

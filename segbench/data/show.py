@@ -18,7 +18,7 @@ OVERLAY_ALPHA = 0.75
 
 def class_colours(count: int) -> np.ndarray:
     """(count, 3) RGB in 0..1: background black, the others from a qualitative map."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # heavy: matplotlib only when drawing, here and in draw_sample
 
     palette = colormaps["tab10" if count <= 11 else "tab20"].colors
     colours = [(0.0, 0.0, 0.0)] + [palette[i % len(palette)] for i in range(count - 1)]
@@ -52,7 +52,7 @@ def draw_sample(data: SegmentationData, split: str, index: int, output, title: s
     """Write a PNG of the sample: image | overlay, and a legend of its classes."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # before pyplot: files only, no display
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 

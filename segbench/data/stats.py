@@ -1,7 +1,7 @@
 """``segbench data stats``: what a dataset holds, per split and per class.
 
 The dict form (:func:`dataset_stats`) is stable for scripts (``STATS_SCHEMA``); the text
-form (:func:`format_stats`) is for people. Counts are taken on the samples as the suite
+form (segbench.format.format_stats) is for people. Counts are taken on the samples as the suite
 builds them, so at its ``image_size`` (native sizes when unset).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import SegbenchError
-from ..text import one_line
 from .samples import SegmentationData
 
 STATS_SCHEMA = 1
@@ -66,26 +65,3 @@ def per_image_counts(split) -> torch.Tensor:
     """(N, 256) pixel counts of every mask value, image by image."""
     rows = [torch.bincount(split.raw(i)[1].flatten().long(), minlength=256) for i in range(len(split))]
     return torch.stack(rows) if rows else torch.zeros((0, 256), dtype=torch.long)
-
-
-def format_stats(stats: dict) -> str:
-    """The text form. Class names and the dataset's own words pass through ``one_line``:
-    a dataset's text must not reach the terminal as escape sequences."""
-    dataset = stats["dataset"]
-    lines = [
-        f"{one_line(dataset['name'])}: {len(stats['classes'])} classes ({one_line(stats['mode'])}), "
-        f"ignore_index {stats['ignore_index']}"
-    ]
-    for role, split in stats["splits"].items():
-        sizes = ", ".join(f"{h}x{w}" for h, w in split["sizes"][:4]) + (" ..." if len(split["sizes"]) > 4 else "")
-        lines += ["", f"{role}: {split['images']} images ({sizes}), {split['pixels']:,} pixels, "
-                      f"{split['ignored_pixels']:,} ignored ({split['ignored_fraction']:.2%})"]
-        names = [one_line(c["name"]) for c in split["classes"]]
-        width = max(len("class"), *(len(name) for name in names))
-        lines.append(f"  {'#':>3}  {'class':<{width}}  {'pixels':>12}  {'share':>7}  {'images':>6}")
-        for entry, name in zip(split["classes"], names):
-            lines.append(
-                f"  {entry['index']:>3}  {name:<{width}}  {entry['pixels']:>12,}  "
-                f"{entry['fraction']:>7.2%}  {entry['images']:>6}"
-            )
-    return "\n".join(lines)

@@ -12,7 +12,8 @@
 Bad input raises :class:`segbench.errors.SegbenchError` (exit code 2).
 
 Names are imported on first use: the suite loader needs only :mod:`.rules`, and the
-statistics pull in scipy and the report package.
+statistics pull in numpy and scipy. Nothing here imports torch or matplotlib
+(tests/test_layering.py); pandas comes only with the statsmodels tests of ``compare``.
 """
 
 from __future__ import annotations

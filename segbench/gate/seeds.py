@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from ..statistics import ALPHA, paired_comparison
 
@@ -42,6 +41,8 @@ def welch_comparison(before, after) -> dict:
     if np.ptp(before) == 0 and np.ptp(after) == 0:
         # No spread on either side: the test is undefined, but any difference is exact.
         return {**result, "ci_low": diff, "ci_high": diff, "p_value": 1.0 if diff == 0 else 0.0}
+    from scipy import stats  # heavy (scipy.stats doubles `segbench gate`'s start): only when the seeds differ
+
     test = stats.ttest_ind(after, before, equal_var=False)
     interval = test.confidence_interval(1 - ALPHA)
     return {**result, "ci_low": float(interval.low), "ci_high": float(interval.high), "p_value": float(test.pvalue)}

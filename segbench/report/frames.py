@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..costs import COST_HIGHER_IS_BETTER, REPORTED_COSTS
 from ..design import SeedDesign, StatsSettings
+from ..format import format_value
 from ..statistics import image_bootstrap, mean_ci
 from ..store import decode_arrays
 from ..verdicts import BASELINE, EQUIVALENT, INCONCLUSIVE, judge_family, metric_values
@@ -34,8 +35,6 @@ def _run_row(record):
 
 
 def _plain(value):
-    from ..suite import format_value
-
     return format_value(value)
 
 

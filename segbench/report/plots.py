@@ -174,7 +174,7 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
 def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_index: int, path: Path) -> Path:
     """Rows: validation images. Columns: the image, its true mask, then each variant's
     prediction (its first seed), all in one class palette."""
-    from ..data.show import class_colours
+    from ..data.show import class_colours  # heavy: segbench.data loads torch; only a report with samples draws this
 
     colours = class_colours(len(classes))
     columns = 2 + len(predictions)

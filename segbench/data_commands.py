@@ -1,5 +1,8 @@
 """The ``segbench data`` commands as functions: prepare, stats, show and export the
-dataset(s) a suite (or a dataset name with parameters) describes."""
+dataset(s) a suite (or a dataset name with parameters) describes.
+
+They read suites and build datasets through the engine, so they sit above both, beside the
+API; ``segbench.data`` holds only what datasets and the engine use."""
 
 from __future__ import annotations
 
@@ -7,10 +10,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SegbenchError
-from ..params import check_params
-from . import cache
-from .samples import SegmentationData
+from .data import cache
+from .data.samples import SegmentationData
+from .engine.build import build_dataset
+from .errors import SegbenchError
+from .params import check_params
+from .plugins import load_catalogue
+from .suite import load_suite
 
 
 @dataclass
@@ -23,9 +29,6 @@ class DatasetSource:
 
 def suite_datasets(path, plugins=(), overrides=None):
     """The catalogue and the distinct datasets of the suite at ``path``, in order."""
-    from ..plugins import load_catalogue
-    from ..suite import load_suite
-
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     sources, seen = [], set()
     for variant in suite.variants:
@@ -39,8 +42,6 @@ def suite_datasets(path, plugins=(), overrides=None):
 
 def named_dataset(name: str, params: dict, plugins=()):
     """The catalogue and the dataset ``name`` with ``params`` checked and defaults filled."""
-    from ..plugins import load_catalogue
-
     catalogue = load_catalogue(plugins)
     component = catalogue.get("dataset", name)
     params = {key.removeprefix("dataset."): value for key, value in params.items()}
@@ -59,18 +60,18 @@ def resolve_sources(source: str, plugins=(), overrides=None):
     return named_dataset(source, overrides or {}, plugins)
 
 
-def build(catalogue, source: DatasetSource, cache_dir) -> SegmentationData:
-    from ..engine.build import build_dataset
-
+def build(catalogue, source: DatasetSource, cache_dir=None) -> SegmentationData:
+    """The dataset of ``source``, through the sample cache in ``cache_dir`` (None: the
+    default one, see :func:`segbench.data.cache.resolve_cache_dir`)."""
     try:
-        return build_dataset(catalogue, source.ref, cache_dir, reuse=False)
+        return build_dataset(catalogue, source.ref, cache.resolve_cache_dir(cache_dir), reuse=False)
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - a reader's failure is bad input, named
         raise SegbenchError(f"{source.origin}: dataset {source.ref['name']!r}: {type(exc).__name__}: {exc}") from None
 
 
-def prepare(catalogue, sources, cache_dir, show_progress=True) -> list:
+def prepare(catalogue, sources, cache_dir=None, show_progress=True) -> list:
     """Decode every dataset into the cache; returns one :class:`cache.CacheEvent` each."""
     cache.take_events()
     with cache.showing_progress(show_progress):
