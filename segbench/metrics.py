@@ -25,6 +25,14 @@ class Metric:
     when the metric has no per-class form. Higher is better unless ``higher_is_better`` is
     False.
 
+    Lifecycle: segbench calls the factory, ``factory(num_classes, ignore_index, **params)``,
+    for every evaluation (each validation pass of each run), so an instance starts empty
+    and sees one dataset once; there is no ``reset()``. ``update(pred, target)`` is called
+    once per batch, with the predicted classes (the argmax of the logits; in binary mode,
+    logit > 0, and ``num_classes`` is 2) and the true classes, both on the device the model
+    runs on: move what you keep to the CPU. Then ``compute``, ``per_image``, ``per_class``
+    and ``image_statistics`` are read, possibly more than once.
+
     A metric whose dataset value is a function of per-image counts summed over the images
     (a confusion matrix, intersections and unions) can say so with ``image_statistics``
     and ``from_statistics``. segbench then recomputes the dataset value on bootstrap
@@ -83,7 +91,9 @@ def check_label_maps(pred, target, num_classes, ignore_index):
 
 
 def confusion_matrices(pred, target, num_classes, ignore_index):
-    """Per-image confusion matrices (N, K, K), rows = true class, columns = predicted.
+    """Per-image confusion matrices (N, K, K), rows = true class, columns = predicted:
+    ``matrices[i, t, p]`` counts the pixels of image i whose true class is t and predicted
+    class is p (int64).
 
     Ignored pixels are left out; a predicted label outside ``[0, K)`` is clipped into it.
     """
@@ -107,6 +117,10 @@ class ConfusionMatrixMetric(Metric):
     override ``reduce`` (default: mean over the defined classes). The dataset value is read
     off the matrix summed over every image (pixels pooled), ``per_image`` off each image's
     own matrix, ``per_class`` is ``score`` of the summed matrix.
+
+    ``confusion`` is a float64 (K, K) matrix, rows = true class and columns = predicted
+    class: ``confusion.sum(1)`` counts each class's pixels in the target,
+    ``confusion.sum(0)`` in the prediction, and the diagonal the true positives.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):

@@ -12,13 +12,18 @@ control. Each destination has its own hazard:
   text to LaTeX when ``text.usetex`` is on: every drawing runs under :func:`literal_text`,
   which turns both off, and its labels go through :func:`plot_label` (no control characters).
 
-HTML, Markdown and JUnit have their own escaping where they are written
-(``segbench.report.html``, ``segbench.report.markdown``, ``segbench.gate.render``).
+- Markdown (a job summary, a pull-request comment) renders inline HTML, links, emphasis and
+  code spans, and a ``|`` or a newline ends a table cell or row: :func:`escape_markdown`,
+  the one escaper of the report's and the gate's Markdown.
+
+HTML and JUnit have their own escaping where they are written (``segbench.report.html``,
+``segbench.gate.render``).
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import re
 
 # ECMA-48 escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms:
@@ -31,6 +36,10 @@ ESCAPE_SEQUENCE = re.compile(
 # would break the alignment of a table (a CR can overwrite what came before on its line).
 # Also the Unicode bidirectional overrides and isolates, which reorder what a line shows.
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# Markdown punctuation that could make a link, emphasis, a code span or strike-through, or end
+# a table cell; the backslash too, so that no escape can be undone.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 # Cells a spreadsheet would read as a formula (OWASP); prefixing "'" makes them text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -69,6 +78,15 @@ def literal_text(draw):
         with matplotlib.rc_context(LITERAL_TEXT):
             return draw(*args, **kwargs)
     return drawn
+
+
+def escape_markdown(text) -> str:
+    """``text`` safe inside a Markdown table cell or line: HTML special characters as
+    entities, Markdown punctuation backslash-escaped, lines joined. Rendered, it reads as
+    written (``a\\_b`` shows ``a_b``)."""
+    text = html.escape(str(text), quote=False)
+    text = MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.splitlines())
 
 
 def csv_cell(value):

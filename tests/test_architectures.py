@@ -4,11 +4,11 @@ DeepLabV3+ and SegNet specifics."""
 import pytest
 import torch
 import torch.nn.functional as F
-from contracts.architecture import ArchitectureContract, RecordingUpsamplerFactory, single_torch_thread
 from safetensors.torch import save_file
 
 import segmentation_models_pytorch.encoders as smp_encoders
 from segbench.errors import SegbenchError
+from segbench.testing import ArchitectureContract, RecordingUpsamplerFactory, single_torch_thread
 from segbench_plugins.architectures.fcn import build_fcn
 from segbench_plugins.architectures.segnet import build_segnet
 

@@ -3,7 +3,7 @@ GPUs; CPU autocast applies the same dtype rules) stays close to its fp32 output 
 256x256 image: none of their own arithmetic (crops, offsets, pooling, fusion) goes wrong
 in bf16. It is not what catches an upsampler's coordinate error: DySample's old bf16 grid
 (half a pixel off beyond row 128) moved these randomly initialised logits by only 0.3%; the
-upsampler contract (tests/contracts), which compares each upsampler alone, catches that."""
+upsampler contract (segbench.testing), which compares each upsampler alone, catches that."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from contracts.dataset import DatasetContract
 from PIL import Image
 from pycocotools import mask as coco_mask
 
@@ -19,6 +18,7 @@ from segbench.components import Catalogue, Registrar
 from segbench.data import ImageList, TensorPairs
 from segbench.data.cache import entry_path, files_fingerprint, folder_fingerprint
 from segbench.errors import SegbenchError
+from segbench.testing import DatasetContract
 from segbench_plugins.datasets import coco
 from segbench_plugins.datasets.coco import MissingDataError
 from segbench_plugins.datasets.coco_dataset import (
@@ -61,10 +61,7 @@ class TestCocoContract(DatasetContract):
     name = "coco"
 
     def build(self, cache_dir):
-        register = Registrar("contract-test")
-        self.hook(register)
-        component = Catalogue(register.components).get("dataset", "coco")
-        return component.build(cache_dir, root=str(real_root(Path(cache_dir))), image_size=64)
+        return self.component().build(cache_dir, root=str(real_root(Path(cache_dir))), image_size=64)
 
 
 def test_registered_as_coco_with_its_parameters():

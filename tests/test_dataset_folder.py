@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from contracts.dataset import DatasetContract
 from PIL import Image
 
 import segbench_plugins.datasets as standard_datasets
 from segbench.components import Catalogue, Registrar
 from segbench.data import ImageList, TensorPairs
 from segbench.errors import SegbenchError
+from segbench.testing import DatasetContract
 from segbench_plugins.datasets.coco import MissingDataError
 from segbench_plugins.datasets.folder import MaskValueError, build_folder
 
@@ -45,10 +45,7 @@ class TestFolderContract(DatasetContract):
 
     def build(self, cache_dir):
         write_folder(Path(cache_dir) / "data")
-        register = Registrar("contract-test")
-        self.hook(register)
-        component = Catalogue(register.components).get("dataset", "folder")
-        return component.build(cache_dir, root=str(Path(cache_dir) / "data"), classes=CLASSES, image_size=16)
+        return self.component().build(cache_dir, root=str(Path(cache_dir) / "data"), classes=CLASSES, image_size=16)
 
 
 def test_registered_as_folder_with_its_parameters():

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from contracts.dataset import DatasetContract
 from PIL import Image
 
 import segbench_plugins.datasets as standard_datasets
@@ -17,6 +16,7 @@ from segbench_plugins.datasets.coco import MissingDataError
 from segbench_plugins.datasets.folder import MaskValueError
 from segbench.data import ImageList, TensorPairs
 from segbench.data.cache import entry_path, files_fingerprint
+from segbench.testing import DatasetContract
 from segbench_plugins.datasets.voc import CLASSES, SBD_URL, build_voc, read_sbd_mask, trainaug_ids
 
 PALETTE = [value for i in range(256) for value in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)]
@@ -61,9 +61,7 @@ class TestVocContract(DatasetContract):
     def build(self, cache_dir):
         root = Path(cache_dir) / "VOC2012"
         write_voc(root)
-        register = Registrar("contract-test")
-        self.hook(register)
-        return Catalogue(register.components).get("dataset", "voc").build(cache_dir, root=str(root), image_size=16)
+        return self.component().build(cache_dir, root=str(root), image_size=16)
 
 
 def test_registered_as_voc_with_its_parameters():

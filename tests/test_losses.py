@@ -9,12 +9,12 @@ import pytest
 import segmentation_models_pytorch.losses as smp
 import torch
 import torch.nn.functional as F
-from contracts.loss import LossContract
 
 from segbench.errors import SuiteError
 from segbench.plugins import load_catalogue
 from segbench.preflight import preflight
 from segbench.suite import load_suite
+from segbench.testing import LossContract
 from segbench_plugins.losses import STANDARD_LOSSES, WeightedSum
 
 IGNORE = LossContract.ignore_index

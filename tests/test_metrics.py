@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from contracts.metric import MetricContract
 from scipy import ndimage
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, jaccard_score, recall_score
 
 from segbench.components import Catalogue, Registrar
+from segbench.testing import MetricContract
 from segbench_plugins.metrics import STANDARD_METRICS, segbench_metrics
 from segbench_plugins.metrics.boundary import boundary_width, mask_boundary
 

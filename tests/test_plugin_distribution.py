@@ -18,9 +18,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 import segbench
 from segbench import plugins
+from segbench.testing import DatasetContract
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "plugins" / "examples" / "segbench-example"
@@ -119,17 +121,30 @@ def test_the_wheel_holds_the_package_and_its_entry_point(example_target):
 
 CHECK_INSTALLED_EXAMPLE = """
 import json
+import os
 import sys
 
 import pytest
 import torch
 
 import segbench_example
-from segbench.errors import PluginError
-from segbench.plugins import load_catalogue
+from segbench import PluginError, load_catalogue
 
-clash_plugin, report_file = sys.argv[1:]
+clash_plugin, broken_project, report_file = sys.argv[1:]
 report = {}
+
+
+class Outcomes:
+    \"\"\"Each test's outcome, and the end of its failure report.\"\"\"
+
+    def __init__(self):
+        self.seen = {}
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            self.seen[report.nodeid] = [report.outcome, str(report.longrepr or "")[-800:]]
+
+
 catalogue = load_catalogue()  # no -p: installed entry points only
 for kind, name in [("upsampler", "example_pixel_shuffle"), ("loss", "example_focal"), ("metric", "example_recall")]:
     component = catalogue.get(kind, name)
@@ -155,8 +170,17 @@ except PluginError as error:
     report["clash"] = str(error)
 
 # the example's own tests, from the folder holding only tests/ and pyproject.toml of the
-# package: they import the installed copy
-report["own_tests"] = int(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:benchmark"]))
+# package: they import the installed copy; its pyproject.toml adds --segbench-contracts
+outcomes = Outcomes()
+report["own_tests"] = int(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:benchmark"], plugins=[outcomes]))
+report["own_outcomes"] = outcomes.seen
+
+# a distribution with a broken component, tested from its project folder
+os.chdir(broken_project)
+outcomes = Outcomes()
+report["broken_exit"] = int(pytest.main(["--segbench-contracts", "-q", "-p", "no:cacheprovider", "-p", "no:benchmark",
+                                         "-k", "output_is_scale or gradient"], plugins=[outcomes]))
+report["broken_outcomes"] = outcomes.seen
 
 with open(report_file, "w") as f:
     json.dump(report, f)
@@ -172,21 +196,61 @@ def segbench_losses(register):
 """
 
 
+BROKEN_COMPONENT_PLUGIN = '''
+from torch import nn
+
+from segbench import hookimpl
+
+
+def forgets_the_channels(in_channels: int, out_channels: int, scale_factor: int):
+    """Nearest upsampling that never maps in_channels to out_channels."""
+    return nn.Upsample(scale_factor=scale_factor, mode="nearest")
+
+
+def nearest(in_channels: int, out_channels: int, scale_factor: int):
+    """Nearest upsampling then a 1x1 convolution."""
+    return nn.Sequential(nn.Upsample(scale_factor=scale_factor), nn.Conv2d(in_channels, out_channels, 1))
+
+
+@hookimpl
+def segbench_upsamplers(register):
+    register.add_upsampler("broken_upsampler", forgets_the_channels, requires=["module"])
+    register.add_upsampler("fine_upsampler", nearest, requires=["module"])
+'''
+
+
+def install_by_hand(site: Path, dist: str, module: str, source: str):
+    """A distribution as pip leaves it: the module and a .dist-info naming its entry point
+    (all importlib.metadata reads; much faster than building it with pip)."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{dist.replace('-', '_')}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[segbench]\nplugin = {module}\n")
+
+
 @pytest.fixture(scope="module")
 def installed_example(example_source, example_target, tmp_path_factory):
     """One subprocess (torch is slow to import) with the example distribution installed:
-    what segbench found, a clash with a local plugin, and the example's own tests."""
+    what segbench found, a clash with a local plugin, and the example's own tests with the
+    contract run; and a distribution with a broken component, with its contract run."""
     work = tmp_path_factory.mktemp("installed-example")
+    broken_site, broken_project = work / "site-broken-component", work / "segbench-broken-upsampler"
+    install_by_hand(broken_site, "segbench-broken-upsampler", "broken_upsampler_plugin", BROKEN_COMPONENT_PLUGIN)
+    broken_project.mkdir()
+    (broken_project / "pyproject.toml").write_text('[project]\nname = "segbench-broken-upsampler"\n')
     clash = work / "clash.py"
     clash.write_text(CLASHING_PLUGIN)
     report_file = work / "report.json"
     tests_only = work / "segbench-example"  # without src/, so only the installed copy can be imported
     tests_only.mkdir()
     shutil.copytree(example_source / "tests", tests_only / "tests")
+    (tests_only / "tests" / "test_docs_contracts.py").write_text(docs_contract_subclasses())  # the guide's example
     shutil.copy(example_source / "pyproject.toml", tests_only)
     result = subprocess.run(
-        [sys.executable, "-c", CHECK_INSTALLED_EXAMPLE, str(clash), str(report_file)],
-        env=env_with(example_target),
+        [sys.executable, "-c", CHECK_INSTALLED_EXAMPLE, str(clash), str(broken_project), str(report_file)],
+        env=env_with(example_target, broken_site),
         cwd=tests_only,
         capture_output=True,
         text=True,
@@ -225,6 +289,40 @@ def test_the_installed_example_builds_and_runs(installed_example):
 def test_the_examples_own_tests_pass_against_the_installed_distribution(installed_example):
     assert installed_example["own_tests"] == 0, installed_example["output"]
     assert re.search(r"\b\d+ passed\b", installed_example["output"])
+
+
+EXAMPLE_CONTRACTS = {"UpsamplerContract[example_pixel_shuffle]", "LossContract[example_focal]",
+                     "MetricContract[example_recall]", "MetricContract[example_error_rate]"}
+
+
+def test_pytest_segbench_contracts_checks_every_component_of_the_installed_example(installed_example):
+    """The example's pyproject.toml sets --segbench-contracts: one contract class per component
+    it registers ran and passed, and nothing of another distribution was collected."""
+    outcomes = installed_example["own_outcomes"]
+    contract_classes = {nodeid.split("::")[1] for nodeid in outcomes if nodeid.startswith("segbench-contracts::")}
+    assert contract_classes == EXAMPLE_CONTRACTS, installed_example["output"]
+    for contract in EXAMPLE_CONTRACTS:
+        passed = [n for n, (outcome, _) in outcomes.items() if f"::{contract}::" in n and outcome == "passed"]
+        assert len(passed) >= 5, f"{contract}: only {passed} passed"
+    assert not [n for n, (outcome, _) in outcomes.items() if outcome == "failed"], installed_example["output"]
+    assert outcomes["tests/test_example.py::TestPixelShuffleWithoutICNR::test_bf16_autocast_stays_close_to_fp32"][0] == "passed"
+
+
+def test_the_docs_contract_subclasses_pass_on_the_installed_example(installed_example):
+    outcomes = installed_example["own_outcomes"]
+    for contract in ("TestPixelShuffleKernel1", "TestFocalGamma1", "TestErrorRate"):
+        ran = {outcome for nodeid, (outcome, _) in outcomes.items() if f"test_docs_contracts.py::{contract}::" in nodeid}
+        assert "passed" in ran and "failed" not in ran, (contract, ran)
+
+
+def test_pytest_segbench_contracts_fails_on_a_broken_component_naming_it_and_the_check(installed_example):
+    outcomes = installed_example["broken_outcomes"]
+    assert installed_example["broken_exit"] == 1, installed_example["output"]
+    failed = {nodeid: text for nodeid, (outcome, text) in outcomes.items() if outcome == "failed"}
+    assert failed and all(n.startswith("segbench-contracts::UpsamplerContract[broken_upsampler]::") for n in failed)
+    message = failed["segbench-contracts::UpsamplerContract[broken_upsampler]::test_output_is_scale_times_the_input[4to6-5-7]"]
+    assert "4 -> 6 channels: output (2, 4, 10, 14), expected (N, C_out, s*H, s*W) = (2, 6, 10, 14)" in message
+    assert {n.split("::")[1] for n in outcomes} == {"UpsamplerContract[broken_upsampler]", "UpsamplerContract[fine_upsampler]"}
 
 
 def test_an_installed_component_and_a_local_one_of_the_same_name_name_both_providers(installed_example):
@@ -306,6 +404,13 @@ FILE_BLOCK = re.compile(
 )
 
 
+def docs_contract_subclasses() -> str:
+    """The guide's example of subclassing the contract classes."""
+    found = re.search(r"^```python\n(from segbench\.testing import .*?)^```", DOCS.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    assert found, "docs/writing-plugins.md no longer shows how to subclass a contract class"
+    return found.group(1)
+
+
 def docs_file_blocks():
     return {m["path"]: m["body"] + "\n" for m in FILE_BLOCK.finditer(DOCS.read_text(encoding="utf-8"))}
 
@@ -344,6 +449,17 @@ def test_the_docs_local_plugin_works_with_p(tmp_path, monkeypatch):
     import torch
 
     assert component.build(4, 2, 2)(torch.zeros(1, 4, 3, 5)).shape == (1, 2, 6, 10)
+
+
+class TestTheDocsDatasetPassesTheContract(DatasetContract):
+    """The guide's my_dataset.py, loaded as with -p, at an image_size of its own."""
+
+    def build(self, cache_dir):
+        path = Path(cache_dir) / "my_dataset.py"
+        path.write_text(docs_file_blocks()["my_dataset.py"])
+        data = plugins.load_catalogue([str(path)]).get("dataset", "my_squares").build(cache_dir, image_size=24)
+        assert data.train.images.shape == (6, 3, 24, 24) and data.val.masks.dtype == torch.uint8
+        return data
 
 
 def test_docs_name_the_suite_syntax_for_the_example():

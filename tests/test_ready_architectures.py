@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from contracts.architecture import ArchitectureContract, RecordingUpsamplerFactory, single_torch_thread
 
 from segbench.cli import main
+from segbench.testing import ArchitectureContract, RecordingUpsamplerFactory, single_torch_thread
 
 
 class ReadyContract(ArchitectureContract):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from contracts.upsampler import UpsamplerContract
 from torch import nn
 
 from segbench.components import Catalogue, Registrar
+from segbench.testing import UpsamplerContract
 from segbench_plugins.capabilities import ANY_INTERPOLATION, MODULE, POOL_INDICES, interpolate
 from segbench_plugins.upsamplers import (
     Interpolate,

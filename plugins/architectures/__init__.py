@@ -1,6 +1,6 @@
 """Standard architectures. Each lives in its own package, ``<arch>/{model.py, decoder.py}``."""
 
-from segbench.hookspecs import hookimpl
+from segbench import hookimpl
 
 from .deeplabv3plus import DeepLabV3Plus, build_deeplabv3plus
 from .fcn import FCN, build_fcn

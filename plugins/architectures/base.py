@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench.errors import SegbenchError
+from segbench import SegbenchError
 
 from ..upsamplers.validation import check_bool, check_choice, check_int  # noqa: F401 - one set of parameter checks
 from .encoders import light_encoder

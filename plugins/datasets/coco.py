@@ -3,17 +3,21 @@
 Shared by every COCO-format source (the synthetic ``shapes`` set writes standard COCO
 files and reads them back here, exactly as a real COCO download would be read).
 
-Semantic mask rules, for each image:
+Semantic mask rules, for each image (:func:`semantic_mask`, the one painter of every
+COCO-format source):
 
 - class 0 is background; a category absent from ``category_to_class`` (or mapped to 0) is
   dropped entirely: its pixels stay whatever the other annotations make them.
 - annotations are applied in the order of the annotation file;
+- ``overlap="ignore"`` (the default): a pixel covered by annotations of two or more
+  different classes becomes ``ignore_index``. (torchvision's segmentation reference
+  ignores any pixel covered by two annotations, even of the same class; here same-class
+  overlaps keep the class, since the semantic label is not in doubt.)
 - ``overlap="last"``: a later annotation is painted over earlier ones (painter's order);
-- ``overlap="ignore"``: a pixel covered by annotations of two or more different classes
-  becomes ``ignore_index``. (torchvision's segmentation reference ignores any pixel
-  covered by two annotations, even of the same class; here same-class overlaps keep the
-  class, since the semantic label is not in doubt.)
-- a crowd annotation (``iscrowd: 1``) of a kept category marks its pixels ``ignore_index``.
+- ``overlap="smallest_on_top"``: painted from the largest to the smallest annotation
+  (decoded pixels), so small objects stay visible; ties keep file order.
+- ``crowd="ignore"`` (the default): a crowd annotation (``iscrowd: 1``) of a kept category
+  marks its pixels ``ignore_index``; ``crowd="keep"`` paints them with their class.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ import torch
 from PIL import Image
 from pycocotools.coco import COCO
 
-from segbench.errors import SegbenchError
+from segbench import SegbenchError
 
 from .io import resize_pair
 
-OVERLAP_RULES = ("last", "ignore")
+OVERLAP_RULES = ("ignore", "last", "smallest_on_top")
+CROWD_RULES = ("ignore", "keep")
 
 
 class MissingDataError(SegbenchError, FileNotFoundError):
@@ -61,29 +66,38 @@ def semantic_masks(
     image_ids,
     category_to_class: dict[int, int],
     ignore_index: int = 255,
-    overlap: str = "last",
+    overlap: str = "ignore",
+    crowd: str = "ignore",
 ) -> dict[int, np.ndarray]:
     """One uint8 (H, W) class-index mask per image id, under the rules in the module doc."""
     _check_mapping(category_to_class, ignore_index)
-    if overlap not in OVERLAP_RULES:
-        raise SegbenchError(f"overlap must be one of {OVERLAP_RULES}, got {overlap!r}")
+    for name, value, allowed in (("overlap", overlap, OVERLAP_RULES), ("crowd", crowd, CROWD_RULES)):
+        if value not in allowed:
+            raise SegbenchError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return {
-        image_id: _semantic_mask(coco, image_id, category_to_class, ignore_index, overlap)
+        image_id: semantic_mask(coco, image_id, category_to_class, crowd=crowd, overlap=overlap, ignore_index=ignore_index)
         for image_id in image_ids
     }
 
 
-def _semantic_mask(coco, image_id, category_to_class, ignore_index, overlap):
+def semantic_mask(coco: COCO, image_id, category_to_class: dict, *, crowd="ignore", overlap="ignore", ignore_index=255):
+    """The uint8 (H, W) semantic mask of one image under the rules in the module doc
+    (arguments unchecked: :func:`semantic_masks` checks them)."""
     info = coco.imgs[image_id]
     labels = np.zeros((info["height"], info["width"]), dtype=np.uint8)
     contested = np.zeros(labels.shape, dtype=bool)
+    painted = []
     # getAnnIds keeps the annotation file's order, which is the painting order.
     for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id])):
         class_index = category_to_class.get(annotation["category_id"], 0)
         if class_index == 0:
             continue
         covered = annotation_mask(coco, annotation)
-        value = ignore_index if annotation.get("iscrowd", 0) else class_index
+        value = ignore_index if annotation.get("iscrowd", 0) and crowd == "ignore" else class_index
+        painted.append((covered, value))
+    if overlap == "smallest_on_top":
+        painted.sort(key=lambda pair: -int(pair[0].sum()))  # stable: ties keep file order
+    for covered, value in painted:
         if overlap == "ignore":
             contested |= covered & (labels != 0) & (labels != value)
         labels[covered] = value
@@ -107,7 +121,7 @@ def load_coco_split(
     image_size: int | None = None,
     *,
     ignore_index: int = 255,
-    overlap: str = "last",
+    overlap: str = "ignore",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every image of a COCO instances file with its semantic mask, in image-id order.
 

@@ -21,7 +21,7 @@ marks crowd pixels ``ignore_index``; ``crowd="keep"`` paints them with their cla
 ``overlap`` decides pixels covered by several annotations:
 
 - ``"ignore"`` (default): a pixel claimed by two different labels becomes ``ignore_index``
-  (same-class overlaps keep the class; see ``coco.py``);
+  (same-class overlaps keep the class); masks are painted by ``coco.semantic_mask``;
 - ``"last"``: annotations are painted in file order, later on top;
 - ``"smallest_on_top"``: painted from the largest to the smallest annotation area
   (decoded pixels), so small objects stay visible; ties keep file order.
@@ -61,18 +61,13 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 
-from segbench.data import SegmentationData
-from segbench.data.cache import cached_dataset, files_fingerprint, folder_fingerprint, track
-from segbench.errors import SegbenchError
+from segbench import SegbenchError, SegmentationData, cached_dataset, files_fingerprint, folder_fingerprint, track
 
-from . import coco
-from .coco import MissingDataError
+from .coco import CROWD_RULES, OVERLAP_RULES, MissingDataError, semantic_mask
 from .folder import UnreadableDataError, check_count, check_ignore_index, check_image_size, read_image, stack_pairs
 from .io import changed_options, check_choice, check_fit, check_flag, resize_pair
 
 ENV_ROOT = "SEGBENCH_COCO"
-CROWD_RULES = ("ignore", "keep")
-OVERLAP_RULES = ("ignore", "last", "smallest_on_top")
 ON_MISSING = ("error", "skip")
 PRESETS = ("voc20", "person", "all")
 SELECTIONS = ("filtered", "torchvision", "all")
@@ -326,32 +321,6 @@ def resolve_categories(dataset: COCO, categories, path) -> tuple[list, dict]:
         mapping[cat] = len(classes)
         classes.append(names[cat])
     return classes, mapping
-
-
-# --- masks -----------------------------------------------------------------------------
-
-
-def semantic_mask(dataset: COCO, image_id, mapping: dict, *, crowd="ignore", overlap="ignore", ignore_index=255):
-    """The uint8 (H, W) semantic mask of one image under the rules in the module doc."""
-    info = dataset.imgs[image_id]
-    labels = np.zeros((info["height"], info["width"]), dtype=np.uint8)
-    contested = np.zeros(labels.shape, dtype=bool)
-    painted = []
-    for annotation in dataset.loadAnns(dataset.getAnnIds(imgIds=[image_id])):
-        class_index = mapping.get(annotation["category_id"], 0)
-        if class_index == 0:
-            continue
-        covered = coco.annotation_mask(dataset, annotation)
-        value = ignore_index if annotation.get("iscrowd", 0) and crowd == "ignore" else class_index
-        painted.append((covered, value))
-    if overlap == "smallest_on_top":
-        painted.sort(key=lambda pair: -int(pair[0].sum()))  # stable: ties keep file order
-    for covered, value in painted:
-        if overlap == "ignore":
-            contested |= covered & (labels != 0) & (labels != value)
-        labels[covered] = value
-    labels[contested] = ignore_index
-    return labels
 
 
 def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit, max_images, min_pixels,

@@ -23,9 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segbench.data import ImageList, SegmentationData, pairs_from_arrays
-from segbench.data.cache import cached_dataset, files_fingerprint, track
-from segbench.errors import SegbenchError
+from segbench import ImageList, SegbenchError, SegmentationData, cached_dataset, files_fingerprint, pairs_from_arrays, track
 
 from .coco import MissingDataError
 from .io import changed_options, check_fit, check_flag, resize_pair, split_size

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from segbench.errors import SegbenchError
+from segbench import SegbenchError
 
 FITS = ("resize", "crop")
 

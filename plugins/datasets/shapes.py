@@ -42,9 +42,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from segbench.data import SegmentationData, TensorPairs
-from segbench.data.cache import cached_dataset, track
-from segbench.errors import SegbenchError
+from segbench import SegbenchError, SegmentationData, TensorPairs, cached_dataset, track
 
 from . import coco
 

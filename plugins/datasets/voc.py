@@ -46,9 +46,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from segbench.data import SegmentationData
-from segbench.data.cache import cached_dataset, files_fingerprint, track
-from segbench.errors import SegbenchError
+from segbench import SegbenchError, SegmentationData, cached_dataset, files_fingerprint, track
 
 from .coco import MissingDataError
 from .folder import (

@@ -3,7 +3,7 @@ focal, Dice, Jaccard, Lovasz, Tversky, weighted compounds of them and the BCE/CE
 presets. Every loss supports the binary, multiclass and multilabel modes and leaves
 pixels whose target is ``ignore_index`` out of both value and gradient."""
 
-from segbench.hookspecs import hookimpl
+from segbench import hookimpl
 
 from .bce import bce_loss
 from .ce import cross_entropy_loss

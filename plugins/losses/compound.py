@@ -18,8 +18,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from segbench.components import Component, keyword_params
-from segbench.params import check_params
+from segbench import Component, check_params, keyword_params
 
 from .bce import bce_loss
 from .ce import cross_entropy_loss

@@ -9,7 +9,7 @@ NaN and left out of the mean over classes; a class present in only one of them s
 Each factory's docstring says how the rule reads for its metric.
 """
 
-from segbench.hookspecs import hookimpl
+from segbench import hookimpl
 
 from .boundary import BoundaryIoU, boundary_iou
 from .confusion import (

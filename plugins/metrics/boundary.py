@@ -38,7 +38,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from segbench.metrics import Metric, check_label_maps
+from segbench import Metric, check_label_maps
 
 from .confusion import safe_ratio
 

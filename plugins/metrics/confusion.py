@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from segbench.metrics import ConfusionMatrixMetric
+from segbench import ConfusionMatrixMetric
 
 
 def true_positives(confusion):

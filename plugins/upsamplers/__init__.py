@@ -21,7 +21,7 @@ indices.
 
 from __future__ import annotations
 
-from segbench.hookspecs import hookimpl
+from segbench import hookimpl
 
 from ..capabilities import MODULE, POOL_INDICES, interpolate
 from .carafe import carafe

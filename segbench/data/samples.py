@@ -112,8 +112,16 @@ class ImageList(_Samples):
         return normalize(images), masks
 
 
-def pairs_from_arrays(pairs: list):
-    """TensorPairs (one size) or ImageList (several) from (H, W, 3) image and (H, W) mask arrays."""
+def pairs_from_arrays(pairs: list) -> TensorPairs | ImageList:
+    """One split from numpy ``(image, mask)`` pairs: a :class:`TensorPairs` when all images
+    have one size, else an :class:`ImageList` (native sizes).
+
+    :param pairs: a non-empty list of ``(image, mask)``: ``image`` a ``uint8`` array
+        ``(H, W, 3)`` (RGB), ``mask`` an integer array ``(H, W)`` (``uint8`` is usual) of
+        class indices, with ``ignore_index`` where a pixel is not scored. Their dtypes are
+        kept, and nothing is resized: a dataset resizes to its own ``image_size`` first.
+    :returns: images ``(N, 3, H, W)`` uint8 and masks ``(N, H, W)``, as tensors.
+    """
     if len({image.shape[:2] for image, _ in pairs}) <= 1:
         images = torch.from_numpy(np.stack([image for image, _ in pairs])).permute(0, 3, 1, 2).contiguous()
         return TensorPairs(images, torch.from_numpy(np.stack([mask for _, mask in pairs])))
@@ -136,15 +144,23 @@ def _imagenet_constants(device: torch.device):
 
 @dataclass
 class SegmentationData:
-    """Train and validation splits of one dataset with its class list.
+    """Train and validation splits of one dataset with its class list: what a dataset
+    factory returns.
 
-    ``classes[0]`` is the background. In ``binary`` mode there are exactly two classes and
-    models predict one logit channel; in ``multiclass`` mode one channel per class.
+    - ``classes``: the class names (str, unique); ``classes[0]`` is the background, and a
+      mask value ``c`` means ``classes[c]``.
+    - ``train``, ``val``: :class:`TensorPairs` (one size), or :class:`ImageList` (native
+      sizes, which can be evaluated but not trained on: segbench asks for an
+      ``image_size`` then). Each dataset reads its own ``image_size`` parameter and
+      resizes its samples itself; segbench never resizes them.
+    - ``ignore_index``: the mask value of pixels that are not scored; not a class index.
+    - ``mode``: ``"multiclass"`` (models predict one logit channel per class) or
+      ``"binary"`` (exactly two classes, one logit channel).
     """
 
     classes: list
-    train: TensorPairs
-    val: TensorPairs
+    train: TensorPairs | ImageList
+    val: TensorPairs | ImageList
     ignore_index: int = 255
     mode: str = "multiclass"
 

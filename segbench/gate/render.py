@@ -10,7 +10,6 @@ is built with ElementTree, and characters XML 1.0 cannot hold are replaced.
 from __future__ import annotations
 
 import datetime
-import html
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,12 +17,11 @@ from pathlib import Path
 from ..errors import SegbenchError
 
 from ..store import write_text_atomic
-from ..text import one_line, terminal
+from ..text import escape_markdown, one_line, terminal
 from .checks import FAIL, PASS, SKIP, Check, GateResult
 from .compare import MARKS, Comparison
 from .numbers import format_change, format_number, format_p
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 STATUS_MARK = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⏭️ skipped"}
 NOISE_NOTE = ("A change beyond a rule's threshold fails only when it is also outside the seed noise "
@@ -191,14 +189,6 @@ def _one_sided_lines(comparison, escape, bullet="  ") -> list:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def escape_markdown(text) -> str:
-    """Text safe inside a Markdown table cell: HTML entities, Markdown punctuation
-    backslash-escaped, lines joined."""
-    text = html.escape(str(text), quote=False)
-    text = MARKDOWN_SPECIAL.sub(r"\\\1", text)
-    return " ".join(text.splitlines())
 
 
 def _markdown_row(cells) -> str:

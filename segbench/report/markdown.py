@@ -1,22 +1,16 @@
 """The summary as GitHub-flavoured Markdown, for CI job summaries and pull-request
-comments. Text from suites and datasets is escaped: HTML special characters become
-entities (GitHub renders inline HTML), ``|`` cannot end a table cell early and a newline
-cannot end a row."""
+comments. Text from suites and datasets goes through :func:`segbench.text.escape_markdown`
+(the gate's Markdown uses the same): HTML special characters become entities (GitHub
+renders inline HTML), Markdown punctuation cannot make links or emphasis, ``|`` cannot end a
+table cell early and a newline cannot end a row."""
 
 from __future__ import annotations
-
-import html
 
 import pandas as pd
 
 from ..design import DEFAULT_MARGIN
+from ..text import escape_markdown
 from .columns import delta_text, images_text, improve_text, missing, outcome_text, p_text
-
-
-def escape_markdown(text) -> str:
-    text = html.escape(str(text), quote=False)
-    text = text.replace("\\", "\\\\").replace("|", "\\|")
-    return " ".join(text.splitlines())
 
 
 def summary_markdown(summary: pd.DataFrame, meta: dict, failures: list) -> str:

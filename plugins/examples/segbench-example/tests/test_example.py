@@ -1,5 +1,7 @@
 """Tests of the segbench-example plugin: call each hook with a Registrar, then build and
-run what it registered. Run with ``pip install -e .[test]`` and ``pytest``."""
+run what it registered. Run with ``pip install -e .[test]`` and ``pytest``, which also runs
+segbench's contract tests on every component at its defaults (``--segbench-contracts`` in
+pyproject.toml); a subclass of a contract class checks other parameters."""
 
 import math
 
@@ -8,6 +10,7 @@ import torch
 
 import segbench
 import segbench_example
+from segbench.testing import UpsamplerContract
 
 
 def registered(hook):
@@ -39,6 +42,13 @@ def test_upsampler_maps_c_in_h_w_to_c_out_sh_sw(scale, kernel_size):
     assert module(torch.randn(2, 8, 6, 7)).shape == (2, 5, 6 * scale, 7 * scale)
 
 
+class TestPixelShuffleWithoutICNR(UpsamplerContract):
+    """The upsampler contract with parameters other than the defaults."""
+
+    name = "example_pixel_shuffle"
+    params = {"kernel_size": 1, "icnr": False}
+
+
 def test_upsampler_rejects_a_fractional_scale():
     upsampler = registered(segbench_example.segbench_upsamplers)["example_pixel_shuffle"]
     with pytest.raises(ValueError, match="integer scale_factor"):
@@ -63,6 +73,17 @@ def test_focal_loss_is_a_finite_scalar_that_skips_ignored_pixels(mode, channels)
     assert value.ndim == 0 and torch.isfinite(value)
     value.backward()
     assert torch.all(logits.grad[:, :, :2] == 0)  # ignored pixels get no gradient
+
+
+def test_focal_loss_refuses_multilabel_and_is_zero_when_all_pixels_are_ignored():
+    component = registered(segbench_example.segbench_losses)["example_focal"]
+    with pytest.raises(ValueError, match="multilabel"):
+        component.build("multilabel", 3, 255)
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    value = component.build("multiclass", 3, 255)(logits, torch.full((2, 4, 4), 255))
+    assert value.item() == 0.0
+    value.backward()
+    assert torch.all(logits.grad == 0)
 
 
 def test_recall_is_tp_over_tp_plus_fn_per_class():

@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segbench import hookimpl
-from segbench.metrics import ConfusionMatrixMetric
+from segbench import ConfusionMatrixMetric, hookimpl
 
 # --- upsampler -------------------------------------------------------------------------
 
@@ -44,11 +43,28 @@ def pixel_shuffle(
 # --- loss ------------------------------------------------------------------------------
 
 
+class Focal(nn.Module):
+    """smp's FocalLoss, which averages over the pixels not ignored; 0 when all are (smp
+    gives NaN then, which would wreck a training run)."""
+
+    def __init__(self, mode, ignore_index, gamma):
+        super().__init__()
+        from segmentation_models_pytorch.losses import FocalLoss  # heavy: imported on build
+
+        self.focal = FocalLoss(mode, gamma=gamma, ignore_index=ignore_index)
+        self.ignore_index = ignore_index
+
+    def forward(self, logits, target):
+        if (target == self.ignore_index).all():
+            return logits.sum() * 0.0  # nothing to score: 0, still part of the graph
+        return self.focal(logits, target)
+
+
 def focal(mode: str, num_classes: int, ignore_index: int, *, gamma: float = 2.0) -> nn.Module:
     """Focal loss (Lin et al., 2017): cross-entropy down-weighting easy pixels."""
-    from segmentation_models_pytorch.losses import FocalLoss
-
-    return FocalLoss(mode, gamma=gamma, ignore_index=ignore_index)
+    if mode not in ("binary", "multiclass"):  # smp's multilabel focal fails on ignored pixels
+        raise ValueError(f"example_focal supports the binary and multiclass modes, not {mode!r}")
+    return Focal(mode, ignore_index, gamma)
 
 
 # --- metric ----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
     class TestUNet(ArchitectureContract):
         name = "unet"
 
-Models are built through a real Registrar fed by the plugins' hooks. The forward and
-backward test runs once per installed upsampler that fits the architecture (the pairs
+Models are built from the installed plugins' components, as ``segbench run`` builds them
+(with ``hook`` set instead, give a tuple of hooks that registers the upsamplers too). The
+forward and backward test runs once per installed upsampler that fits the architecture (the pairs
 ``segbench list --matrix`` marks), so a new upsampler or architecture is tested against
 every partner it claims. Keep ``params`` light: this runs on CPU.
 """
@@ -16,9 +17,8 @@ import contextlib
 import pytest
 import torch
 
-import segbench_plugins.architectures as standard_architectures
-import segbench_plugins.upsamplers as standard_upsamplers
-from segbench.components import Catalogue, Registrar, fits
+from ..components import fits
+from ._base import ComponentContract
 
 
 @contextlib.contextmanager
@@ -48,10 +48,8 @@ class RecordingUpsamplerFactory:
         return self.built[-1]
 
 
-class ArchitectureContract:
-    name: str = ""
-    params: dict = {}
-    hooks = (standard_upsamplers.segbench_upsamplers, standard_architectures.segbench_architectures)
+class ArchitectureContract(ComponentContract):
+    kind = "architecture"
     input_sizes = (64, 96)
     out_channels = 3
     batch_size = 2
@@ -75,12 +73,6 @@ class ArchitectureContract:
     def default_upsampler(self) -> str:
         fitting = self.fitting_upsamplers()
         return next((name for name in ("nearest", "bilinear") if name in fitting), fitting[0])
-
-    def catalogue(self) -> Catalogue:
-        register = Registrar("contract-test")
-        for hook in self.hooks:
-            hook(register)
-        return Catalogue(register.components)
 
     def build(self, upsampler=None, out_channels=None, **overrides):
         upsampler = upsampler or self.default_upsampler()

@@ -17,17 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import segbench_plugins.losses as standard_losses
-from segbench.components import Catalogue, Registrar
+from ._base import ComponentContract
 
 MODES = ("binary", "multiclass", "multilabel")
 UNKNOWN_MODES = ("regression",)
 
 
-class LossContract:
-    name: str = ""
-    params: dict = {}
-    hook = staticmethod(standard_losses.segbench_losses)
+class LossContract(ComponentContract):
+    kind = "loss"
     modes = MODES
     num_classes = 3  # multiclass and multilabel; binary always has 2 classes and one logit channel
     ignore_index = 255
@@ -42,10 +39,7 @@ class LossContract:
     # --- helpers --------------------------------------------------------------------
 
     def build(self, mode):
-        register = Registrar("contract-test")
-        self.hook(register)
-        component = Catalogue(register.components).get("loss", self.name)
-        return component.build(mode, self.classes(mode), self.ignore_index, **self.params)
+        return self.component().build(mode, self.classes(mode), self.ignore_index, **self.params)
 
     def classes(self, mode):
         return 2 if mode == "binary" else self.num_classes
@@ -104,9 +98,7 @@ class LossContract:
     # --- contract -------------------------------------------------------------------
 
     def test_is_registered_with_a_description(self):
-        register = Registrar("contract-test")
-        self.hook(register)
-        assert Catalogue(register.components).get("loss", self.name).description
+        assert self.component().description, f"loss {self.name!r} has no one-line description"
 
     def test_refuses_modes_it_does_not_support(self):
         for mode in [m for m in MODES if m not in self.modes] + list(UNKNOWN_MODES):

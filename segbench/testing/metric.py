@@ -17,15 +17,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import segbench_plugins.metrics as standard_metrics
-from segbench.components import Catalogue, Registrar
-from segbench.metrics import Metric
+from ..components import metric_direction
+from ..metrics import Metric
+from ._base import ComponentContract
 
 
-class MetricContract:
-    name: str = ""
-    params: dict = {}
-    hook = staticmethod(standard_metrics.segbench_metrics)
+class MetricContract(ComponentContract):
+    kind = "metric"
     num_classes = 4
     absent_class = 3  # appears in neither prediction nor target
     ignore_index = 255
@@ -42,10 +40,7 @@ class MetricContract:
     # --- helpers --------------------------------------------------------------------
 
     def build(self) -> Metric:
-        register = Registrar("contract-test")
-        self.hook(register)
-        component = Catalogue(register.components).get("metric", self.name)
-        return component.build(self.num_classes, self.ignore_index, **self.params)
+        return self.component().build(self.num_classes, self.ignore_index, **self.params)
 
     def label_maps(self, seed=0, images=4, size=(9, 11)):
         """(pred, target): noisy predictions of random targets, ~15% of pixels ignored."""
@@ -183,8 +178,4 @@ class MetricContract:
         assert metric.bootstrap(weights)[0] == pytest.approx(self.measured(pred[draw], target[draw]).compute())
 
     def test_component_direction_matches_the_metric(self):
-        from segbench.components import metric_direction
-
-        register = Registrar("contract-test")
-        self.hook(register)
-        assert metric_direction(Catalogue(register.components).get("metric", self.name)) is self.higher_is_better
+        assert metric_direction(self.component()) is self.higher_is_better

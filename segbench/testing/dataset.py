@@ -16,25 +16,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-import segbench_plugins.datasets as standard_datasets
-from segbench.components import Catalogue, Registrar
-from segbench.data import MODES, SegmentationData, TensorPairs
+from ..data import MODES, SegmentationData, TensorPairs
+from ._base import ComponentContract
 
 
-class DatasetContract:
-    name: str = ""
-    params: dict = {}
-    hook = staticmethod(standard_datasets.segbench_datasets)
+class DatasetContract(ComponentContract):
+    kind = "dataset"
     background_name = "background"
 
     def build(self, cache_dir) -> SegmentationData:
         """Build the dataset into ``cache_dir``; by default the registered ``name``."""
-        if not self.name:
-            raise NotImplementedError("a DatasetContract subclass sets `name` or overrides build()")
-        register = Registrar("contract-test")
-        self.hook(register)
-        component = Catalogue(register.components).get("dataset", self.name)
-        return component.build(cache_dir, **self.params)
+        return self.component().build(cache_dir, **self.params)
 
     @pytest.fixture(scope="class")
     @classmethod

@@ -3,9 +3,9 @@
     class TestNearest(UpsamplerContract):
         name = "nearest"
 
-The component is looked up through a real Registrar fed by the plugin's
-``segbench_upsamplers`` hook, so the registration itself is under test. A third-party
-plugin points ``hook`` at its own hook function.
+The component is looked up among the installed plugins' components, as ``segbench run``
+finds it, so the registration itself is under test (``hook`` registers one plugin's
+hook alone instead: see :class:`~segbench.testing.ComponentContract`).
 
 Modules with ``takes_pool_indices = True`` (max unpooling) are called as
 ``upsampler(x, indices)``, with the indices of a 2x2 max-pool over a random
@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import segbench_plugins.upsamplers as standard_upsamplers
-from segbench.components import Catalogue, Registrar
-from segbench_plugins.capabilities import ANY_INTERPOLATION, POOL_INDICES
+from ._base import ComponentContract
 
+# Capabilities the contract reads (the standard plugins' vocabulary, docs/writing-plugins.md).
+POOL_INDICES = "pool_indices"
+INTERPOLATION = "interpolate:"
 POOL_SCALE = 2
 # bf16 keeps 8 significant bits: each standard upsampler stays within 0.4% of its largest
 # fp32 output (measured); 2% leaves room for a plugin's extra layer, while coordinates off
@@ -43,10 +44,8 @@ def pool_indices(batch: int, channels: int, height: int, width: int) -> torch.Te
     return F.max_pool2d(feature, POOL_SCALE, POOL_SCALE, return_indices=True)[1]
 
 
-class UpsamplerContract:
-    name: str = ""
-    params: dict = {}
-    hook = staticmethod(standard_upsamplers.segbench_upsamplers)
+class UpsamplerContract(ComponentContract):
+    kind = "upsampler"
     scale_factors = (2, 4)
     channel_pairs = ((4, 4), (4, 6), (6, 3))  # (in, out): preserved, widened, narrowed
 
@@ -60,11 +59,6 @@ class UpsamplerContract:
         return None
 
     # --- helpers --------------------------------------------------------------------
-
-    def component(self):
-        register = Registrar("contract-test")
-        self.hook(register)
-        return Catalogue(register.components).get("upsampler", self.name)
 
     def build(self, in_channels: int, out_channels: int, scale_factor: int) -> nn.Module:
         torch.manual_seed(0)
@@ -96,7 +90,10 @@ class UpsamplerContract:
         for scale in self.scales_to_check():
             upsampler = self.build(in_channels, out_channels, scale)
             output = self.call(upsampler, torch.randn(2, in_channels, height, width))
-            assert output.shape == (2, out_channels, scale * height, scale * width), f"scale {scale}"
+            expected = (2, out_channels, scale * height, scale * width)
+            assert tuple(output.shape) == expected, (
+                f"scale {scale}, {in_channels} -> {out_channels} channels: output {tuple(output.shape)}, "
+                f"expected (N, C_out, s*H, s*W) = {expected}")
 
     def test_gradient_reaches_input_and_parameters(self, channels):
         upsampler = self.build(*channels, self.scales_to_check()[0])
@@ -139,7 +136,7 @@ class UpsamplerContract:
         """An upsampler requiring only ``interpolate:<mode>`` returns, channels preserved,
         a module with that ``mode`` and an ``align_corners`` (see capabilities.py)."""
         required = self.component().requires
-        if not required or not required <= ANY_INTERPOLATION:
+        if len(required) != 1 or not next(iter(required)).startswith(INTERPOLATION):
             pytest.skip(f"upsampler {self.name!r} is not an interpolation")
         (capability,) = required
         upsampler = self.build(4, 4, 2)

@@ -1,0 +1,63 @@
+"""Contract tests for segbench components: the checks every standard plugin passes, for
+plugin authors to run on their own.
+
+Two ways to use them (docs/writing-plugins.md, "Testing a plugin"):
+
+- ``pytest --segbench-contracts`` collects one contract test class per component that
+  the distribution under test registers (the pytest plugin in :mod:`.pytest_plugin`,
+  installed with segbench through the ``pytest11`` entry point);
+- subclass a contract class in your tests and set ``name`` (and ``params``)::
+
+      from segbench.testing import LossContract
+
+      class TestMyLoss(LossContract):
+          name = "my_loss"
+          params = {"smooth": 0.5}
+
+A contract class looks its component up in every installed plugin, as ``segbench run``
+does; set ``hook`` to one of your hook functions to test a plugin that is not installed.
+
+The classes import torch, so they are loaded on first use: importing this package (which
+pytest does at every start through the plugin) costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "ComponentContract": "_base",
+    "UpsamplerContract": "upsampler",
+    "ArchitectureContract": "architecture",
+    "RecordingUpsamplerFactory": "architecture",
+    "single_torch_thread": "architecture",
+    "LossContract": "loss",
+    "MetricContract": "metric",
+    "DatasetContract": "dataset",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from ._base import ComponentContract as ComponentContract
+    from .architecture import (
+        ArchitectureContract as ArchitectureContract,
+        RecordingUpsamplerFactory as RecordingUpsamplerFactory,
+        single_torch_thread as single_torch_thread,
+    )
+    from .dataset import DatasetContract as DatasetContract
+    from .loss import LossContract as LossContract
+    from .metric import MetricContract as MetricContract
+    from .upsampler import UpsamplerContract as UpsamplerContract
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,1 +1,0 @@
-"""Shared contract test classes that plugin tests subclass."""
