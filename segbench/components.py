@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import PluginError, SegbenchError
+from .extensions import Executor, Reporter, new_executor, new_reporter
 
 KINDS = ("upsampler", "architecture", "loss", "metric", "dataset")
 REQUIRED = inspect.Parameter.empty
@@ -100,6 +102,8 @@ class Registrar:
         self.version = version
         self.identity = identity
         self.components: list[Component] = []
+        self.executors: list[Executor] = []
+        self.reporters: list[Reporter] = []
 
     # Every add_* takes ``id_neutral``: names of parameters a new release added, which at
     # their default must not change the variant ids of suites written before them.
@@ -123,6 +127,17 @@ class Registrar:
 
     def add_dataset(self, name, factory, *, description=None, id_neutral=()):
         self._add("dataset", name, factory, description, id_neutral=id_neutral)
+
+    # Executors and reporters are no components (segbench.extensions): no variant id sees them.
+
+    def add_executor(self, name, factory, *, description="", options=()):
+        """``factory(**options)`` returns the executor; ``options`` are ExecutorOption items."""
+        self.executors.append(new_executor(name, factory, description, options, self.provider, self.version))
+
+    def add_reporter(self, name, write, *, description="", default=True, order=0, check=None):
+        """``write(context)`` writes an output; a ``default=False`` reporter is an exporter.
+        ``check()``, if given, raises SegbenchError when the reporter cannot run here."""
+        self.reporters.append(new_reporter(name, write, description, default, order, self.provider, self.version, check))
 
     def _add(self, kind, name, factory, description, requires=(), provides=(), higher_is_better=None, id_neutral=()):
         if not isinstance(name, str) or not name.isidentifier():
@@ -156,12 +171,20 @@ class Registrar:
 
 
 class Catalogue:
-    """Every registered component, by kind and name."""
+    """Every registered component, by kind and name; and the executors and reporters."""
 
-    def __init__(self, components=()):
+    def __init__(self, components=(), executors=(), reporters=()):
         self._by_kind: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         for component in components:
             self._insert(component)
+        self.executors: dict[str, Executor] = _by_name("executor", executors)
+        self.reporters: dict[str, Reporter] = _by_name("reporter", reporters)  # in registration order
+
+    def executor(self, name: str) -> Executor:
+        return _lookup("executor", self.executors, name)
+
+    def reporter(self, name: str) -> Reporter:
+        return _lookup("reporter", self.reporters, name)
 
     def _insert(self, component: Component):
         existing = self._by_kind[component.kind].get(component.name)
@@ -194,6 +217,23 @@ class Catalogue:
 
     def has(self, kind: str, name: str) -> bool:
         return name in self._by_kind[kind]
+
+
+def _by_name(kind, entries) -> dict:
+    found = {}
+    for entry in entries:
+        if entry.name in found:
+            raise PluginError(f'{kind} "{entry.name}" is provided twice: by "{found[entry.name].provider}" and by '
+                              f'"{entry.provider}"; uninstall one of them')
+        found[entry.name] = entry
+    return found
+
+
+def _lookup(kind, entries, name):
+    try:
+        return entries[name]
+    except KeyError:
+        raise SegbenchError(unknown_name_message(kind, name, sorted(entries))) from None
 
 
 def metric_direction(component: Component) -> bool:
@@ -236,8 +276,6 @@ def _first_line(doc):
 
 def _type_hints(factory):
     try:
-        import typing
-
         target = factory.__init__ if inspect.isclass(factory) else factory
         return typing.get_type_hints(target)
     except Exception:

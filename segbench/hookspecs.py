@@ -48,7 +48,7 @@ def segbench_metrics(register):
 
     :param register: call ``register.add_metric(name, factory, ...)`` once per metric. The
         factory is called as ``factory(num_classes, ignore_index, **params)`` and returns a
-        :class:`segbench.metrics.Metric`.
+        :class:`segbench.Metric`.
     """
 
 
@@ -58,5 +58,38 @@ def segbench_datasets(register):
 
     :param register: call ``register.add_dataset(name, factory, ...)`` once per dataset. The
         factory is called as ``factory(cache_dir, **params)`` and returns a
-        :class:`segbench.data.SegmentationData`.
+        :class:`segbench.SegmentationData`.
+    """
+
+
+# --- beyond components: executors and reporters (segbench.extensions) -----------------------
+# These are no component kinds: they take no part in variant ids or in resolving a suite.
+
+
+@hookspec
+def segbench_executors(register):
+    """Add executors: what runs a suite's pending (variant, seed) pairs (``--executor NAME``).
+
+    :param register: call ``register.add_executor(name, factory, description="", options=())``
+        once per executor. ``options`` are :class:`segbench.extensions.ExecutorOption` items:
+        each becomes a ``segbench run`` flag and a keyword of the factory, which is called as
+        ``factory(**options)`` and returns an object with
+        ``records(suite, pending, cache_dir, on_epoch=None)`` (yield the record of each pending
+        run, e.g. from ``segbench.executors.task.run_in_process``), ``close()`` and
+        ``shows_epochs``.
+    """
+
+
+@hookspec
+def segbench_reporters(register):
+    """Add reporters: outputs written from a suite's records (a file, a report section, an export).
+
+    :param register: call ``register.add_reporter(name, write, description="", default=True)``
+        once per reporter. ``write`` is called as ``write(context)`` with a
+        :class:`segbench.extensions.ReportContext` and returns None or a list of
+        :class:`segbench.extensions.ReportSection` for the HTML report. A default reporter runs
+        on every report; ``default=False`` makes an exporter, run only when a suite lists it in
+        ``[report] exporters`` or ``segbench export NAME`` names it. ``check=`` (optional) is
+        called with no arguments before a suite trains when the suite lists the exporter,
+        and raises :class:`segbench.SegbenchError` when it cannot run here (a missing extra).
     """

@@ -1,6 +1,11 @@
 """Find plugins (entry points, ``-p`` modules and files, a suite's ``plugins``) and build
 the component catalogue from their hooks.
 
+``-p no:NAME`` (or ``no:NAME`` in a suite's ``plugins``) disables an installed plugin, as in
+pytest: NAME is an entry-point name of the ``segbench`` group (``no:losses``) or a
+distribution's name (``no:segbench-example``, every entry point it has). A disabled plugin is
+not even imported, so a broken one can be left out; the other components keep their ids.
+
 A plugin file's relative path is read from the current directory when it comes from
 ``-p`` and from the suite's folder when it comes from the suite's ``plugins`` list. Its
 identity in variant ids is its module name and a hash of its content, never its path, so
@@ -14,8 +19,11 @@ import hashlib
 import importlib
 import importlib.metadata as metadata
 import importlib.util
+import inspect
 import os
+import re
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,15 @@ from .errors import PluginError
 
 ENTRY_POINT_GROUP = "segbench"
 HOOKS = tuple(name for name in dir(hookspecs) if name.startswith("segbench_"))
+DISABLE = "no:"
+STANDARD_DISTRIBUTION = "segbench"  # segbench's own distribution, which installs the standard plugins
+
+
+_WARNED: dict = {}  # what was warned about in this process: a command that loads plugins twice warns once
+
+
+class PluginWarning(UserWarning):
+    """A plugin that loads, but not as its author meant (e.g. a hook without @hookimpl)."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +65,54 @@ def load_catalogue(plugins=(), base_dir: Path | None = None) -> Catalogue:
     manager = pluggy.PluginManager("segbench")
     manager.add_hookspecs(hookspecs)
     providers: dict[str, Provider] = {}
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    disabled = {spec[len(DISABLE):] for spec in plugins if spec.startswith(DISABLE)}
+    for entry_point in enabled_entry_points(disabled):
         _register(manager, providers, *_load_entry_point(entry_point))
     for spec in plugins:
-        _register(manager, providers, *_load_local(spec, base_dir))
-    return Catalogue(_collect(manager, providers))
+        if not spec.startswith(DISABLE):
+            _register(manager, providers, *_load_local(spec, base_dir))
+    return Catalogue(*_collect(manager, providers))
+
+
+def enabled_entry_points(disabled=frozenset()) -> list:
+    """The ``segbench`` entry points, less those ``disabled`` names (entry-point or
+    distribution names); a name that is neither is bad input, answered with the valid ones."""
+    entry_points = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    names = {entry_point.name: entry_point.name for entry_point in entry_points}
+    names.update({_normalized(_dist_name(entry_point)): _dist_name(entry_point) for entry_point in entry_points if entry_point.dist})
+    unknown = sorted(name for name in disabled if name not in names and _normalized(name) not in names)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(names.values()), n=1)
+        hint = f"; did you mean no:{close[0]}?" if close else ""
+        raise PluginError(f"-p no:{unknown[0]}: no installed plugin is called {unknown[0]!r}{hint} Valid after no: the entry points "
+                          f"and distributions of the segbench group: {', '.join(sorted(set(names.values()))) or '(none installed)'}")
+    blocked = {_normalized(name) for name in disabled} | set(disabled)
+    enabled = [entry_point for entry_point in entry_points
+               if entry_point.name not in blocked and not (entry_point.dist and _normalized(_dist_name(entry_point)) in blocked)]
+    return sorted(enabled, key=_load_order)
+
+
+def _load_order(entry_point):
+    """segbench's own (the standard set) first, then by distribution and name: the same order
+    wherever the packages are installed (reporters run, and add report sections, in it)."""
+    dist = _normalized(_dist_name(entry_point)) if entry_point.dist else ""
+    return dist != STANDARD_DISTRIBUTION, dist, entry_point.name
+
+
+def _dist_name(entry_point) -> str:
+    return entry_point.dist.metadata["Name"] or "?"
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): case, ``-``, ``_`` and ``.`` aside."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _register(manager, providers, name, module, provider):
     if manager.is_registered(module):
         return  # the same module named twice (e.g. by -p and by the suite)
     _check_hook_names(module, provider)
+    _warn_unmarked_hooks(module, provider)
     try:
         manager.register(module, name=name)
     except pluggy.PluginValidationError as exc:
@@ -73,6 +127,21 @@ def _check_hook_names(module, provider):
             close = difflib.get_close_matches(attr, HOOKS, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise PluginError(f'plugin "{provider.label}" implements unknown hook {attr}{hint} Valid: {", ".join(HOOKS)}')
+
+
+def _warn_unmarked_hooks(module, provider):
+    """A ``segbench_*`` function without @hookimpl is never called: warn (pytest would call
+    it; segbench asks for the mark, so that a helper's name cannot become a hook by accident)."""
+    name = getattr(module, "__name__", None)
+    for attr, value in sorted(vars(module).items()):
+        if (attr.startswith("segbench_") and inspect.isfunction(value) and value.__module__ == name
+                and not hasattr(value, "segbench_impl")):
+            close = difflib.get_close_matches(attr, HOOKS, n=1)
+            hook = attr if attr in HOOKS else f"{attr} (no hook is called that{f'; did you mean {close[0]}?' if close else ''})"
+            code = value.__code__
+            warnings.warn_explicit(f'plugin "{provider.label}" defines {hook} without @hookimpl; segbench ignores it. Mark it '
+                                   "@segbench.hookimpl", PluginWarning, code.co_filename, code.co_firstlineno,
+                                   registry=_WARNED)
 
 
 def _load_entry_point(entry_point):
@@ -93,6 +162,8 @@ def locate_plugin(spec: str, base_dir: Path | None = None) -> str:
     """``spec`` as :func:`load_catalogue` should be given it wherever it runs: a module name
     as it is, a file as an absolute path (a relative one is read from ``base_dir``, else
     from the current directory)."""
+    if spec.startswith(DISABLE):
+        return spec
     path = _plugin_file(spec, base_dir)
     return spec if path is None else str(path)
 
@@ -179,8 +250,8 @@ def _import_module(spec):
 
 def _collect(manager, providers):
     """Call each plugin's hooks with a registrar of its own, so every component knows
-    which plugin provided it."""
-    components = []
+    which plugin provided it. Returns the components, the executors and the reporters."""
+    components, executors, reporters = [], [], []
     for hook_name in HOOKS:
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             provider = providers[impl.plugin_name]
@@ -194,4 +265,6 @@ def _collect(manager, providers):
                     f'plugin "{provider.label}" failed in {hook_name}: {type(exc).__name__}: {exc}'
                 ) from exc
             components.extend(registrar.components)
-    return components
+            executors.extend(registrar.executors)
+            reporters.extend(registrar.reporters)
+    return components, executors, reporters

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-import gc
 import hashlib
 import json
-import os
-import signal
-import threading
-import time
-import traceback
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import torch
-
-from .data.cache import showing_progress
-from .engine import resolve_device, run_one
+from . import __version__
+from .data.cache import resolve_cache_dir, showing_progress
+from .engine import resolve_device
 from .executors.local import LocalExecutor
-from .environment import run_environment
 from .plugins import load_catalogue
+from .components import metric_direction, unknown_name_message
 from .errors import SuiteError
 from .preflight import suite_problems
 from .progress import Progress
-from .records import RECORD_SCHEMA
-from .store import SUMMARY_NAME, ResultStore, write_json_atomic, write_text_atomic
+from .verdicts import judge_family, metric_values, seeds_wanted
+from .layout import REPORT_INDEX, REPORT_STAMP, REPORT_TEXT
+from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
-
-META_NAME = SUMMARY_NAME  # what the report needs besides the records (segbench report DIR)
-REPORT_STAMP = ".fingerprint"  # which records and suite the report was drawn from
 
 
 @dataclass
@@ -44,20 +32,6 @@ class SuiteOutcome:
     @property
     def failures(self):
         return [r for r in self.records if r["status"] != "ok"]
-
-
-DATA_CACHE_ENV = "SEGBENCH_DATA_CACHE"
-
-
-def resolve_cache_dir(cache_dir=None) -> Path:
-    """``--data-cache``, else $SEGBENCH_DATA_CACHE, else the user cache dir."""
-    if cache_dir:
-        return Path(cache_dir)
-    if os.environ.get(DATA_CACHE_ENV):
-        return Path(os.environ[DATA_CACHE_ENV])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("segbench"))
 
 
 def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
@@ -73,9 +47,22 @@ def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=Fals
 def load_checked(path, plugins=(), overrides=None) -> Suite:
     """The suite file read and validated, its devices present; builds nothing."""
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
+    check_exporters(suite)
     for device in {v.config["train"]["device"] for v in suite.variants}:
         resolve_device(device)
     return suite
+
+
+def check_exporters(suite: Suite) -> None:
+    """Each of ``[report] exporters`` must be an installed exporter: a typo is bad input
+    now, not a failure after hours of training."""
+    exporters = sorted(name for name, reporter in suite.catalogue.reporters.items() if not reporter.default)
+    problems = [f"report.exporters: {unknown_name_message('exporter', name, exporters)}"
+                for name in suite.report_exporters if name not in exporters]
+    problems += [f"report.exporters: {name}: {reason}" for name in suite.report_exporters if name in exporters
+                 for reason in [suite.catalogue.reporters[name].ready()] if reason]
+    if problems:
+        raise SuiteError(suite.path, problems)
 
 
 def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
@@ -100,34 +87,36 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
     cache_dir = resolve_cache_dir(cache_dir)
     executor = executor or LocalExecutor()
     with contextlib.nullcontext() if held else store.lock():
-        write_text_atomic(store.suite_dir / "suite.toml", suite.text)
+        write_text_atomic(store.folder.suite_file, suite.text)
         meta = suite_summary(suite)
-        write_json_atomic(store.suite_dir / META_NAME, meta)
+        write_json_atomic(store.summary_path, meta)
         records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
-        report = current_report(records, meta, store)
+        report = current_report(records, meta, store, suite.catalogue.reporters, suite.report_exporters)
     return SuiteOutcome(suite, store, records, report)
 
 
-def current_report(records, meta, store) -> dict:
+def current_report(records, meta, store, reporters=None, exporters=()) -> dict:
     """The report of ``records``, written again only when a record or the suite changed
-    since it was last written (re-running a finished suite then costs next to nothing)."""
+    since it was last written (re-running a finished suite then costs next to nothing).
+    ``reporters`` (default: the installed ones) and the suite's ``exporters`` write it; a
+    failed one leaves no stamp, so that the next run draws the report again."""
     fingerprint = _report_fingerprint(records, meta)
     stamp = store.report_dir / REPORT_STAMP
-    text_path = store.report_dir / "summary.txt"
-    drawn = all(p.is_file() for p in (stamp, text_path, store.report_dir / "index.html"))
+    text_path = store.report_dir / REPORT_TEXT
+    drawn = all(p.is_file() for p in (stamp, text_path, store.report_dir / REPORT_INDEX))
     if drawn and stamp.read_text(errors="replace") == fingerprint:  # a damaged stamp only redraws
-        return {"dir": store.report_dir, "html": store.report_dir / "index.html", "text": text_path.read_text(errors="replace"), "reused": True}
-    from .report import write_report  # matplotlib, scipy: only when drawing
+        return {"dir": store.report_dir, "html": store.report_dir / REPORT_INDEX, "text": text_path.read_text(errors="replace"), "reused": True}
+    from .report import write_report  # heavy: matplotlib, pandas; only when a report is drawn, not for `segbench validate`
 
-    report = write_report(records, meta, store.report_dir, store.load_samples)
+    report = write_report(records, meta, store.report_dir, store.load_samples, reporters=reporters, exporters=exporters,
+                          suite_dir=store.suite_dir)
     write_text_atomic(text_path, report["text"])
-    write_text_atomic(stamp, fingerprint)
+    if not report["failures"]:
+        write_text_atomic(stamp, fingerprint)
     return report
 
 
 def _report_fingerprint(records, meta) -> str:
-    from . import __version__
-
     text = json.dumps({"records": records, "meta": meta, "segbench": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -182,8 +171,6 @@ def wanted_runs(suite, records: dict) -> list:
     design = suite.design
     if not design.adaptive:
         return [(variant.id, seed) for variant, seed in suite.runs()]
-    from .verdicts import judge_family, metric_values, seeds_wanted
-
     values = metric_values(records.values(), suite.primary)
     candidates = {v.id: values.get(v.id, {}) for v in suite.variants if v.id != suite.baseline_id}
     judgements = judge_family(values.get(suite.baseline_id, {}), candidates, higher_is_better=primary_direction(suite),
@@ -196,8 +183,6 @@ def wanted_runs(suite, records: dict) -> list:
 
 
 def primary_direction(suite) -> bool:
-    from .components import metric_direction
-
     return metric_direction(suite.catalogue.get("metric", suite.primary))
 
 
@@ -205,128 +190,8 @@ def _in_order(suite, done):
     return [done[(v.id, s)] for v, s in suite.runs() if (v.id, s) in done]
 
 
-def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
-    """Train one run. Any exception, a plugin's ``sys.exit()`` and going past
-    ``[train] timeout_s`` become a failed record, never a crashed suite; only
-    KeyboardInterrupt stops the suite (the finished runs are kept)."""
-    started = time.perf_counter()
-    record = new_record(suite, variant, seed)
-    gc.freeze()  # what exists now is not the run's: the collection after it need not scan it
-    try:
-        with time_limit(variant.config["train"].get("timeout_s")):
-            measured = run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch)
-        record.update(measured)
-        record["status"] = "ok"
-    except (Exception, SystemExit, Timeout) as exc:  # noqa: BLE001 - isolation is the point
-        record["status"] = "failed"
-        record["error"] = describe_failure(exc)
-    finally:
-        release_memory()
-    return finish_record(record, started)
-
-
-def new_record(suite, variant, seed, started_at=None) -> dict:
-    """What a record says before its run has measured anything."""
-    return {
-        "schema": RECORD_SCHEMA,
-        "suite": suite.name,
-        "variant_id": variant.id,
-        "label": variant.label,
-        "factors": variant.factors,
-        "seed": seed,
-        "config": variant.config,
-        "versions": variant.versions,
-        "is_baseline": variant.id == suite.baseline_id,
-        "started_at": started_at or _now(),
-        "environment": run_environment(suite.path),
-    }
-
-
-def finish_record(record, started) -> dict:
-    record["wall_seconds"] = time.perf_counter() - started
-    record["finished_at"] = _now()
-    return record
-
-
-def failed_record(suite, variant, seed, error: dict, started) -> dict:
-    """The record of a run that could not write its own: its worker died or was killed.
-    ``started`` is the time.perf_counter() at which the run was handed out."""
-    sent = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=time.perf_counter() - started)
-    record = new_record(suite, variant, seed, sent.isoformat(timespec="seconds"))
-    record["status"] = "failed"
-    record["error"] = {"traceback": "", **error}
-    return finish_record(record, started)
-
-
-def describe_failure(exc: BaseException) -> dict:
-    error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-    if isinstance(exc, SystemExit):  # sys.exit() in plugin code ends its run, not the suite
-        error["message"] = f"plugin called sys.exit({exc.code!r})" if exc.code is not None else "plugin called sys.exit()"
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        error["hint"] = "out of memory: lower train.batch_size or dataset.image_size, or pick a smaller encoder"
-    if isinstance(exc, Timeout):
-        error["hint"] = "raise [train] timeout_s if the run is slow rather than stuck"
-    return error
-
-
-class Timeout(BaseException):
-    """A run went past its ``[train] timeout_s``. A BaseException, like KeyboardInterrupt,
-    so that a plugin's ``except Exception`` does not swallow it."""
-
-
-def timeout_message(seconds: float) -> str:
-    return f"run exceeded timeout_s = {seconds:g} s"
-
-
-@contextlib.contextmanager
-def time_limit(seconds):
-    """Raise Timeout in this thread once ``seconds`` have passed (None: no limit).
-
-    It uses SIGALRM, so it works on the main thread of a Unix process: Python code is
-    interrupted at once, a hang inside one C call when that call returns. Elsewhere nothing
-    is enforced here; the process executor also kills a worker stuck past the limit."""
-    if seconds is None or not _can_alarm():
-        if seconds is not None:
-            warnings.warn(f"timeout_s = {seconds:g} s is not enforced: there is no SIGALRM here, or the run is not on the main thread",
-                          RuntimeWarning, stacklevel=3)
-        yield
-        return
-
-    def expire(signum, frame):
-        raise Timeout(timeout_message(seconds))
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)  # None: not set from Python
-        if outer:  # someone else's alarm (e.g. a test timeout) was pending: put it back
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
-
-
-def _can_alarm() -> bool:
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-def release_memory():
-    """Give a failed (or finished) run's memory back before the next run starts: collect
-    the run's own reference cycles (an exception's traceback holding its tensors, say).
-    Objects older than the run were frozen when it started, so the collection scans only
-    what the run made (a full collection over torch's, pandas' and matplotlib's objects
-    took 0.7 s per run); they are unfrozen after it, to be collected as usual."""
-    gc.collect()
-    gc.unfreeze()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def suite_summary(suite: Suite) -> dict:
     """What the report needs to know about the suite besides the records."""
-    from .components import metric_direction
-
     return {
         "name": suite.name,
         "description": suite.description,
@@ -343,6 +208,3 @@ def suite_summary(suite: Suite) -> dict:
         "gate_rules": [str(rule) for rule in suite.gate_rules],  # as run, --set included
     }
 
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

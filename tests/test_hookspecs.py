@@ -1,4 +1,5 @@
-"""Every hook is documented: in its docstring and in docs/writing-plugins.md."""
+"""Every hook is documented: in its docstring and in docs/writing-plugins.md. Besides one hook
+per component kind there are two for the harness's extension points: executors and reporters."""
 
 import inspect
 import re
@@ -12,6 +13,7 @@ from segbench.components import KINDS, Registrar
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md"
 HOOK_NAMES = sorted(name for name in dir(hookspecs) if name.startswith("segbench_"))
 HOOK_OF_KIND = {kind: f"segbench_{kind}es" if kind.endswith("s") else f"segbench_{kind}s" for kind in KINDS}
+EXTENSION_HOOKS = {"executor": "segbench_executors", "reporter": "segbench_reporters"}  # no component kinds
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +21,17 @@ def docs():
     return DOCS.read_text(encoding="utf-8")
 
 
-def test_there_is_one_hook_per_kind_and_the_manager_calls_them_all():
-    assert HOOK_NAMES == sorted(HOOK_OF_KIND.values())
+def test_there_is_one_hook_per_kind_and_per_extension_point_and_the_manager_calls_them_all():
+    assert HOOK_NAMES == sorted([*HOOK_OF_KIND.values(), *EXTENSION_HOOKS.values()])
     assert sorted(plugins.HOOKS) == HOOK_NAMES
+    assert not set(EXTENSION_HOOKS) & set(KINDS), "executors and reporters are no component kinds (no variant id sees them)"
+
+
+@pytest.mark.parametrize("extension", sorted(EXTENSION_HOOKS))
+def test_extension_hook_docstring_names_its_registrar_method_and_the_docs_show_it(extension, docs):
+    doc = inspect.getdoc(getattr(hookspecs, EXTENSION_HOOKS[extension]))
+    assert f"register.add_{extension}(" in doc and f"register.add_{extension}(" in docs
+    assert callable(getattr(Registrar(), f"add_{extension}"))
 
 
 @pytest.mark.parametrize("hook_name", HOOK_NAMES)

@@ -30,6 +30,9 @@ UPSAMPLER_PLUGIN = """
 """
 
 
+INSTALLED_ENTRY_POINTS = plugins.metadata.entry_points  # before the fixture below hides them
+
+
 @pytest.fixture(autouse=True)
 def no_entry_points(monkeypatch):
     """Only the plugins a test names: the installed entry points are hidden."""
@@ -339,7 +342,8 @@ def test_a_broken_entry_point_names_the_entry_point_and_the_cause(module_dir, mo
 def test_hooks_match_the_registrar():
     """Every hook has a registrar method and a kind; the manager calls every hook."""
     assert sorted(plugins.HOOKS) == sorted(
-        ["segbench_upsamplers", "segbench_architectures", "segbench_losses", "segbench_metrics", "segbench_datasets"]
+        ["segbench_upsamplers", "segbench_architectures", "segbench_losses", "segbench_metrics", "segbench_datasets",
+         "segbench_executors", "segbench_reporters"]
     )
     for kind in KINDS:
         assert callable(getattr(Registrar(), f"add_{kind}"))
@@ -383,3 +387,112 @@ def test_a_misspelt_hook_name_is_an_error_with_a_suggestion(write):
         plugins.load_catalogue([str(path)])
     assert f'plugin "{path}"' in str(error.value)
     assert "segbench_upsampler" in str(error.value) and "did you mean segbench_upsamplers" in str(error.value)
+
+
+# --- pytest's conventions: unmarked hooks warn, -p no:NAME disables -------------------------
+
+
+def test_a_hook_without_hookimpl_warns_naming_it_and_the_plugin(write):
+    path = write(
+        "unmarked.py",
+        """
+        from segbench import hookimpl
+
+
+        def segbench_losses(register):
+            register.add_loss("never", lambda mode, num_classes, ignore_index: None)
+
+
+        def segbench_upsampler(register):
+            pass
+
+
+        @hookimpl
+        def segbench_metrics(register):
+            pass
+        """,
+    )
+    with pytest.warns(plugins.PluginWarning) as caught:
+        catalogue = plugins.load_catalogue([str(path)])
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert messages[0].startswith(f'plugin "{path}" defines segbench_losses without @hookimpl; segbench ignores it')
+    assert "did you mean segbench_upsamplers?" in messages[1]
+    assert {w.filename for w in caught} == {str(path)}, "the warning points at the plugin's own line"
+    assert catalogue.names("loss") == [], "an unmarked hook is not called"
+
+
+def test_imported_or_marked_functions_do_not_warn(write, recwarn):
+    path = write(
+        "quiet.py",
+        """
+        from segbench import hookimpl
+        from segbench.hookspecs import segbench_losses as imported_spec  # not defined here
+
+
+        @hookimpl
+        def segbench_losses(register):
+            pass
+        """,
+    )
+    plugins.load_catalogue([str(path)])
+    assert not [w for w in recwarn if issubclass(w.category, plugins.PluginWarning)]
+
+
+class _Dist:
+    """A stand-in distribution for an entry point."""
+
+    def __init__(self, name):
+        self.metadata = {"Name": name}
+        self.version = "1.0"
+
+
+def _entry_points(module_dir, *specs):
+    """(entry-point name, distribution name, upsampler name) -> real modules behind fake entry points."""
+    found = []
+    for name, dist, upsampler in specs:
+        (module_dir / f"sbtest_ep_{name}.py").write_text(textwrap.dedent(upsampler_plugin(upsampler)))
+        found.append(fake_entry_point(name, f"sbtest_ep_{name}")._for(_Dist(dist)))
+    return found
+
+
+def test_p_no_name_disables_an_entry_point_by_its_name_or_its_distribution(module_dir, monkeypatch):
+    entry_points = _entry_points(module_dir, ("first", "Segbench-Extra", "one"), ("second", "segbench-extra", "two"),
+                                 ("third", "other-dist", "three"))
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda **selection: entry_points)
+    assert plugins.load_catalogue().names("upsampler") == ["one", "three", "two"]
+    assert plugins.load_catalogue(["no:first"]).names("upsampler") == ["three", "two"]
+    # a distribution's name as pip compares them: every entry point of it
+    assert plugins.load_catalogue(["no:segbench_extra"]).names("upsampler") == ["three"]
+    assert plugins.locate_plugin("no:first", base_dir=module_dir) == "no:first"
+
+
+def test_a_disabled_entry_point_is_not_imported(module_dir, monkeypatch):
+    (module_dir / "sbtest_ep_broken_off.py").write_text("raise RuntimeError('imported')\n")
+    entry_points = [fake_entry_point("broken_off", "sbtest_ep_broken_off")]
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda **selection: entry_points)
+    assert plugins.load_catalogue(["no:broken_off"]).all() == []
+
+
+def test_p_no_with_an_unknown_name_is_bad_input_listing_the_valid_names(module_dir, monkeypatch):
+    entry_points = _entry_points(module_dir, ("losses_ep", "segbench-extra", "four"))
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda **selection: entry_points)
+    with pytest.raises(PluginError) as error:
+        plugins.load_catalogue(["no:losses_e"])
+    message = str(error.value)
+    assert message.startswith("-p no:losses_e: no installed plugin is called 'losses_e'; did you mean no:losses_ep?")
+    assert message.endswith("losses_ep, segbench-extra")
+
+
+def test_disabling_a_plugin_keeps_the_variant_ids_of_the_others(module_dir, monkeypatch, tmp_path):
+    from segbench.suite import load_suite
+
+    installed = list(INSTALLED_ENTRY_POINTS(group=plugins.ENTRY_POINT_GROUP))
+    extra = _entry_points(module_dir, ("extra_ups", "segbench-extra", "extra_upsampler"))
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda **selection: installed + extra)
+    suite = tmp_path / "ids.toml"
+    suite.write_text('name = "ids"\n[dataset]\nname = "shapes"\n[ablate]\n"model.upsampler" = ["nearest", "bilinear"]\n')
+    ids = [v.id for v in load_suite(suite, plugins.load_catalogue).variants]
+    disabled = load_suite(suite, plugins.load_catalogue, extra_plugins=["no:segbench-extra", "no:executors"])
+    assert [v.id for v in disabled.variants] == ids
+    assert not disabled.catalogue.has("upsampler", "extra_upsampler") and "local" not in disabled.catalogue.executors

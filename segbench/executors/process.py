@@ -9,7 +9,7 @@ A failure stays in its run. A worker that dies (a segfault, the out-of-memory ki
 ``os._exit``) becomes a failed record of the one run it was running ("worker died:
 signal 9 (SIGKILL)"), and a fresh worker on the same GPU takes its place. So does a
 worker still busy ``KILL_GRACE_S`` after its run's ``[train] timeout_s``: the run's own
-alarm (segbench.runner.time_limit) normally ends it first, but not a hang inside one C
+alarm (segbench.execute.time_limit) normally ends it first, but not a hang inside one C
 call. The pool is hand-made rather than concurrent.futures': there one dead worker
 breaks the whole pool, fails every pending run, and does not say which run it was
 running; nor can a single task be stopped there.
@@ -24,6 +24,9 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
+
+from ..execute import describe_failure, execute, failed_record, timeout_message
+from .task import find_run
 
 KILL_GRACE_S = 10.0  # past a run's timeout_s, for its own alarm to end it before its worker is killed
 STOP_WAIT_S = 10.0  # for an idle worker to exit when told to, before it is killed
@@ -66,7 +69,7 @@ class ProcessExecutor:
         self._pool = []
 
     def _start(self):
-        import torch
+        import torch  # heavy; and a worker imports this module before torch may start (see serve)
 
         context = multiprocessing.get_context("spawn")
         gpus = torch.cuda.device_count()
@@ -100,8 +103,6 @@ class ProcessExecutor:
     def _collect(self, worker, suite):
         """Read one message of ``worker``: the record of its run, or None while it runs. A
         worker that died or went past its run's timeout is replaced, its run failed."""
-        from ..runner import failed_record, timeout_message
-
         job = worker.job
         message = worker.receive()
         if message is not None:
@@ -217,10 +218,7 @@ def serve(connection, gpu, threads):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    import torch
-
-    from ..runner import describe_failure, execute
-    from .task import find_run
+    import torch  # only now: CUDA reads CUDA_VISIBLE_DEVICES once, when torch starts it
 
     torch.set_num_threads(threads)
     while True:

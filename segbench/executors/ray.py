@@ -13,6 +13,7 @@ import socket
 import time
 
 from ..errors import SegbenchError
+from ..execute import failed_record
 from .task import run_task
 
 RUN_CPUS = 1
@@ -84,8 +85,6 @@ class RayExecutor:
     def _record(self, ref, suite, variant, seed, started):
         """The task's record; a task that Ray could not finish (its worker died, the node
         was lost) is a failed run, not a crashed suite."""
-        from ..runner import failed_record
-
         try:
             return self.ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - Ray raises several types for a lost task
@@ -99,7 +98,7 @@ class RayExecutor:
 
 def _run_with_threads(source, variant_id, seed, cache_dir, threads):
     if threads:
-        import torch
+        import torch  # heavy: only in the Ray worker, where the run needs it anyway
 
         torch.set_num_threads(threads)
     return run_task(source, variant_id, seed, cache_dir)

@@ -1,8 +1,10 @@
 """Aggregation, statistics, tables, plots and the HTML report, all from the records.
 
-``write_report`` writes into ``results/<suite>/report/``: runs.csv (a row per run),
-summary.csv (a row per variant), per_class.csv, summary.md (GitHub Markdown), plots/*.png
-and index.html (self-contained). Text from suites and datasets is made safe in each:
+``write_report`` computes the tables once and hands them to the reporters (see
+segbench.extensions): the standard ones write into ``results/<suite>/report/`` runs.csv (a
+row per run), summary.csv (a row per variant), per_class.csv, summary.md (GitHub Markdown),
+plots/*.png and index.html (self-contained); their functions are here, registered by the
+standard plugin ``segbench_plugins.reporters``. Text from suites and datasets is made safe in each:
 CSV cells cannot start a formula (``segbench.text``), HTML and Markdown are escaped,
 plots draw it literally. ``segbench report DIR`` calls it again on the stored
 records, so a report can be rebuilt at any time without training.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..extensions import ReportContext, ReportSection, chosen_reporters, run_reporters
+from ..layout import REPORT_INDEX, RUNS_TABLE
 from ..store import decode_arrays, write_text_atomic
 from ..text import csv_text
 from . import html, plots
@@ -19,37 +23,78 @@ from .frames import factor_columns, metric_directions, ordered_variants, per_cla
 from .markdown import summary_markdown
 from .terminal import summary_text
 
-__all__ = ["write_report", "runs_frame", "summary_frame", "summary_text"]
+__all__ = ["write_report", "report_context", "runs_frame", "summary_frame", "summary_text"]
 
 GRID_VARIANTS = 8  # the qualitative grid shows at most this many variants
 
 
-def write_report(records: list, meta: dict, out_dir: Path, load_samples=None) -> dict:
-    """Write every table, plot and page into ``out_dir``. ``load_samples(key)`` returns the
-    stored validation inputs of a dataset (for the qualitative grid), or None."""
+def write_report(records: list, meta: dict, out_dir: Path, load_samples=None, *, reporters=None, exporters=(), options=None,
+                 suite_dir=None) -> dict:
+    """Run every default reporter, then the ``exporters`` named, on the records. ``reporters``
+    maps names to the registered reporters (default: those of the installed plugins);
+    ``options`` maps a reporter's name to its options; ``load_samples(key)`` returns the
+    stored validation inputs of a dataset (for the qualitative grid), or None. A reporter
+    that fails is listed under "failures" (segbench.extensions.ReporterFailure); the
+    others' outputs are still written."""
+    if reporters is None:
+        from ..plugins import load_catalogue  # the installed plugins, standard ones included
+
+        reporters = load_catalogue().reporters
+    context = report_context(records, meta, out_dir, load_samples, suite_dir)
+    failures = run_reporters(chosen_reporters(reporters, exporters), context, options)
+    summary = context.summary
+    return {
+        "dir": context.report_dir,
+        "html": context.report_dir / REPORT_INDEX,
+        "summary": summary,
+        "runs": context.runs,
+        "text": summary_text(summary, meta) if len(summary) else "(no runs)",
+        "failures": failures,
+    }
+
+
+def report_context(records: list, meta: dict, out_dir: Path, load_samples=None, suite_dir=None) -> ReportContext:
+    """What every reporter is given: the records in the suite's order and the tables computed
+    once; ``out_dir`` is made, for every reporter to write into."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     records = _in_suite_order(_current_labels(records, meta), meta)
     runs = runs_frame(records)
     summary = summary_frame(runs, meta, records) if len(runs) else runs
-    order = ordered_variants(runs, meta)
     class_metric = _per_class_metric(records, meta)
-    per_class = per_class_frame(records, order, class_metric) if class_metric else None
-    failures = [r for r in records if r["status"] != "ok"]
-    write_text_atomic(out_dir / "runs.csv", csv_text(runs, index=False))
-    write_text_atomic(out_dir / "summary.csv", csv_text(summary, index=False))
-    if per_class is not None and len(per_class):
-        write_text_atomic(out_dir / "per_class.csv", csv_text(per_class, index_label="variant"))
-    if len(summary):
-        write_text_atomic(out_dir / "summary.md", summary_markdown(summary, meta, failures))
-    figures = _plots(records, runs, summary, meta, order, per_class, class_metric, out_dir / "plots", load_samples)
-    write_text_atomic(out_dir / "index.html", html.render(summary, records, meta, figures, per_class, class_metric))
-    return {
-        "dir": out_dir,
-        "html": out_dir / "index.html",
-        "summary": summary,
-        "runs": runs,
-        "text": summary_text(summary, meta) if len(summary) else "(no runs)",
-    }
+    per_class = per_class_frame(records, ordered_variants(runs, meta), class_metric) if class_metric else None
+    return ReportContext(records, meta, runs, summary, out_dir, Path(suite_dir) if suite_dir else out_dir.parent, load_samples,
+                         per_class=per_class, class_metric=class_metric)
+
+
+# --- the standard reporters (registered by segbench_plugins.reporters) -----------------------
+
+
+def write_tables(context: ReportContext):
+    out_dir = context.report_dir
+    write_text_atomic(out_dir / RUNS_TABLE, csv_text(context.runs, index=False))
+    write_text_atomic(out_dir / "summary.csv", csv_text(context.summary, index=False))
+    if context.per_class is not None and len(context.per_class):
+        write_text_atomic(out_dir / "per_class.csv", csv_text(context.per_class, index_label="variant"))
+
+
+def write_markdown(context: ReportContext):
+    if len(context.summary):
+        failures = [r for r in context.records if r["status"] != "ok"]
+        write_text_atomic(context.report_dir / "summary.md", summary_markdown(context.summary, context.meta, failures))
+
+
+def draw_plots(context: ReportContext) -> list:
+    """The plots as PNG files, each returned as a section of the page."""
+    order = ordered_variants(context.runs, context.meta)
+    figures = _plots(context.records, context.runs, context.summary, context.meta, order, context.per_class, context.class_metric,
+                     context.report_dir / "plots", context.load_samples)
+    return [ReportSection(title, html.figure(title, path)) for title, path in figures.items()]
+
+
+def write_page(context: ReportContext):
+    page = html.render(context.summary, context.records, context.meta, context.sections, context.per_class, context.class_metric)
+    write_text_atomic(context.report_dir / REPORT_INDEX, page)
 
 
 def _current_labels(records, meta):

@@ -38,14 +38,16 @@ document.querySelectorAll('table.sortable th').forEach((th, column) => th.addEve
 """
 
 
-def render(summary, records, meta, plots: dict, per_class=None, class_metric=None) -> str:
+def render(summary, records, meta, report_sections=(), per_class=None, class_metric=None) -> str:
+    """The page; ``report_sections`` (segbench.extensions.ReportSection: the plots, and what
+    other reporters add) follow the summary table, each under its escaped title."""
     sections = [
         f"<h1>{escape(meta['name'])}</h1>",
         f"<p class='description'>{escape(meta.get('description') or '')}</p>",
         "<h2>Summary</h2>",
         _explanation(meta),
         _summary_table(summary, meta) if len(summary) else "<p>No runs yet.</p>",
-        *[_figure(title, path) for title, path in plots.items()],
+        *[f"<h2>{escape(section.title)}</h2>{section.html}" for section in report_sections],
         _per_class_table(per_class, class_metric),
         _failures(records),
         "<h2>Timing</h2>",
@@ -103,9 +105,10 @@ def _cell(text, sort_value=None):
     return f"<td{sort}>{escape(str(text))}</td>"
 
 
-def _figure(title, path: Path):
+def figure(title, path: Path) -> str:
+    """A PNG file as an image embedded in the page."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"<h2>{escape(title)}</h2><img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+    return f"<img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
 
 
 def _per_class_table(per_class, metric):
