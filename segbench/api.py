@@ -1,39 +1,55 @@
-"""The Python API; the CLI is a thin layer over these functions."""
+"""The Python API; the CLI is a thin layer over these functions.
+
+Importing it does not import torch, pandas or matplotlib: every ``segbench`` command
+imports it, and those that only read results must start at once. A function that trains,
+builds data or draws imports its heavy module when called (marked ``# heavy``).
+"""
 
 from __future__ import annotations
 
-from .components import KINDS, Catalogue
+from dataclasses import replace
+from pathlib import Path
+
+from .components import KINDS, Catalogue, metric_direction
+from .doctor import diagnose
 from .errors import SegbenchError
+from .extensions import ReporterError, chosen_reporters
 from .format import plural
+from .layout import is_suite_folder
 from .plugins import load_catalogue
-from .data import tools as data_tools
-from .data.show import draw_sample
-from .data.stats import check_split, dataset_stats
-from .executors import make_executor
-from .runner import SuiteOutcome, check_suite, load_checked, prepare, resolve_cache_dir, run_prepared
-from .store import ResultStore
+from .store import ResultStore, find_suite_dir
+from .suite import Suite, load_suite
 
 
 def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True,
-              cache_dir=None, executor="local", workers=1, ray_address=None, **setting_overrides):
+              cache_dir=None, executor="local", workers=None, ray_address=None, executor_options=None, **setting_overrides):
     """Run every variant x seed of the suite at ``path``; returns a DataFrame of runs.
 
     Settings are overridden on top of the file either as ``overrides={"train.epochs": 1}``
     or as keywords with ``__`` for the dots: ``run_suite(path, train__epochs=1)``.
-    ``executor`` is ``local``, ``process`` (with ``workers``) or ``ray`` (with
-    ``ray_address``); results do not depend on it.
+    ``executor`` is ``local``, ``process`` (with ``workers``), ``ray`` (with
+    ``ray_address``) or any installed executor, with its options in ``executor_options``
+    (``{"workers": 2}``); results do not depend on it.
     """
-    from .report import runs_frame
+    from .report import runs_frame  # heavy: pandas
 
     overrides = {**(overrides or {}), **{key.replace("__", "."): value for key, value in setting_overrides.items()}}
-    outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address)
+    outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address, executor_options)
     return runs_frame(outcome.records)
 
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,
-        executor="local", workers=1, ray_address=None) -> SuiteOutcome:
+        executor="local", workers=None, ray_address=None, executor_options=None):
+    """Run the suite at ``path`` with the executor called ``executor`` and its options
+    (``executor_options``, by option name; ``workers`` and ``ray_address`` are the standard
+    executors' options, kept as keywords). ``outcome.report["failures"]`` lists reporters that
+    failed; the rest of the report and every record are written all the same. Returns the
+    runner's SuiteOutcome."""
+    from .runner import check_suite, load_checked, run_prepared  # heavy: torch; so are prepare and the data functions
+
     suite = load_checked(path, plugins, overrides)
-    runner = make_executor(executor, workers, ray_address)
+    given = {**(executor_options or {}), **{k: v for k, v in (("workers", workers), ("ray_address", ray_address)) if v is not None}}
+    runner = suite.catalogue.executor(executor).build(given)
     store = ResultStore(output, suite.name)
     with store.lock():  # a second run of this suite is refused now, not after the preflight
         try:
@@ -44,13 +60,49 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
         return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner, store=store)
 
 
-def rebuild_report(results_dir) -> dict:
-    """Write the report of a results folder again from its records alone (nothing trains);
-    returns what ``write_report`` returns. Damaged records and samples are named on stderr
-    and left out; a damaged ``suite.json`` stops it (exit 2), as the report needs it."""
-    from .report import write_report
-    from .store import ResultStore, find_suite_dir
 
+def prepare(path, plugins=(), overrides=None, cache_dir=None) -> Suite:
+    """The suite at ``path`` loaded and validated, its models and datasets built and tried
+    on a tiny batch (the preflight); nothing trains. Every problem that is bad input is
+    found here (``segbench validate``)."""
+    from .runner import prepare as prepare_suite  # heavy
+
+    return prepare_suite(path, plugins, overrides, cache_dir)
+
+
+def rebuild_report(results_dir, plugins=()) -> dict:
+    """Write the report of a results folder again from its records alone (nothing trains)
+    with the default reporters of the installed plugins and ``plugins`` (``-p``; ``no:NAME``
+    leaves one out); returns what ``write_report`` returns. Damaged records and samples are
+    named on stderr and left out; a damaged ``suite.json`` stops it (exit 2), as the report
+    needs it."""
+    from .report import write_report  # heavy: pandas, matplotlib; so is run_reporter's report_context
+
+    store, meta, records = _stored_results(results_dir)
+    return write_report(records, meta, store.report_dir, store.load_samples, reporters=load_catalogue(plugins).reporters,
+                        suite_dir=store.suite_dir)
+
+
+def run_reporter(name, results_dir, options=None, plugins=()):
+    """Run the one reporter ``name`` (an exporter such as ``mlflow``, or a default one) on a
+    results folder's records, with its ``options``; returns what its ``write`` returned.
+    An unknown name or bad options are bad input (exit 2); a reporter that fails otherwise
+    raises ReporterError (exit 1: the results were fine, the export was not)."""
+    from .report import report_context  # heavy
+
+    reporter = load_catalogue(plugins).reporter(name)
+    store, meta, records = _stored_results(results_dir)
+    context = report_context(records, meta, store.report_dir, store.load_samples, store.suite_dir)
+    try:
+        return reporter.write(replace(context, options=dict(options or {})))
+    except SegbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's failure, named with its plugin
+        raise ReporterError(f'reporter "{name}" of "{reporter.provider}" failed: {type(exc).__name__}: {exc}') from exc
+
+
+def _stored_results(results_dir):
+    """The store, summary and records of a results folder, for a report or an export."""
     suite_dir = find_suite_dir(results_dir)
     store = ResultStore(suite_dir.parent, suite_dir.name)
     meta = store.load_summary(required=True)
@@ -58,30 +110,24 @@ def rebuild_report(results_dir) -> dict:
     if not records and store.damaged:
         raise SegbenchError(f"{suite_dir}: every run record is damaged ({len(store.damaged)} file(s)), so there is no report to draw; "
                             f"`segbench doctor {results_dir}` lists them, `segbench run` redoes their runs")
-    return write_report(records, meta, store.report_dir, store.load_samples)
+    return store, meta, records
 
 
 def doctor(results_dir):
     """What is damaged in a results folder, which runs ``segbench run`` would redo, and
     which are finished (see segbench.doctor); reads only, moves nothing."""
-    from .doctor import diagnose
-
     return diagnose(results_dir)
 
 
 def plan(path, results_dir="results", plugins=(), overrides=None, effect=None, power=None) -> dict:
     """Seeds each comparison of the suite at ``path`` needs, from the paired spread of the
     results in ``results_dir`` (see segbench.planning); nothing trains."""
-    from pathlib import Path
-
-    from .components import metric_direction
-    from .planning import Pilot, check_request, plan_suite
-    from .suite import load_suite
+    from .planning import Pilot, check_request, plan_suite  # heavy: scipy, pandas
 
     check_request(1.0 if effect is None else effect, 0.5 if power is None else power)
     suite = load_suite(path, load_catalogue, extra_plugins=plugins, overrides=overrides)
     source = Path(results_dir)
-    if (source / suite.name / "runs").is_dir():  # results/ may hold several suites: take this one's
+    if is_suite_folder(source / suite.name):  # results/ may hold several suites: take this one's
         source = source / suite.name
     elif not source.exists():
         raise SegbenchError(f"results {source} do not exist; run the suite (or a pilot with a few seeds) first, or give --from "
@@ -93,40 +139,61 @@ def plan(path, results_dir="results", plugins=(), overrides=None, effect=None, p
 def prepare_data(source, plugins=(), overrides=None, cache_dir=None, show_progress=True) -> str:
     """Decode the datasets of ``source`` (a suite file or a dataset name) into the sample
     cache; returns a line per dataset saying whether it was already there."""
-    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
-    return data_tools.format_events(data_tools.prepare(catalogue, sources, resolve_cache_dir(cache_dir), show_progress))
+    from . import data_commands as data  # heavy: torch, as in each data function below
+
+    catalogue, sources = data.resolve_sources(source, plugins, overrides)
+    return data.format_events(data.prepare(catalogue, sources, cache_dir, show_progress))
 
 
 def data_stats(source, plugins=(), overrides=None, cache_dir=None, split=None) -> list:
     """Statistics of each dataset of ``source``, as stable dicts (see segbench.data.stats)."""
-    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
+    from . import data_commands as data  # heavy
+    from .data.stats import check_split, dataset_stats
+
+    catalogue, sources = data.resolve_sources(source, plugins, overrides)
     check_split(split)
     return [
-        dataset_stats(data_tools.build(catalogue, s, resolve_cache_dir(cache_dir)), s.ref["name"], s.ref["params"], split)
+        dataset_stats(data.build(catalogue, s, cache_dir), s.ref["name"], s.ref["params"], split)
         for s in sources
     ]
 
 
 def show_sample(source, split, index, output, plugins=(), overrides=None, cache_dir=None):
     """Draw sample ``index`` of ``split`` (of the first dataset of ``source``) to ``output``."""
-    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
-    data = data_tools.build(catalogue, sources[0], resolve_cache_dir(cache_dir))
-    return draw_sample(data, split, index, output)
+    from . import data_commands as data  # heavy
+    from .data.show import draw_sample
+
+    catalogue, sources = data.resolve_sources(source, plugins, overrides)
+    return draw_sample(data.build(catalogue, sources[0], cache_dir), split, index, output)
 
 
 def export_data(source, fmt, directory, plugins=(), overrides=None, cache_dir=None) -> str:
     """Write the (first) dataset of ``source`` in COCO or VOC layout; returns the [dataset]
     table that reads it back."""
+    from . import data_commands as data  # heavy
     from .data.export import export_dataset
 
-    catalogue, sources = data_tools.resolve_sources(source, plugins, overrides)
-    data = data_tools.build(catalogue, sources[0], resolve_cache_dir(cache_dir))
-    return export_dataset(data, directory, fmt)
+    catalogue, sources = data.resolve_sources(source, plugins, overrides)
+    return export_dataset(data.build(catalogue, sources[0], cache_dir), directory, fmt)
 
 
 def list_components(kind=None, plugins=()) -> list:
     """Registered components, optionally of one kind (``upsampler`` or ``upsamplers``)."""
     return load_catalogue(plugins).all(normalize_kind(kind) if kind else None)
+
+
+def list_executors(plugins=()) -> list:
+    """The registered executors (segbench.extensions.Executor), by name."""
+    catalogue = load_catalogue(plugins)
+    return [catalogue.executors[name] for name in sorted(catalogue.executors)]
+
+
+def list_reporters(plugins=()) -> list:
+    """The registered reporters (segbench.extensions.Reporter): the default ones in the order
+    they run, then the exporters by name."""
+    reporters = load_catalogue(plugins).reporters
+    exporters = sorted(name for name, reporter in reporters.items() if not reporter.default)
+    return chosen_reporters(reporters, exporters)
 
 
 def compatibility_matrix(plugins=()) -> dict:
@@ -145,4 +212,5 @@ def normalize_kind(kind: str) -> str:
 __all__ = [
     "run_suite", "run", "list_components", "prepare", "prepare_data", "data_stats", "show_sample",
     "export_data", "compatibility_matrix", "rebuild_report", "doctor", "plan", "Catalogue",
+    "run_reporter", "list_executors", "list_reporters",
 ]

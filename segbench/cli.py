@@ -12,12 +12,15 @@ import os
 import sys
 import tomllib
 
+# Light modules only (no torch, pandas or matplotlib at import): every command imports this
+# module, and those that read results must start at once (tests/test_layering.py).
 from . import __version__, api, crash, gate
+from . import schema as suite_schema
+from .doctor import format_diagnosis
 from .errors import SegbenchError
-from .data.stats import format_stats
-from .format import format_components, format_matrix, format_plan
+from .extensions import format_extensions
+from .format import format_components, format_matrix, format_plan, format_stats
 from .outputs import image_suffixes, output_file
-from .planning import format_plan_table
 from .text import one_line, terminal
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
@@ -26,7 +29,13 @@ DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    try:
+        parser = build_parser(run_executors(argv))
+    except SegbenchError as exc:  # a plugin that -p names, or an installed one, does not load
+        print(f"segbench: error: {terminal(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - as below: a bug is exit 3, never a bare traceback
+        return crash.report_internal_error(exc, argv, "--debug" in argv)
     args = parser.parse_args(argv)
     try:
         with crash.step(f"running `segbench {args.command}`"):
@@ -50,15 +59,53 @@ def main(argv=None) -> int:
         return crash.report_internal_error(exc, argv, args.debug)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    plugin_options = argparse.ArgumentParser(add_help=False)
-    plugin_options.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
-                                help="load a plugin module, or a .py file (a relative path is read from the current directory); repeatable")
+def run_executors(argv) -> dict:
+    """For ``segbench run``, the installed executors and those of its ``-p`` plugins, whose
+    options become flags of the command (as pytest's plugins add theirs); others load none."""
+    if next((arg for arg in argv if not arg.startswith("-")), None) != "run":
+        return {}
+    plugins, _ = _plugin_flag(argparse.ArgumentParser(add_help=False)).parse_known_args(argv)
+    return {executor.name: executor for executor in api.list_executors(plugins.plugin)}
+
+
+def _plugin_flag(parser):
+    parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="load a plugin module, or a .py file (a relative path is read from the current directory); "
+                             "-p no:NAME disables the installed plugin NAME (an entry point or a distribution); repeatable")
+    return parser
+
+
+def add_executor_flags(run, executors: dict):
+    """``--executor`` and one flag per executor option. Two executors may share an option
+    name (one flag); each converts the text with its own declaration (segbench.extensions)."""
+    names = ", ".join(executors) or "(none installed)"
+    run.add_argument("--executor", default="local", help=f"what runs the runs: {names} (default: local, in this process)")
+    flags = {}
+    for executor in executors.values():
+        for option in executor.options:
+            flags.setdefault(option.flag, (option, []))[1].append(executor.name)
+    group = run.add_argument_group("executor options")
+    for flag, (option, users) in flags.items():
+        try:
+            group.add_argument(flag, dest=f"executor_option:{option.name}", default=argparse.SUPPRESS,
+                               metavar=option.metavar or option.name.upper(),
+                               help=f"{option.help} [--executor {', '.join(users)}]")
+        except argparse.ArgumentError:
+            raise SegbenchError(f"executor {', '.join(users)} declares the option {flag}, which `segbench run` has already; "
+                                "rename the option") from None
+
+
+def executor_options(args) -> dict:
+    return {key.removeprefix("executor_option:"): value for key, value in vars(args).items() if key.startswith("executor_option:")}
+
+
+def build_parser(executors=None) -> argparse.ArgumentParser:
+    plugin_options = _plugin_flag(argparse.ArgumentParser(add_help=False))
     suite_options = argparse.ArgumentParser(add_help=False, parents=[plugin_options])
     suite_options.add_argument("suite", help="suite file (TOML)")
     suite_options.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                               help="override any key of the suite, e.g. train.epochs=1, seeds=[0,1] or "
-                                    "'ablate.\"model.upsampler\"=[\"nearest\"]' (value in TOML syntax; repeatable)")
+                               help="override any key of the suite (docs/suite-reference.md lists them), e.g. train.epochs=1, "
+                                    "seeds=[0,1] or 'ablate.\"model.upsampler\"=[\"nearest\"]' (value in TOML syntax; repeatable)")
 
     parser = argparse.ArgumentParser(prog="segbench", description="Ablation harness for segmentation components.")
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
@@ -70,17 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
-    run.add_argument("--executor", default="local", help="local (default, in this process), process or ray")
-    run.add_argument("--workers", type=int, default=1, help="processes for --executor process (default 1): one GPU each, or a share of the CPU threads")
-    run.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster for --executor ray (default: start a local one)")
+    add_executor_flags(run, executors or {})
     run.set_defaults(handler=run_command)
 
     validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
     validate.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
     validate.set_defaults(handler=validate_command)
 
-    listing = commands.add_parser("list", parents=[plugin_options], help="list installed components")
-    listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets")
+    listing = commands.add_parser("list", parents=[plugin_options], help="list installed components, executors or reporters")
+    listing.add_argument("kind", nargs="?", help="upsamplers, architectures, losses, metrics or datasets; or executors or reporters")
     listing.add_argument("--matrix", action="store_true", help="which upsamplers fit which architectures")
     listing.set_defaults(handler=list_command)
     plan = commands.add_parser("plan", parents=[suite_options], help="seeds each comparison needs, from the spread of earlier results")
@@ -90,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--power", type=float, default=None, help="the power to plan for (default: [stats] power, 0.8)")
     plan.add_argument("--json", action="store_true", help="print JSON (a stable schema, for scripts)")
     plan.set_defaults(handler=plan_command)
+    add_schema_command(commands)
     add_data_commands(commands, plugin_options)
     add_gate_commands(commands)
-    add_report_command(commands)
+    add_report_command(commands, plugin_options)
+    add_export_command(commands, plugin_options)
     add_debug_flag(parser)
     return parser
 
@@ -136,8 +183,22 @@ def add_data_commands(commands, plugin_options):
 RESULTS_HELP = "a results folder: the output root holding one suite (results/) or a suite folder (results/<suite>/)"
 
 
-def add_report_command(commands):
-    report = commands.add_parser("report", help="rebuild a results folder's report from its records alone (trains nothing)")
+def add_schema_command(commands):
+    schema = commands.add_parser("schema", help="print the suite file's JSON Schema (draft-07), for editors that check and complete suites")
+    schema.add_argument("--markdown", action="store_true", help="print the key reference (docs/suite-reference.md) instead")
+    schema.set_defaults(handler=schema_command)
+
+
+def schema_command(args) -> int:
+    print(suite_schema.reference_markdown() if args.markdown else json.dumps(suite_schema.json_schema(), indent=2), end="")
+    if not args.markdown:
+        print()
+    return 0
+
+
+def add_report_command(commands, plugin_options):
+    report = commands.add_parser("report", parents=[plugin_options],
+                                 help="rebuild a results folder's report from its records alone (trains nothing)")
     report.add_argument("results", metavar="DIR", help=RESULTS_HELP)
     report.set_defaults(handler=report_command)
     doctor = commands.add_parser("doctor", help="list damaged files of a results folder and the runs `segbench run` would redo; "
@@ -150,15 +211,39 @@ def add_report_command(commands):
 
 
 def report_command(args) -> int:
-    report = api.rebuild_report(args.results)
+    report = api.rebuild_report(args.results, args.plugin)
     print(report["text"])
     print(f"\nreport: {report['html']}")
+    return 1 if reporters_failed(report) else 0
+
+
+def add_export_command(commands, plugin_options):
+    export = commands.add_parser("export", parents=[plugin_options], help="send a results folder to a tracker with an exporter "
+                                 "(`segbench list reporters`), e.g. `segbench export mlflow results/` (install segbench[mlflow])")
+    export.add_argument("exporter", metavar="NAME", help="the exporter (a reporter), e.g. mlflow")
+    export.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    # Options a tracker's exporter takes (passed to it as tracking_uri and experiment).
+    export.add_argument("--tracking-uri", metavar="URI", help="where the tracker keeps runs (mlflow: default $MLFLOW_TRACKING_URI, else ./mlruns)")
+    export.add_argument("--experiment", metavar="NAME", help="the experiment to log into (mlflow: default $MLFLOW_EXPERIMENT_NAME, else segbench)")
+    export.set_defaults(handler=export_command)
+
+
+def export_command(args) -> int:
+    options = {key: value for key, value in (("tracking_uri", args.tracking_uri), ("experiment", args.experiment)) if value is not None}
+    result = api.run_reporter(args.exporter, args.results, options, args.plugin)
+    print(terminal(getattr(result, "text", None) or f"{args.exporter}: exported {args.results}"))
     return 0
 
 
-def doctor_command(args) -> int:
-    from .doctor import format_diagnosis
+def reporters_failed(report) -> bool:
+    """Name each reporter that failed (its outputs are missing; the others were written)."""
+    failures = report.get("failures") or []
+    for failure in failures:
+        print(f"segbench: {terminal(one_line(str(failure)))}", file=sys.stderr)
+    return bool(failures)
 
+
+def doctor_command(args) -> int:
     diagnosis = api.doctor(args.results)
     print(format_diagnosis(diagnosis))
     return diagnosis.exit_code
@@ -191,14 +276,15 @@ def add_gate_commands(commands):
 
 def run_command(args) -> int:
     outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast,
-                      args.quiet, args.cache_dir, args.executor, args.workers, args.ray_address)
+                      args.quiet, args.cache_dir, args.executor, executor_options=executor_options(args))
     print(outcome.report["text"])
     print(f"\nreport: {outcome.report['html']}")
+    failed_reporters = reporters_failed(outcome.report)
     if outcome.failures:
         names = "; ".join(one_line(f"{r['label']} seed {r['seed']}: {r['error']['type']}: {r['error']['message']}") for r in outcome.failures)
         print(f"segbench: {len(outcome.failures)} run(s) failed: {names}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if failed_reporters else 0
 
 
 def validate_command(args) -> int:
@@ -208,6 +294,8 @@ def validate_command(args) -> int:
 
 
 def plan_command(args) -> int:
+    from .planning import format_plan_table  # heavy: scipy; kept out of the commands that need no statistics
+
     plan = api.plan(args.suite, args.results, args.plugin, parse_overrides(args.overrides), args.effect, args.power)
     print(json.dumps(plan, indent=2) if args.json else format_plan_table(plan))
     return 0
@@ -278,7 +366,11 @@ def check_report_files(args):
 
 
 def list_command(args) -> int:
-    if args.matrix:
+    if args.kind in ("executors", "executor", "reporters", "reporter"):
+        kind = args.kind.removesuffix("s")
+        entries = api.list_executors(args.plugin) if kind == "executor" else api.list_reporters(args.plugin)
+        print(format_extensions(kind, entries))
+    elif args.matrix:
         print(format_matrix(api.compatibility_matrix(args.plugin)))
     else:
         print(format_components(api.list_components(args.kind, args.plugin)))
