@@ -84,7 +84,7 @@ def enabled_entry_points(disabled=frozenset()) -> list:
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(names.values()), n=1)
         hint = f"; did you mean no:{close[0]}?" if close else ""
-        raise PluginError(f"-p no:{unknown[0]}: no installed plugin is called {unknown[0]!r}{hint} Valid after no: the entry points "
+        raise PluginError(f"-p no:{unknown[0]}: no installed plugin is called {unknown[0]!r}{hint or '.'} Valid after no: the entry points "
                           f"and distributions of the segbench group: {', '.join(sorted(set(names.values()))) or '(none installed)'}")
     blocked = {_normalized(name) for name in disabled} | set(disabled)
     enabled = [entry_point for entry_point in entry_points
