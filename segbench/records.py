@@ -544,3 +544,23 @@ def _type_text(kind) -> str:
 RECORD_FIELDS = _field_kinds(Record)
 SUMMARY_FIELDS = _field_kinds(SuiteSummary)
 SUMMARY_REQUIRED = tuple(name for name in SuiteSummary.__annotations__ if name in SuiteSummary.__required_keys__)
+
+
+def reference_markdown() -> str:
+    """docs/record-reference.md: every field of a run record (``runs/<variant>/seed-<n>/record.json``)
+    and of ``suite.json``, from the declarations above."""
+    lines = ["# Run record reference", "",
+             "Generated from `segbench/records.py` by `python -m segbench.records > docs/record-reference.md`; "
+             "do not edit by hand (tests/test_records.py fails while it is stale).", "",
+             f"Records are JSON, one per run, schema version {RECORD_SCHEMA}: a newer version is refused "
+             "(exit 2), an older one is migrated on read. Required fields are marked ✓.", ""]
+    for title, declaration in (("record.json", Record), ("suite.json", SuiteSummary)):
+        lines += [f"## {title}", "", "| field | type | required | meaning |", "|---|---|---|---|"]
+        lines += [f"| `{name}` | `{kind}` | {'✓' if required else ''} | {doc.replace('|', '&#124;')} |"
+                  for name, kind, required, doc in schema_rows(declaration)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -176,3 +176,9 @@ def test_the_layout_check_catches_a_spelled_name():
     tree = ast.parse('suite_dir / "runs" / variant / f"seed-{seed}" / "record.json"\njson.loads(path.read_text())')
     assert {part for node in ast.walk(tree) for part in _path_parts(node)} >= {"runs", "seed-", "record.json"}
     assert [_called_name(node) for node in ast.walk(tree) if isinstance(node, ast.Call) and _called_name(node) in PARSERS] == ["loads"]
+
+
+def test_the_record_reference_is_generated_from_the_current_declarations():
+    committed = (Path(__file__).parents[1] / "docs" / "record-reference.md").read_text()
+    assert committed == records.reference_markdown(), "docs/record-reference.md is stale: python -m segbench.records > docs/record-reference.md"
+    assert "| `cost.latency_ms` |" in committed and "## suite.json" in committed
