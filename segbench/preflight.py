@@ -34,6 +34,7 @@ import torch
 
 from .data.cache import resolve_cache_dir
 from .engine import build
+from .engine.device import single_torch_thread
 from .engine.inference import size_groups
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
@@ -157,7 +158,7 @@ def model_problems(suite, datasets=None) -> list:
     Without a variant's dataset (bad input, reported by :func:`built_datasets`) only its
     model is built: how a loss or a metric is built depends on the dataset."""
     checks = _Checks(suite.catalogue)
-    with _generators_kept(), _one_thread():
+    with _generators_kept(), single_torch_thread():
         for variant in suite.variants:
             checks.variant(variant, (datasets or {}).get(dataset_key(variant.config["dataset"])))
     return checks.problems()
@@ -406,18 +407,6 @@ def _generators_kept():
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """A batch of two images gains nothing from threads, and on a busy machine the thread
-    pool's waiting makes a preflight of 0.3 s take 10 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _tiny_batch(split):

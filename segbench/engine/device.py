@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -33,3 +34,16 @@ def synchronize(device: torch.device):
     """Wait for queued CUDA work so that timings measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def single_torch_thread():
+    """Run torch on one thread. Small CPU models and batches of a few images gain little
+    from two, and when the cores are shared with other processes OpenMP's barrier waits
+    make them many times slower (a preflight of 0.3 s took 10 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -12,25 +12,13 @@ every partner it claims. Keep ``params`` light: this runs on CPU.
 
 from __future__ import annotations
 
-import contextlib
 
 import pytest
 import torch
 
 from ..components import fits
+from ..engine.device import single_torch_thread
 from ._base import ComponentContract
-
-
-@contextlib.contextmanager
-def single_torch_thread():
-    """Run torch on one thread. Small CPU models gain little from two, and when the cores
-    are shared with other processes OpenMP's barrier waits make them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class RecordingUpsamplerFactory:
