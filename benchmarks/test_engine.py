@@ -20,6 +20,7 @@ Environment (benchmarks/gpu_check.sh sets them):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import textwrap
 import time
@@ -28,12 +29,13 @@ import pytest
 import torch
 
 from segbench.data import normalize
-from segbench.data.augment import Augment, augment_generator
+from segbench.data.augment import augment_generator
 from segbench.engine import build
 from segbench.engine.device import synchronize
 from segbench.engine.placement import place_dataset
 from segbench.engine.precision import resolve_amp
-from segbench.engine.run import _training_batches, _training_step, train_epoch
+from segbench.engine.feed import training_feed
+from segbench.engine.run import _training_step, train_epoch
 from segbench.plugins import load_catalogue
 from segbench.runner import resolve_cache_dir
 from segbench.suite import load_suite
@@ -82,11 +84,11 @@ def engine_epoch(suite, variant, data, placement):
     torch.manual_seed(0)
     _, step = _training_step(suite.catalogue, variant.config, data, DEVICE)
     batch_size = variant.config["train"]["batch_size"]
-    order = torch.Generator().manual_seed(0)
-    augment = Augment.from_config(variant.config["train"]["augment"])
+    feed = training_feed(data.train, variant.config["train"], torch.Generator().manual_seed(0), DEVICE, augment_generator(0),
+                         data.ignore_index, 0, 0)
 
     def epoch():
-        train_epoch(step, _training_batches(data, batch_size, order, DEVICE, augment, augment_generator(0)), len(data.train))
+        train_epoch(step, feed.epoch(1, math.ceil(len(data.train) / batch_size)), len(data.train))
 
     return epoch
 

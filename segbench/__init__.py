@@ -44,6 +44,7 @@ _PUBLIC = {
     "SegmentationData": "data.samples",
     "TensorPairs": "data.samples",
     "ImageList": "data.samples",
+    "MapSamples": "data.samples",
     "pairs_from_arrays": "data.samples",
     "cached_dataset": "data.cache",
     "files_fingerprint": "data.cache",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time names load 
     )
     from .data.samples import (
         ImageList as ImageList,
+        MapSamples as MapSamples,
         SegmentationData as SegmentationData,
         TensorPairs as TensorPairs,
         pairs_from_arrays as pairs_from_arrays,

@@ -33,6 +33,9 @@ import numpy as np
 import torch
 
 from .data.cache import resolve_cache_dir
+from .data.loading import LoadingRequest, resolve_workers
+from .data.samples import normalize
+from .data.transforms import apply, is_per_sample, pipeline
 from .engine import build
 from .engine.device import single_torch_thread
 from .engine.inference import size_groups
@@ -79,52 +82,57 @@ def built_datasets(suite, cache_dir):
     """Each distinct dataset of the suite, built once (and so cached for the runs), by
     :func:`dataset_key`; None where it is bad input: a missing root, a bad annotation
     file, an empty subset, labels out of range. Returns (datasets, problems)."""
-    problems, datasets = [], {}
+    problems, datasets, unbatchable = [], {}, {}
     for variant in suite.variants:
-        ref = variant.config["dataset"]
-        key = dataset_key(ref)
+        ref, train = variant.config["dataset"], variant.config["train"]
+        key = dataset_key(variant.config)
         if key not in datasets:
-            datasets[key] = _build_checked(suite, ref, cache_dir, problems)
+            datasets[key] = _build_checked(suite, ref, _loading(train), cache_dir, problems)
         data = datasets[key]
-        batch_size = variant.config["train"]["batch_size"]
+        batch_size = train["batch_size"]
         if data is not None and batch_size > len(data.train):
             problems.append(
                 f"variant {variant.label!r}: train.batch_size = {batch_size} is larger than the "
                 f"{len(data.train)} training images of dataset {ref['name']!r}; use at most {len(data.train)}"
             )
+        if data is not None and not train["augment"].get("crop") and len(data.train.sizes()) > 1:
+            unbatchable.setdefault(_unbatchable(ref, data), []).append(variant.label)
+    problems += [f"{_variants(labels)}: {problem}" for problem, labels in unbatchable.items()]
     return datasets, problems
 
 
-def dataset_key(ref) -> str:
-    return json.dumps(ref, sort_keys=True, default=str)
+def dataset_key(config) -> str:
+    """Which built dataset a variant trains on: its dataset and the data path it asks for."""
+    return json.dumps([config["dataset"], config["train"]["data_loading"]], sort_keys=True, default=str)
 
 
-def _build_checked(suite, ref, cache_dir, problems):
+def _loading(train) -> LoadingRequest:
+    return LoadingRequest(train["data_loading"], resolve_workers(train["data_workers"]))
+
+
+def _build_checked(suite, ref, loading, cache_dir, problems):
     try:
-        data = build.build_dataset(suite.catalogue, ref, cache_dir)
+        data = build.build_dataset(suite.catalogue, ref, cache_dir, loading=loading)
     except PLUGIN_FAILURES as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
         problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
         return None
-    found = list(_unbatchable(ref, data)) + list(_stray_labels(suite.catalogue.get("dataset", ref["name"]), data))
+    found = list(_stray_labels(suite.catalogue.get("dataset", ref["name"]), data))
     problems.extend(found)
     return None if found else data
 
 
-def _unbatchable(ref, data):
-    """Training images of several native sizes cannot be stacked into batches (validation
-    images can: they are evaluated in groups of one size, see engine/inference.py)."""
+def _unbatchable(ref, data) -> str:
+    """Training images of several native sizes cannot be stacked into batches without a crop
+    (validation images can: they are evaluated in groups of one size, see engine/inference.py)."""
     sizes = data.train.sizes()
-    if len(sizes) > 1:
-        examples = ", ".join(f"{h}x{w}" for h, w in sizes[:3])
-        yield (
-            f"dataset {ref['name']!r}: its train images keep {len(sizes)} native sizes ({examples}, ...); "
-            "batches need one size, so set dataset.image_size (e.g. image_size = 256)"
-        )
+    examples = ", ".join(f"{h}x{w}" for h, w in sizes[:3])
+    return (f"dataset {ref['name']!r}: its train images keep {len(sizes)} native sizes ({examples}, ...); batches need one size, "
+            "so set dataset.image_size (e.g. image_size = 256), or crop them as they are read: train.augment.crop = 512")
 
 
 def _stray_labels(component, data):
     """Labels the losses cannot index ("Target 3 is out of bounds" in the first step)."""
-    found = {role: _labels_outside(getattr(data, role).masks, data.num_classes, data.ignore_index) for role in ("train", "val")}
+    found = {role: _labels_outside(getattr(data, role), data.num_classes, data.ignore_index) for role in ("train", "val")}
     stray = sorted(set().union(*found.values()))
     if stray:
         roles = " and ".join(role for role, labels in found.items() if labels)
@@ -135,16 +143,9 @@ def _stray_labels(component, data):
         )
 
 
-def _labels_outside(masks, num_classes, ignore_index, images_at_once=64) -> list:
-    """The distinct mask values outside [0, num_classes) other than ``ignore_index``,
-    a few images at a time (a whole split at once would double its memory)."""
-    parts = masks.split(images_at_once) if isinstance(masks, torch.Tensor) else masks
-    stray = set()
-    for part in parts:
-        outside = ((part < 0) | (part >= num_classes)) & (part != ignore_index)
-        if bool(outside.any()):
-            stray.update(torch.unique(part[outside]).tolist())
-    return sorted(stray)
+def _labels_outside(split, num_classes, ignore_index) -> list:
+    """The distinct mask values outside [0, num_classes) other than ``ignore_index``."""
+    return [value for value in split.distinct_labels() if not 0 <= value < num_classes and value != ignore_index]
 
 
 # ----------------------------------------------------------------------------- components
@@ -160,7 +161,7 @@ def model_problems(suite, datasets=None) -> list:
     checks = _Checks(suite.catalogue)
     with _generators_kept(), single_torch_thread():
         for variant in suite.variants:
-            checks.variant(variant, (datasets or {}).get(dataset_key(variant.config["dataset"])))
+            checks.variant(variant, (datasets or {}).get(dataset_key(variant.config)))
     return checks.problems()
 
 
@@ -183,8 +184,9 @@ class _Checks:
         if data is None or not len(data.train):  # bad input, reported with the dataset
             self.check(label, ["model", config["model"]], lambda: self.model(config["model"], FALLBACK_CHANNELS))
             return
-        data_key = dataset_key(config["dataset"])
-        self.check(label, ["step", config["model"], config["train"]["loss"], data_key], lambda: self.step(config, data))
+        data_key = dataset_key(config)
+        self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key],
+                   lambda: self.step(config, data))
         for ref in config["eval"]["metrics"]:
             self.check(label, ["metric", ref, data_key], lambda ref=ref: self.metric(ref, data))
 
@@ -234,7 +236,7 @@ class _Checks:
                              f"loss {_describe(loss_ref)}", lambda: build.build_loss(self.catalogue, loss_ref, data))
         architecture = f"{self.named('architecture', model_ref['architecture']['name'])} with upsampler {model_ref['upsampler']['name']!r}"
         loss_name = self.named("loss", loss_ref["name"])
-        images, masks = _tiny_batch(data.train)
+        images, masks = _tiny_batch(data.train, config["train"]["augment"], data.ignore_index)
         model.train()
         with torch.enable_grad():
             logits, aux = _logits(model, images, data, architecture)
@@ -409,9 +411,15 @@ def _generators_kept():
             np.random.set_state(numpy_state)
 
 
-def _tiny_batch(split):
-    """The first images, those of the first one's size (validation sizes may differ)."""
-    return split.batch(size_groups(split, BATCH_IMAGES)[0])
+def _tiny_batch(split, augment=None, ignore_index=255):
+    """The first images, those of the first one's size (validation sizes may differ); for
+    training with the per-sample pipeline, the first images through it, as a run sees them."""
+    if not augment or not is_per_sample(augment):
+        return split.batch(size_groups(split, BATCH_IMAGES)[0])
+    steps = pipeline(augment, ignore_index)
+    pairs = [apply(steps, *split.raw(index), seed=index) for index in range(min(BATCH_IMAGES, len(split)))]
+    images = normalize(torch.stack([image for image, _ in pairs]))
+    return images, torch.stack([mask for _, mask in pairs]).long()
 
 
 def _component_refs(config):

@@ -297,6 +297,28 @@ class Range(ValueType):
 
 
 @dataclass(frozen=True)
+class IntRange(ValueType):
+    """``[LOW, HIGH]``: integers with ``minimum <= LOW < HIGH <= maximum`` (HIGH excluded when drawn)."""
+
+    minimum: int = 1
+    maximum: int = 8192
+
+    def accepts(self, value) -> bool:
+        return (isinstance(value, list) and len(value) == 2 and all(_is_integer(v) for v in value)
+                and self.minimum <= value[0] < value[1] <= self.maximum)
+
+    def expected(self):
+        return f"[LOW, HIGH] of integers with {self.minimum} <= LOW < HIGH <= {self.maximum}"
+
+    def describe(self):
+        return self.expected()
+
+    def json(self):
+        item = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        return {"type": "array", "items": item, "minItems": 2, "maxItems": 2}
+
+
+@dataclass(frozen=True)
 class Size(ValueType):
     """An image size: ``[A, B]`` of integers in 1..maximum, or (``square``) one integer."""
 
@@ -546,6 +568,10 @@ MAX_NAME_LENGTH = 100
 MAX_EPOCHS = 10_000
 MAX_ITERATIONS = 10_000_000
 MAX_ZOOM = 4.0
+MAX_RESIZE = 8192
+MAX_RATIO = 8.0
+MAX_CROP = 4096
+MAX_DATA_WORKERS = 256
 MAX_INFERENCE_SIZE = 8192
 DEFAULT_SEEDS = (0, 1, 2)
 SEED_LIMIT = 2**32  # numpy and torch seed generators take seeds below 2**32
@@ -573,8 +599,59 @@ OPTIMIZER = Tagged("name", {
 
 AUGMENT = Table((
     Key("hflip", Number(minimum=0, maximum=1), "probability of a horizontal flip", 0.0, expected="a probability between 0 and 1"),
-    Key("scale", Range(0.0, MAX_ZOOM), "random zoom range, drawn per image (`[1.0, 1.0]`: none)", [1.0, 1.0]),
-), example="{ hflip = 0.5, scale = [0.5, 2.0] }")
+    Key("scale", Range(0.0, MAX_ZOOM), "random zoom of each stored image, drawn per image, on the batch's device (`[1.0, 1.0]`: none)",
+        [1.0, 1.0]),
+    Key("resize", Size(MAX_RESIZE, square=False, shape="[LONG, SHORT]"),
+        "rescale each image, keeping its aspect ratio, to fit [LONG, SHORT] times a ratio drawn from `ratio` (mmsegmentation's "
+        "RandomResize)", None, default_doc="none", id_neutral=True),
+    Key("ratio", Range(0.0, MAX_RATIO), "the range `resize` draws its ratio from, per image", [1.0, 1.0], id_neutral=True),
+    Key("short_side", IntRange(1, MAX_RESIZE), "rescale each image so that its short side is an integer drawn from [LOW, HIGH) "
+        "(torchvision's RandomResize)", None, default_doc="none", id_neutral=True),
+    Key("crop", Size(MAX_CROP), "a random crop of this size from each (rescaled) image: an integer or [H, W]; a smaller image is "
+        "padded (mean colour, ignore_index)", None, default_doc="none", id_neutral=True),
+    Key("cat_max_ratio", Number(above=0, maximum=1), "draw a crop again (up to 10 times) while one class covers this share or more "
+        "of its labelled pixels (mmsegmentation)", None, default_doc="off", id_neutral=True,
+        expected="a number > 0 and <= 1 (leave it out for no limit)"),
+    Key("photometric", Boolean(), "mmsegmentation's PhotoMetricDistortion: brightness, contrast, saturation and hue jitter", False,
+        id_neutral=True),
+), example="{ hflip = 0.5, resize = [2048, 512], ratio = [0.5, 2.0], crop = 512 }")
+
+# The [train] augment keys that make the per-sample pipeline (segbench/data/transforms.py).
+PER_SAMPLE_KEYS = ("resize", "short_side", "crop", "photometric")
+
+
+def augment_problems(augment: dict) -> list:
+    """``(key, message)`` for each setting of a resolved ``[train] augment`` that cannot work
+    with the others."""
+    problems = []
+    per_sample = [key for key in (*PER_SAMPLE_KEYS, "cat_max_ratio") if augment.get(key)]
+    if augment.get("resize") and augment.get("short_side"):
+        problems.append(("short_side", "resize and short_side both rescale each image; use one of them"))
+    if tuple(augment.get("ratio") or (1.0, 1.0)) != (1.0, 1.0) and not augment.get("resize"):
+        problems.append(("ratio", "ratio scales resize = [LONG, SHORT]; set resize too, or leave ratio out"))
+    if augment.get("cat_max_ratio") and not augment.get("crop"):
+        problems.append(("cat_max_ratio", "cat_max_ratio chooses among random crops; set crop too"))
+    if (augment.get("resize") or augment.get("short_side")) and not augment.get("crop"):
+        problems.append(("crop", "rescaled images differ in size and cannot be batched; set crop too (e.g. crop = 512)"))
+    if tuple(augment.get("scale") or (1.0, 1.0)) != (1.0, 1.0) and per_sample:
+        problems.append(("scale", f"scale zooms stored images batch by batch and does not combine with the per-sample "
+                                  f"{', '.join(per_sample)}; rescale with resize or short_side instead"))
+    largest, crop = _largest_short_side(augment), augment.get("crop")
+    crop = [crop, crop] if isinstance(crop, int) else crop
+    if largest is not None and crop and min(crop) > largest:
+        problems.append(("crop", f"{crop} is larger than any rescaled image (short side at most {math.floor(largest)}), so every "
+                                 "crop would be partly padding; use a crop of at most that, or rescale to larger sizes"))
+    return problems
+
+
+def _largest_short_side(augment: dict) -> float | None:
+    """The longest short side the rescaling can give an image, or None without rescaling."""
+    if augment.get("resize"):
+        return min(augment["resize"]) * max(augment.get("ratio") or (1.0, 1.0))
+    if augment.get("short_side"):
+        return augment["short_side"][1] - 1
+    return None
+
 
 _MODE = Key("mode", Choice(("stored", "whole", "slide")), "how validation images are predicted", "stored")
 _SCALE = Key("scale", Size(MAX_INFERENCE_SIZE, square=False, shape="[LONG, SHORT] (the image is rescaled, keeping its aspect ratio, to fit)"),
@@ -611,6 +688,20 @@ TRAIN = Table((
     Key("data_placement", Choice(("auto", "device", "host")),
         "where samples live: on the device (auto: when they fit under data_device_limit_mb) or on the host", "auto"),
     Key("data_device_limit_mb", Integer(1), "largest dataset (uint8 samples) that auto placement keeps on the device", 2048),
+    Key("data_loading", Choice(("auto", "memory", "streaming")),
+        "how samples reach training: decoded once into memory, or streamed from their files by loader workers", "auto",
+        in_id=False,
+        details="`memory`: every sample decoded once (by `data_workers` processes) into the sample cache and held in memory. "
+                "`streaming`: map-style samples stay in their files and are read per batch by `data_workers` loader processes, so "
+                "memory does not grow with the dataset (a dataset that builds its samples as tensors, such as `shapes`, is always "
+                "in memory). `auto`: in memory when the decoded samples take at most a quarter of this machine's memory. Both feed "
+                "the same samples in the same order with the same random draws, so the choice changes speed and memory, not the "
+                "numbers; the record's `data_loading` says which path ran."),
+    Key("data_workers", AnyOf((Integer(0, MAX_DATA_WORKERS), Choice(("auto",)))),
+        'processes that decode and load samples: a count (0 = this process) or "auto" (one per core, at most 8)', "auto",
+        in_id=False, expected=f'an integer from 0 to {MAX_DATA_WORKERS} or "auto"',
+        details="Random draws are seeded per sample from the run's seed and the sample's place in the run, so a run computes the "
+                "same numbers with any number of workers; the record says how many fed it."),
     Key("warmup_epochs", Number(minimum=0, note="0 = off"), "linear learning-rate warm-up over this many epochs (fractions allowed)", 0.0),
     Key("grad_clip_norm", Number(minimum=0, note="0 = off"), "clip the global gradient norm (fp16 gradients are unscaled first)", 0.0),
     Key("amp", Choice(("auto", "off", "bf16", "fp16")),
@@ -815,8 +906,8 @@ def toml_value(value) -> str:
     """A value as a suite file writes it."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, dict):  # TOML has no null: a key that is None is left out
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items() if v is not None) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(value)

@@ -28,8 +28,8 @@ from .format import format_value
 from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_gate_table, unknown_metric_problem
 from .params import check_params, describe_value
 from .plugins import locate_plugin
-from .schema import (COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, OPTIMIZER, REPORT, SECTIONS, SETTING_SECTIONS, SUITE, TRAIN,
-                     ListOf, Settings, Table, Text, section_defaults)
+from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, OPTIMIZER, REPORT, SECTIONS, SETTING_SECTIONS, SUITE,
+                     TRAIN, ListOf, Settings, Table, Text, augment_problems, section_defaults)
 
 # The schema (segbench/schema.py) declares every key; these are what the loader needs of it.
 TOP_LEVEL_KEYS = SUITE.names
@@ -492,21 +492,29 @@ SUPERVISION_KEYS = tuple(key.name for key in TRAIN.keys if not key.in_id)
 # [train] keys added after suites were run: at their default they leave the variant id as
 # it was, so finished results and stored baselines keep matching.
 ID_NEUTRAL_DEFAULTS = {key.name: key.default for key in TRAIN.keys if key.id_neutral}
-# The same for [eval] keys.
+# The same for [eval] keys, and for the keys of [train] augment.
 EVAL_ID_NEUTRAL_DEFAULTS = {key.name: key.default for key in EVAL.keys if key.id_neutral}
+AUGMENT_ID_NEUTRAL_DEFAULTS = {key.name: key.default for key in AUGMENT.keys if key.id_neutral}
 
 
 def config_id(resolved: dict, versions: dict | None = None) -> str:
     """12 hex digits of a sha256 over the resolved configuration (less SUPERVISION_KEYS)
     and the versions."""
     if isinstance(resolved.get("train"), dict):
-        resolved = {**resolved, "train": {k: v for k, v in resolved["train"].items()
-                                          if k not in SUPERVISION_KEYS and not (k in ID_NEUTRAL_DEFAULTS and v == ID_NEUTRAL_DEFAULTS[k])}}
+        train = {k: v for k, v in resolved["train"].items()
+                 if k not in SUPERVISION_KEYS and not (k in ID_NEUTRAL_DEFAULTS and v == ID_NEUTRAL_DEFAULTS[k])}
+        if isinstance(train.get("augment"), dict):
+            train["augment"] = _without_neutral_defaults(train["augment"], AUGMENT_ID_NEUTRAL_DEFAULTS)
+        resolved = {**resolved, "train": train}
     if isinstance(resolved.get("eval"), dict):
         resolved = {**resolved, "eval": {k: v for k, v in resolved["eval"].items()
                                          if not (k in EVAL_ID_NEUTRAL_DEFAULTS and v == EVAL_ID_NEUTRAL_DEFAULTS[k])}}
     canonical = json.dumps({"config": resolved, "versions": versions or {}}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _without_neutral_defaults(table: dict, neutral: dict) -> dict:
+    return {k: v for k, v in table.items() if not (k in neutral and v == neutral[k])}
 
 
 def _label(factors):
@@ -637,10 +645,14 @@ def _check_compatible(catalogue, architecture_name, upsampler_name, locate, prob
 
 def _resolve_train(train, catalogue, locate, problems):
     _check_warmup(train, locate, problems)
-    return _resolve_keys(TRAIN, train, "train", locate, problems, special={
+    resolved = _resolve_keys(TRAIN, train, "train", locate, problems, special={
         "loss": lambda ref: _resolve_component(catalogue, "loss", "train.loss", ref, locate, problems),
         "optimizer": lambda optimizer: _resolve_optimizer(optimizer, locate, problems),
     })
+    if isinstance(resolved.get("augment"), dict):
+        for key, message in augment_problems(resolved["augment"]):
+            problems.add(locate(f"train.augment.{key}"), message)
+    return resolved
 
 
 def _resolve_keys(table: Table, given: dict, prefix: str, locate, problems, special=None) -> dict:

@@ -54,6 +54,11 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SEGBENCH_DATA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+def entries_of(cache_dir, dataset: str) -> list:
+    """The sample-cache entries (folders) of ``dataset`` under ``cache_dir``."""
+    return sorted(path for path in (cache_dir / "samples").glob(f"{dataset}-*") if path.is_dir())
+
+
 CUDA_MISSING = "needs CUDA (torch.cuda.is_available() is False)"
 
 

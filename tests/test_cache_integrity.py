@@ -4,13 +4,16 @@ back equals a fresh decode."""
 
 from __future__ import annotations
 
+import json
 import os
-import zipfile
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from segbench_plugins.datasets import coco, shapes
+
+from conftest import entries_of
 
 from segbench.data import ImageList, SegmentationData, TensorPairs, cache
 from segbench.errors import SegbenchError
@@ -58,12 +61,6 @@ def flip_byte_at(path: Path, offset: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def offset_of(path: Path, needle: bytes) -> int:
-    offset = path.read_bytes().find(needle)
-    assert offset >= 0, "the bytes to damage are in the entry"
-    return offset
-
-
 def reopen(tmp_path, capsys, key=KEY, make=toy_data):
     """Open the entry again: (data, how often it was rebuilt, stderr)."""
     capsys.readouterr()
@@ -75,6 +72,17 @@ def reopen(tmp_path, capsys, key=KEY, make=toy_data):
 # --- the sample cache ----------------------------------------------------------------------
 
 
+def test_an_entry_is_a_folder_of_raw_samples_and_an_index(tmp_path):
+    entry = filled(tmp_path)
+    assert sorted(p.name for p in entry.iterdir()) == ["index.json", "train.images", "train.masks", "val.images", "val.masks"]
+    data = toy_data()
+    assert (entry / "train.images").read_bytes() == data.train.images.numpy().tobytes(), "the images as they are, in order"
+    assert (entry / "val.masks").read_bytes() == data.val.masks.numpy().tobytes()
+    index = json.loads((entry / "index.json").read_text())
+    assert index["splits"]["train"]["count"] == 4 and index["splits"]["train"]["shapes"] == [[8, 9]]
+    assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")], "no scratch folder is left"
+
+
 def test_a_sound_entry_opens_silently_without_rebuilding(tmp_path, capsys):
     filled(tmp_path)
     data, rebuilt, err = reopen(tmp_path, capsys)
@@ -82,70 +90,68 @@ def test_a_sound_entry_opens_silently_without_rebuilding(tmp_path, capsys):
     assert same_data(data, toy_data())
 
 
-def test_a_flipped_tensor_byte_is_found_warned_and_rebuilt(tmp_path, capsys):
+@pytest.mark.parametrize("part", ["train.images", "train.masks", "val.images", "val.masks"])
+def test_a_flipped_sample_byte_is_found_warned_and_rebuilt(tmp_path, capsys, part):
     path = filled(tmp_path)
-    images = toy_data().train.images
-    flip_byte_at(path, offset_of(path, images.numpy().tobytes()) + 100)
-    assert not torch.equal(torch.load(path, weights_only=True, mmap=True)["train"]["images"], images), \
-        "torch loads the damaged tensor without complaint: the damage is real"
-
+    flip_byte_at(path / part, 5)
     data, rebuilt, err = reopen(tmp_path, capsys)
+    role, kind = part.split(".")
     assert rebuilt == 1
-    assert str(path) in err and "fails its checksum" in err and "rebuilding" in err
+    assert str(path) in err and f"fails its checksum ({role} {kind} of samples 0.." in err and "rebuilding" in err
     assert same_data(data, toy_data())
     again, rebuilt, err = reopen(tmp_path, capsys)  # the rebuilt entry is sound
     assert rebuilt == 0 and err == "" and same_data(again, toy_data())
 
 
-def test_a_flipped_byte_in_the_description_is_found(tmp_path, capsys):
+def test_each_shard_carries_its_own_checksum_and_the_damaged_one_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cache, "SHARD_BYTES", 3 * 8 * 9 + 1)  # two images per shard
     path = filled(tmp_path)
-    flip_byte_at(path, offset_of(path, b"meadow"))  # a class name in the pickled header
+    shards = json.loads((path / "index.json").read_text())["splits"]["train"]["shards"]
+    assert [shard["samples"] for shard in shards] == [[0, 2], [2, 4]]
+    offset, length, _ = shards[1]["images"]
+    assert (offset, length) == (2 * 3 * 8 * 9, 2 * 3 * 8 * 9)
+    flip_byte_at(path / "train.images", offset + 7)
     data, rebuilt, err = reopen(tmp_path, capsys)
-    assert rebuilt == 1 and str(path) in err and "rebuilding" in err
+    assert rebuilt == 1 and "train images of samples 2..3 are damaged" in err
+    assert same_data(data, toy_data())
+
+
+def test_a_flipped_byte_in_the_index_is_found(tmp_path, capsys):
+    path = filled(tmp_path)
+    index = path / "index.json"
+    flip_byte_at(index, index.read_bytes().find(b"meadow"))  # a class name
+    data, rebuilt, err = reopen(tmp_path, capsys)
+    assert rebuilt == 1 and str(path) in err and "index.json is damaged" in err and "rebuilding" in err
     assert data.classes == ["background", "meadow", "forest"]
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.99, 0.0])
-def test_a_truncated_entry_is_rebuilt_with_a_warning(tmp_path, capsys, keep):
-    path = filled(tmp_path)
+def test_a_truncated_file_is_rebuilt_with_a_warning(tmp_path, capsys, keep):
+    path = filled(tmp_path) / "train.images"
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)])
     data, rebuilt, err = reopen(tmp_path, capsys)
-    assert rebuilt == 1 and str(path) in err and "is unreadable" in err
+    assert rebuilt == 1 and str(path.parent) in err and "is truncated or damaged" in err
     assert same_data(data, toy_data())
 
 
-def test_an_entry_missing_a_part_is_rebuilt_with_a_warning(tmp_path, capsys):
+@pytest.mark.parametrize("part", ["val.masks", "index.json"])
+def test_an_entry_missing_a_file_is_rebuilt_with_a_warning(tmp_path, capsys, part):
     path = filled(tmp_path)
-    with zipfile.ZipFile(path) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    storage = max(members, key=lambda name: len(members[name]))  # the largest tensor's bytes
-    path.unlink()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, content in members.items():
-            if name != storage:
-                archive.writestr(name, content)
+    (path / part).unlink()
     data, rebuilt, err = reopen(tmp_path, capsys)
     assert rebuilt == 1 and str(path) in err and "rebuilding" in err
     assert same_data(data, toy_data())
 
 
-def test_an_entry_written_without_a_checksum_is_rebuilt_and_stamped(tmp_path, capsys):
-    """An older segbench wrote entries (format 1) with no checksum: nothing vouches for
-    them, so they are rebuilt once, in place."""
-    path = cache.entry_path(tmp_path, KEY)
-    path.parent.mkdir(parents=True)
-    data = toy_data()
-    old = {"format": 1, "key": cache._canonical(KEY), "classes": data.classes, "ignore_index": 255, "mode": "multiclass",
-           "train": cache._split_to(data.train), "val": cache._split_to(data.val)}
-    torch.save(old, path)
-
-    rebuilt_data, rebuilt, err = reopen(tmp_path, capsys)
-    assert rebuilt == 1 and str(path) in err and "no checksum" in err
-    assert same_data(rebuilt_data, data)
-    assert torch.load(path, weights_only=True)["checksum"].startswith("crc32:")
-    _, rebuilt, err = reopen(tmp_path, capsys)
-    assert rebuilt == 0 and err == ""
+def test_an_entry_of_another_format_is_rebuilt(tmp_path, capsys):
+    path = filled(tmp_path)
+    index = json.loads((path / "index.json").read_text())
+    index["format"] = cache.ENTRY_FORMAT - 1
+    (path / "index.json").write_text(json.dumps(index))
+    data, rebuilt, err = reopen(tmp_path, capsys)
+    assert rebuilt == 1 and f"has entry format {cache.ENTRY_FORMAT - 1}" in err
+    assert same_data(data, toy_data())
 
 
 def test_native_size_entries_are_checksummed_too(tmp_path, capsys):
@@ -156,35 +162,21 @@ def test_native_size_entries_are_checksummed_too(tmp_path, capsys):
 
     key = {"dataset": "native"}
     path = filled(tmp_path, key, native)
-    flip_byte_at(path, offset_of(path, bytes([9] * 42)) + 5)
+    images = (path / "val.images").read_bytes()
+    flip_byte_at(path / "val.images", images.find(bytes([9] * 42)) + 5)
     data, rebuilt, err = reopen(tmp_path, capsys, key, native)
-    assert rebuilt == 1 and "fails its checksum" in err
+    assert rebuilt == 1 and "fails its checksum (val images" in err
     assert same_data(data, native())
+    assert isinstance(data.train, ImageList) and data.train.sizes() == [(2, 7), (4, 5)]
 
 
-def test_the_checksum_covers_every_tensor_and_the_description():
-    def stored(data):
-        return {"key": "k", "classes": data.classes, "ignore_index": 255, "mode": data.mode,
-                "train": cache._split_to(data.train), "val": cache._split_to(data.val)}
-
-    base = cache.checksum(stored(toy_data()))
-    assert base == cache.checksum(stored(toy_data())), "deterministic"
-    for change in ("train.images", "train.masks", "val.images", "val.masks", "classes"):
-        data = toy_data()
-        if change == "classes":
-            data.classes[1] = "meadox"
-        else:
-            split, part = change.split(".")
-            getattr(getattr(data, split), part).view(-1)[-1] ^= 1
-        assert cache.checksum(stored(data)) != base, change
-
-
-def test_a_directory_in_place_of_an_entry_is_refused_by_name(tmp_path, capsys):
+def test_a_file_in_place_of_an_entry_is_replaced(tmp_path, capsys):
     path = cache.entry_path(tmp_path, KEY)
-    path.mkdir(parents=True)
-    with pytest.raises(SegbenchError, match="cannot write the sample cache entry") as error:
-        cache.cached_dataset(tmp_path, KEY, toy_data)
-    assert str(path) in str(error.value)
+    path.parent.mkdir(parents=True)
+    path.write_text("not a cache entry")
+    data, rebuilt, err = reopen(tmp_path, capsys)
+    assert rebuilt == 1 and "is not a sample-cache folder" in err and same_data(data, toy_data())
+    assert path.is_dir()
 
 
 def test_a_cache_folder_that_cannot_be_written_is_refused_by_name(tmp_path):
@@ -196,8 +188,8 @@ def test_a_cache_folder_that_cannot_be_written_is_refused_by_name(tmp_path):
 def test_a_damaged_shapes_entry_comes_back_equal_to_a_fresh_decode(tmp_path, capsys):
     fresh = shapes.build_shapes(tmp_path / "fresh", **SMALL)
     shapes.build_shapes(tmp_path / "cache", **SMALL)
-    (path,) = (tmp_path / "cache" / cache.SUBDIR).glob("shapes-*.pt")
-    flip_byte_at(path, offset_of(path, fresh.val.images.numpy().tobytes()[:4096]) + 2000)
+    (path,) = entries_of(tmp_path / "cache", "shapes")
+    flip_byte_at(path / "val.images", 2000)
     capsys.readouterr()
     again = shapes.build_shapes(tmp_path / "cache", **SMALL)
     assert str(path) in capsys.readouterr().err
@@ -232,8 +224,8 @@ def drop_manifest(root: Path) -> None:
 def generated(cache_dir: Path) -> Path:
     """Generate SMALL and drop its sample-cache entry, so the next build reads the folder."""
     shapes.build_shapes(cache_dir, **SMALL)
-    for entry in (cache_dir / cache.SUBDIR).glob("shapes-*.pt"):
-        entry.unlink()
+    for entry in entries_of(cache_dir, "shapes"):
+        shutil.rmtree(entry)
     return shapes.dataset_dir(cache_dir, {**SMALL, "generator_seed": 0})
 
 

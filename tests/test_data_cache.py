@@ -17,8 +17,10 @@ from test_dataset_folder import CLASSES, write_folder
 import segbench_plugins.datasets.folder as folder
 from segbench.data import ImageList, SegmentationData, TensorPairs
 from segbench.data import cache
+from segbench.errors import SegbenchError
 from segbench_plugins.datasets.coco_dataset import build_coco
 from segbench_plugins.datasets.folder import build_folder
+from conftest import entries_of
 
 
 def small_data(seed=0) -> SegmentationData:
@@ -54,7 +56,7 @@ def test_a_changed_key_misses(tmp_path):
     cache.cached_dataset(tmp_path, {"dataset": "toy", "size": 5}, build)
     cache.cached_dataset(tmp_path, {"dataset": "toy", "size": 6}, build)
     assert build.calls == 2
-    assert len(list((tmp_path / cache.SUBDIR).glob("toy-*.pt"))) == 2
+    assert len(list(entries_of(tmp_path, "toy"))) == 2
 
 
 def test_native_size_samples_round_trip(tmp_path):
@@ -116,7 +118,7 @@ def test_folder_hit_reads_no_image_and_a_changed_parameter_or_file_misses(tmp_pa
     monkeypatch.setattr(folder, "read_image", no_decoding)
     hit = build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, image_size=16)
     assert torch.equal(hit.train.images, first.train.images)
-    with pytest.raises(AssertionError, match="although it was cached"):
+    with pytest.raises(SegbenchError, match=r"img00.png\): AssertionError: decoded .* although it was cached"):
         build_folder(tmp_path, root=str(tmp_path / "data"), classes=CLASSES, image_size=12)
     monkeypatch.undo()
 

@@ -21,6 +21,7 @@ from segbench.errors import SegbenchError
 from segbench.testing import DatasetContract
 from segbench_plugins.datasets import coco
 from segbench_plugins.datasets.coco import MissingDataError
+from conftest import entries_of
 from segbench_plugins.datasets.coco_dataset import (
     CategoryError,
     EmptySubsetError,
@@ -301,9 +302,9 @@ def test_missing_and_unreadable_images_are_named_or_skipped(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1"):
         data = build_coco(tmp_path, root=str(root), categories="person", on_missing="skip", image_size=None)
     assert len(data.val) == 1 and len(data.train) == 2
-    (root / "train2017" / "0001.png").write_bytes(b"not a png at all")
+    (root / "train2017" / "0001.png").write_bytes(b"not a png at all")  # present but unreadable: named, never skipped
     with pytest.raises(SegbenchError, match=r"cannot read image .*train2017/0001.png"):
-        build_coco(tmp_path, root=str(root), categories="person")
+        build_coco(tmp_path, root=str(root), categories="person", on_missing="skip")
 
 
 def test_unknown_category_suggests_the_files_own(tmp_path):
@@ -496,7 +497,7 @@ def test_new_options_enter_the_cache_key_only_when_set(real, tmp_path):
                           folder_fingerprint(real / f"{role}2017")] for role in ("train", "val")},
     }
     build_coco(tmp_path, root=str(real), image_size=32, train_selection="filtered", val_selection="filtered", native_val=False)
-    assert sorted((tmp_path / "samples").glob("coco-*.pt")) == [entry_path(tmp_path, todays_key)]
+    assert sorted(entries_of(tmp_path, "coco")) == [entry_path(tmp_path, todays_key)]
     for params in ({"native_val": True}, {"val_selection": "all"}, {"train_selection": "torchvision"}):
         build_coco(tmp_path, root=str(real), image_size=32, **params)
-    assert len(list((tmp_path / "samples").glob("coco-*.pt"))) == 4
+    assert len(list(entries_of(tmp_path, "coco"))) == 4

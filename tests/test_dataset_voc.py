@@ -18,6 +18,7 @@ from segbench.data import ImageList, TensorPairs
 from segbench.data.cache import entry_path, files_fingerprint
 from segbench.testing import DatasetContract
 from segbench_plugins.datasets.voc import CLASSES, SBD_URL, build_voc, read_sbd_mask, trainaug_ids
+from conftest import entries_of
 
 PALETTE = [value for i in range(256) for value in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)]
 
@@ -218,10 +219,10 @@ def test_new_options_enter_the_cache_key_only_when_set(tmp_path):
         "chosen": {"train": train, "val": val}, "inputs": files_fingerprint(files),
     }
     build_voc(tmp_path, root=str(root), image_size=16, native_val=False, train_set="train", sbd_root="/not/read")
-    entries = sorted((tmp_path / "samples").glob("voc-*.pt"))
+    entries = sorted(entries_of(tmp_path, "voc"))
     assert entries == [entry_path(tmp_path, todays_key)]
     build_voc(tmp_path, root=str(root), image_size=16, native_val=True)
-    assert len(list((tmp_path / "samples").glob("voc-*.pt"))) == 2
+    assert len(list(entries_of(tmp_path, "voc"))) == 2
 
 
 def test_max_images_zero_keeps_all_1449_val_ids(tmp_path):

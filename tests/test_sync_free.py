@@ -20,7 +20,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from segbench.data import normalize
 from segbench.data.augment import Augment, augment_generator
 from segbench.engine import build
-from segbench.engine.run import _training_batches, _training_step
+from segbench.engine.feed import training_feed
+from segbench.engine.run import _training_step
 from segbench.plugins import load_catalogue
 from segbench.runner import resolve_cache_dir
 from segbench.suite import load_suite
@@ -68,8 +69,10 @@ def _setup(tmp_path, augment):
 def test_training_steps_after_the_first_read_nothing_back_and_draw_nothing_on_the_host(tmp_path, augment):
     config, data, step = _setup(tmp_path, augment)
     train = config["train"]
-    batches = _training_batches(data, 2, torch.Generator().manual_seed(0), torch.device("cpu"),
-                                Augment.from_config(train["augment"]), augment_generator(0))
+    feed = training_feed(data.train, {**train, "batch_size": 2}, torch.Generator().manual_seed(0), torch.device("cpu"),
+                         augment_generator(0), data.ignore_index, 0, 0)
+    assert feed.kind == "indexed"
+    batches = feed.epoch(1, len(data.train) // 2)
     step(*next(batches))  # the epoch's order and draws are made here, once
     # torch keeps Adam's step counters on the host on every device (capturable=False):
     # reading them is host work, not a device sync.

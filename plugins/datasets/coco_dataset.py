@@ -61,10 +61,10 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 
-from segbench import SegbenchError, SegmentationData, cached_dataset, files_fingerprint, folder_fingerprint, track
+from segbench import MapSamples, SegbenchError, SegmentationData, cached_dataset, files_fingerprint, folder_fingerprint, track
 
 from .coco import CROWD_RULES, OVERLAP_RULES, MissingDataError, semantic_mask
-from .folder import UnreadableDataError, check_count, check_ignore_index, check_image_size, read_image, stack_pairs
+from .folder import UnreadableDataError, check_count, check_ignore_index, check_image_size, read_image
 from .io import changed_options, check_choice, check_fit, check_flag, resize_pair
 
 ENV_ROOT = "SEGBENCH_COCO"
@@ -325,6 +325,8 @@ def resolve_categories(dataset: COCO, categories, path) -> tuple[list, dict]:
 
 def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit, max_images, min_pixels,
                 crowd, overlap, ignore_index, seed, on_missing, description, role, selection, native):
+    """The split's images as map-style samples: the selected ids, sorted, each read with its
+    semantic mask when a run asks for it."""
     if not dataset.imgs:
         raise EmptySubsetError(f"coco: {annotation_path} lists no images")
     candidates = _candidates(dataset, annotation_path, mapping, selection, role)
@@ -336,38 +338,70 @@ def _load_split(dataset, annotation_path, image_dir, mapping, *, image_size, fit
     for image_id in track(order, len(order), description):
         if max_images and len(kept) >= max_images:
             break
-        mask = semantic_mask(dataset, image_id, mapping, crowd=crowd, overlap=overlap, ignore_index=ignore_index)
-        if threshold and not _covers(mask, threshold, ignore_index):
-            too_small += 1
-            continue
-        info = dataset.imgs[image_id]
-        path = image_dir / info["file_name"]
-        try:
-            image = read_image(path)
-        except (MissingDataError, UnreadableDataError) as error:
+        if threshold:
+            mask = semantic_mask(dataset, image_id, mapping, crowd=crowd, overlap=overlap, ignore_index=ignore_index)
+            if not _covers(mask, threshold, ignore_index):
+                too_small += 1
+                continue
+        path = image_dir / dataset.imgs[image_id]["file_name"]
+        if not path.is_file():
             if on_missing == "error":
-                raise type(error)(
-                    f"coco: {error} (image id {image_id} of {annotation_path}); "
-                    "set on_missing = \"skip\" to leave such images out"
-                ) from None
+                raise MissingDataError(f"coco: image not found: {path} (image id {image_id} of {annotation_path}); "
+                                       "set on_missing = \"skip\" to leave such images out")
             missing.append(path)
             continue
-        if image.size != (info["width"], info["height"]):
-            raise SegbenchError(
-                f"coco: {path} is {image.size[0]}x{image.size[1]} but {annotation_path} says "
-                f"{info['width']}x{info['height']}"
-            )
-        kept.append((image_id, resize_pair(image, mask, image_size, path, fit)))
+        kept.append(image_id)
     if missing:
-        warnings.warn(f"coco: skipped {len(missing)} missing or unreadable image(s) in {image_dir}, e.g. {missing[0]}")
+        warnings.warn(f"coco: skipped {len(missing)} missing image(s) in {image_dir}, e.g. {missing[0]}")
     if not kept:
         if missing:
-            reason = f"all {len(missing)} remaining images are missing or unreadable (on_missing = \"skip\")"
+            reason = f"all {len(missing)} remaining images are missing (on_missing = \"skip\")"
         else:
             reason = f"min_pixels = {min_pixels}: none of the {too_small} images with the selected categories has a selected class covering that many pixels"
         raise EmptySubsetError(f"coco: no image of {annotation_path} is left: {reason}")
-    kept.sort(key=lambda item: item[0])
-    return stack_pairs([pair for _, pair in kept], f"coco {annotation_path}", native)
+    return CocoImages(dataset, sorted(kept), image_dir, annotation_path, mapping, crowd=crowd, overlap=overlap,
+                      ignore_index=ignore_index, image_size=image_size, fit=fit, native=native)
+
+
+class CocoImages(MapSamples):
+    """COCO images with their semantic masks, painted when read. Each image keeps only its own
+    annotations of the selected categories, as compact JSON: what loader workers are sent."""
+
+    def __init__(self, dataset: COCO, image_ids, image_dir, annotation_path, mapping, *, crowd, overlap, ignore_index,
+                 image_size, fit, native):
+        self.infos = [dataset.imgs[image_id] for image_id in image_ids]
+        self.annotations = [
+            json.dumps([a for a in dataset.imgToAnns.get(image_id, []) if a.get("category_id") in mapping]).encode()
+            for image_id in image_ids
+        ]
+        self.image_dir, self.annotation_path, self.mapping = Path(image_dir), str(annotation_path), dict(mapping)
+        self.rules = dict(crowd=crowd, overlap=overlap, ignore_index=ignore_index)
+        self.image_size, self.fit, self.native = image_size, fit, native
+
+    def __len__(self):
+        return len(self.infos)
+
+    def read(self, index):
+        info = self.infos[index]
+        mask = semantic_mask(one_image(info, json.loads(self.annotations[index])), info["id"], self.mapping, **self.rules)
+        path = self.image_dir / info["file_name"]
+        image = read_image(path)
+        if image.size != (info["width"], info["height"]):
+            raise SegbenchError(f"coco: {path} is {image.size[0]}x{image.size[1]} but {self.annotation_path} says "
+                                f"{info['width']}x{info['height']}")
+        return resize_pair(image, mask, self.image_size, path, self.fit)
+
+    def describe(self, index):
+        return str(self.image_dir / self.infos[index]["file_name"])
+
+
+def one_image(info: dict, annotations: list) -> COCO:
+    """A pycocotools index of one image and its annotations (what the painter needs)."""
+    dataset = COCO()
+    dataset.dataset = {"images": [info], "annotations": annotations, "categories": []}
+    with contextlib.redirect_stdout(io.StringIO()):
+        dataset.createIndex()
+    return dataset
 
 
 def _covers(mask, threshold, ignore_index) -> bool:

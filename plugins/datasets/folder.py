@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segbench import ImageList, SegbenchError, SegmentationData, cached_dataset, files_fingerprint, pairs_from_arrays, track
+from segbench import ImageList, MapSamples, SegbenchError, SegmentationData, cached_dataset, files_fingerprint, pairs_from_arrays
 
 from .coco import MissingDataError
 from .io import changed_options, check_fit, check_flag, resize_pair, split_size
@@ -87,6 +87,29 @@ def check_mask_values(mask: np.ndarray, path, num_classes: int, ignore_index: in
             f"and ignore_index {ignore_index}"
         )
     return mask.astype(np.uint8)
+
+
+class PairedFiles(MapSamples):
+    """Images with one index-mask file each, read one pair at a time (``folder`` and ``voc``):
+    the image decoded as RGB, the mask's values checked, both brought to ``image_size``."""
+
+    def __init__(self, pairs, *, classes, ignore_index: int, image_size=None, fit: str = "resize", native: bool = False,
+                 read_mask=read_index_mask):
+        self.pairs = [(str(image), str(mask)) for image, mask in pairs]  # text: cheap to send to loader workers
+        self.classes, self.ignore_index = list(classes), ignore_index
+        self.image_size, self.fit, self.native, self.read_mask = image_size, fit, native, read_mask
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def read(self, index):
+        image_path, mask_path = (Path(path) for path in self.pairs[index])
+        image = read_image(image_path)
+        mask = check_mask_values(self.read_mask(mask_path), mask_path, len(self.classes), self.ignore_index, self.classes)
+        return resize_pair(image, mask, self.image_size, image_path, self.fit)
+
+    def describe(self, index):
+        return self.pairs[index][0]
 
 
 def stack_pairs(pairs: list, source, native: bool = False):
@@ -160,6 +183,7 @@ def build_folder(
     if len(stems) < 2:
         raise SegbenchError(f"folder: {images_dir} holds {len(stems)} image(s); train and val need at least 2")
     masks = sorted(p for p in masks_dir.iterdir() if p.suffix == ".png")
+    _check_every_image_has_a_mask(stems, masks_dir, {p.stem for p in masks})
     key = {
         "dataset": "folder", "reader_version": READER_VERSION, "classes": classes, "image_size": image_size,
         "fit": fit, "val_fraction": val_fraction, "ignore_index": ignore_index, "split_seed": split_seed,
@@ -168,21 +192,22 @@ def build_folder(
     }
     split = _split_stems(sorted(stems), val_fraction, split_seed)
 
-    def decode():
-        def load(split_stems, role):
-            pairs = []
-            for stem in track(split_stems, len(split_stems), f"folder {role}"):
-                mask_path = masks_dir / f"{stem}.png"
-                if not mask_path.is_file():
-                    raise MissingDataError(f"folder: no mask for image {stems[stem]}: expected {mask_path}")
-                image = read_image(stems[stem])
-                mask = check_mask_values(read_index_mask(mask_path), mask_path, len(classes), ignore_index, classes)
-                pairs.append(resize_pair(image, mask, split_size(image_size, native_val, role), stems[stem], fit))
-            return stack_pairs(pairs, f"folder {root} ({role})", native=native_val and role == "val")
+    def samples():
+        def files(role):
+            return PairedFiles([(stems[stem], masks_dir / f"{stem}.png") for stem in split[role]], classes=classes,
+                               ignore_index=ignore_index, image_size=split_size(image_size, native_val, role), fit=fit,
+                               native=native_val and role == "val")
 
-        return SegmentationData(classes, load(split["train"], "train"), load(split["val"], "val"), ignore_index, "multiclass")
+        return SegmentationData(classes, files("train"), files("val"), ignore_index, "multiclass")
 
-    return cached_dataset(cache_dir, key, decode)
+    return cached_dataset(cache_dir, key, samples)
+
+
+def _check_every_image_has_a_mask(stems: dict, masks_dir: Path, mask_stems: set) -> None:
+    missing = sorted(set(stems) - mask_stems)
+    if missing:
+        more = f" (and {len(missing) - 1} more image(s) without a mask)" if len(missing) > 1 else ""
+        raise MissingDataError(f"folder: no mask for image {stems[missing[0]]}: expected {masks_dir / (missing[0] + '.png')}{more}")
 
 
 def _split_stems(names, val_fraction, split_seed) -> dict:

@@ -46,20 +46,11 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from segbench import SegbenchError, SegmentationData, cached_dataset, files_fingerprint, track
+from segbench import SegbenchError, SegmentationData, cached_dataset, files_fingerprint
 
 from .coco import MissingDataError
-from .folder import (
-    UnreadableDataError,
-    check_count,
-    check_image_size,
-    check_mask_values,
-    draw,
-    read_image,
-    read_index_mask,
-    stack_pairs,
-)
-from .io import changed_options, check_choice, check_fit, check_flag, resize_pair, split_size
+from .folder import PairedFiles, UnreadableDataError, check_count, check_image_size, draw, read_index_mask
+from .io import changed_options, check_choice, check_fit, check_flag, split_size
 
 ENV_ROOT = "SEGBENCH_VOC"
 ENV_SBD = "SEGBENCH_SBD"
@@ -123,15 +114,16 @@ def build_voc(
         **changed_options(native_val=(native_val, False), train_set=(train_set, "train")),
     }
 
-    def decode():
+    def samples():
         splits = {
-            split: _load_split(base, split, chosen[split], split_size(image_size, native_val, split), fit, classes,
-                               native_val and split == "val")
+            split: PairedFiles([paths for _, *paths in chosen[split]], classes=classes, ignore_index=IGNORE_INDEX,
+                               image_size=split_size(image_size, native_val, split), fit=fit,
+                               native=native_val and split == "val", read_mask=read_voc_mask)
             for split in SPLITS
         }
         return SegmentationData(classes, splits["train"], splits["val"], IGNORE_INDEX, "multiclass")
 
-    return cached_dataset(cache_dir, key, decode)
+    return cached_dataset(cache_dir, key, samples)
 
 
 def _checked_classes(classes) -> list:
@@ -251,11 +243,6 @@ def read_sbd_mask(path: Path) -> np.ndarray:
     return mask
 
 
-def _load_split(base: Path, split: str, samples: list, image_size, fit, classes, native: bool):
-    pairs = []
-    for _, image_path, mask_path in track(samples, len(samples), f"voc {split}"):
-        image = read_image(image_path)
-        raw = read_sbd_mask(mask_path) if mask_path.suffix == ".mat" else read_index_mask(mask_path)
-        mask = check_mask_values(raw, mask_path, len(classes), IGNORE_INDEX, classes)
-        pairs.append(resize_pair(image, mask, image_size, image_path, fit))
-    return stack_pairs(pairs, f"voc {split} ({base / 'ImageSets' / 'Segmentation' / f'{split}.txt'})", native)
+def read_voc_mask(path: Path) -> np.ndarray:
+    """A VOC palette PNG, or an SBD ``cls/<id>.mat``, as (H, W) class indices."""
+    return read_sbd_mask(path) if Path(path).suffix == ".mat" else read_index_mask(path)

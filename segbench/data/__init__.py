@@ -1,12 +1,15 @@
-"""Datasets in the core: the contract a dataset factory returns (``samples``), the shared
-decoded-sample cache (``cache``), training-time augmentation (``augment``), and the
-``segbench data`` tools (``export``, ``stats``, ``show``). None of it knows a dataset by name."""
+"""Datasets in the core: the contract a dataset factory returns (``samples``), the two data
+paths (``loading``: the decoded-sample ``cache`` in memory, or ``streaming``), reading in
+worker processes (``decode``), training-time augmentation (``augment`` for whole batches,
+``transforms`` per sample), and the ``segbench data`` tools (``export``, ``stats``,
+``show``). None of it knows a dataset by name."""
 
 from .samples import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     MODES,
     ImageList,
+    MapSamples,
     SegmentationData,
     TensorPairs,
     normalize,
@@ -14,6 +17,6 @@ from .samples import (
 )
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "MODES", "ImageList", "SegmentationData", "TensorPairs",
+    "IMAGENET_MEAN", "IMAGENET_STD", "MODES", "ImageList", "MapSamples", "SegmentationData", "TensorPairs",
     "normalize", "pairs_from_arrays",
 ]

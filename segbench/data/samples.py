@@ -16,7 +16,7 @@ MODES = ("binary", "multiclass")
 
 
 class _Samples(torch.utils.data.Dataset):
-    """What both split containers share: items, raw samples by index."""
+    """What the split containers share: items, raw samples by index, their sizes."""
 
     images: object
     masks: object
@@ -31,6 +31,19 @@ class _Samples(torch.utils.data.Dataset):
     def raw(self, index: int):
         """Sample ``index`` as stored: (3, H, W) uint8 image and (H, W) mask."""
         return self.images[index], self.masks[index]
+
+    def sample_sizes(self) -> list:
+        """The (H, W) of every sample, in order."""
+        return [tuple(image.shape[-2:]) for image in self.images]
+
+    def distinct_labels(self, images_at_once: int = 64) -> list:
+        """The distinct mask values of the split, a few images at a time (a whole split at
+        once would double its memory)."""
+        parts = self.masks.split(images_at_once) if isinstance(self.masks, torch.Tensor) else self.masks
+        found = set()
+        for part in parts:
+            found.update(torch.unique(part).tolist())
+        return sorted(found)
 
 
 class TensorPairs(_Samples):
@@ -52,6 +65,9 @@ class TensorPairs(_Samples):
     def sizes(self) -> list:
         """The distinct (H, W) sizes of the samples."""
         return [tuple(self.images.shape[2:])] if len(self) else []
+
+    def sample_sizes(self) -> list:
+        return [tuple(self.images.shape[2:])] * len(self)
 
     @property
     def device(self) -> torch.device:
@@ -112,6 +128,81 @@ class ImageList(_Samples):
         return normalize(images), masks
 
 
+class MapSamples(torch.utils.data.Dataset):
+    """Samples read one at a time (map-style), for datasets that need not fit in memory.
+
+    Subclass it and define ``__len__`` and ``read(index)``; ``describe(index)`` is optional::
+
+        class MyFiles(segbench.MapSamples):
+            def __init__(self, pairs):
+                self.pairs = pairs  # [(image path, mask path), ...]: paths, not pixels
+
+            def __len__(self):
+                return len(self.pairs)
+
+            def read(self, index):
+                image_path, mask_path = self.pairs[index]
+                return np.asarray(Image.open(image_path).convert("RGB")), np.asarray(Image.open(mask_path))
+
+            def describe(self, index):
+                return str(self.pairs[index][0])
+
+    - ``read(index)`` returns sample ``index``: an RGB image, ``uint8`` ``(H, W, 3)`` (a numpy
+      array, or a tensor ``(H, W, 3)`` or ``(3, H, W)``), and its mask ``(H, W)`` of an integer
+      dtype holding class indices or ``ignore_index``, at the dataset's ``image_size`` when it
+      has one, else at native size. The same index must always give the same sample.
+    - ``describe(index)`` names the sample in errors (its file, say); default ``sample <index>``.
+    - ``native = True`` (a class or instance attribute) says the samples keep native sizes that
+      may differ, so that the in-memory path holds them as an :class:`ImageList` (evaluated one
+      image at a time) even when they happen to share one size.
+
+    segbench decides how the samples are used (``[train] data_loading``): decoded once with
+    ``[train] data_workers`` worker processes into the sample cache and held in memory, or
+    read per batch by loader workers while training, so that memory does not grow with the
+    dataset. Either way the object is sent to worker processes: keep it light (paths and
+    annotations, not pixels) and picklable.
+    """
+
+    native = False
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    def read(self, index: int):
+        raise NotImplementedError(f"{type(self).__name__} must define read(index)")
+
+    def describe(self, index: int) -> str:
+        return f"sample {index}"
+
+    def __getitem__(self, index):
+        return as_sample(*self.read(index), where=self.describe(index))
+
+
+class SampleError(SegbenchError):
+    """A map-style sample that breaks the dataset contract; the message names it."""
+
+
+def as_sample(image, mask, where: str = "sample"):
+    """``(image, mask)`` as read, checked and made tensors: (3, H, W) uint8 and (H, W) integer."""
+    image, mask = _tensor(image), _tensor(mask)
+    if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
+        image = image.permute(2, 0, 1)
+    if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
+        raise SampleError(f"{where}: the image must be uint8 (H, W, 3) RGB, got {image.dtype} {tuple(image.shape)}")
+    if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dtype == torch.bool:
+        raise SampleError(f"{where}: the mask must hold integer class indices, got {mask.dtype}")
+    if tuple(mask.shape) != tuple(image.shape[1:]):
+        raise SampleError(f"{where}: the mask is {tuple(mask.shape)} but the image is {tuple(image.shape[1:])} (H, W)")
+    return image.contiguous(), mask.contiguous()
+
+
+def _tensor(array) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array
+    array = np.asarray(array)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())  # torch warns on read-only memory
+
+
 def pairs_from_arrays(pairs: list) -> TensorPairs | ImageList:
     """One split from numpy ``(image, mask)`` pairs: a :class:`TensorPairs` when all images
     have one size, else an :class:`ImageList` (native sizes).
@@ -149,18 +240,19 @@ class SegmentationData:
 
     - ``classes``: the class names (str, unique); ``classes[0]`` is the background, and a
       mask value ``c`` means ``classes[c]``.
-    - ``train``, ``val``: :class:`TensorPairs` (one size), or :class:`ImageList` (native
-      sizes, which can be evaluated but not trained on: segbench asks for an
-      ``image_size`` then). Each dataset reads its own ``image_size`` parameter and
-      resizes its samples itself; segbench never resizes them.
+    - ``train``, ``val``: :class:`TensorPairs` (one size), :class:`ImageList` (native
+      sizes, which are trained on through random crops, ``[train] augment.crop``), or
+      :class:`MapSamples` (read one at a time: decoded into memory once, or streamed while
+      training). Each dataset reads its own ``image_size`` parameter and resizes its
+      samples itself; segbench never resizes them (augmentation aside).
     - ``ignore_index``: the mask value of pixels that are not scored; not a class index.
     - ``mode``: ``"multiclass"`` (models predict one logit channel per class) or
       ``"binary"`` (exactly two classes, one logit channel).
     """
 
     classes: list
-    train: TensorPairs | ImageList
-    val: TensorPairs | ImageList
+    train: TensorPairs | ImageList | MapSamples
+    val: TensorPairs | ImageList | MapSamples
     ignore_index: int = 255
     mode: str = "multiclass"
 

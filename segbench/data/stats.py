@@ -2,7 +2,8 @@
 
 The dict form (:func:`dataset_stats`) is stable for scripts (``STATS_SCHEMA``); the text
 form (segbench.format.format_stats) is for people. Counts are taken on the samples as the suite
-builds them, so at its ``image_size`` (native sizes when unset).
+builds them, so at its ``image_size`` (native sizes when unset); a streamed dataset's come from
+its scan, without reading a sample again.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 
 from ..errors import SegbenchError
 from .samples import SegmentationData
+from .streaming import StreamedSplit
 
 STATS_SCHEMA = 1
 SPLITS = ("train", "val")
@@ -62,6 +64,8 @@ def split_stats(split, data: SegmentationData) -> dict:
 
 
 def per_image_counts(split) -> torch.Tensor:
-    """(N, 256) pixel counts of every mask value, image by image."""
+    """(N, 256) pixel counts of every mask value, image by image (a streamed split's from its scan)."""
+    if isinstance(split, StreamedSplit):
+        return split.index.value_counts()
     rows = [torch.bincount(split.raw(i)[1].flatten().long(), minlength=256) for i in range(len(split))]
     return torch.stack(rows) if rows else torch.zeros((0, 256), dtype=torch.long)

@@ -9,19 +9,24 @@ import torch
 
 from ..components import Catalogue
 from ..data import SegmentationData
+from ..data.loading import LoadingRequest, prepared, requested
 
 _DATASETS: dict[str, SegmentationData] = {}
 
 
-def build_dataset(catalogue: Catalogue, ref: dict, cache_dir, reuse: bool = True) -> SegmentationData:
-    """Datasets are built once per process and shared by every run that uses them
-    (``reuse=False`` asks the dataset again, e.g. to see whether its cache was hit)."""
-    key = json.dumps([ref, str(cache_dir)], sort_keys=True, default=str)
+def build_dataset(catalogue: Catalogue, ref: dict, cache_dir, reuse: bool = True, loading: LoadingRequest | None = None) -> SegmentationData:
+    """The dataset ``ref`` names, on the data path ``loading`` asks for (see
+    :mod:`segbench.data.loading`; by default in memory). Datasets are built once per process
+    and path and shared by every run that uses them (``reuse=False`` asks the dataset again,
+    e.g. to see whether its cache was hit)."""
+    loading = loading or LoadingRequest()
+    key = json.dumps([ref, str(cache_dir), loading.mode], sort_keys=True, default=str)
     if key not in _DATASETS or not reuse:
-        data = catalogue.get("dataset", ref["name"]).build(cache_dir, **ref["params"])
+        with requested(loading.mode, loading.workers):
+            data = catalogue.get("dataset", ref["name"]).build(cache_dir, **ref["params"])
         if not isinstance(data, SegmentationData):
             raise TypeError(f"dataset {ref['name']!r} returned {type(data).__name__}, not SegmentationData")
-        _DATASETS[key] = data
+        _DATASETS[key] = prepared(data, loading)
     return _DATASETS[key]
 
 

@@ -25,15 +25,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..data.transforms import rescaled_size
+
 MODES = ("stored", "whole", "slide")
 DEFAULT = {"mode": "stored"}
-
-
-def rescaled_size(height: int, width: int, scale) -> tuple:
-    """(H, W) of an image rescaled keeping its ratio to fit ``scale`` = [long, short] in
-    either order (mmcv ``rescale_size`` with a tuple scale, rounded half up as mmcv does)."""
-    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
-    return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
 def windows(height: int, width: int, crop, stride) -> list:
@@ -103,8 +98,7 @@ def size_groups(split, batch_size: int) -> list:
     if len(split.sizes()) <= 1:
         return list(indices.split(batch_size))
     groups, current, size = [], [], None
-    for index, image in enumerate(split.images):
-        shape = tuple(image.shape[-2:])
+    for index, shape in enumerate(split.sample_sizes()):
         if current and (shape != size or len(current) == batch_size):
             groups.append(torch.tensor(current))
             current = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 import warnings
@@ -13,12 +12,15 @@ import torch
 
 from ..costs import COST_HIGHER_IS_BETTER
 from ..data import SegmentationData
-from ..data.augment import Augment, augment_generator
+from ..data.augment import augment_generator
+from ..data.loading import LoadingRequest, resolve_workers
+from ..data.streaming import StreamedSplit
 from ..statistics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, resample_weights
 from ..store import encode_arrays
 from . import build
 from .cost import MemoryWindow, how_measured, measure_cost
 from .device import resolve_device, seed_everything, synchronize
+from .feed import needs_loader, training_feed, validation_batches
 from .logits import split_logits
 from .inference import native_logits, size_groups
 from .placement import place_dataset
@@ -115,38 +117,44 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
     train_config = config["train"]
     device = resolve_device(train_config["device"])
     determinism = configure_backends(device, train_config["cudnn_benchmark"], train_config.get("deterministic", False))
-    data = build.build_dataset(catalogue, config["dataset"], cache_dir)
-    data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
+    workers = resolve_workers(train_config["data_workers"])
+    data = build.build_dataset(catalogue, config["dataset"], cache_dir, loading=LoadingRequest(train_config["data_loading"], workers))
+    streaming = isinstance(data.train, StreamedSplit)
+    if needs_loader(data.train, train_config["augment"]):
+        placement = "host"  # loader workers read host memory
+    else:
+        data, placement = place_dataset(data, device, train_config["data_placement"], train_config["data_device_limit_mb"])
     memory = MemoryWindow(device)  # this run's peak, whatever ran before it in the process
     data_order = seed_everything(seed)  # after the dataset: its build must not shift the model's init
-    augment = Augment.from_config(train_config["augment"])
-    augment_order = augment_generator(seed)
     model, step = _training_step(catalogue, config, data, device)
-    batches = lambda: _training_batches(data, train_config["batch_size"], data_order, device, augment, augment_order)  # noqa: E731
+    feed = training_feed(data.train, train_config, data_order, device, augment_generator(seed), data.ignore_index, seed, workers)
     new_metrics = lambda: build.build_metrics(catalogue, config["eval"]["metrics"], data)  # noqa: E731
 
     curves = {"epoch": [], "train_loss": [], "val_loss": []}
     length = TrainingLength.of(train_config, len(data.train))
     train_seconds, images_trained, metrics = 0.0, 0, None
-    for epoch in range(1, length.epochs + 1):
-        started = time.perf_counter()
-        steps, images = length.pass_size(epoch)
-        train_loss = train_epoch(step, itertools.islice(batches(), steps), images)
-        synchronize(device)
-        train_seconds += time.perf_counter() - started
-        images_trained += images
-        if not math.isfinite(train_loss):
-            raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
-        epoch_metrics, val_loss = None, None
-        if epoch % train_config["val_every"] == 0 or epoch == length.epochs:
-            epoch_metrics = new_metrics()
-            val_loss = evaluate(step.model, data, step.loss_fn, epoch_metrics, train_config["batch_size"], device, step.precision,
-                                config["eval"].get("inference"))
-            metrics = epoch_metrics
-        _append_epoch(curves, epoch, train_loss, val_loss, epoch_metrics)
-        if on_epoch:
-            shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
-            on_epoch(epoch, length.epochs, {"train_loss": train_loss, **shown})
+    try:
+        for epoch in range(1, length.epochs + 1):
+            started = time.perf_counter()
+            steps, images = length.pass_size(epoch)
+            train_loss = train_epoch(step, feed.epoch(epoch, steps), images)
+            synchronize(device)
+            train_seconds += time.perf_counter() - started
+            images_trained += images
+            if not math.isfinite(train_loss):
+                raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
+            epoch_metrics, val_loss = None, None
+            if epoch % train_config["val_every"] == 0 or epoch == length.epochs:
+                epoch_metrics = new_metrics()
+                val_loss = evaluate(step.model, data, step.loss_fn, epoch_metrics, train_config["batch_size"], device, step.precision,
+                                    config["eval"].get("inference"), workers)
+                metrics = epoch_metrics
+            _append_epoch(curves, epoch, train_loss, val_loss, epoch_metrics)
+            if on_epoch:
+                shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
+                on_epoch(epoch, length.epochs, {"train_loss": train_loss, **shown})
+    finally:
+        feed.close()
 
     samples = sample_predictions(step.model, data, device, step.precision, inference=config["eval"].get("inference"))
     cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"])
@@ -159,6 +167,8 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
         "cost_measured_with": how_measured(model, step.precision, memory, train_config["batch_size"],
                                            (data.train.nbytes + data.val.nbytes) / 2**20 if placement == "device" else None),
         "data_placement": placement,
+        "data_loading": {"path": "streaming" if streaming else "memory", "feed": feed.kind, "workers": feed.workers,
+                         "wait_share": feed.wait_seconds / train_seconds if train_seconds else None},
         "classes": list(data.classes),
         "ignore_index": data.ignore_index,
         "curves": curves,
@@ -220,26 +230,6 @@ def _training_step(catalogue, config, data, device):
     return model, step
 
 
-def _training_batches(data: SegmentationData, batch_size, order_generator, device, augment, augment_generator_):
-    """The epoch's batches in a seeded random order, augmented on the device.
-
-    The order and the augmentation draws of the whole epoch are drawn on the host up front
-    and each moved in one copy, so no step waits on a host-to-device transfer of its own.
-    """
-    order = torch.randperm(len(data.train), generator=order_generator)
-    batches = order.split(batch_size)
-    draws = augment.epoch_draws([len(indices) for indices in batches], augment_generator_)
-    draws = draws.to(device, non_blocking=True) if draws is not None else None
-    batches = order.to(data.train.device, non_blocking=True).split(batch_size)
-    start = 0
-    for indices in batches:
-        images, masks = data.train.batch(indices, device)
-        if draws is not None:
-            images, masks = augment.apply(images, masks, draws[start:start + len(indices)], data.ignore_index)
-        start += len(indices)
-        yield images, masks
-
-
 def train_epoch(step: Step, batches, num_images: int) -> float:
     """One pass over ``batches``; returns the mean loss per image."""
     step.model.train()
@@ -252,17 +242,17 @@ def train_epoch(step: Step, batches, num_images: int) -> float:
 
 @torch.no_grad()
 def evaluate(model, data: SegmentationData, loss_fn, metrics: dict, batch_size, device, precision: Precision | None = None,
-             inference: dict | None = None) -> float:
+             inference: dict | None = None, workers: int = 0) -> float:
     """Validation loss, with every metric updated from the predicted label maps, both at
     the stored masks' size; ``inference`` is the resolved ``eval.inference`` (see
-    :mod:`.inference`). Images of different sizes go in consecutive groups of one size."""
+    :mod:`.inference`). Images of different sizes go in consecutive groups of one size;
+    streamed images are read by ``workers`` loader processes."""
     model.eval()
     total = torch.zeros((), device=device)
     autocast = precision.autocast if precision else lambda: torch.autocast(device.type, enabled=False)
-    for indices in size_groups(data.val, batch_size):
-        images, masks = data.val.batch(indices, device)
+    for images, masks in validation_batches(data.val, size_groups(data.val, batch_size), device, workers):
         logits = native_logits(model, images, inference, autocast, batch_size)  # float32: loss and argmax in full precision
-        total += loss_fn(logits, masks) * len(indices)
+        total += loss_fn(logits, masks) * len(masks)
         predictions = predict_labels(logits, data.mode)
         for metric in metrics.values():
             metric.update(predictions, masks)

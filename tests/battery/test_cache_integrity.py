@@ -7,12 +7,14 @@ Each case gets a private cache (``--data-cache {tmp}/cache``), filled and damage
 
 from __future__ import annotations
 
-import zipfile
+import json
+import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from segbench_plugins.datasets import shapes
+
+from conftest import entries_of
 
 from segbench.data import cache
 
@@ -23,15 +25,15 @@ CACHE = ["--data-cache", "{tmp}/cache"]
 
 
 def fill(tmp: Path) -> Path:
-    """TINY's data in the case's cache; returns its sample-cache entry."""
+    """TINY's data in the case's cache; returns its sample-cache entry (a folder)."""
     shapes.build_shapes(tmp / "cache", **PARAMS)
-    (entry,) = (tmp / "cache" / cache.SUBDIR).glob("shapes-*.pt")
+    (entry,) = entries_of(tmp / "cache", "shapes")
     return entry
 
 
 def folder(tmp: Path) -> Path:
     """TINY's generated folder, with its sample-cache entry gone so that it is read."""
-    fill(tmp).unlink()
+    shutil.rmtree(fill(tmp))
     return shapes.dataset_dir(tmp / "cache", {**PARAMS, "generator_seed": 0})
 
 
@@ -41,62 +43,54 @@ def flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def flip_tensor(tmp):
-    entry = fill(tmp)
-    masks = torch.load(entry, weights_only=True)["val"]["masks"]
-    flip(entry, entry.read_bytes().find(masks.numpy().tobytes()) + masks.numel() // 2)
+def flip_sample(tmp):
+    flip(fill(tmp) / "val.masks", 500)
 
 
 def flip_class_name(tmp):
-    entry = fill(tmp)
-    flip(entry, entry.read_bytes().find(b"rectangle"))
+    index = fill(tmp) / "index.json"
+    flip(index, index.read_bytes().find(b"rectangle"))
 
 
 def truncate(keep):
     def damage(tmp):
-        entry = fill(tmp)
-        entry.write_bytes(entry.read_bytes()[: int(entry.stat().st_size * keep)])
+        part = fill(tmp) / "train.images"
+        part.write_bytes(part.read_bytes()[: int(part.stat().st_size * keep)])
     damage.__name__ = f"truncated_to_{round(keep * 100)}_percent"
     return damage
 
 
 def garbage(tmp):
-    fill(tmp).write_bytes(b"\x00garbage" * 100)
+    (fill(tmp) / "index.json").write_bytes(b"\x00garbage" * 100)
 
 
-def drop_storage(tmp):
-    entry = fill(tmp)
-    with zipfile.ZipFile(entry) as archive:
-        members = {info.filename: archive.read(info) for info in archive.infolist()}
-    entry.unlink()
-    with zipfile.ZipFile(entry, "w") as archive:
-        for name, content in members.items():
-            if not name.endswith("/data/0"):
-                archive.writestr(name, content)
+def drop_part(tmp):
+    (fill(tmp) / "val.images").unlink()
 
 
 def not_a_dict(tmp):
-    torch.save([1, 2, 3], fill(tmp))
+    (fill(tmp) / "index.json").write_text("[1, 2, 3]")
 
 
-def legacy(tmp):
-    """An entry as segbench wrote it before checksums: format 1, no checksum."""
-    entry = fill(tmp)
-    stored = torch.load(entry, weights_only=True)
-    del stored["checksum"]
-    torch.save({**stored, "format": 1}, entry)
+def older_format(tmp):
+    """An entry index of an older layout."""
+    index_path = fill(tmp) / "index.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps({**index, "format": 2}))
 
 
 def other_key(tmp):
-    entry = fill(tmp)
-    stored = torch.load(entry, weights_only=True)
-    torch.save({**stored, "key": '{"dataset": "shapes", "num_train": 9}'}, entry)
+    index_path = fill(tmp) / "index.json"
+    index = json.loads(index_path.read_text())
+    index["key"] = '{"dataset": "shapes", "num_train": 9}'
+    index["checksum"] = cache._index_checksum(index)
+    index_path.write_text(json.dumps(index))
 
 
-def directory(tmp):
+def a_file(tmp):
     entry = fill(tmp)
-    entry.unlink()
-    entry.mkdir()
+    shutil.rmtree(entry)
+    entry.write_text("a file where the entry belongs")
 
 
 def png_flipped(tmp):
@@ -113,8 +107,6 @@ def png_deleted(tmp):
 
 
 def split_deleted(tmp):
-    import shutil
-
     shutil.rmtree(folder(tmp) / "images" / "val")
 
 
@@ -134,7 +126,7 @@ def manifest_garbled(tmp):
 def entry_and_folder(tmp):
     root = folder(tmp)
     shapes.build_shapes(tmp / "cache", **PARAMS)  # the entry again
-    flip_tensor(tmp)
+    flip_sample(tmp)
     flip(root / "images" / "val" / "000003.png", 70)
 
 
@@ -145,22 +137,22 @@ def stats(damage, says, exit=0, command=("data", "stats")):
 
 CASES = [
     # the sample cache: every damage is named with its reason and repaired from the source
-    stats(flip_tensor, "fails its checksum (its contents are damaged); rebuilding it from its source"),
-    stats(flip_class_name, "fails its checksum"),
-    stats(truncate(0.5), "is unreadable"),
-    stats(truncate(0.97), "is unreadable"),
-    stats(truncate(0.0), "is unreadable"),
-    stats(garbage, "is unreadable"),
-    stats(drop_storage, "rebuilding it from its source"),
+    stats(flip_sample, "fails its checksum (val masks of samples 0..3 are damaged); rebuilding it from its source"),
+    stats(flip_class_name, "fails its checksum (index.json is damaged)"),
+    stats(truncate(0.5), "is truncated or damaged"),
+    stats(truncate(0.97), "is truncated or damaged"),
+    stats(truncate(0.0), "is truncated or damaged"),
+    stats(garbage, "has no readable index.json"),
+    stats(drop_part, "rebuilding it from its source"),
     stats(not_a_dict, "is not a sample-cache entry"),
-    stats(legacy, "has no checksum (written by an older segbench)"),
+    stats(older_format, "has entry format 2"),
     stats(other_key, "holds another dataset's key"),
-    stats(directory, "cannot write the sample cache entry", exit=2),
+    stats(a_file, "is not a sample-cache folder; rebuilding it"),
     Case("stats-cache-is-a-file", ["data", "stats", "{suite}", "--data-cache", "{tmp}/taken"], 2,
          "cannot write the sample cache entry", suite=TINY, setup=lambda tmp: (tmp / "taken").write_text("")),
-    stats(flip_tensor, "fails its checksum", command=("data", "prepare")),
-    stats(legacy, "no checksum", command=("data", "prepare")),
-    stats(flip_tensor, "fails its checksum", command=("validate",)),
+    stats(flip_sample, "fails its checksum", command=("data", "prepare")),
+    stats(older_format, "has entry format 2", command=("data", "prepare")),
+    stats(flip_sample, "fails its checksum", command=("validate",)),
     # the generated shapes folder: checked against its SHA256SUMS and generated again
     stats(png_flipped, "images/train/000002.png (changed); generating it again"),
     stats(png_truncated, "images/val/000000.png (changed)"),

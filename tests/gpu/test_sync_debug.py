@@ -1,5 +1,5 @@
 """A training step never waits for the host, on CUDA: after a warm-up epoch, the next
-epoch's batches (``_training_batches``) go through the engine's ``Step`` under
+epoch's batches (the indexed feed, ``segbench.engine.feed``) go through the engine's ``Step`` under
 ``torch.cuda.set_sync_debug_mode("error")``, which raises at any synchronising call (a
 value read back, a blocking host-to-device copy). ``train_epoch`` does the same but reads
 its loss back once per epoch by design, so the loop is written out here without that read.
@@ -14,11 +14,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segbench.data.augment import Augment, augment_generator
+from segbench.data.augment import augment_generator
 from segbench.engine import build
 from segbench.engine.device import seed_everything
 from segbench.engine.placement import place_dataset
-from segbench.engine.run import _training_batches, _training_step
+from segbench.engine.feed import training_feed
+from segbench.engine.run import _training_step
 from segbench.plugins import load_catalogue
 from segbench.runner import resolve_cache_dir
 from segbench.suite import load_suite
@@ -38,10 +39,10 @@ def _engine(write_suite, text):
     data, placement = place_dataset(data, device, train["data_placement"], train["data_device_limit_mb"])
     order = seed_everything(0)
     _, step = _training_step(suite.catalogue, config, data, device)
-    augment, augment_order = Augment.from_config(train["augment"]), augment_generator(0)
+    feed = training_feed(data.train, train, order, device, augment_generator(0), data.ignore_index, 0, 0)
 
     def batches():
-        return _training_batches(data, train["batch_size"], order, device, augment, augment_order)
+        return feed.epoch(1, len(data.train) // train["batch_size"])
 
     return step, batches, placement
 
