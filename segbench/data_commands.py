@@ -59,6 +59,7 @@ def named_dataset(name: str, params: dict, plugins=()):
 
 def resolve_sources(source: str, plugins=(), overrides=None):
     """A suite file (``*.toml`` or an existing file) or a dataset name with ``--set`` params."""
+    source = str(source)
     if source.endswith(".toml") or Path(source).is_file():
         return suite_datasets(source, plugins, overrides)
     return named_dataset(source, overrides or {}, plugins)

@@ -115,6 +115,17 @@ class Cost(TypedDict, total=False):
     train_images_per_s: Annotated[float | None, "training images per second"]
 
 
+class DataLoading(TypedDict, total=False):
+    """How the run's samples reached training (``[train] data_loading``; ``segbench.data.loading``)."""
+
+    path: Annotated[Literal["memory", "streaming"], '"memory": decoded once into the sample cache and held; '
+                                                     '"streaming": read from their files while training']
+    feed: Annotated[Literal["indexed", "loader"], '"indexed": batches gathered from memory by index; "loader": each sample read '
+                                                   'and transformed by DataLoader workers']
+    workers: Annotated[int, "loader worker processes that fed training and validation (0: the run's own process)"]
+    wait_share: Annotated[float | None, "share of the training time spent waiting for batches: the loader's share of a step"]
+
+
 class Bootstrap(TypedDict):
     """Each metric's dataset value on the same image resamples in every run, for the report's image bootstrap."""
 
@@ -157,6 +168,7 @@ class Record(TypedDict, total=False):
     determinism: Annotated[Determinism, "the reproducibility flags"]
     cost_measured_with: Annotated[CostMeasuredWith, "how the costs were measured, in words"]
     data_placement: Annotated[str, '"host" or "device": where the dataset lived while training']
+    data_loading: Annotated[DataLoading, "which data path fed the run, and with how many loader workers"]
     classes: Annotated[list[str], "the dataset's class names, in label order"]
     ignore_index: Annotated[int | None, "the mask label never scored or learned"]
     curves: Annotated[dict[str, list[float | None]], '"epoch", "train_loss", "val_loss" and each metric -> one value per epoch (null: not validated)']

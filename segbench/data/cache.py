@@ -50,6 +50,7 @@ CACHE_FORMAT = 2  # part of every entry's name: bumping it orphans all entries (
 ENTRY_FORMAT = 3  # what index.json describes
 CHECKSUM = "crc32"  # stdlib, ~2 GB/s: cheap next to a decode, and made for accidental damage
 SHARD_BYTES = 64 * 2**20  # of image bytes per shard: a shard is checked as one piece
+READ_CHUNK = 8 * 2**20
 SUBDIR = "samples"
 INDEX = "index.json"
 SPLITS = ("train", "val")
@@ -117,12 +118,13 @@ def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:
             return _noted(key, scan_path, hit, started, data, "streaming", request.workers)
         if damage:
             _warn_rebuilding(path, damage)
-        write_entry(path, key, built, request.workers)
+        workers = request.workers if loading.has_map_samples(built) else 0  # samples built as tensors need no decoding
+        write_entry(path, key, built, workers)
         data, damage = read_entry(path, key)
         if data is None:
             raise SegbenchError(f"the sample cache entry {path} just written {damage}; check the disk, or choose another "
                                 f"cache with --data-cache DIR or ${DATA_CACHE_ENV}")
-    return _noted(key, path, False, started, data, workers=request.workers)
+    return _noted(key, path, False, started, data, workers=workers)
 
 
 def entry_path(cache_dir, key: dict) -> Path:
@@ -382,12 +384,12 @@ def _index_checksum(index: dict) -> str:
 def _open_split(path: Path, role: str, split: dict):
     """The split's samples, memory-mapped from the entry, every shard's CRC checked."""
     shapes = split["shapes"] * split["count"] if len(split["shapes"]) == 1 else split["shapes"]
-    images = _mapped(path / f"{role}.images", np.uint8, sum(3 * h * w for h, w in shapes))
-    masks = _mapped(path / f"{role}.masks", np.dtype(split["mask_dtype"]), sum(h * w for h, w in shapes))
-    for shard in split["shards"]:
-        _check_shard(images, role, "images", shard)
-        _check_shard(masks.view(np.uint8), role, "masks", shard)
-    images, masks = torch.from_numpy(images), torch.from_numpy(masks)
+    mask_dtype = np.dtype(split["mask_dtype"])
+    pixels = sum(h * w for h, w in shapes)
+    for part, size in (("images", 3 * pixels), ("masks", pixels * mask_dtype.itemsize)):
+        _check_shards(path / f"{role}.{part}", size, role, part, split["shards"])
+    images = torch.from_numpy(_mapped(path / f"{role}.images", np.uint8, 3 * pixels))
+    masks = torch.from_numpy(_mapped(path / f"{role}.masks", mask_dtype, pixels))
     if not split["native"]:
         (height, width), count = shapes[0], split["count"]
         return TensorPairs(images.view(count, 3, height, width), masks.view(count, height, width))
@@ -399,21 +401,30 @@ def _open_split(path: Path, role: str, split: dict):
     return ImageList(image_list, mask_list)
 
 
-def _mapped(path: Path, dtype, count: int) -> np.ndarray:
-    expected = count * np.dtype(dtype).itemsize
+def _check_shards(path: Path, expected: int, role: str, part: str, shards: list) -> None:
+    """Each shard's bytes against its CRC, read through the file (the page cache), not the
+    mapping: checking a large entry does not make it this process's resident memory."""
     size = path.stat().st_size
     if size != expected:
         raise _Damaged(f"is truncated or damaged ({path.name} holds {size} bytes, its index says {expected})")
+    with open(path, "rb", buffering=0) as handle:
+        for shard in shards:
+            offset, length, stored = shard[part]
+            handle.seek(offset)
+            crc, left = 0, length
+            while left:
+                chunk = handle.read(min(left, READ_CHUNK))
+                if not chunk:
+                    break
+                crc, left = zlib.crc32(chunk, crc), left - len(chunk)
+            if f"{CHECKSUM}:{crc:08x}" != stored:
+                first, end = shard["samples"]
+                raise _Damaged(f"fails its checksum ({role} {part} of samples {first}..{end - 1} are damaged)")
+
+
+def _mapped(path: Path, dtype, count: int) -> np.ndarray:
     # copy-on-write: shared with every process that maps it, and torch may call it writable
     return np.memmap(path, dtype=dtype, mode="c", shape=(count,))
-
-
-def _check_shard(array: np.ndarray, role: str, part: str, shard: dict) -> None:
-    offset, length, expected = shard[part]
-    actual = f"{CHECKSUM}:{zlib.crc32(memoryview(array[offset:offset + length])):08x}"
-    if actual != expected:
-        first, end = shard["samples"]
-        raise _Damaged(f"fails its checksum ({role} {part} of samples {first}..{end - 1} are damaged)")
 
 
 def canonical(key: dict) -> str:

@@ -71,6 +71,9 @@ class IndexedFeed:
             self.wait_seconds += time.perf_counter() - started
             yield images, masks
 
+    def named(self, error: RuntimeError) -> RuntimeError:
+        return error
+
     def close(self):
         pass
 
@@ -118,11 +121,16 @@ class LoaderFeed:
             except StopIteration:
                 return
             except RuntimeError as error:
-                raise self.samples.watch.died(self.split, error) or error from None
+                raise self.named(error) from None
             self.wait_seconds += time.perf_counter() - started
             if isinstance(batch, Failed):
                 raise batch.error()
             yield batch
+
+    def named(self, error: RuntimeError) -> Exception:
+        """``error``, or when it says a loader worker died (torch may raise that anywhere in
+        the training loop), an error naming the sample the worker was reading."""
+        return self.samples.watch.died(self.split, error) or error
 
     def close(self):
         """Stop the persistent workers now, not whenever the loader is collected."""

@@ -153,6 +153,8 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
             if on_epoch:
                 shown = {n: m.compute() for n, m in (epoch_metrics or {}).items()}
                 on_epoch(epoch, length.epochs, {"train_loss": train_loss, **shown})
+    except RuntimeError as error:  # a loader worker that died is named with the sample it was reading
+        raise feed.named(error) from None
     finally:
         feed.close()
 

@@ -6,18 +6,28 @@
 
 or set ``name`` (and ``params``, ``hook``) to build the registered component the way the
 engine does. The dataset is built once per class into a fresh cache folder; the checks
-cover what the engine relies on: uint8 images (N, 3, H, W), integer masks (N, H, W) of
-class indices or ``ignore_index``, a background first class, non-empty splits, and the
-same tensors from a second build into another cache folder.
+cover what the engine relies on: uint8 images (3, H, W), integer masks (H, W) of class
+indices or ``ignore_index``, a background first class, non-empty splits, and the same
+samples from a second build into another cache folder.
+
+A dataset whose splits are map-style (:class:`segbench.MapSamples`) is checked for that
+contract too: every sample it is asked for reads as an image and a mask of one size, the
+same each time, ``describe`` names it, the object survives pickling (loader workers get a
+copy), and both data paths (decoded into memory, streamed) give the same samples.
 """
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 
-from ..data import MODES, SegmentationData, TensorPairs
+from ..data import MODES, ImageList, MapSamples, SegmentationData, TensorPairs, loading
+from ..data.decode import read_sample
 from ._base import ComponentContract
+
+SPLITS = ("train", "val")
 
 
 class DatasetContract(ComponentContract):
@@ -40,59 +50,143 @@ class DatasetContract(ComponentContract):
     # --- the contract ---------------------------------------------------------------
 
     def test_returns_segmentation_data(self, data):
-        assert isinstance(data, SegmentationData)
-        assert isinstance(data.train, TensorPairs) and isinstance(data.val, TensorPairs)
-        assert data.mode in MODES
+        assert isinstance(data, SegmentationData), f"the factory returned a {type(data).__name__}, not a SegmentationData"
+        for split, samples in self.splits(data).items():
+            assert isinstance(samples, (TensorPairs, ImageList, MapSamples)), (
+                f"{split} is a {type(samples).__name__}; a split is a TensorPairs, an ImageList or a MapSamples")
+        assert data.mode in MODES, f"mode {data.mode!r} is not one of {MODES}"
 
     def test_classes_are_named_and_background_first(self, data):
-        assert isinstance(data.classes, list) and len(data.classes) >= 2
-        assert all(isinstance(name, str) and name for name in data.classes)
-        assert len(set(data.classes)) == len(data.classes), "class names must be unique"
-        assert data.classes[0] == self.background_name
+        assert isinstance(data.classes, list) and len(data.classes) >= 2, f"classes must be a list of 2 or more names: {data.classes!r}"
+        assert all(isinstance(name, str) and name for name in data.classes), f"class names must be non-empty text: {data.classes!r}"
+        assert len(set(data.classes)) == len(data.classes), f"class names must be unique: {data.classes!r}"
+        assert data.classes[0] == self.background_name, f"the first class is {data.classes[0]!r}, not {self.background_name!r}"
         if data.mode == "binary":
-            assert data.num_classes == 2
+            assert data.num_classes == 2, f"a binary dataset has 2 classes, not {data.num_classes}"
 
     def test_ignore_index_is_not_a_class(self, data):
-        assert isinstance(data.ignore_index, int)
-        assert not 0 <= data.ignore_index < data.num_classes
+        assert isinstance(data.ignore_index, int), f"ignore_index must be an int, got {data.ignore_index!r}"
+        assert not 0 <= data.ignore_index < data.num_classes, f"ignore_index {data.ignore_index} is a class index"
 
     def test_splits_are_not_empty(self, data):
-        for split, pairs in self.splits(data).items():
-            assert len(pairs) > 0, f"{split} is empty"
+        for split, samples in self.splits(data).items():
+            assert len(samples) > 0, f"{split} is empty"
 
-    def test_images_are_uint8_nchw(self, data):
-        for split, pairs in self.splits(data).items():
-            assert pairs.images.dtype == torch.uint8, split
-            assert pairs.images.ndim == 4 and pairs.images.shape[1] == 3, split
-            assert min(pairs.images.shape[2:]) > 0, split
+    def test_images_are_uint8_rgb(self, data):
+        for split, samples in self.splits(data).items():
+            for index, (image, _) in _checked_samples(samples):
+                assert image.dtype == torch.uint8, f"{split} sample {index}: image dtype {image.dtype}, not uint8"
+                assert image.ndim == 3 and image.shape[0] == 3 and min(image.shape[1:]) > 0, (
+                    f"{split} sample {index}: image shape {tuple(image.shape)}, not (3, H, W)")
 
-    def test_masks_are_integer_nhw_matching_images(self, data):
-        for split, pairs in self.splits(data).items():
-            masks = pairs.masks
-            assert not masks.dtype.is_floating_point and masks.dtype != torch.bool, f"{split}: {masks.dtype}"
-            assert masks.shape == (pairs.images.shape[0], *pairs.images.shape[2:]), split
+    def test_masks_are_integer_label_maps_matching_images(self, data):
+        for split, samples in self.splits(data).items():
+            for index, (image, mask) in _checked_samples(samples):
+                assert not mask.dtype.is_floating_point and mask.dtype != torch.bool, (
+                    f"{split} sample {index}: mask dtype {mask.dtype}; masks hold integer class indices")
+                assert mask.shape == image.shape[1:], f"{split} sample {index}: mask {tuple(mask.shape)}, image {tuple(image.shape)}"
 
     def test_mask_values_are_classes_or_ignored(self, data):
         allowed = set(range(data.num_classes)) | {data.ignore_index}
-        for split, pairs in self.splits(data).items():
-            found = set(torch.unique(pairs.masks).tolist())
-            assert found <= allowed, f"{split} has mask values {sorted(found - allowed)}"
+        for split, samples in self.splits(data).items():
+            found = set()
+            for _, (_, mask) in _checked_samples(samples):
+                found |= set(torch.unique(mask).tolist())
+            assert found <= allowed, f"{split} has mask values {sorted(found - allowed)}; valid are classes 0..{data.num_classes - 1} and {data.ignore_index}"
 
     def test_splits_have_foreground(self, data):
-        for split, pairs in self.splits(data).items():
-            foreground = (pairs.masks != 0) & (pairs.masks != data.ignore_index)
-            assert foreground.any(), f"{split} has no foreground pixel"
+        for split, samples in self.splits(data).items():
+            foreground = any(((mask != 0) & (mask != data.ignore_index)).any() for _, (_, mask) in _checked_samples(samples, every=True))
+            assert foreground, f"{split} has no foreground pixel"
 
     def test_batches_are_normalised_floats_and_long_masks(self, data):
+        if isinstance(data.train, MapSamples):
+            pytest.skip("map-style samples are batched by segbench's loader, not by the dataset")
         images, masks = data.train.batch(torch.tensor([0, len(data.train) - 1]))
         assert images.dtype == torch.float32 and images.shape[:2] == (2, 3)
         assert masks.dtype == torch.int64 and masks.shape == (2, *images.shape[2:])
 
     def test_a_second_build_is_identical(self, data, tmp_path_factory):
         again = self.build(tmp_path_factory.mktemp("dataset-cache-again"))
-        assert again.classes == data.classes
+        assert again.classes == data.classes, f"classes differ between builds: {data.classes} vs {again.classes}"
         assert (again.ignore_index, again.mode) == (data.ignore_index, data.mode)
-        for split, pairs in self.splits(data).items():
+        for split, samples in self.splits(data).items():
             other = self.splits(again)[split]
-            assert torch.equal(other.images, pairs.images), f"{split} images differ between builds"
-            assert torch.equal(other.masks, pairs.masks), f"{split} masks differ between builds"
+            assert len(other) == len(samples), f"{split}: {len(samples)} samples, then {len(other)}"
+            for (index, (image, mask)), (_, (image_again, mask_again)) in zip(_checked_samples(samples), _checked_samples(other)):
+                assert torch.equal(image_again, image), f"{split} sample {index}: the image differs between builds"
+                assert torch.equal(mask_again, mask), f"{split} sample {index}: the mask differs between builds"
+
+    # --- map-style samples --------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def map_style(cls, tmp_path_factory) -> dict:
+        """The map-style splits as the dataset's factory makes them (built as a streaming run asks)."""
+        with loading.requested("streaming", 0):
+            data = cls().build(tmp_path_factory.mktemp("dataset-map-style"))
+        found = {split: getattr(samples, "source", samples) for split, samples in cls.splits(data).items()}
+        return {split: samples for split, samples in found.items() if isinstance(samples, MapSamples)}
+
+    def test_map_style_samples_read_the_same_each_time_and_are_named(self, map_style):
+        for split, samples in _present(map_style).items():
+            for index in _indices(samples):
+                first, second = read_sample(samples, index), read_sample(samples, index)
+                assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1]), (
+                    f"{split} sample {index} reads differently the second time; read(index) must give the same sample")
+                name = samples.describe(index)
+                assert isinstance(name, str) and name, f"{split}: describe({index}) returned {name!r}; it names the sample in errors"
+
+    def test_map_style_samples_survive_pickling(self, map_style):
+        for split, samples in _present(map_style).items():
+            try:
+                copy = pickle.loads(pickle.dumps(samples))
+            except Exception as error:  # noqa: BLE001 - any failure is the finding
+                pytest.fail(f"{split}: {type(samples).__name__} cannot be pickled ({type(error).__name__}: {error}); loader "
+                            "workers receive a copy: keep paths and plain data in it, not open files or lambdas")
+            assert len(copy) == len(samples)
+            image, mask = read_sample(copy, len(copy) - 1)
+            expected = read_sample(samples, len(samples) - 1)
+            assert torch.equal(image, expected[0]) and torch.equal(mask, expected[1]), f"{split}: a pickled copy reads other samples"
+
+    def test_both_data_paths_give_the_same_samples(self, tmp_path_factory):
+        built = {}
+        for mode in ("memory", "streaming"):
+            with loading.requested(mode, 0):
+                built[mode] = loading.prepared(self.build(tmp_path_factory.mktemp(f"dataset-{mode}")), loading.LoadingRequest(mode))
+        if not _streams(built["streaming"]):
+            pytest.skip("the dataset builds its samples as tensors: it is always held in memory")
+        for split in SPLITS:
+            memory, streamed = getattr(built["memory"], split), getattr(built["streaming"], split)
+            assert len(memory) == len(streamed), f"{split}: {len(memory)} samples in memory, {len(streamed)} streamed"
+            for index in _indices(memory):
+                held, read = memory.raw(index), streamed.raw(index)
+                assert torch.equal(held[0], read[0]) and torch.equal(held[1], read[1]), (
+                    f"{split} sample {index} differs between the memory and the streaming path")
+
+
+
+def _present(map_style: dict) -> dict:
+    if not map_style:
+        pytest.skip("the dataset builds its samples as tensors, not map-style")
+    return map_style
+
+
+def _indices(samples, every: bool = False) -> list:
+    count = len(samples)
+    if every:
+        return list(range(count))
+    return sorted({0, count // 2, count - 1}) if count else []
+
+
+def _checked_samples(samples, every: bool = False):
+    """``(index, (image, mask))`` of the first, middle and last sample (all with ``every``),
+    read as the engine reads them."""
+    for index in _indices(samples, every):
+        yield index, read_sample(samples, index) if isinstance(samples, MapSamples) else samples.raw(index)
+
+
+def _streams(data) -> bool:
+    from ..data.streaming import StreamedSplit
+
+    return isinstance(data.train, StreamedSplit)
