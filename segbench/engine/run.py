@@ -209,7 +209,7 @@ def _training_step(catalogue, config, data, device):
     memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
     model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
     trained = torch.compile(model) if train_config["compile"] else model
-    optimizer = build.build_optimizer(train_config["optimizer"], model)
+    optimizer = build.build_optimizer(train_config["optimizer"], model, train_config.get("lr_mult"))
     length = TrainingLength.of(train_config, len(data.train))
     warmup_steps = min(round(train_config["warmup_epochs"] * length.steps_per_epoch), length.steps)
     schedule = build.build_schedule(train_config["schedule"], optimizer, length.steps, warmup_steps)
