@@ -110,7 +110,9 @@ class Cost(TypedDict, total=False):
     latency_ms: Annotated[float, "median forward time at batch 1, in ms"]
     inference_images_per_s: Annotated[float, "forward throughput at the training batch size"]
     peak_memory_mb: Annotated[float | None, "peak memory during the run, in MiB (see cost_measured_with)"]
-    image_size: Annotated[list[int], "[height, width] the cost was measured at"]
+    image_size: Annotated[list[int], "[height, width] the cost was measured at: the input one evaluation forward receives"]
+    input: Annotated[str, "how image_size was derived from the first validation image under eval.inference, e.g. "
+                          "'whole: first validation image (375x500) rescaled to fit [2048, 512] -> 512x683'"]
     train_seconds: Annotated[float, "time spent in training steps (validation excluded)"]
     train_images_per_s: Annotated[float | None, "training images per second"]
 

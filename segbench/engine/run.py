@@ -149,7 +149,8 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
             on_epoch(epoch, length.epochs, {"train_loss": train_loss, **shown})
 
     samples = sample_predictions(step.model, data, device, step.precision, inference=config["eval"].get("inference"))
-    cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"])
+    cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"],
+                        config["eval"].get("inference"))
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
