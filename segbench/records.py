@@ -394,7 +394,10 @@ def _numbers_problem(record: dict) -> str | None:
         if not isinstance(table, dict) or not all(value is None or _is_a(value, float) for value in table.values()):
             return f"per-class {name!r} is not an object of numbers"
     for name, value in (record.get("cost") or {}).items():
-        if not (value is None or _is_a(value, float) or isinstance(value, list)):
+        if name in TEXT_COSTS:
+            if not isinstance(value, str):
+                return f"cost {name!r} is a JSON {json_type(value)}, expected a string"
+        elif not (value is None or _is_a(value, float) or isinstance(value, list)):
             return f"cost {name!r} is a JSON {json_type(value)}, expected a number"
     return None
 
@@ -544,6 +547,7 @@ def _type_text(kind) -> str:
 
 
 RECORD_FIELDS = _field_kinds(Record)
+TEXT_COSTS = tuple(name for name, (kind, _) in _field_kinds(Cost).items() if kind is str)  # cost.input: words, not a number
 SUMMARY_FIELDS = _field_kinds(SuiteSummary)
 SUMMARY_REQUIRED = tuple(name for name in SuiteSummary.__annotations__ if name in SuiteSummary.__required_keys__)
 
