@@ -323,7 +323,8 @@ def test_a_bad_fcn_setting_in_a_suite_is_refused_at_load_naming_the_valid_values
     with pytest.raises(SuiteError) as raised:
         load_suite(path, load_catalogue)
     problems = str(raised.value)
-    assert "model.final_upsampling: architecture 'fcn' parameter 'final_upsampling' expects one of 'suite', 'fixed_bilinear', got 'bilinear'" in problems
+    assert ("model.final_upsampling: architecture 'fcn' parameter 'final_upsampling' expects one of 'suite', 'fixed_bilinear', "
+            "got 'bilinear'") in problems
     assert "model.score_init: architecture 'fcn' parameter 'score_init' expects one of 'default', 'zeros', got 'zero'" in problems
 
 

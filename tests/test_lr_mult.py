@@ -154,7 +154,8 @@ def test_lr_mult_at_its_default_leaves_the_variant_id_alone(write_suite):
 @pytest.mark.parametrize("value, message", [
     ("{ aux_head = 0 }", "train.lr_mult: expected a number > 0 (a finite multiplier of the optimizer's lr) for each key, "
                          "got 'aux_head' = 0 (int)"),
-    ("{ aux_head = -1.0, encoder = inf, decoder = nan }", "got 'aux_head' = -1.0 (float), 'encoder' = inf (float), 'decoder' = nan (float)"),
+    ("{ aux_head = -1.0, encoder = inf, decoder = nan }",
+     "got 'aux_head' = -1.0 (float), 'encoder' = inf (float), 'decoder' = nan (float)"),
     ('{ aux_head = "10x" }', "got 'aux_head' = '10x' (str)"),
     ("10.0", "train.lr_mult: expected a table of parameter-name substrings to a number > 0"),
 ])

@@ -155,7 +155,8 @@ def test_slide_inference_measures_one_window_of_the_rescaled_image():
     cost, inputs = _measured({"mode": "slide", "scale": [64, 48], "crop": [64, 20], "stride": [32, 16]})
     # rescaled to 48x64; a window is min(crop, side) per side: 48x20; columns at x = 0, 16, 32, 44 (the last pushed back)
     assert cost["image_size"] == [48, 20] and cost["flops_per_image"] == _conv_flops(48, 20)
-    assert cost["input"] == "slide: first validation image (30x40) rescaled to fit [64, 48] -> 48x64, one of its 4 windows (crop [64, 20]) -> 48x20"
+    assert cost["input"] == ("slide: first validation image (30x40) rescaled to fit [64, 48] -> 48x64, "
+                             "one of its 4 windows (crop [64, 20]) -> 48x20")
     rescaled = F.interpolate(_StoredSplit.image, size=(48, 64), mode="bilinear", align_corners=False)
     torch.testing.assert_close(inputs[0], rescaled[..., :48, :20])
 
