@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import json
 import math
 import random
@@ -50,6 +51,7 @@ PLUGIN_FAILURES = (Exception, SystemExit)
 BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode
 FALLBACK_CHANNELS = 2  # a model whose dataset is bad input is still built, to check its parameters
 STORABLE = "a number, text, a boolean, or a list or table of those"
+LR_MULT_PREFIXES_SHOWN = 12
 
 
 class Problem(Exception):
@@ -173,6 +175,7 @@ class _Checks:
         self.outcomes: dict[str, str | None] = {}  # check -> its problem, or None
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
         self.labels: dict[str, list] = {}  # problem -> the variants that have it
+        self.parameter_names: dict[str, list] = {}  # model -> its parameters' names, for [train] lr_mult
 
     def problems(self) -> list:
         return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
@@ -183,12 +186,19 @@ class _Checks:
             self.check(label, ["params", kind, ref], lambda kind=kind, ref=ref: self.storable_params(kind, ref))
         if data is None or not len(data.train):  # bad input, reported with the dataset
             self.check(label, ["model", config["model"]], lambda: self.model(config["model"], FALLBACK_CHANNELS))
+            self.check_lr_mult(label, config)
             return
         data_key = dataset_key(config)
         self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key],
                    lambda: self.step(config, data))
         for ref in config["eval"]["metrics"]:
             self.check(label, ["metric", ref, data_key], lambda ref=ref: self.metric(ref, data))
+        self.check_lr_mult(label, config)
+
+    def check_lr_mult(self, label, config):
+        """After the model's own check, which built it and noted its parameters' names."""
+        if config["train"].get("lr_mult"):
+            self.check(label, ["lr_mult", config["model"], config["train"]["lr_mult"]], lambda: self.lr_mult(config))
 
     def check(self, label, key, run):
         key = json.dumps(key, sort_keys=True, default=str)
@@ -225,8 +235,22 @@ class _Checks:
                               f"which a JSON record cannot hold; a parameter must be {STORABLE}")
 
     def model(self, model_ref, channels):
-        return self.build(["model", model_ref, channels], _describe_model(model_ref),
-                          lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
+        model = self.build(["model", model_ref, channels], _describe_model(model_ref),
+                           lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
+        key = json.dumps(model_ref, sort_keys=True, default=str)
+        self.parameter_names.setdefault(key, [name for name, _ in model.named_parameters()])
+        return model
+
+    def lr_mult(self, config):
+        """Every ``[train] lr_mult`` key must be part of some parameter's name: one that is
+        not (a typo, another architecture's names) would silently change nothing."""
+        model_ref = config["model"]
+        names = self.parameter_names.get(json.dumps(model_ref, sort_keys=True, default=str))
+        if names is None:  # only if its own check failed to build it: then this raises that failure
+            names = [name for name, _ in self.model(model_ref, FALLBACK_CHANNELS).named_parameters()]
+        unmatched = [key for key in config["train"]["lr_mult"] if not any(key in name for name in names)]
+        if unmatched:
+            raise Problem(_unmatched_lr_mult(unmatched, names, self.named("architecture", model_ref["architecture"]["name"])))
 
     def step(self, config, data):
         """One training step (forward, loss, backward) and one evaluation forward."""
@@ -427,6 +451,20 @@ def _component_refs(config):
     yield from [("dataset", config["dataset"]), ("architecture", model["architecture"]), ("upsampler", model["upsampler"]),
                 ("loss", config["train"]["loss"])]
     yield from (("metric", ref) for ref in config["eval"]["metrics"])
+
+
+def _unmatched_lr_mult(keys, names, architecture) -> str:
+    """Which keys match nothing, a close name for each, and the names there are (their
+    first two dotted parts)."""
+    parts = sorted({part for name in names for part in name.split(".")})
+    prefixes = list(dict.fromkeys(".".join(name.split(".")[:2]) for name in names))
+    said = []
+    for key in keys:
+        close = difflib.get_close_matches(key, prefixes + parts, n=1)
+        said.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    shown = ", ".join(prefixes[:LR_MULT_PREFIXES_SHOWN]) + (", ..." if len(prefixes) > LR_MULT_PREFIXES_SHOWN else "")
+    return (f"train.lr_mult key{'s' if len(keys) > 1 else ''} {', '.join(said)} match{'' if len(keys) > 1 else 'es'} no parameter of "
+            f"{architecture}: a key must be part of a parameter's full name; this model's names begin with {shown}")
 
 
 def _named(component) -> str:

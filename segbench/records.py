@@ -110,7 +110,9 @@ class Cost(TypedDict, total=False):
     latency_ms: Annotated[float, "median forward time at batch 1, in ms"]
     inference_images_per_s: Annotated[float, "forward throughput at the training batch size"]
     peak_memory_mb: Annotated[float | None, "peak memory during the run, in MiB (see cost_measured_with)"]
-    image_size: Annotated[list[int], "[height, width] the cost was measured at"]
+    image_size: Annotated[list[int], "[height, width] the cost was measured at: the input one evaluation forward receives"]
+    input: Annotated[str, "how image_size was derived from the first validation image under eval.inference, e.g. "
+                          "'whole: first validation image (375x500) rescaled to fit [2048, 512] -> 512x683'"]
     train_seconds: Annotated[float, "time spent in training steps (validation excluded)"]
     train_images_per_s: Annotated[float | None, "training images per second"]
 
@@ -404,7 +406,10 @@ def _numbers_problem(record: dict) -> str | None:
         if not isinstance(table, dict) or not all(value is None or _is_a(value, float) for value in table.values()):
             return f"per-class {name!r} is not an object of numbers"
     for name, value in (record.get("cost") or {}).items():
-        if not (value is None or _is_a(value, float) or isinstance(value, list)):
+        if name in TEXT_COSTS:
+            if not isinstance(value, str):
+                return f"cost {name!r} is a JSON {json_type(value)}, expected a string"
+        elif not (value is None or _is_a(value, float) or isinstance(value, list)):
             return f"cost {name!r} is a JSON {json_type(value)}, expected a number"
     return None
 
@@ -554,6 +559,7 @@ def _type_text(kind) -> str:
 
 
 RECORD_FIELDS = _field_kinds(Record)
+TEXT_COSTS = tuple(name for name, (kind, _) in _field_kinds(Cost).items() if kind is str)  # cost.input: words, not a number
 SUMMARY_FIELDS = _field_kinds(SuiteSummary)
 SUMMARY_REQUIRED = tuple(name for name in SuiteSummary.__annotations__ if name in SuiteSummary.__required_keys__)
 

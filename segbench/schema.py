@@ -403,6 +403,16 @@ class Mapping(ValueType):
     def accepts(self, value) -> bool:
         return isinstance(value, dict) and all(self.value.accepts(v) for v in value.values())
 
+    def problem(self, value, name):
+        """Names each entry that is not valid, not only the table."""
+        if not isinstance(value, dict):
+            return f"expected a table of {self.what} to {self.value.expected()}, got {describe_value(value)}"
+        bad = [f"{key!r} = {describe_value(item)}" for key, item in value.items() if not self.value.accepts(item)]
+        return f"expected {self.value.expected()} for each key, got {', '.join(bad)}" if bad else None
+
+    def normalise(self, value):
+        return {key: self.value.normalise(item) for key, item in value.items()} if self.accepts(value) else value
+
     def describe(self):
         return f"table of {self.what} to {self.value.describe()}"
 
@@ -736,6 +746,18 @@ TRAIN = Table((
                 "`fpn`, `deeplabv3plus` (mmsegmentation's FCN head on the encoder's second-deepest feature), `aux_loss = true` on "
                 "`tv_fcn_resnet50` and `tv_deeplabv3_resnet50`. The loss is `loss(out) + aux_weight · loss(aux)`; evaluation uses "
                 "`out` only."),
+    Key("lr_mult", Mapping(Number(above=0, note="a finite multiplier of the optimizer's lr"), "parameter-name substrings"),
+        "learning-rate multipliers: a parameter whose name contains a key trains at lr times its value", {},
+        default_doc="`{}`: every parameter at lr", id_neutral=True,
+        details="mmsegmentation's `paramwise_cfg.custom_keys` (`lr_mult`): a parameter whose full name, as "
+                "`model.named_parameters()` of the built model gives it, contains the key gets the optimizer's `lr` times the "
+                "value; where several keys match, the longest wins (equal lengths: the alphabetically first); the other "
+                "parameters keep `lr`. Each key is one optimiser parameter group, and the schedule and warm-up scale every group "
+                "alike. A key that matches no parameter of a variant's model is refused before training, with the names there "
+                "are. torchvision's segmentation reference trains the auxiliary classifier at 10 × lr: "
+                "`lr_mult = { aux_classifier = 10.0 }` on `tv_fcn_resnet50` and `tv_deeplabv3_resnet50` (parameters "
+                "`model.aux_classifier.*`). A key holding a dot (`\"backbone.layer4\"`) is set from the command line as the whole "
+                "table, `--set 'train.lr_mult={ \"backbone.layer4\" = 0.1 }'`: a quoted dotted key there is read as nesting."),
 ), example="[train]")
 
 EVAL = Table((

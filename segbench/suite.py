@@ -29,7 +29,7 @@ from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_g
 from .params import check_params, describe_value
 from .plugins import locate_plugin
 from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, OPTIMIZER, REPORT, SECTIONS, SETTING_SECTIONS, SUITE,
-                     TRAIN, ListOf, Settings, Table, Text, augment_problems, section_defaults)
+                     TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, section_defaults)
 
 # The schema (segbench/schema.py) declares every key; these are what the loader needs of it.
 TOP_LEVEL_KEYS = SUITE.names
@@ -429,13 +429,17 @@ def _combinations(grid):
     return [list(combo) for combo in itertools.product(*grid)] if grid else [[]]
 
 
+# Settings whose value is a table of names the suite chooses (train.lr_mult): a value, not a level.
+VALUE_TABLES = {f"{section}.{key.name}" for section, table in SECTIONS.items() for key in table.keys if isinstance(key.type, Mapping)}
+
+
 def _flatten(table, prefix=""):
-    """Nested tables -> dotted keys; an inline component table (one with a ``name``) is a
-    value, not a level."""
+    """Nested tables -> dotted keys; an inline component table (one with a ``name``) and
+    a table-valued setting (VALUE_TABLES) are values, not levels."""
     flat = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and "name" not in value:
+        if isinstance(value, dict) and "name" not in value and dotted not in VALUE_TABLES:
             flat.update(_flatten(value, dotted + "."))
         else:
             flat[dotted] = value

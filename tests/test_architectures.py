@@ -250,10 +250,90 @@ def test_fcn_8s_takes_a_transposed_upsampler_with_a_kernel_as_large_as_its_x8_st
     assert all(up.weight.grad is not None for up in make_upsampler.built)
 
 
+FCN_SCALES = {"32s": 32, "16s": 16, "8s": 8}
+FCN_FUSIONS = {"32s": 0, "16s": 1, "8s": 2}
+
+
+def paper_fcn(variant, **params):
+    """FCN as the paper trains it: learned x2 deconvolutions without bias, initialised bilinear."""
+    transposed = FCN.catalogue().get("upsampler", "transposed")
+    make_upsampler = RecordingUpsamplerFactory(transposed, {"bilinear_init": True, "bias": False})
+    torch.manual_seed(0)
+    return build_fcn(K, make_upsampler, variant=variant, final_upsampling="fixed_bilinear", **params), make_upsampler
+
+
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+def test_fcn_fixed_bilinear_final_upsampling_is_a_frozen_bilinear_kernel_without_bias(variant):
+    model, make_upsampler = FCN.build(variant=variant, final_upsampling="fixed_bilinear")
+    scale = FCN_SCALES[variant]
+    assert make_upsampler.calls == [(K, K, 2)] * FCN_FUSIONS[variant]  # the suite's upsampler: the fusions only
+    final = model.upsample
+    assert final.bias is None and not any(p.requires_grad for p in final.parameters())
+    # Caffe's bilinear filler (FCN's surgery.interp): f = ceil(k / 2), c = (2f - 1 - f % 2) / (2f), w(x) = 1 - |x / f - c|
+    f = final.kernel_size[0] // 2
+    taps = torch.arange(2 * f, dtype=torch.float64)
+    row = 1 - (taps / f - (2 * f - 1 - f % 2) / (2 * f)).abs()
+    kernel = torch.outer(row, row).float()
+    for i in range(K):
+        for o in range(K):
+            torch.testing.assert_close(final.weight[i, o], kernel if i == o else torch.zeros_like(kernel))
+    # Output pixel o samples input coordinate (o + 0.5) / s - 0.5 (half-pixel centres); where
+    # that lies in [0, H - 1], s/2 <= o <= s*H - s/2 - 1, both neighbours exist and it is
+    # exactly bilinear interpolation (outside, the transposed conv sees zeros, F.interpolate clamps).
+    x = torch.randn(2, K, 4, 5)
+    inner = (..., slice(scale // 2, 4 * scale - scale // 2), slice(scale // 2, 5 * scale - scale // 2))
+    expected = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        torch.testing.assert_close(final(x)[inner], expected[inner])
+
+
+def test_fcn_fixed_final_upsampling_is_left_alone_by_a_training_step():
+    from segbench.engine.build import build_optimizer
+
+    model, make_upsampler = paper_fcn("16s")
+    optimizer = build_optimizer({"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2}, model)
+    frozen, learned = model.upsample.weight.detach().clone(), make_upsampler.built[0].weight.detach().clone()
+    images, masks = torch.randn(2, 3, 64, 64), torch.randint(0, K, (2, 64, 64))
+    F.cross_entropy(model(images), masks).backward()
+    optimizer.step()
+    assert model.upsample.weight.grad is None and torch.equal(model.upsample.weight, frozen)
+    assert not torch.equal(make_upsampler.built[0].weight, learned)  # the fusion's deconvolution is learned
+
+
+@pytest.mark.parametrize("variant", ["32s", "8s"])
+def test_fcn_zero_score_init_gives_all_zero_logits_that_still_train(variant):
+    model, _ = paper_fcn(variant, score_init="zeros", head_channels=8)
+    scores = [model.decoder.score, *model.decoder.skip_scores]
+    assert len(scores) == 1 + FCN_FUSIONS[variant]
+    assert all(torch.count_nonzero(layer.weight) == 0 and torch.count_nonzero(layer.bias) == 0 for layer in scores)
+    logits = model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(logits, torch.zeros_like(logits))
+    F.cross_entropy(logits, torch.randint(0, K, (2, 64, 64))).backward()
+    assert all(layer.weight.grad.abs().sum() > 0 for layer in scores)
+    default, _ = paper_fcn(variant, head_channels=8)
+    assert all(layer.weight.abs().sum() > 0 for layer in [default.decoder.score, *default.decoder.skip_scores])
+
+
+def test_a_bad_fcn_setting_in_a_suite_is_refused_at_load_naming_the_valid_values(write_suite):
+    from segbench.errors import SuiteError
+    from segbench.plugins import load_catalogue
+    from segbench.suite import load_suite
+
+    path = write_suite('[model]\narchitecture = "fcn"\nfinal_upsampling = "bilinear"\nscore_init = "zero"\n')
+    with pytest.raises(SuiteError) as raised:
+        load_suite(path, load_catalogue)
+    problems = str(raised.value)
+    assert ("model.final_upsampling: architecture 'fcn' parameter 'final_upsampling' expects one of 'suite', 'fixed_bilinear', "
+            "got 'bilinear'") in problems
+    assert "model.score_init: architecture 'fcn' parameter 'score_init' expects one of 'default', 'zeros', got 'zero'" in problems
+
+
 @pytest.mark.parametrize(
     ("contract", "params", "message"),
     [
         (FCN, {"variant": "4s"}, r"fcn: variant must be one of '32s', '16s', '8s', got '4s'"),
+        (FCN, {"final_upsampling": "bilinear"}, r"fcn: final_upsampling must be one of 'suite', 'fixed_bilinear', got 'bilinear'"),
+        (FCN, {"score_init": "zero"}, r"fcn: score_init must be one of 'default', 'zeros', got 'zero'"),
         (FCN, {"head_channels": -1}, r"fcn: head_channels must be an integer >= 0"),
         (FPN, {"pyramid_channels": 0}, r"fpn: pyramid_channels must be a positive integer"),
         (FPN, {"segmentation_channels": 2.5}, r"fpn: segmentation_channels must be a positive integer"),

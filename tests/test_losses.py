@@ -65,6 +65,16 @@ def ce_reference(logits, target, mode, smoothing=0.0):
     return F.cross_entropy(*valid_as_one_image(logits, target, mode), label_smoothing=smoothing)
 
 
+def ce_over_all_pixels(logits, target, mode, smoothing=0.0):
+    """mmsegmentation's ``avg_non_ignore=False``: the per-pixel loss (0 where ignored)
+    summed and divided by every pixel; BCE: the mean over the valid elements times
+    their share of all elements."""
+    if mode != "multiclass":
+        return bce_reference(logits, target, mode, smoothing) * (target != IGNORE).float().mean()
+    per_pixel = F.cross_entropy(logits, target, reduction="none", ignore_index=IGNORE, label_smoothing=smoothing)
+    return per_pixel.sum() / target.numel()
+
+
 def dice_reference(logits, target, mode, log_loss=False):
     return per_channel(lambda m: smp.DiceLoss(m, log_loss=log_loss), logits, target, mode)
 
@@ -123,6 +133,15 @@ class TestCELabelSmoothing(LossContract):
         return ce_reference(logits, target, mode, smoothing=0.1)
 
 
+class TestCEAverageAll(LossContract):
+    name = "ce"
+    params = {"average": "all", "label_smoothing": 0.1}
+    perfect_scales = SMOOTHED_SCALES
+
+    def reference(self, logits, target, mode):
+        return ce_over_all_pixels(logits, target, mode, smoothing=0.1)
+
+
 class TestBCE(LossContract):
     name = "bce"
 
@@ -137,6 +156,14 @@ class TestBCELabelSmoothing(LossContract):
 
     def reference(self, logits, target, mode):
         return bce_reference(logits, target, mode, smoothing=0.2)
+
+
+class TestBCEAverageAll(LossContract):
+    name = "bce"
+    params = {"average": "all"}
+
+    def reference(self, logits, target, mode):
+        return bce_reference(logits, target, mode) * (target != IGNORE).float().mean()
 
 
 class TestFocal(LossContract):
@@ -312,9 +339,35 @@ def test_tversky_with_equal_alpha_beta_is_dice():
     torch.testing.assert_close(build("tversky")(logits, target), build("dice")(logits, target))
 
 
+ALL_PIXEL_REFERENCES = {
+    "ce": lambda logits, target: ce_over_all_pixels(logits, target, "multiclass", smoothing=0.1),
+    "bce": lambda logits, target: bce_reference(logits, target, "multiclass", 0.1) * (target != IGNORE).float().mean(),
+}
+
+
+@pytest.mark.parametrize("name", ["ce", "bce"])
+def test_averaging_over_all_pixels_with_three_quarters_ignored_is_a_quarter_of_the_value_and_gradient(name):
+    target = torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(3))
+    target[:, :, 2:] = IGNORE  # 75% of the pixels ignored
+    logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    values, grads = {}, {}
+    for average in ("valid", "all", "reference"):
+        leaf = logits.clone().requires_grad_()
+        loss = ALL_PIXEL_REFERENCES[name] if average == "reference" else build(name, average=average, label_smoothing=0.1)
+        values[average] = loss(leaf, target)
+        values[average].backward()
+        grads[average] = leaf.grad
+    torch.testing.assert_close(values["all"], values["valid"] / 4)
+    torch.testing.assert_close(grads["all"], grads["valid"] / 4)
+    torch.testing.assert_close(values["all"], values["reference"])
+    torch.testing.assert_close(grads["all"], grads["reference"])
+
+
 @pytest.mark.parametrize(
     "name, params, message",
     [
+        ("ce", {"average": "none"}, r"ce: average must be one of 'valid', 'all', got 'none'"),
+        ("bce", {"average": "mean"}, r"bce: average must be one of 'valid', 'all', got 'mean'"),
         ("ce", {"label_smoothing": 1.5}, "label_smoothing"),
         ("bce", {"label_smoothing": -0.1}, "label_smoothing"),
         ("focal", {"alpha": 1.5}, "alpha"),
@@ -341,6 +394,15 @@ def test_compound_is_the_weighted_sum_of_its_terms_built_separately(mode):
     compound = build("compound", mode, terms=declared, weights=[0.5, 2, 0.25])
     separate = [build("jaccard", mode), build("focal", mode, alpha=0.25), build("ce", mode)]
     expected = sum(w * term(logits, target) for w, term in zip([0.5, 2.0, 0.25], separate))
+    torch.testing.assert_close(compound(logits, target), expected)
+
+
+def test_a_compound_term_takes_the_averaging_as_a_parameter():
+    """The presets keep today's averaging; ``compound`` with an inline ce term is ce_dice
+    averaged over all pixels."""
+    logits, target = batch("multiclass")
+    compound = build("compound", terms=["dice", {"name": "ce", "average": "all"}], beta=0.5)
+    expected = 0.5 * build("dice")(logits, target) + 0.5 * ce_over_all_pixels(logits, target, "multiclass")
     torch.testing.assert_close(compound(logits, target), expected)
 
 
@@ -440,3 +502,23 @@ def test_compound_weights_that_are_not_a_list_are_refused_by_the_suite(tmp_path,
     path = write_compound_suite(tmp_path, '"train.loss.weights" = [[0.5, 0.5], "heavy"]')
     with pytest.raises(SuiteError, match="weights"):
         load_suite(path, lambda plugins, base_dir: catalogue)
+
+
+# --- averaging in a suite --------------------------------------------------------------------
+
+
+def test_averaging_at_its_default_leaves_the_variant_ids_alone(tiny_suite, catalogue):
+    load = lambda overrides: load_suite(tiny_suite, lambda plugins, base_dir: catalogue, overrides=overrides)  # noqa: E731
+    ids = [v.id for v in load({}).variants]
+    assert [v.id for v in load({"train.loss": {"name": "ce", "average": "valid"}}).variants] == ids
+    assert [v.id for v in load({"train.loss": {"name": "ce", "average": "all"}}).variants] != ids
+
+
+def test_a_bad_averaging_exits_2_before_training(capsys, tiny_suite, tmp_path):
+    from segbench.cli import main
+
+    out = tmp_path / "out"
+    assert main(["run", str(tiny_suite), "--set", 'train.loss={ name = "ce", average = "none" }', "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "train.loss.average: loss 'ce' parameter 'average' expects one of 'valid', 'all', got 'none' (str)" in err
+    assert not out.exists()

@@ -42,6 +42,13 @@ def test_the_cost_declaration_names_every_cost_field_segbench_measures():
     assert set(COST_FIELDS) <= set(records.Cost.__annotations__)
 
 
+def test_a_cost_declared_as_text_is_text_and_every_other_cost_a_number():
+    text = "whole: first validation image (375x500) rescaled to fit [2048, 512] -> 512x683"
+    assert record_problem({**SOUND, "cost": {"input": text, "image_size": [512, 683], "latency_ms": 4.2}}) is None
+    assert record_problem({**SOUND, "cost": {"input": 3}}) == "cost 'input' is a JSON integer, expected a string"
+    assert record_problem({**SOUND, "cost": {"latency_ms": "fast"}}) == "cost 'latency_ms' is a JSON string, expected a number"
+
+
 @functools.cache
 def _modules() -> tuple:
     """(path under segbench/, parsed module) of every module, parsed once for these tests."""

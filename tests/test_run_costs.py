@@ -4,6 +4,8 @@ latency is timed under the run's own precision; the record says how each was mea
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from segbench.engine.cost import LATENCY_REPEATS, LATENCY_WARMUP, THROUGHPUT_REPEATS, THROUGHPUT_WARMUP, MemoryWindow, how_measured, measure_cost
 from segbench.engine.precision import Precision
@@ -75,3 +77,94 @@ def test_the_record_says_how_latency_and_memory_were_measured():
     text = how_measured(model, precision, MemoryWindow(CPU))
     assert text["latency_ms"] == "median of 10 forwards at batch 1, bf16, contiguous"
     assert text["peak_memory_mb"].startswith("peak resident set size of the process")
+
+
+# --- costs at the size evaluation feeds the model ---------------------------------------------
+
+STORED = (30, 40)  # the first validation image as stored
+
+
+class _Conv(torch.nn.Module):
+    """A 3x3 conv, 3 -> 4 channels, keeping every input it is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.conv(x)
+
+
+class _StoredSplit:
+    image = torch.randn(1, 3, *STORED, generator=torch.Generator().manual_seed(0))
+
+    def batch(self, indices, device):
+        assert indices.tolist() == [0]
+        return self.image.clone(), torch.zeros(1, *STORED, dtype=torch.long)
+
+
+class _StoredData:
+    val = _StoredSplit()
+
+
+def _conv_flops(height, width):
+    """2 x multiply-adds of a 3x3 conv, 3 -> 4 channels (torch's FLOP counter leaves the bias out)."""
+    return 2 * 3 * 4 * 3 * 3 * height * width
+
+
+def _measured(inference):
+    model = _Conv()
+    cost = measure_cost(model, model, _StoredData(), CPU, Precision.for_run("off", CPU), MemoryWindow(CPU), batch_size=3,
+                        inference=inference)
+    return cost, model.inputs
+
+
+@pytest.mark.parametrize("inference", [None, {"mode": "stored"}])
+def test_stored_inference_measures_the_image_as_stored(inference):
+    cost, inputs = _measured(inference)
+    assert cost["image_size"] == list(STORED) and cost["flops_per_image"] == _conv_flops(*STORED)
+    assert cost["input"] == "stored: first validation image as stored (30x40)"
+    assert all(torch.equal(x, _StoredSplit.image.expand(len(x), -1, -1, -1)) for x in inputs)
+
+
+def test_whole_inference_with_a_scale_measures_at_the_rescaled_size():
+    cost, inputs = _measured({"mode": "whole", "scale": [64, 48]})
+    # 30x40 to fit long side 64, short side 48: factor min(64 / 40, 48 / 30) = 1.6 -> 48x64
+    assert cost["image_size"] == [48, 64]
+    assert cost["flops_per_image"] == _conv_flops(48, 64)
+    with torch.no_grad():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            torch.nn.Conv2d(3, 4, 3, padding=1)(torch.zeros(1, 3, 48, 64))
+    assert cost["flops_per_image"] == counter.get_total_flops()
+    assert cost["input"] == "whole: first validation image (30x40) rescaled to fit [64, 48] -> 48x64"
+    rescaled = F.interpolate(_StoredSplit.image, size=(48, 64), mode="bilinear", align_corners=False)
+    assert {tuple(x.shape) for x in inputs} == {(1, 3, 48, 64), (3, 3, 48, 64)}  # latency at batch 1, throughput at batch 3
+    torch.testing.assert_close(inputs[0], rescaled)
+
+
+def test_whole_inference_without_a_scale_measures_the_native_size():
+    cost, _ = _measured({"mode": "whole", "scale": None})
+    assert cost["image_size"] == list(STORED) and cost["flops_per_image"] == _conv_flops(*STORED)
+    assert cost["input"] == "whole: first validation image (30x40) at its native size"
+
+
+def test_slide_inference_measures_one_window_of_the_rescaled_image():
+    cost, inputs = _measured({"mode": "slide", "scale": [64, 48], "crop": [64, 20], "stride": [32, 16]})
+    # rescaled to 48x64; a window is min(crop, side) per side: 48x20; columns at x = 0, 16, 32, 44 (the last pushed back)
+    assert cost["image_size"] == [48, 20] and cost["flops_per_image"] == _conv_flops(48, 20)
+    assert cost["input"] == ("slide: first validation image (30x40) rescaled to fit [64, 48] -> 48x64, "
+                             "one of its 4 windows (crop [64, 20]) -> 48x20")
+    rescaled = F.interpolate(_StoredSplit.image, size=(48, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(inputs[0], rescaled[..., :48, :20])
+
+
+def test_a_run_records_its_costs_at_the_evaluation_input(write_suite):
+    from test_engine import AUGMENTED, _one_run
+
+    record = _one_run(write_suite, AUGMENTED + '\n[eval]\ninference = { mode = "whole", scale = [64, 48] }\n', "whole.toml")
+    # the 32x32 validation images fit [64, 48] at 1.5x
+    assert record["cost"]["image_size"] == [48, 48]
+    assert record["cost"]["input"] == "whole: first validation image (32x32) rescaled to fit [64, 48] -> 48x48"

@@ -172,6 +172,17 @@ class TestTransposedBilinearInit(UpsamplerContract):
     params = {"bilinear_init": True}
 
 
+class TestTransposedWithoutBias(UpsamplerContract):
+    name = "transposed"
+    params = {"bilinear_init": True, "bias": False}
+
+
+def test_transposed_without_bias_has_none_and_maps_zero_to_zero():
+    conv = transposed(3, 3, 2, bias=False)
+    assert conv.bias is None and [name for name, _ in conv.named_parameters()] == ["weight"]
+    assert torch.equal(conv(torch.zeros(1, 3, 4, 4)), torch.zeros(1, 3, 8, 8))
+
+
 @pytest.mark.parametrize(
     "kernel_size, stride, padding, output_padding",
     [(4, 2, 1, 0), (2, 2, 0, 0), (3, 2, 1, 1), (6, 2, 2, 0), (8, 4, 2, 0), (4, 4, 0, 0), (3, 1, 1, 0), (64, 32, 16, 0)],
@@ -508,6 +519,7 @@ def test_a_bad_scale_factor_is_refused_naming_the_upsampler(name, scale):
         ("bilinear", {"align_corners": "yes"}, r"bilinear: align_corners must be true or false"),
         ("transposed", {"kernel_size": 0}, r"transposed: kernel_size must be a positive integer"),
         ("transposed", {"padding": -1}, r"transposed: padding must be an integer >= 0"),
+        ("transposed", {"bias": 0}, r"transposed: bias must be true or false, got 0"),
         ("upsample_conv", {"mode": "area"}, r"upsample_conv: mode must be one of 'nearest', 'bilinear', 'bicubic'"),
         ("pixel_shuffle", {"kernel_size": 2}, r"pixel_shuffle: kernel_size must be odd"),
         ("pixel_shuffle", {"icnr": 1}, r"pixel_shuffle: icnr must be true or false"),

@@ -48,3 +48,31 @@ def test_a_neutral_parameter_at_its_default_is_left_out_and_set_is_kept():
 def test_a_neutral_name_that_is_not_a_parameter_is_refused_at_registration(id_neutral):
     with pytest.raises(PluginError, match="id_neutral"):
         _component(id_neutral)
+
+
+FCN_SUITE = """
+name = "neutral"
+seeds = [0]
+
+[model]
+architecture = "fcn"
+encoder = "lite"
+upsampler = "transposed"
+"""
+
+# Settings added for the reference recipes, each written out at its default, and where
+# its name would land in the resolved configuration (and so in the id) were it not neutral.
+EXPLICIT_DEFAULTS = [
+    ({"model.upsampler": {"name": "transposed", "bias": True}}, lambda c: c["model"]["upsampler"]["params"], "bias"),
+    ({"model.final_upsampling": "suite"}, lambda c: c["model"]["architecture"]["params"], "final_upsampling"),
+    ({"model.score_init": "default"}, lambda c: c["model"]["architecture"]["params"], "score_init"),
+    ({"train.loss": {"name": "ce", "average": "valid"}}, lambda c: c["train"]["loss"]["params"], "average"),
+]
+
+
+@pytest.mark.parametrize("overrides, where, name", EXPLICIT_DEFAULTS, ids=lambda o: ",".join(o) if isinstance(o, dict) else "")
+def test_a_new_setting_written_at_its_default_leaves_the_variant_id_alone(write_suite, overrides, where, name):
+    path = write_suite(FCN_SUITE)
+    plain = load_suite(path, load_catalogue).variants[0]
+    explicit = load_suite(path, load_catalogue, overrides=overrides).variants[0]
+    assert explicit.id == plain.id and name not in where(explicit.config)

@@ -15,6 +15,7 @@ from .lovasz import lovasz_loss
 from .tversky import tversky_loss
 
 STANDARD_LOSSES = {**TERMS, "compound": compound_loss, "bce_dice": bce_dice_loss, "ce_dice": ce_dice_loss}
+ID_NEUTRAL = {"ce": ("average",), "bce": ("average",)}  # added with the reference recipes: earlier ids stay
 
 __all__ = [
     "STANDARD_LOSSES",
@@ -36,4 +37,4 @@ __all__ = [
 @hookimpl
 def segbench_losses(register):
     for name, factory in STANDARD_LOSSES.items():
-        register.add_loss(name, factory)
+        register.add_loss(name, factory, id_neutral=ID_NEUTRAL.get(name, ()))

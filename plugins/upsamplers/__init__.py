@@ -58,7 +58,7 @@ def segbench_upsamplers(register):
     register.add_upsampler("nearest_exact", nearest_exact, requires=[interpolate("nearest-exact")])
     register.add_upsampler("bilinear", bilinear, requires=[interpolate("bilinear")])
     register.add_upsampler("bicubic", bicubic, requires=[interpolate("bicubic")])
-    register.add_upsampler("transposed", transposed, requires=[MODULE])
+    register.add_upsampler("transposed", transposed, requires=[MODULE], id_neutral=["bias"])  # bias: added later
     register.add_upsampler("upsample_conv", upsample_conv, requires=[MODULE])
     register.add_upsampler("pixel_shuffle", pixel_shuffle, requires=[MODULE])
     register.add_upsampler("max_unpool", max_unpool, requires=[MODULE, POOL_INDICES])

@@ -26,6 +26,7 @@ def transposed(
     stride: int | None = None,
     padding: int | None = None,
     bilinear_init: bool = False,
+    bias: bool = True,
 ) -> nn.ConvTranspose2d:
     """Learned transposed convolution (stride = scale factor; kernel 2 x scale unless set).
 
@@ -35,13 +36,15 @@ def transposed(
     output padding, gives exactly ``scale_factor`` times the input; an explicit value must
     give that too. ``bilinear_init`` starts the weights as bilinear interpolation
     (FCN-style) on the first ``min(in, out)`` channels, zero elsewhere, with zero bias;
-    otherwise PyTorch's default initialisation is used.
+    otherwise PyTorch's default initialisation is used. ``bias = false`` leaves the bias
+    term out, as FCN's Caffe deconvolutions do (``bias_term: false``).
     """
     check_scale_factor(NAME, scale_factor)
     kernel_size = default_kernel_size(scale_factor) if kernel_size is None else kernel_size
     check_int(NAME, "kernel_size", kernel_size)
     _check_stride(stride, scale_factor)
     check_bool(NAME, "bilinear_init", bilinear_init)
+    check_bool(NAME, "bias", bias)
     padding, output_padding = transposed_padding(kernel_size, scale_factor, padding)
     conv = nn.ConvTranspose2d(
         in_channels,
@@ -50,6 +53,7 @@ def transposed(
         stride=scale_factor,
         padding=padding,
         output_padding=output_padding,
+        bias=bias,
     )
     if bilinear_init:
         init_bilinear_(conv)

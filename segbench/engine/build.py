@@ -67,9 +67,21 @@ def build_schedule(name: str, optimizer, total_steps: int, warmup_steps: int = 0
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
-    params = {k: v for k, v in config.items() if k != "name"}
-    if config["name"] == "sgd":
-        return torch.optim.SGD(model.parameters(), **params)
-    optimizer_class = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[config["name"]]
-    return optimizer_class(model.parameters(), **params)
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
+def build_optimizer(config: dict, model: torch.nn.Module, lr_mult: dict | None = None) -> torch.optim.Optimizer:
+    """The optimiser ``config`` names, over :func:`param_groups` of ``model``."""
+    settings = {k: v for k, v in config.items() if k != "name"}
+    return OPTIMIZERS[config["name"]](param_groups(model, settings["lr"], lr_mult or {}), **settings)
+
+
+def param_groups(model: torch.nn.Module, lr: float, lr_mult: dict) -> list:
+    """One group at ``lr`` and one per ``[train] lr_mult`` key at ``lr`` x its multiplier,
+    as mmengine's ``paramwise_cfg.custom_keys``: a parameter goes to the longest key its
+    full name contains (equal lengths: the alphabetically first). Empty groups are left out."""
+    keys = sorted(lr_mult, key=lambda key: (-len(key), key))
+    groups = {None: [], **{key: [] for key in keys}}
+    for name, parameter in model.named_parameters():
+        groups[next((key for key in keys if key in name), None)].append(parameter)
+    return [{"params": params, "lr": lr if key is None else lr * lr_mult[key]} for key, params in groups.items() if params]

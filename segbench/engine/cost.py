@@ -12,6 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .device import synchronize
+from .inference import describe_forward_input, forward_input
 
 LATENCY_WARMUP = 3
 LATENCY_REPEATS = 10
@@ -20,16 +21,19 @@ THROUGHPUT_REPEATS = 3  # a batch is N images: fewer repeats than at batch 1 for
 
 
 def measure_cost(model: torch.nn.Module, runnable: torch.nn.Module, data, device: torch.device, precision=None,
-                 memory: "MemoryWindow | None" = None, batch_size: int = 1) -> dict:
+                 memory: "MemoryWindow | None" = None, batch_size: int = 1, inference: dict | None = None) -> dict:
     """Cost of ``model``; latency (batch 1) and throughput (batch ``batch_size``, the
     training batch) are timed on ``runnable`` (the compiled model if any) under the run's
-    own precision and memory format, as training and evaluation ran. The peak memory is
-    read first, so these forwards do not count in it."""
+    own precision and memory format, as training and evaluation ran. FLOPs, latency and
+    throughput are measured at the input one evaluation forward receives for the first
+    validation image under ``inference`` (the resolved ``eval.inference``): as stored,
+    rescaled, or one slide window. The peak memory is read first, so these forwards do not
+    count in it."""
     model.eval()
     runnable.eval()
     peak_memory_mb = (memory or MemoryWindow(device)).peak_mb()
-    image, _ = data.val.batch(torch.tensor([0]), device)
-    image = image.contiguous(memory_format=_memory_format(model))
+    stored, _ = data.val.batch(torch.tensor([0]), device)
+    image = forward_input(stored, inference).contiguous(memory_format=_memory_format(model))
     batch = image.expand(batch_size, -1, -1, -1).contiguous(memory_format=_memory_format(model))
     autocast = precision.autocast() if precision is not None else contextlib.nullcontext()
     with autocast:
@@ -42,6 +46,7 @@ def measure_cost(model: torch.nn.Module, runnable: torch.nn.Module, data, device
         "inference_images_per_s": throughput,
         "peak_memory_mb": peak_memory_mb,
         "image_size": list(image.shape[-2:]),
+        "input": describe_forward_input(*stored.shape[-2:], inference),
     }
 
 

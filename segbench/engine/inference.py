@@ -57,14 +57,49 @@ def native_logits(model, images: torch.Tensor, settings: dict | None, autocast=c
         with autocast():
             return model(images).float()
     height, width = images.shape[-2:]
-    scale = settings.get("scale")
-    inputs = _resize(images, rescaled_size(height, width, scale)) if scale else images
+    inputs = rescaled(images, settings)
     if settings["mode"] == "whole":
         with autocast():
             logits = model(inputs).float()
     else:
         logits = slide_logits(model, inputs, settings["crop"], settings["stride"], autocast, batch_size)
     return _resize(logits, (height, width))
+
+
+def rescaled(images: torch.Tensor, settings: dict) -> torch.Tensor:
+    """``images`` as ``whole`` and ``slide`` see them: rescaled to fit ``scale`` when set."""
+    scale = settings.get("scale")
+    return _resize(images, rescaled_size(*images.shape[-2:], scale)) if scale else images
+
+
+def forward_input(images: torch.Tensor, settings: dict | None) -> torch.Tensor:
+    """What one forward of the model receives for ``images`` of one native size: the images
+    as stored, rescaled (``whole``), or the first window of the rescaled images (``slide``:
+    every window has that size)."""
+    settings = settings or DEFAULT
+    if settings["mode"] == "stored":
+        return images
+    inputs = rescaled(images, settings)
+    if settings["mode"] == "whole":
+        return inputs
+    y1, y2, x1, x2 = windows(*inputs.shape[-2:], settings["crop"], settings["stride"])[0]
+    return inputs[..., y1:y2, x1:x2]
+
+
+def describe_forward_input(height: int, width: int, settings: dict | None) -> str:
+    """How :func:`forward_input` derives its size from the first validation image, in words."""
+    settings = settings or DEFAULT
+    mode, scale = settings["mode"], settings.get("scale")
+    if mode == "stored":
+        return f"stored: first validation image as stored ({height}x{width})"
+    size = rescaled_size(height, width, scale) if scale else (height, width)
+    text = f"{mode}: first validation image ({height}x{width}) " + (
+        f"rescaled to fit {list(scale)} -> {size[0]}x{size[1]}" if scale else "at its native size")
+    if mode == "whole":
+        return text
+    boxes = windows(*size, settings["crop"], settings["stride"])
+    y1, y2, x1, x2 = boxes[0]
+    return f"{text}, one of its {len(boxes)} windows (crop {list(settings['crop'])}) -> {y2 - y1}x{x2 - x1}"
 
 
 def slide_logits(model, images: torch.Tensor, crop, stride, autocast=contextlib.nullcontext, batch_size: int = 1) -> torch.Tensor:

@@ -159,7 +159,8 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
         feed.close()
 
     samples = sample_predictions(step.model, data, device, step.precision, inference=config["eval"].get("inference"))
-    cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"])
+    cost = measure_cost(model, step.model, data, device, step.precision, memory, train_config["batch_size"],
+                        config["eval"].get("inference"))
     cost.update(train_seconds=train_seconds, train_images_per_s=images_trained / train_seconds if train_seconds else None)
     return {
         "device": str(device),
@@ -221,7 +222,7 @@ def _training_step(catalogue, config, data, device):
     memory_format = torch.channels_last if train_config["channels_last"] else torch.contiguous_format
     model = build.build_model(catalogue, config["model"], data.output_channels).to(device, memory_format=memory_format)
     trained = torch.compile(model) if train_config["compile"] else model
-    optimizer = build.build_optimizer(train_config["optimizer"], model)
+    optimizer = build.build_optimizer(train_config["optimizer"], model, train_config.get("lr_mult"))
     length = TrainingLength.of(train_config, len(data.train))
     warmup_steps = min(round(train_config["warmup_epochs"] * length.steps_per_epoch), length.steps)
     schedule = build.build_schedule(train_config["schedule"], optimizer, length.steps, warmup_steps)

@@ -51,6 +51,14 @@ class FCNDecoder(nn.Module):
             nn.Conv2d(encoder_channels[-2 - i], num_classes, kernel_size=1) for i in range(fusions)
         )
 
+    @torch.no_grad()
+    def zero_scores_(self) -> None:
+        """Zero every class-scoring layer, weights and biases, as FCN starts them: "random
+        initialization [yields] neither better performance nor faster convergence"."""
+        for score in (self.score, *self.skip_scores):
+            score.weight.zero_()
+            score.bias.zero_()
+
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         scores = self.score(self.block(features[-1]))
         for i, (upsample, skip_score) in enumerate(zip(self.upsamples, self.skip_scores, strict=True)):

@@ -7,12 +7,17 @@ CVPR 2015 (arXiv:1411.4038).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from torch import nn
 
 from ...capabilities import PLUGGABLE
+from ...upsamplers.transposed import transposed
 from ..base import UpsampledLogitsModel, check_bool, check_choice, check_int, make_aux_head, make_encoder
 from .decoder import SKIP_FUSIONS, FCNDecoder, output_stride
+
+FINAL_UPSAMPLINGS = ("suite", "fixed_bilinear")
+SCORE_INITS = ("default", "zeros")
 
 
 class FCN(UpsampledLogitsModel):
@@ -34,6 +39,8 @@ def build_fcn(
     variant: str = "8s",
     head_channels: int = 0,
     aux_head: bool = False,
+    final_upsampling: Literal["suite", "fixed_bilinear"] = "suite",
+    score_init: Literal["default", "zeros"] = "default",
 ) -> FCN:
     """FCN: class scores on the deepest feature, fused with stride-16/8 scores (skip fusion).
 
@@ -47,12 +54,31 @@ def build_fcn(
     pretrained name such as "imagenet" or a path to a .pth/.safetensors state dict.
     ``aux_head = true`` adds mmsegmentation's auxiliary FCN head on the encoder's
     second-deepest feature, trained with ``[train] aux_weight`` and dropped at evaluation.
+
+    As the paper trains it: ``final_upsampling = "fixed_bilinear"`` makes the last
+    upsampling (x32, x16 or x8) a transposed convolution fixed to bilinear interpolation,
+    without bias and never trained ("suite": the suite's upsampler, as the fusions use);
+    ``score_init = "zeros"`` starts every class-scoring layer (the deepest score and the
+    skip scores) at zero weights and biases.
     """
     check_bool("fcn", "aux_head", aux_head)
     check_choice("fcn", "variant", variant, tuple(SKIP_FUSIONS))
     check_int("fcn", "head_channels", head_channels, minimum=0)
+    check_choice("fcn", "final_upsampling", final_upsampling, FINAL_UPSAMPLINGS)
+    check_choice("fcn", "score_init", score_init, SCORE_INITS)
     backbone = make_encoder(encoder, depth=5, weights=encoder_weights)
     decoder = FCNDecoder(backbone.out_channels, out_channels, make_upsampler, variant, head_channels)
+    if score_init == "zeros":
+        decoder.zero_scores_()
     final_scale = output_stride(variant)
-    upsample = make_upsampler(out_channels, out_channels, final_scale)
+    if final_upsampling == "fixed_bilinear":
+        upsample = fixed_bilinear(out_channels, final_scale)
+    else:
+        upsample = make_upsampler(out_channels, out_channels, final_scale)
     return FCN(backbone, decoder, nn.Identity(), upsample, make_aux_head(backbone, out_channels) if aux_head else None)
+
+
+def fixed_bilinear(channels: int, scale_factor: int) -> nn.ConvTranspose2d:
+    """FCN's final layer: a k = 2 x scale transposed convolution set to bilinear
+    interpolation channel by channel, without bias, frozen (Caffe's lr_mult 0)."""
+    return transposed(channels, channels, scale_factor, bilinear_init=True, bias=False).requires_grad_(False)
