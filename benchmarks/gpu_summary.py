@@ -244,6 +244,7 @@ def _if_file(path: Path) -> str | None:
 # Judging: one sentence per requirement not met, naming the part and the numbers.
 
 def find_problems(env: dict, parts: dict, suite: SuiteRead, mode: str) -> list:
+    """Every requirement of docs/gpu.md's "What ok requires" not met, part by part."""
     setup = setup_problems(env, mode)
     if env.get("status") != "ok":
         return setup  # no part ran: their absence says nothing more
@@ -355,7 +356,7 @@ def precision_asked(amp: str, device: dict) -> str:
 def engine_problems(part: dict) -> list:
     ratio, target = part.get("ratio"), part.get("target") or 0
     if ratio is None:
-        return [f"engine_vs_raw: no ratio ({part['read_error']})"]
+        return [f"engine_vs_raw: no ratio ({part.get('read_error') or 'the benchmark gave null'})"]
     if not ratio >= target:  # a NaN ratio fails too
         return [f"engine_vs_raw: ratio {ratio:.3g} is below the target {target:g}"]
     return []
@@ -364,7 +365,7 @@ def engine_problems(part: dict) -> list:
 def loader_problems(part: dict) -> list:
     ratio, target = part.get("feed_ratio"), part.get("feed_target") or 0
     if ratio is None:
-        return [f"loader: no feed ratio ({part['read_error']})"]
+        return [f"loader: no feed ratio ({part.get('read_error') or 'the benchmark gave null'})"]
     problems = [] if ratio >= target else [f"loader: feed ratio {ratio:.3g} is below the target {target:g}"]
     share, share_target = _number(part.get("loader_share")), part.get("loader_share_target")
     if share_target is None:  # no limit (the CPU)
