@@ -713,6 +713,10 @@ TRAIN = Table((
         details="Random draws are seeded per sample from the run's seed and the sample's place in the run, so a run computes the "
                 "same numbers with any number of workers; the record says how many fed it."),
     Key("warmup_epochs", Number(minimum=0, note="0 = off"), "linear learning-rate warm-up over this many epochs (fractions allowed)", 0.0),
+    Key("min_lr", Number(minimum=0), "the learning rate cosine and poly decay to (mmengine's eta_min), in every parameter group", 0.0,
+        id_neutral=True, expected="a finite number >= 0, below the optimizer's lr",
+        details="mmsegmentation's schedules decay to 1e-4: `lr = (base - min_lr) * decay + min_lr`, per iteration. Ignored by "
+                "`constant`."),
     Key("grad_clip_norm", Number(minimum=0, note="0 = off"), "clip the global gradient norm (fp16 gradients are unscaled first)", 0.0),
     Key("amp", Choice(("auto", "off", "bf16", "fp16")),
         "mixed precision: auto = bf16 on a GPU that has it, else fp16; full precision on the CPU", "auto",

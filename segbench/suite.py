@@ -656,7 +656,15 @@ def _resolve_train(train, catalogue, locate, problems):
     if isinstance(resolved.get("augment"), dict):
         for key, message in augment_problems(resolved["augment"]):
             problems.add(locate(f"train.augment.{key}"), message)
+    _check_min_lr(resolved, locate, problems)
     return resolved
+
+
+def _check_min_lr(train, locate, problems):
+    """A schedule decays to min_lr: from a higher rate, or it would climb."""
+    lr, floor = (train.get("optimizer") or {}).get("lr"), train.get("min_lr")
+    if _is_number(lr) and _is_number(floor) and floor > 0 and floor >= lr:
+        problems.add(locate("train.min_lr"), f"expected a rate below train.optimizer.lr = {lr:g} (the schedule decays to it), got {floor:g}")
 
 
 def _resolve_keys(table: Table, given: dict, prefix: str, locate, problems, special=None) -> dict:

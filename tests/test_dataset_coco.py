@@ -244,6 +244,22 @@ def test_overlap_rules(tmp_path):
     assert np.array_equal(on_top == 1, small_mask) and np.array_equal(on_top == 2, big_mask & ~small_mask)
     ignored = labels("ignore")
     assert np.array_equal(ignored == 255, small_mask) and np.array_equal(ignored == 2, big_mask & ~small_mask)
+    assert np.array_equal(labels("torchvision"), ignored), "two classes: torchvision's rule ignores the overlap too"
+
+
+def test_torchvisions_overlap_rule_ignores_overlaps_of_one_class_too(tmp_path):
+    """torchvision's ConvertCocoPolysToMask: target[masks.sum(0) > 1] = 255, whatever the classes."""
+    first, second = square(0, 0, 10, 10), square(5, 5, 15, 15)
+    root = synthetic_root(tmp_path, [[annotation(18, [first]), annotation(18, [second])]])
+
+    def labels(rule):
+        return build_coco(tmp_path, root=str(root), image_size=None, categories=["dog"], overlap=rule).val.masks[0].numpy()
+
+    masks = np.stack([decode([first]), decode([second])]).astype(np.int64)
+    expected = masks.max(0) * 1  # one class: index 1
+    expected[masks.sum(0) > 1] = 255
+    assert np.array_equal(labels("torchvision"), expected)
+    assert not (labels("ignore") == 255).any(), "segbench's own rule keeps a same-class overlap"
 
 
 def test_selection_by_min_pixels_and_max_images(tmp_path):

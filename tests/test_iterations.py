@@ -43,9 +43,9 @@ def test_a_run_takes_exactly_the_asked_steps_and_its_schedule_ends_with_them(tmp
         steps.append(images.shape[0])
         return real_call(self, images, masks)
 
-    def recorded_schedule(name, optimizer, total_steps, warmup_steps=0):
+    def recorded_schedule(name, optimizer, total_steps, *args):
         schedule_lengths.append(total_steps)
-        return real_schedule(name, optimizer, total_steps, warmup_steps)
+        return real_schedule(name, optimizer, total_steps, *args)
 
     monkeypatch.setattr(engine_run.Step, "__call__", counted)
     monkeypatch.setattr(build, "build_schedule", recorded_schedule)

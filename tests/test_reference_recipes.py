@@ -20,7 +20,8 @@ from test_dataset_voc import write_sbd, write_voc
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "suites" / "reference").glob("*.toml"))
 # No downloads in tests: pretrained weights off, everything else as the recipe has it.
 OFFLINE = re.compile(r'^(encoder_weights|backbone_weights) = .*$', re.MULTILINE)
-SCALED_DOWN = ["--set", "dataset.image_size=32", "--set", 'eval.inference={mode="whole",scale=[64,48]}', "-q"]
+SCALED_DOWN = ["--set", "dataset.image_size=32", "--set", "train.augment.crop=32", "--set", 'eval.inference={mode="whole",scale=[64,48]}',
+               "-q"]
 
 
 def test_there_are_recipes_for_each_published_configuration_the_issue_names():
@@ -36,6 +37,27 @@ def test_each_recipe_names_its_published_numbers_its_source_and_what_differs(rec
     assert "Differs:" in description and "Not yet run" in description
     assert suite["dataset"].get("native_val") is True  # scored at native resolution
     assert "inference" in suite["eval"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_each_recipe_trains_as_its_source_crops_from_native_images_in_full_precision(recipe):
+    """Sources' pipelines: native images, random crops from the whole (rescaled) image, fp32."""
+    suite = tomllib.loads(recipe.read_text())
+    assert suite["dataset"]["image_size"] == 0, "native size: crops from the whole image as it is read"
+    assert suite["train"]["amp"] == "off", "mmsegmentation, torchvision's reference and the paper train in fp32"
+    assert suite["train"]["augment"]["crop"] in (480, 500, 512)
+    if recipe.stem.startswith("voc-aug-"):  # mmsegmentation
+        assert suite["train"]["augment"] == {"resize": [2048, 512], "ratio": [0.5, 2.0], "crop": 512, "cat_max_ratio": 0.75,
+                                             "hflip": 0.5, "photometric": True}
+        assert suite["train"]["loss"] == {"name": "ce", "average": "all"} and suite["train"]["min_lr"] == 1e-4
+    if recipe.stem.startswith("coco-"):  # torchvision's reference
+        assert suite["train"]["augment"] == {"short_side": [260, 1040], "hflip": 0.5, "crop": 480}
+        assert suite["train"]["lr_mult"] == {"aux_classifier": 10.0}
+        assert (suite["dataset"]["crowd"], suite["dataset"]["overlap"]) == ("keep", "torchvision")
+    if recipe.stem == "voc-fcn-paper":
+        assert suite["train"]["augment"] == {"crop": 500} and suite["train"]["lr_mult"] == {"bias": 2.0}
+        assert (suite["model"]["final_upsampling"], suite["model"]["score_init"]) == ("fixed_bilinear", "zeros")
+        assert suite["model"]["upsampler"]["bias"] is False
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +102,8 @@ def test_each_voc_recipe_trains_on_trainaug_and_scores_val_at_native_size(recipe
     assert len(records) == 1
     for record in records:
         assert record["status"] == "ok", record.get("error")
+        assert record["data_loading"]["feed"] == "loader", "per-sample crops, read by the loader"
+        assert record["precision"] == "fp32"
         assert record["config"]["dataset"]["params"]["train_set"] == "trainaug"
         assert record["config"]["eval"]["inference"]["mode"] == "whole"
         assert 0 <= record["metrics"]["miou"] <= 1

@@ -41,6 +41,34 @@ def test_warmup_rises_linearly_then_follows_the_schedule():
     assert rates == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
 
 
+@pytest.mark.parametrize("name", ["poly", "cosine"])
+def test_min_lr_is_the_floor_each_group_decays_to_as_mmengine_computes_it(name):
+    """mmengine's PolyLR / CosineAnnealingLR with eta_min, per parameter group (its closed
+    form): lr_t = (lr - eta_min) * decay(t) + eta_min."""
+    import math
+
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01},
+              {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1}]
+    optimizer = torch.optim.SGD(groups, lr=0.01, momentum=0.9)
+    steps, eta_min = 20, 1e-4
+    schedule = build_schedule(name, optimizer, steps, min_lr=eta_min)
+    decay = {"poly": lambda t: (1 - t / steps) ** 0.9, "cosine": lambda t: 0.5 * (1 + math.cos(math.pi * t / steps))}[name]
+    for t in range(steps + 1):
+        for group, base in zip(optimizer.param_groups, (0.01, 0.1)):
+            assert group["lr"] == pytest.approx((base - eta_min) * decay(t) + eta_min, rel=1e-9)
+        optimizer.step()
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] != 0.0
+
+
+def test_min_lr_at_or_above_the_rate_is_refused(write_suite, capsys):
+    from segbench.cli import main
+
+    suite = write_suite('[train]\noptimizer = { name = "sgd", lr = 0.01 }\nmin_lr = 0.01\n')
+    assert main(["validate", str(suite)]) == 2
+    assert "train.min_lr: expected a rate below train.optimizer.lr = 0.01" in capsys.readouterr().err
+
+
 def test_gradient_clipping_bounds_the_update():
     images, masks = _batch()  # large inputs: large gradients
     free, clipped = _tiny_model(), _tiny_model()

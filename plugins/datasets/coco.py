@@ -16,6 +16,9 @@ COCO-format source):
 - ``overlap="last"``: a later annotation is painted over earlier ones (painter's order);
 - ``overlap="smallest_on_top"``: painted from the largest to the smallest annotation
   (decoded pixels), so small objects stay visible; ties keep file order.
+- ``overlap="torchvision"``: a pixel covered by two or more annotations becomes
+  ``ignore_index``, whatever their classes, as torchvision's segmentation reference
+  (``ConvertCocoPolysToMask``: ``target[masks.sum(0) > 1] = 255``) does.
 - ``crowd="ignore"`` (the default): a crowd annotation (``iscrowd: 1``) of a kept category
   marks its pixels ``ignore_index``; ``crowd="keep"`` paints them with their class.
 """
@@ -36,7 +39,7 @@ from segbench import SegbenchError
 
 from .io import resize_pair
 
-OVERLAP_RULES = ("ignore", "last", "smallest_on_top")
+OVERLAP_RULES = ("ignore", "last", "smallest_on_top", "torchvision")
 CROWD_RULES = ("ignore", "keep")
 
 
@@ -97,9 +100,13 @@ def semantic_mask(coco: COCO, image_id, category_to_class: dict, *, crowd="ignor
         painted.append((covered, value))
     if overlap == "smallest_on_top":
         painted.sort(key=lambda pair: -int(pair[0].sum()))  # stable: ties keep file order
+    seen = np.zeros(labels.shape, dtype=bool)
     for covered, value in painted:
         if overlap == "ignore":
             contested |= covered & (labels != 0) & (labels != value)
+        elif overlap == "torchvision":
+            contested |= covered & seen
+        seen |= covered
         labels[covered] = value
     labels[contested] = ignore_index
     return labels

@@ -24,7 +24,10 @@ marks crowd pixels ``ignore_index``; ``crowd="keep"`` paints them with their cla
   (same-class overlaps keep the class); masks are painted by ``coco.semantic_mask``;
 - ``"last"``: annotations are painted in file order, later on top;
 - ``"smallest_on_top"``: painted from the largest to the smallest annotation area
-  (decoded pixels), so small objects stay visible; ties keep file order.
+  (decoded pixels), so small objects stay visible; ties keep file order;
+- ``"torchvision"``: a pixel covered by two or more annotations becomes ``ignore_index``,
+  whatever their classes (torchvision's segmentation reference; with ``crowd="keep"``, its
+  masks exactly).
 
 Image selection, per split (``train_selection``, ``val_selection``):
 
@@ -142,7 +145,8 @@ def build_coco(
     ``train_selection`` / ``val_selection``: filtered | torchvision | all (module doc).
     ``native_val`` keeps val at native sizes.
     """
-    _check_params(categories, image_size, fit, max_images, min_pixels, crowd, overlap, selection_seed, on_missing)
+    image_size = check_image_size("coco", image_size)
+    _check_params(categories, fit, max_images, min_pixels, crowd, overlap, selection_seed, on_missing)
     _check_new_params(train_selection, val_selection, native_val, min_pixels)
     roles = {
         "train": (split_train, *_split_paths(root, split_train, annotation_file_train, image_dir_train)),
@@ -185,8 +189,7 @@ def _decode(roles, categories, rules, per_role) -> SegmentationData:
 # --- parameters and paths -------------------------------------------------------------------
 
 
-def _check_params(categories, image_size, fit, max_images, min_pixels, crowd, overlap, seed, on_missing):
-    check_image_size("coco", image_size)
+def _check_params(categories, fit, max_images, min_pixels, crowd, overlap, seed, on_missing):
     check_fit("coco", fit)
     for name, value in (("max_images", max_images), ("min_pixels", min_pixels), ("selection_seed", seed)):
         check_count("coco", name, value)

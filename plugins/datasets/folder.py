@@ -125,10 +125,13 @@ def stack_pairs(pairs: list, source, native: bool = False):
 
 
 def check_image_size(dataset: str, image_size):
-    if image_size is None:
-        return
+    """``image_size`` checked: an integer in 8..4096, or native sizes (``0``, or unset where the
+    default is native), returned as None."""
+    if image_size is None or image_size == 0 and not isinstance(image_size, bool):
+        return None
     if isinstance(image_size, bool) or not isinstance(image_size, int) or not 8 <= image_size <= 4096:
-        raise SegbenchError(f"{dataset}: image_size must be an integer in 8..4096 or unset, got {image_size!r}")
+        raise SegbenchError(f"{dataset}: image_size must be an integer in 8..4096, or 0 for native sizes, got {image_size!r}")
+    return image_size
 
 
 def check_count(dataset: str, name: str, value):
@@ -171,7 +174,7 @@ def build_folder(
 
     ``native_val`` keeps the val split at native resolution (see ``io.py``)."""
     classes = _checked_classes(classes)
-    check_image_size("folder", image_size)
+    image_size = check_image_size("folder", image_size)
     check_fit("folder", fit)
     check_ignore_index("folder", ignore_index, len(classes))
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:

@@ -96,7 +96,7 @@ def build_voc(
     ``native_val`` keeps val at native sizes; ``train_set = "trainaug"`` adds SBD (``sbd_root``).
     """
     classes = _checked_classes(classes)
-    check_image_size("voc", image_size)
+    image_size = check_image_size("voc", image_size)
     check_fit("voc", fit)
     check_count("voc", "max_images", max_images)
     check_count("voc", "selection_seed", selection_seed)

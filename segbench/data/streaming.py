@@ -38,12 +38,22 @@ class ScanIndex:
     counts: np.ndarray  # (N, K) int64
 
     @classmethod
-    def of(cls, results: list) -> "ScanIndex":
-        """From :func:`segbench.data.decode.scanned` results, in sample order."""
-        sizes = np.array([size for size, _ in results], dtype=np.int64).reshape(-1, 2)
-        full = np.stack([counts for _, counts in results]) if results else np.zeros((0, MAX_COUNTED_VALUE), np.uint32)
-        values = np.flatnonzero(full.sum(0, dtype=np.int64))
-        return cls(sizes, values.astype(np.int64), full[:, values].astype(np.int64))
+    def of(cls, results, count: int) -> "ScanIndex":
+        """From ``count`` :func:`segbench.data.decode.scanned` results, in sample order, kept
+        as they come: a column per mask value seen so far, so a large dataset's scan takes
+        a few bytes per sample and label, never 256 counts per sample."""
+        sizes = np.zeros((count, 2), dtype=np.int64)
+        counts, columns = np.zeros((count, 0), dtype=np.int64), {}
+        for index, (size, sample_counts) in enumerate(results):
+            sizes[index] = size
+            present = np.flatnonzero(sample_counts)
+            new = [int(value) for value in present if int(value) not in columns]
+            if new:
+                columns.update({value: len(columns) + offset for offset, value in enumerate(new)})
+                counts = np.concatenate([counts, np.zeros((count, len(new)), dtype=np.int64)], axis=1)
+            counts[index, [columns[int(value)] for value in present]] = sample_counts[present]
+        values = np.array(sorted(columns), dtype=np.int64)
+        return cls(sizes, values, counts[:, [columns[int(value)] for value in values]])
 
     def value_counts(self) -> torch.Tensor:
         """(N, 256) pixel counts of every mask value, image by image."""
@@ -121,7 +131,7 @@ def scan(samples: MapSamples, workers: int, description: str = "scan") -> ScanIn
 
     if len(samples) == 0:
         raise SegbenchError(f"{description}: no samples")
-    return ScanIndex.of(list(track(in_workers(samples, scanned, workers), len(samples), f"{description} (scan)")))
+    return ScanIndex.of(track(in_workers(samples, scanned, workers), len(samples), f"{description} (scan)"), len(samples))
 
 
 def scan_path(cache_dir, key: dict) -> Path:

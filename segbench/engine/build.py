@@ -49,11 +49,12 @@ def build_metrics(catalogue: Catalogue, refs: list, data: SegmentationData) -> d
     return {ref["name"]: catalogue.get("metric", ref["name"]).build(data.num_classes, data.ignore_index, **ref["params"]) for ref in refs}
 
 
-def build_schedule(name: str, optimizer, total_steps: int, warmup_steps: int = 0):
-    """Per-step learning-rate factor: constant, cosine to zero, or poly (power 0.9, as in
-    DeepLab), times a linear warm-up over the first ``warmup_steps``. Decaying to zero
-    makes the last epoch's numbers far less noisy; warm-up keeps large rates from
-    wrecking a randomly initialised model in its first steps."""
+def build_schedule(name: str, optimizer, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0):
+    """Per-step learning-rate factor: constant, cosine or poly (power 0.9, as in DeepLab)
+    decaying to ``min_lr`` (mmengine's ``eta_min``: ``(lr - min_lr) * decay + min_lr``, in
+    every parameter group), times a linear warm-up over the first ``warmup_steps``. Decaying
+    to (nearly) zero makes the last epoch's numbers far less noisy; warm-up keeps large rates
+    from wrecking a randomly initialised model in its first steps."""
     factors = {
         "constant": lambda step: 1.0,
         "cosine": lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)),
@@ -61,10 +62,16 @@ def build_schedule(name: str, optimizer, total_steps: int, warmup_steps: int = 0
     }
     decay = factors[name]
 
-    def factor(step):
-        return decay(step) * min(1.0, (step + 1) / warmup_steps) if warmup_steps else decay(step)
+    def group_factor(lr):
+        floor = min_lr / lr if lr and name != "constant" else 0.0
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        def factor(step):
+            decayed = (1 - floor) * decay(step) + floor
+            return decayed * min(1.0, (step + 1) / warmup_steps) if warmup_steps else decayed
+
+        return factor
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [group_factor(group["lr"]) for group in optimizer.param_groups])
 
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "adam": torch.optim.Adam}

@@ -225,7 +225,7 @@ def _training_step(catalogue, config, data, device):
     optimizer = build.build_optimizer(train_config["optimizer"], model, train_config.get("lr_mult"))
     length = TrainingLength.of(train_config, len(data.train))
     warmup_steps = min(round(train_config["warmup_epochs"] * length.steps_per_epoch), length.steps)
-    schedule = build.build_schedule(train_config["schedule"], optimizer, length.steps, warmup_steps)
+    schedule = build.build_schedule(train_config["schedule"], optimizer, length.steps, warmup_steps, train_config.get("min_lr", 0.0))
     precision = Precision.for_run(train_config["amp"], device)
     loss_fn = build.build_loss(catalogue, train_config["loss"], data)
     step = Step(trained, loss_fn, optimizer, schedule, precision, memory_format, train_config["grad_clip_norm"],
