@@ -9,13 +9,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from segbench_plugins.datasets import coco, shapes
 
 from conftest import entries_of
 
-from segbench.data import ImageList, SegmentationData, TensorPairs, cache
+from segbench.data import ImageList, MapSamples, SegmentationData, TensorPairs, cache
 from segbench.errors import SegbenchError
 
 SMALL = {"image_size": 32, "num_train": 8, "num_val": 4}
@@ -104,7 +105,7 @@ def test_a_flipped_sample_byte_is_found_warned_and_rebuilt(tmp_path, capsys, par
 
 
 def test_each_shard_carries_its_own_checksum_and_the_damaged_one_is_named(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cache, "SHARD_BYTES", 3 * 8 * 9 + 1)  # two images per shard
+    monkeypatch.setattr(cache, "SHARD_SAMPLES", 2)
     path = filled(tmp_path)
     shards = json.loads((path / "index.json").read_text())["splits"]["train"]["shards"]
     assert [shard["samples"] for shard in shards] == [[0, 2], [2, 4]]
@@ -298,3 +299,49 @@ def test_a_folder_that_passes_its_checksums_but_cannot_be_read_names_the_folder(
     with pytest.raises(SegbenchError) as error:
         shapes.build_shapes(tmp_path / "cache", **SMALL)
     assert str(root) in str(error.value) and "delete that folder" in str(error.value)
+
+
+# --- map-style samples: written shard by shard by worker processes ------------------------------
+
+
+class Squares(MapSamples):
+    """Squares of 6x7 pixels; ``size`` declared or not; sample ``odd`` of another size."""
+
+    def __init__(self, count, declared=None, odd=None):
+        self.count, self.size, self.odd = count, declared, odd
+
+    def __len__(self):
+        return self.count
+
+    def read(self, index):
+        shape = (5, 7) if index == self.odd else (6, 7)
+        image = np.full((*shape, 3), index * 9 % 256, np.uint8)
+        image[0, 0] = (1, 2, 3)
+        return image, np.full(shape, index % 3, np.uint8)
+
+
+def squares(count=11, **params):
+    return SegmentationData(["background", "a", "b"], Squares(count, **params), Squares(3, **params))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_declared_size_writes_in_place_the_same_entry_as_joined_shards(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(cache, "SHARD_SAMPLES", 4)  # 11 samples: shards of 4, 4 and 3
+    cache.write_entry(tmp_path / "joined", KEY, squares(), workers)
+    cache.write_entry(tmp_path / "in-place", KEY, squares(declared=(6, 7)), workers)
+    for part in ("train.images", "train.masks", "val.images", "val.masks", "index.json"):
+        assert (tmp_path / "joined" / part).read_bytes() == (tmp_path / "in-place" / part).read_bytes(), part
+    shards = json.loads((tmp_path / "joined" / "index.json").read_text())["splits"]["train"]["shards"]
+    assert [shard["samples"] for shard in shards] == [[0, 4], [4, 8], [8, 11]]
+    assert [shard["images"][:2] for shard in shards] == [[0, 504], [504, 504], [1008, 378]]
+    data, damage = cache.read_entry(tmp_path / "in-place", KEY)
+    assert damage is None and data.train.images.shape == (11, 3, 6, 7)
+    assert [int(image[0, 1, 1]) for image in data.train.images] == [index * 9 % 256 for index in range(11)]
+
+
+def test_a_sample_of_another_size_than_declared_is_named(tmp_path):
+    with pytest.raises(SegbenchError, match=r"train sample 5 \(sample 5\) is \(5, 7\).* declares size \(6, 7\)"):
+        cache.write_entry(tmp_path / "entry", KEY, squares(declared=(6, 7), odd=5), 2)
+    cache.write_entry(tmp_path / "native", KEY, squares(odd=5), 2)  # undeclared: native sizes are fine
+    data, _ = cache.read_entry(tmp_path / "native", KEY)
+    assert isinstance(data.train, ImageList) and data.train.sample_sizes()[5] == (5, 7)

@@ -348,7 +348,7 @@ def test_bad_parameters_are_refused(tmp_path):
                          ({"overlap": "first"}, "overlap must be one of ignore, last, smallest_on_top"),
                          ({"on_missing": "warn"}, "on_missing"),
                          ({"max_images": -1}, "max_images"),
-                         ({"image_size": 0}, "image_size"),
+                         ({"image_size": 4}, "image_size must be an integer in 8..4096, or 0 for native sizes"),
                          ({"ignore_index": 3}, "ignore_index")]:
         with pytest.raises(SegbenchError, match=text):
             build_coco(tmp_path, root=str(root), categories=["person", "cat", "dog", "couch"], **params)
@@ -358,6 +358,9 @@ def test_unset_image_size_keeps_native_sizes(tmp_path):
     root = synthetic_root(tmp_path, [[person(0, 0, 4, 4)], [person(0, 0, 4, 4)]], image_sizes={1: (24, 30)})
     native = build_coco(tmp_path, root=str(root), categories="person", image_size=None)
     assert len(native.val.sizes()) == 2 and (24, 30) in native.val.sizes()
+    zero = build_coco(tmp_path, root=str(root), categories="person", image_size=0)  # what a suite writes for native sizes
+    assert zero.val.sizes() == native.val.sizes()
+    assert all(torch.equal(a, b) for a, b in zip(zero.val.images, native.val.images))
     with pytest.raises(SegbenchError, match="image_size"):
         native.val.batch(torch.arange(2))
     data = build_coco(tmp_path, root=str(root), categories="person", image_size=16)

@@ -23,7 +23,6 @@ from conftest import CUDA_MISSING
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
-LOADER_BENCH = REPO / "benchmarks" / "test_loader.py"
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_summary  # noqa: E402 - benchmarks/ is not a package
 
@@ -31,7 +30,6 @@ H100 = {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "count": 1, "memory_gib
 ENGINE_TARGET = 0.97
 CUDA_LOADER = {"feed_ratio": 0.97, "feed_target": 0.9, "loader_share": 0.03, "loader_share_target": 0.1, "device": "cuda",
                "workers": 8, "crop": 256, "batch_size": 32}
-CPU_LOADER = {**CUDA_LOADER, "feed_target": 0, "loader_share_target": None, "device": "cpu", "workers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +54,8 @@ def test_the_cpu_mode_runs_every_part_and_says_so(cpu_check, summary):
     assert set(summary["parts"]) == set(gpu_summary.PARTS) == {"tests", "suite", "engine_vs_raw", "loader"}
     for name, part in summary["parts"].items():
         assert 0 < part["wall_s"] < summary["wall_s"], name
-        if name != "loader":  # its benchmark may not have landed: test_the_loader_part_...
-            assert (part["status"], part["exit_code"]) == ("ok", 0), name
-    assert [problem for problem in summary["problems"] if not problem.startswith("loader: ")] == []
-    assert summary["ok"] is (summary["problems"] == [])
+        assert (part["status"], part["exit_code"]) == ("ok", 0), name
+    assert summary["problems"] == [] and summary["ok"] is True
     assert done.returncode == (0 if summary["ok"] else 1), done.stdout[-4000:] + done.stderr[-2000:]
     assert done.stdout.splitlines()[-len(summary["problems"]) - 1:] == [
         f"gpu_check: {'ok' if summary['ok'] else 'FAILED'}; summary in {cpu_check[1]}",
@@ -67,7 +63,6 @@ def test_the_cpu_mode_runs_every_part_and_says_so(cpu_check, summary):
     assert summary["wall_s"] < 120
 
 
-@pytest.mark.skipif(not LOADER_BENCH.is_file(), reason="benchmarks/test_loader.py has not landed on this branch yet")
 def test_the_loader_part_measures_the_feed_on_the_cpu(cpu_check, summary):
     loader = summary["parts"]["loader"]
     assert (loader["status"], loader["device"], loader["feed_target"], loader["loader_share_target"]) == ("ok", "cpu", 0, None)
@@ -127,15 +122,13 @@ def cuda_work(cpu_check, tmp_path):
         edit_json(path, lambda record: record.update(device="cuda:0", precision="bf16"))  # amp = "auto" on a bf16 device
     edit_junit(work, unskip)
     edit_engine(work, ratio=1.01, target=ENGINE_TARGET)
-    stand_in_loader(work, CUDA_LOADER)
+    write_loader(work, CUDA_LOADER)
     return work
 
 
 @pytest.fixture
 def cpu_work(cpu_check, tmp_path):
-    work = copy_work(cpu_check[2], tmp_path)
-    stand_in_loader(work, CPU_LOADER)
-    return work
+    return copy_work(cpu_check[2], tmp_path)
 
 
 def copy_work(work: Path, tmp_path: Path) -> Path:
@@ -181,12 +174,6 @@ def edit_engine(work: Path, **info) -> None:
 def write_loader(work: Path, info: dict) -> None:
     bench = {"name": "test_feed_streaming_vs_memory", "extra_info": info}
     (work / "loader-bench.json").write_text(json.dumps({"benchmarks": [bench]}))
-
-
-def stand_in_loader(work: Path, info: dict) -> None:
-    """Until benchmarks/test_loader.py lands, the real run's loader part fails: stand in for it."""
-    write_loader(work, info)
-    set_part(work, "loader", "ok", 0)
 
 
 def set_part(work: Path, name: str, status: str, exit_code: int) -> None:

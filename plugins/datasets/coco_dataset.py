@@ -380,6 +380,7 @@ class CocoImages(MapSamples):
         self.image_dir, self.annotation_path, self.mapping = Path(image_dir), str(annotation_path), dict(mapping)
         self.rules = dict(crowd=crowd, overlap=overlap, ignore_index=ignore_index)
         self.image_size, self.fit, self.native = image_size, fit, native
+        self.size = (image_size, image_size) if image_size else None  # resize_pair makes every sample that square
 
     def __len__(self):
         return len(self.infos)

@@ -18,6 +18,7 @@ the ``voc`` and ``coco`` readers.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,7 @@ class PairedFiles(MapSamples):
         self.pairs = [(str(image), str(mask)) for image, mask in pairs]  # text: cheap to send to loader workers
         self.classes, self.ignore_index = list(classes), ignore_index
         self.image_size, self.fit, self.native, self.read_mask = image_size, fit, native, read_mask
+        self.size = (image_size, image_size) if image_size else None  # resize_pair makes every sample that square
 
     def __len__(self):
         return len(self.pairs)
@@ -185,8 +187,8 @@ def build_folder(
     stems = _image_files(images_dir)
     if len(stems) < 2:
         raise SegbenchError(f"folder: {images_dir} holds {len(stems)} image(s); train and val need at least 2")
-    masks = sorted(p for p in masks_dir.iterdir() if p.suffix == ".png")
-    _check_every_image_has_a_mask(stems, masks_dir, {p.stem for p in masks})
+    masks = sorted(entry.path for entry in os.scandir(masks_dir) if entry.name.endswith(".png"))
+    _check_every_image_has_a_mask(stems, masks_dir, {os.path.basename(mask)[:-4] for mask in masks})
     key = {
         "dataset": "folder", "reader_version": READER_VERSION, "classes": classes, "image_size": image_size,
         "fit": fit, "val_fraction": val_fraction, "ignore_index": ignore_index, "split_seed": split_seed,
@@ -197,7 +199,7 @@ def build_folder(
 
     def samples():
         def files(role):
-            return PairedFiles([(stems[stem], masks_dir / f"{stem}.png") for stem in split[role]], classes=classes,
+            return PairedFiles([(stems[stem], os.path.join(masks_dir, f"{stem}.png")) for stem in split[role]], classes=classes,
                                ignore_index=ignore_index, image_size=split_size(image_size, native_val, role), fit=fit,
                                native=native_val and role == "val")
 
@@ -246,10 +248,12 @@ def _checked_layout(root):
 
 
 def _image_files(images_dir: Path) -> dict:
+    """Stem -> the image file's path, as text (a large folder's listing stays small)."""
     files = {}
-    for path in sorted(images_dir.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in files:
-                raise SegbenchError(f"folder: two images share the name {path.stem}: {files[path.stem].name}, {path.name}")
-            files[path.stem] = path
+    for entry in sorted(os.scandir(images_dir), key=lambda entry: entry.name):
+        stem, suffix = os.path.splitext(entry.name)
+        if suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+            if stem in files:
+                raise SegbenchError(f"folder: two images share the name {stem}: {os.path.basename(files[stem])}, {entry.name}")
+            files[stem] = entry.path
     return files

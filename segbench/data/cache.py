@@ -13,13 +13,14 @@ factory's ``build()``: samples built as tensors, and map-style samples on the me
 are written to an entry; map-style samples on the streaming path are scanned instead
 (:mod:`segbench.data.streaming`) and read from their source while training.
 
-An entry is a folder: per split, the raw bytes of every image and of every mask, appended
-sample by sample as the decoding workers deliver them (never the whole dataset in memory),
-and ``index.json``, which describes the samples and cuts each file into shards of about
-``SHARD_BYTES``, each with its own CRC-32. An entry is read back memory-mapped, without a
-copy, and each shard is checked when it is read: an entry that is damaged (flipped bytes,
-truncated, a file missing) is rebuilt from its source with a warning on stderr. Entries are
-built in a scratch folder and renamed into place.
+An entry is a folder: per split, the raw bytes of every image and of every mask, and
+``index.json``, which describes the samples and the shards the files are cut into, each of
+``SHARD_SAMPLES`` samples with its own CRC-32. Map-style samples are decoded by worker
+processes, each writing whole shards of its own one sample at a time (never the dataset in
+memory); the shards' files are then joined, so that an entry is read back memory-mapped as
+one tensor, without a copy, and each shard is checked when it is read. An entry that is
+damaged (flipped bytes, truncated, a file missing) is rebuilt from its source with a
+warning on stderr. Entries are built in a scratch folder and renamed into place.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from .samples import ImageList, MapSamples, SegmentationData, TensorPairs
 CACHE_FORMAT = 2  # part of every entry's name: bumping it orphans all entries (2: sharded folders)
 ENTRY_FORMAT = 3  # what index.json describes
 CHECKSUM = "crc32"  # stdlib, ~2 GB/s: cheap next to a decode, and made for accidental damage
-SHARD_BYTES = 64 * 2**20  # of image bytes per shard: a shard is checked as one piece
+SHARD_SAMPLES = 32  # samples per shard: a worker's unit of decoding and writing, checked as one piece
 READ_CHUNK = 8 * 2**20
 SUBDIR = "samples"
 INDEX = "index.json"
@@ -145,7 +146,7 @@ def files_fingerprint(paths) -> str:
             state = f"{stat.st_size}\0{stat.st_mtime_ns}"
         except OSError:
             state = "missing"  # the reader names it when it decodes
-        digest.update(f"{Path(path).resolve()}\0{state}\n".encode())
+        digest.update(f"{os.path.realpath(path)}\0{state}\n".encode())  # as Path.resolve(), without a Path per file
     return digest.hexdigest()
 
 
@@ -193,8 +194,8 @@ def _noted(key, path, hit, started, data, path_kind="memory", workers=0) -> Segm
 
 
 def write_entry(path: Path, key: dict, data: SegmentationData, workers: int = 0) -> None:
-    """Store ``data``'s samples under ``path``, decoding map-style splits with ``workers``
-    processes and appending each sample as it arrives."""
+    """Store ``data``'s samples under ``path``: map-style splits decoded by ``workers``
+    processes, each writing whole shards of its own, one sample at a time."""
     scratch = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,11 +203,7 @@ def write_entry(path: Path, key: dict, data: SegmentationData, workers: int = 0)
         index = {"format": ENTRY_FORMAT, "key": canonical(key), "classes": list(data.classes),
                  "ignore_index": data.ignore_index, "mode": data.mode, "splits": {}}
         for role in SPLITS:
-            split = getattr(data, role)
-            with _SplitWriter(scratch, role) as writer:
-                for image, mask in samples_of(split, workers, f"{key.get('dataset', 'dataset')} {role}"):
-                    writer.add(image, mask)
-            index["splits"][role] = writer.description(native=_is_native(split))
+            index["splits"][role] = _write_split(getattr(data, role), scratch, role, workers, f"{key.get('dataset', 'dataset')} {role}")
         index["checksum"] = _index_checksum(index)
         (scratch / INDEX).write_text(json.dumps(index))
         os.chmod(scratch, 0o755)  # mkdtemp makes it private; a cache is ordinary files
@@ -218,6 +215,158 @@ def write_entry(path: Path, key: dict, data: SegmentationData, workers: int = 0)
     finally:
         if scratch is not None and scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_split(split, folder: Path, role: str, workers: int, description: str) -> dict:
+    """Write ``split`` shard by shard into one file per part (images, masks), so that the
+    entry maps as one tensor; each shard keeps its byte ranges and CRCs. When every sample
+    has one known size (``MapSamples.size``, or tensors of one size), each shard is written
+    in place; otherwise to files of its own, joined afterwards."""
+    if not len(split):
+        raise SegbenchError(f"{description}: no samples")
+    starts = list(range(0, len(split), SHARD_SAMPLES))
+    bounds = [(start, min(start + SHARD_SAMPLES, len(split))) for start in starts]
+    writer = ShardWriter(folder, role, bounds, _uniform_layout(split, folder, role, description))
+    if isinstance(split, MapSamples):
+        from .decode import in_workers
+
+        shards = list(track(in_workers(split, writer, workers, indices=range(len(bounds))), len(bounds), f"{description} (shards)"))
+    else:
+        shards = [writer(split, number) for number in range(len(bounds))]
+    dtypes = {shard.pop("mask_dtype") for shard in shards}
+    if len(dtypes) > 1:
+        raise SegbenchError(f"{description}: its masks come in several dtypes ({', '.join(sorted(dtypes))}); they must share one")
+    shapes = [shape for shard in shards for shape in shard.pop("shapes")]
+    if writer.layout is None:
+        for part in ("images", "masks"):
+            _join(folder / f"{role}.{part}", [writer.shard_file(number, part) for number in range(len(bounds))], shards)
+    one_size = all(shape == shapes[0] for shape in shapes)
+    return {"count": len(shapes), "native": _is_native(split) or not one_size, "mask_dtype": dtypes.pop(),
+            "shapes": [shapes[0]] if one_size else shapes, "shards": shards}
+
+
+@dataclass(frozen=True)
+class UniformLayout:
+    """Every sample of a split has ``shape`` (H, W) and a mask of ``mask_dtype``: sample ``i``'s
+    bytes sit at ``i`` times their size in each part's file, written in place."""
+
+    shape: tuple
+    mask_dtype: str
+
+    def sample_bytes(self, part: str) -> int:
+        pixels = self.shape[0] * self.shape[1]
+        return 3 * pixels if part == "images" else pixels * np.dtype(self.mask_dtype).itemsize
+
+
+def _uniform_layout(split, folder: Path, role: str, description: str) -> UniformLayout | None:
+    """The split's uniform layout, its files made at their final size; None when samples may differ."""
+    if isinstance(split, MapSamples):
+        declared = getattr(split, "size", None)
+        if declared is None:
+            return None
+        _, mask = _read(split, 0, None)
+    elif isinstance(split, TensorPairs):
+        declared, mask = tuple(split.images.shape[2:]), split.masks[0]
+    else:
+        return None
+    layout = UniformLayout(tuple(declared), mask.numpy().dtype.name)
+    for part in ("images", "masks"):
+        with open(folder / f"{role}.{part}", "wb") as out:
+            out.truncate(layout.sample_bytes(part) * len(split))
+    return layout
+
+
+class ShardWriter:
+    """Writes the samples of shard ``number`` of a split with their CRCs: in place in the
+    split's files (a uniform ``layout``), else to files of its own. A ``work`` for
+    :func:`segbench.data.decode.in_workers` (picklable: loader workers call it)."""
+
+    def __init__(self, folder: Path, role: str, bounds: list, layout: UniformLayout | None = None):
+        self.folder, self.role, self.bounds, self.layout = Path(folder), role, bounds, layout
+
+    def shard_file(self, number: int, part: str) -> Path:
+        return self.folder / f"{self.role}-{number:06d}.{part}"
+
+    def __call__(self, split, number: int, watch=None) -> dict:
+        start, end = self.bounds[number]
+        shapes, dtypes = [], set()
+        outputs = {part: self._output(number, part) for part in ("images", "masks")}
+        crc, size = dict.fromkeys(outputs, 0), dict.fromkeys(outputs, 0)
+        try:
+            for index in range(start, end):
+                image, mask = _read(split, index, watch)
+                self._check_uniform(split, index, image, mask)
+                for part, array in (("images", image), ("masks", mask)):
+                    raw = memoryview(np.ascontiguousarray(array.numpy())).cast("B")
+                    outputs[part].write(raw)
+                    crc[part], size[part] = zlib.crc32(raw, crc[part]), size[part] + raw.nbytes
+                shapes.append(list(image.shape[1:]))
+                dtypes.add(mask.numpy().dtype.name)
+        finally:
+            for output in outputs.values():
+                output.close()
+        if len(dtypes) > 1:
+            raise SegbenchError(f"the {self.role} masks of samples {start}..{end - 1} come in several dtypes ({', '.join(sorted(dtypes))})")
+        offsets = {part: start * self.layout.sample_bytes(part) if self.layout else None for part in outputs}
+        return {"samples": [start, end], "shapes": shapes, "mask_dtype": dtypes.pop(),
+                **{part: [offsets[part], size[part], f"{CHECKSUM}:{crc[part]:08x}"] for part in outputs}}
+
+    def _output(self, number: int, part: str):
+        if self.layout is None:
+            return open(self.shard_file(number, part), "wb")
+        output = open(self.folder / f"{self.role}.{part}", "r+b")
+        output.seek(self.bounds[number][0] * self.layout.sample_bytes(part))
+        return output
+
+    def _check_uniform(self, split, index, image, mask):
+        if self.layout is not None and (tuple(image.shape[1:]) != self.layout.shape or mask.numpy().dtype.name != self.layout.mask_dtype):
+            where = split.describe(index) if isinstance(split, MapSamples) else f"sample {index}"
+            raise SegbenchError(f"{self.role} sample {index} ({where}) is {tuple(image.shape[1:])} with a {mask.numpy().dtype.name} mask; "
+                                f"its dataset declares size {self.layout.shape} (MapSamples.size) and the first mask is "
+                                f"{self.layout.mask_dtype}")
+
+
+def _read(split, index: int, watch):
+    """Sample ``index`` as (3, H, W) uint8 and (H, W) tensors, read as the split holds it."""
+    if not isinstance(split, MapSamples):
+        image, mask = split.raw(index)
+        return image.cpu(), mask.cpu()
+    from .decode import read_sample
+
+    if watch is None:
+        return read_sample(split, index)
+    with watch.reading_sample(index):
+        return read_sample(split, index)
+
+
+def _join(target: Path, parts: list, shards: list) -> None:
+    """Concatenate the shards' files (of one part) into ``target``, and give each shard the
+    offset of its bytes there: ``[offset, length, crc]``."""
+    part, offset = target.suffix[1:], 0
+    with open(target, "wb") as out:
+        for path, shard in zip(parts, shards):
+            with open(path, "rb") as source:
+                _copy_file(source, out)
+            path.unlink()
+            shard[part][0] = offset
+            offset += shard[part][1]
+
+
+def _copy_file(source, out) -> None:
+    """Append ``source`` to ``out``, in the kernel where it can (no copy through this process)."""
+    out.flush()
+    try:
+        left = os.fstat(source.fileno()).st_size
+        while left:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), left)
+            if not copied:
+                break
+            left -= copied
+        if not left:
+            return
+    except (AttributeError, OSError):  # not Linux, or not across these file systems
+        pass
+    shutil.copyfileobj(source, out, READ_CHUNK)
 
 
 def samples_of(split, workers: int, description: str):
@@ -243,82 +392,6 @@ def held_in_memory(split, workers: int, description: str):
 
 def _is_native(split) -> bool:
     return isinstance(split, ImageList) or bool(getattr(split, "native", False))
-
-
-class _SplitWriter:
-    """Appends one split's images and masks to two files, cutting them into checksummed shards."""
-
-    def __init__(self, folder: Path, role: str):
-        self.role = role
-        self.images = open(folder / f"{role}.images", "wb")
-        self.masks = open(folder / f"{role}.masks", "wb")
-        self.shapes: list = []
-        self.mask_dtype = None
-        self.shards: list = []
-        self._shard = _Shard(0, 0, 0)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.images.close()
-        self.masks.close()
-
-    def add(self, image: torch.Tensor, mask: torch.Tensor) -> None:
-        mask_array = mask.cpu().numpy()
-        if self.mask_dtype is None:
-            self.mask_dtype = mask_array.dtype
-        elif mask_array.dtype != self.mask_dtype:
-            raise SegbenchError(f"{self.role} sample {len(self.shapes)}: its mask is {mask_array.dtype}, "
-                                f"the earlier ones {self.mask_dtype}; every mask of a split must share one dtype")
-        image_bytes = memoryview(np.ascontiguousarray(image.cpu().numpy())).cast("B")
-        mask_bytes = memoryview(np.ascontiguousarray(mask_array)).cast("B")
-        self.images.write(image_bytes)
-        self.masks.write(mask_bytes)
-        self._shard.add(image_bytes, mask_bytes)
-        self.shapes.append(list(image.shape[1:]))
-        if self._shard.image_bytes >= SHARD_BYTES:
-            self._close_shard()
-
-    def _close_shard(self) -> None:
-        shard = self._shard
-        self.shards.append(shard.description(len(self.shapes)))
-        self._shard = _Shard(len(self.shapes), shard.image_offset + shard.image_bytes, shard.mask_offset + shard.mask_bytes)
-
-    def description(self, native: bool) -> dict:
-        if not self.shapes:
-            raise SegbenchError(f"the {self.role} split has no samples")
-        if self._shard.count:
-            self._close_shard()
-        one_size = all(shape == self.shapes[0] for shape in self.shapes)
-        return {"count": len(self.shapes), "native": native or not one_size, "mask_dtype": self.mask_dtype.name,
-                "shapes": [self.shapes[0]] if one_size else self.shapes, "shards": self.shards}
-
-
-@dataclass
-class _Shard:
-    """The samples from ``start`` on, their byte ranges and running CRCs."""
-
-    start: int
-    image_offset: int
-    mask_offset: int
-    image_bytes: int = 0
-    mask_bytes: int = 0
-    count: int = 0
-    image_crc: int = 0
-    mask_crc: int = 0
-
-    def add(self, image_bytes: memoryview, mask_bytes: memoryview) -> None:
-        self.image_crc = zlib.crc32(image_bytes, self.image_crc)
-        self.mask_crc = zlib.crc32(mask_bytes, self.mask_crc)
-        self.image_bytes += image_bytes.nbytes
-        self.mask_bytes += mask_bytes.nbytes
-        self.count += 1
-
-    def description(self, end: int) -> dict:
-        return {"samples": [self.start, end],
-                "images": [self.image_offset, self.image_bytes, f"{CHECKSUM}:{self.image_crc:08x}"],
-                "masks": [self.mask_offset, self.mask_bytes, f"{CHECKSUM}:{self.mask_crc:08x}"]}
 
 
 def _replace_folder(scratch: Path, path: Path) -> None:

@@ -41,8 +41,9 @@ def read_sample(samples: MapSamples, index: int):
 
 
 def in_workers(samples: MapSamples, work: Callable, workers: int, indices=None) -> Iterator:
-    """``work(samples, index)`` for every index (all by default), computed by ``workers``
-    processes (0: this one), yielded in index order."""
+    """``work(samples, index, watch)`` for every index (all by default), computed by
+    ``workers`` processes (0: this one), yielded in index order. ``work`` reads each sample
+    within ``watch.reading_sample(i)``, so that a worker that dies is named with it."""
     indices = list(range(len(samples))) if indices is None else list(indices)
     job = _Job(samples, work, workers)
     loader = torch.utils.data.DataLoader(
@@ -61,14 +62,16 @@ def in_workers(samples: MapSamples, work: Callable, workers: int, indices=None) 
         raise died from None
 
 
-def decoded(samples, index):
+def decoded(samples, index, watch):
     """``(image, mask)`` of one sample (a ``work`` for :func:`in_workers`)."""
-    return read_sample(samples, index)
+    with watch.reading_sample(index):
+        return read_sample(samples, index)
 
 
-def scanned(samples, index):
+def scanned(samples, index, watch):
     """``((H, W), counts)`` of one sample: its size and its mask's pixel count per value."""
-    _, mask = read_sample(samples, index)
+    with watch.reading_sample(index):
+        _, mask = read_sample(samples, index)
     values = mask.reshape(-1).long()
     if bool((values < 0).any()) or bool((values >= MAX_COUNTED_VALUE).any()):
         bad = values[(values < 0) | (values >= MAX_COUNTED_VALUE)][:3].tolist()
@@ -124,11 +127,10 @@ class _Job(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index):
-        with self.watch.reading_sample(index):
-            try:
-                return self.work(self.samples, index)
-            except Exception as error:  # noqa: BLE001 - sent back as a value: DataLoader would bury the message
-                return Failed.of(error)
+        try:
+            return self.work(self.samples, index, self.watch)
+        except Exception as error:  # noqa: BLE001 - sent back as a value: DataLoader would bury the message
+            return Failed.of(error)
 
 
 @dataclass(frozen=True)

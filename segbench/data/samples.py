@@ -155,6 +155,9 @@ class MapSamples(torch.utils.data.Dataset):
     - ``native = True`` (a class or instance attribute) says the samples keep native sizes that
       may differ, so that the in-memory path holds them as an :class:`ImageList` (evaluated one
       image at a time) even when they happen to share one size.
+    - ``size = (H, W)`` (optional) says that every sample has that size (a dataset resized to
+      its ``image_size``): the sample cache is then written in place, each byte once, and a
+      sample of another size is an error naming it.
 
     segbench decides how the samples are used (``[train] data_loading``): decoded once with
     ``[train] data_workers`` worker processes into the sample cache and held in memory, or
@@ -164,6 +167,7 @@ class MapSamples(torch.utils.data.Dataset):
     """
 
     native = False
+    size: tuple | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must define __len__")

@@ -133,7 +133,7 @@ class LoaderFeed:
         return self.samples.watch.died(self.split, error) or error
 
     def close(self):
-        """Stop the persistent workers now, not whenever the loader is collected."""
+        """Stop the persistent workers now, not whenever the loader is collected (twice is fine)."""
         iterator = getattr(self.loader, "_iterator", None)
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
             iterator._shutdown_workers()

@@ -143,6 +143,8 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
             images_trained += images
             if not math.isfinite(train_loss):
                 raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
+            if epoch == length.epochs:
+                feed.close()  # training is over: the last evaluation runs without its workers
             epoch_metrics, val_loss = None, None
             if epoch % train_config["val_every"] == 0 or epoch == length.epochs:
                 epoch_metrics = new_metrics()
