@@ -14,7 +14,8 @@ band, as VOC), made here (benchmarks/conftest.py) in a temporary folder, or in
   peak a little: glibc's heap grows over the first batches, about +6% from 50 to 1,000 images
   here), so what grows is the set trained on. The crops are 256 px: on the CPU a model's activations are host memory,
   and at 512 px they alone take 2.4 GB for any U-Net or FCN at batch 8 (on a GPU they are
-  not in host memory). The in-memory path is measured at 1,000 images for comparison.
+  not in host memory). The in-memory path is measured at 1,000 images for comparison. Every
+  command runs with one malloc arena (``MALLOC_ARENA_MAX=1``), which makes its peak repeat.
 - **Decoding**: the 1,000 images at ``image_size = 512``, scanned (every sample read, decoded
   and resized) and decoded into the cache (the memory path: each sample written too), with 1
   and with 2 worker processes. Target: 2 workers at least 1.6x the throughput of 1.
@@ -40,6 +41,10 @@ from segbench_plugins.datasets.folder import build_folder
 
 COUNTS = (1000, 20000)
 VAL_IMAGES = 50  # the same validation set size for both: what grows is the set trained on
+# glibc's per-thread malloc arenas make a run's peak RSS vary by +-6% between identical runs
+# (1.52, 1.70, 1.62 GB); with one arena it varies by under 1% (1.64, 1.66, 1.65 GB)
+ONE_ARENA = {"MALLOC_ARENA_MAX": "1"}
+BEFORE_MB = 2760  # the issue's /usr/bin/time -v of the same prepare, when the dataset was held whole
 GROWTH_TARGET = 0.10
 PEAK_TARGET_MB = 3 * 1024
 DECODE_TARGET = 1.6
@@ -92,7 +97,7 @@ def suite_file(folder: Path, root: str, path_kind: str, count: int, image_size: 
 @pytest.mark.parametrize("step", ["prepare", "run"])
 def test_streaming_memory(benchmark, folders, tmp_path, count, step):
     suite = suite_file(tmp_path, folders[count], "streaming", count)
-    env = {**os.environ, "SEGBENCH_DATA_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "SEGBENCH_DATA_CACHE": str(tmp_path / "cache"), **ONE_ARENA}
     measured = {}
 
     def measure():
@@ -127,19 +132,19 @@ def test_streaming_memory_does_not_grow_with_the_dataset(step, ratios, shares):
         assert growth <= GROWTH_TARGET, f"{step} {measure} grew {growth:.1%} from 1,000 to 20,000 images"
 
 
-def test_memory_path_prepare_at_1000_images(benchmark, folders, tmp_path, shares):
+def test_memory_path_prepare_at_1000_images(benchmark, folders, tmp_path, ratios):
     """For comparison, as the issue measured it (2.76 GB before): the memory path at
     ``image_size = 512`` (a 1.0 GB entry), decoded by 2 workers shard by shard, in place."""
     suite = suite_file(tmp_path, folders[1000], "memory", 1000, "image_size = 512")
-    env = {**os.environ, "SEGBENCH_DATA_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "SEGBENCH_DATA_CACHE": str(tmp_path / "cache"), **ONE_ARENA}
     measured = {}
     benchmark.group = "memory path: prepare"
     benchmark.pedantic(lambda: measured.update(peak_memory(command("data", "prepare", str(suite), "-q"), env)),
                        rounds=1, iterations=1)
     assert measured["returncode"] == 0, measured["stderr"][-3000:]
     benchmark.extra_info.update({key: measured[key] for key in ("peak_tree_pss_mb", "peak_main_rss_mb", "seconds")})
-    shares.append(("memory path, data prepare at 1,000 images: main process peak RSS (MB / 1000)",
-                   measured["peak_main_rss_mb"] / 1000))
+    ratios.append((f"memory-path data prepare of 1,000 images at 512 px: main peak RSS {measured['peak_main_rss_mb']:,.0f} MB, "
+                   f"{BEFORE_MB:,} MB before (less by)", BEFORE_MB / measured["peak_main_rss_mb"], None))
 
 
 @pytest.fixture(scope="module")
