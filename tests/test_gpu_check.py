@@ -262,8 +262,9 @@ def test_a_healthy_cuda_run_is_ok(cuda_work):
     assert (summary["ok"], summary["problems"]) == (True, [])
     assert summary["parts"]["tests"]["passed"] >= 10 and summary["parts"]["tests"]["skipped"] == 0
     assert summary["parts"]["suite"]["variants"]["upsampler=bilinear"]["precision"] == ["bf16"]
-    assert summary["parts"]["loader"] == {"status": "ok", "exit_code": 0, "wall_s": 1.0,
-                                          "benchmark_json": str(cuda_work / "loader-bench.json"), **CUDA_LOADER}
+    loader = summary["parts"]["loader"]
+    assert loader.pop("wall_s") > 0
+    assert loader == {"status": "ok", "exit_code": 0, "benchmark_json": str(cuda_work / "loader-bench.json"), **CUDA_LOADER}
 
 
 @pytest.mark.parametrize("plant", FAULTS, ids=lambda plant: plant.__name__)
