@@ -73,15 +73,8 @@ class StreamedSplit(_Samples):
     def __len__(self):
         return len(self.source)
 
-    def __getitem__(self, index):
-        image, mask = self.raw(index)
-        return normalize(image.unsqueeze(0))[0], mask.long()
-
     def raw(self, index: int):
         return read_sample(self.source, int(index))
-
-    def describe(self, index: int) -> str:
-        return self.source.describe(index)
 
     def sizes(self) -> list:
         return sorted({(int(h), int(w)) for h, w in self.index.sizes})
@@ -91,10 +84,6 @@ class StreamedSplit(_Samples):
 
     def distinct_labels(self, images_at_once: int = 64) -> list:
         return [int(value) for value in self.index.values]
-
-    @property
-    def native(self) -> bool:
-        return bool(getattr(self.source, "native", False)) or len(self.sizes()) > 1
 
     @property
     def nbytes(self) -> int:
