@@ -36,6 +36,10 @@ class _Samples(torch.utils.data.Dataset):
         """The (H, W) of every sample, in order."""
         return [tuple(image.shape[-2:]) for image in self.images]
 
+    def describe(self, index: int) -> str:
+        """How errors name sample ``index``."""
+        return f"sample {index}"
+
     def distinct_labels(self, images_at_once: int = 64) -> list:
         """The distinct mask values of the split, a few images at a time (a whole split at
         once would double its memory)."""

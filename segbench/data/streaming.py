@@ -76,6 +76,9 @@ class StreamedSplit(_Samples):
     def raw(self, index: int):
         return read_sample(self.source, int(index))
 
+    def describe(self, index: int) -> str:
+        return self.source.describe(index)
+
     def sizes(self) -> list:
         return sorted({(int(h), int(w)) for h, w in self.index.sizes})
 
