@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .design import SeedDesign, StatsSettings
+from .numbers import NOT_AVAILABLE, interval, number, p_text
 from .statistics import (
     difference_test,
     equivalence_test,
@@ -37,7 +38,8 @@ from .statistics import (
 )
 
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
-OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
+DEGENERATE = "degenerate"  # a side collapsed (see segbench.degenerate): no statistics can vouch for it
+OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, DEGENERATE)
 BASELINE = "baseline"
 
 
@@ -109,12 +111,38 @@ def judge_family(baseline: dict, candidates: dict, *, higher_is_better: bool, ma
 def _judge_look(judgements, ids, baseline, candidates, seeds, look, design, settings, higher_is_better, remaining):
     for key in ids:
         _test(judgements[key], baseline, candidates[key], seeds, look, higher_is_better)
-    rejected = _step_down(ids, judgements, "p_value", "level", remaining, "difference",
-                          lambda level: design.threshold(level, look, sides=2), settings)
+    _decide(judgements, ids, settings, higher_is_better, remaining, lambda level, sides: design.threshold(level, look, sides))
+    last = look == len(design.looks) - 1
+    for key in ids:
+        judgement = judgements[key]
+        if judgement.decided or last:
+            judgement.next_seeds = None
+            judgement.state = _stop_reason(judgement, design, look)
+        else:
+            judgement.next_seeds = design.looks[look + 1]
+            judgement.state = f"open after {design.looks[look]} seeds"
+
+
+def decide_family(judgements: dict, settings: StatsSettings, higher_is_better: bool, adjust: bool = True) -> dict:
+    """The outcome of each of a family of comparisons already tested (each judgement's
+    ``diff``, ``p_value`` and ``p_equivalence`` set), looked at once: the rule every
+    comparison of segbench is decided by, the report's, ``compare``'s and the gate's.
+    Sets each judgement's outcome, the levels it faced and (``adjust``) its adjusted
+    p-values, which need statsmodels (and pandas): the gate, which shows raw p, skips them."""
+    ids = list(judgements)
+    remaining = {"difference": len(ids), "equivalence": len(ids)}
+    _decide(judgements, ids, settings, higher_is_better, remaining, lambda level, sides: level)
+    if adjust:
+        _adjust(judgements, SeedDesign.fixed(()), settings)
+    return judgements
+
+
+def _decide(judgements, ids, settings, higher_is_better, remaining, threshold):
+    """Holm's step-down (or none) on the difference tests; the rest on the equivalence tests."""
+    rejected = _step_down(ids, judgements, "p_value", "level", remaining, "difference", lambda level: threshold(level, 2), settings)
     undecided = [key for key in ids if key not in rejected]
     equivalent = _step_down(undecided, judgements, "p_equivalence", "equivalence_level", remaining, "equivalence",
-                            lambda level: design.threshold(level, look, sides=1), settings)
-    last = look == len(design.looks) - 1
+                            lambda level: threshold(level, 1), settings)
     for key in ids:
         judgement = judgements[key]
         if key in rejected:
@@ -122,12 +150,6 @@ def _judge_look(judgements, ids, baseline, candidates, seeds, look, design, sett
             judgement.outcome = BETTER if improved else WORSE
         elif key in equivalent:
             judgement.outcome = EQUIVALENT
-        if judgement.decided or last:
-            judgement.next_seeds = None
-            judgement.state = _stop_reason(judgement, design, look)
-        else:
-            judgement.next_seeds = design.looks[look + 1]
-            judgement.state = f"open after {design.looks[look]} seeds"
 
 
 def _test(judgement, baseline, candidate, seeds, look, higher_is_better):
@@ -242,3 +264,26 @@ def _finite(value) -> bool:
 
 def _sort_p(p) -> float:
     return p if p == p else math.inf  # NaN last
+
+
+def outcome_text(outcome: str, *, margin=math.nan, low=math.nan, high=math.nan, level=math.nan, p_adjusted=math.nan,
+                 mde=math.nan, reason: str = "") -> str:
+    """An outcome and what decided it, as every output words it: the interval an equivalence
+    rests on (its confidence is 1 - 2 x the level TOST faced), the adjusted p of a better or
+    worse, the minimum detectable effect of an inconclusive one, the reason for a degenerate one."""
+    if outcome == EQUIVALENT:
+        return f"equivalent: {confidence(level)} CI {interval(low, high, NOT_AVAILABLE)} within ±{margin:g}"
+    if outcome in (BETTER, WORSE):
+        return f"{outcome}: p adj. {p_text(p_adjusted, NOT_AVAILABLE)}"
+    if outcome == INCONCLUSIVE:
+        return f"inconclusive: MDE {number(mde)}" if mde == mde else f"inconclusive: {reason}" if reason else INCONCLUSIVE
+    if outcome == DEGENERATE:
+        return f"degenerate: {reason}"
+    return outcome
+
+
+def confidence(level) -> str:
+    """The confidence of the (1 - 2 level) interval TOST checks against the margin, e.g. "90%"."""
+    if not level == level or not 0 < level < 0.5:
+        return "?"
+    return f"{(1 - 2 * level) * 100:.3g}%"

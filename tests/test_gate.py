@@ -106,7 +106,7 @@ def test_a_clear_regression_fails_naming_variant_metric_values_and_rule(tmp_path
     code, out, _ = gate_cli(capsys, tmp_path / "after", baseline_file, "miou:max_drop=0.01")
     assert code == 1
     failure = next(line for line in out.splitlines() if "variant aaa" in line)
-    assert failure.startswith("FAIL variant aaa: miou 0.71 -> 0.66 (-0.05) breaks miou:max_drop=0.01")
+    assert failure.startswith("FAIL variant aaa: miou 0.7100 -> 0.6600 (-0.0500) breaks miou:max_drop=0.01")
     assert "outside the seed noise" in failure
     assert "gate FAILED: 2 of 2 check(s) failed" in out
 
@@ -255,7 +255,7 @@ def test_junit_has_one_testcase_per_rule_and_variant(tmp_path, capsys, baseline_
     failed = {c.get("name") for c in cases if c.find("failure") is not None}
     assert failed == {f"{NASTY} :: miou:max_drop=0.01", "variant bbb :: miou:max_drop=0.01"}
     assert suite.get("tests") == "4" and suite.get("failures") == "2"
-    assert "0.71 -> 0.66" in next(c for c in cases if c.find("failure") is not None).find("failure").get("message")
+    assert "0.7100 -> 0.6600" in next(c for c in cases if c.find("failure") is not None).find("failure").get("message")
     assert markdown.read_text().count("| ❌ fail |") == 2 and markdown.read_text().count("| ✅ pass |") == 2
 
 
@@ -296,7 +296,43 @@ def test_compare_cli_lists_one_sided_variants(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--markdown", str(markdown)]) == 0
     out = capsys.readouterr().out
     assert "only in A:" in out and "variant bbb (bbb)" in out and "only in B:" in out and "variant ccc (ccc)" in out
-    assert "| variant aaa | miou | 0.71 | 0.71 |" in markdown.read_text()
+    assert "| variant aaa | miou | 0.7100 | 0.7100 |" in markdown.read_text()
+
+
+def test_compare_matches_by_label_when_the_ids_changed_and_says_so(tmp_path, capsys):
+    write_results(tmp_path / "a", BASE)
+    renamed = {"new-aaa": BASE["aaa"], "new-bbb": shifted(BASE, "miou", 0.05)["bbb"]}
+    write_results(tmp_path / "b", renamed, labels={"new-aaa": "variant aaa", "new-bbb": "variant bbb"})
+    comparison = compare_results(tmp_path / "a", tmp_path / "b")
+    assert [v.id for v in comparison.variants] == ["new-aaa", "new-bbb"] and not comparison.only_a and not comparison.only_b
+    assert comparison.relabelled == [("variant aaa", "aaa", "new-aaa"), ("variant bbb", "bbb", "new-bbb")]
+    assert {v.label: v.fields[0].mark for v in comparison.variants} == {"variant aaa": "equivalent", "variant bbb": "better"}
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "2 variant(s) in both (2 matched by label)" in out and "variant bbb (A bbb, B new-bbb)" in out
+
+
+def test_compare_shows_the_interval_an_equivalence_rests_on(tmp_path):
+    """"equivalent" carries the (1 - 2 level) interval TOST put inside the margin, the
+    same words as the report's (segbench.verdicts.outcome_text)."""
+    from segbench.statistics import t_interval
+
+    write_results(tmp_path / "a", BASE)
+    write_results(tmp_path / "b", {vid: {**f, "miou": [v + d for v, d in zip(f["miou"], (0.001, -0.002, 0.003))]}
+                                   for vid, f in BASE.items()})
+    miou = compare_results(tmp_path / "a", tmp_path / "b").variants[0].fields[0]
+    assert miou.mark == "equivalent" and miou.equivalence_level == pytest.approx(0.05 / 2)  # Holm over 2 variants
+    low, high = t_interval([0.001, -0.002, 0.003], 0.95)
+    assert (miou.equivalence_low, miou.equivalence_high) == pytest.approx((low, high))
+    assert miou.mark_text == f"equivalent: 95% CI [{low:+.4f}, {high:+.4f}] within ±0.01"  # the default margin
+
+
+def test_compare_of_result_sets_sharing_no_variant_is_bad_input(tmp_path, capsys):
+    write_results(tmp_path / "a", {"aaa": BASE["aaa"]})
+    write_results(tmp_path / "b", {"zzz": BASE["aaa"]})
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "share no variant, by id or by label" in err and "'variant aaa'" in err and "'variant zzz'" in err
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -35,9 +35,9 @@ PACKAGE = Path(segbench.__file__).parent
 # cli -> api -> runner -> executors -> engine -> (data, components) -> store, with the
 # readers of records (report, gate) beside the training code, never importing it.
 LAYERS = [
-    {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy"},  # depend on nothing of segbench
+    {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers"},  # depend on nothing of segbench
     {"extensions", "hookspecs", "components", "params", "plugins", "records", "schema", "design", "format"},  # contracts
-    {"statistics", "verdicts", "simulation", "metrics", "store", "data"},  # numbers, results on disk, datasets
+    {"statistics", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
     {"gate", "doctor", "report", "planning"},  # read records only
     {"suite", "engine", "progress", "execute", "preflight"},  # a suite, and one run of it
     {"executors", "runner", "data_commands"},  # a whole suite

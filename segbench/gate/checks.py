@@ -2,9 +2,12 @@
 
 Each :class:`Check` answers ``fails()`` with the failure message or None (the style of
 pytest-benchmark's regression checks). A change beyond the rule's threshold fails only
-when it is also outside the seed noise: the per-seed values of the two sides differ
-significantly at the 95% level (paired by seed when both have the same seeds, else
-Welch). With ``noise=ignore``, or fewer than 2 seeds on a side, the threshold alone decides.
+when it is also outside the seed noise: decided by segbench.verdicts as the report
+decides, the change is *worse* (the per-seed values of the two sides, paired by seed when
+both have the same seeds, else Welch, differ significantly at the suite's alpha after
+Holm's correction over the rule's variants). With ``noise=ignore``, or fewer than 2 seeds
+on a side, the threshold alone decides. A variant whose current runs collapsed (every
+foreground class scores 0: segbench.degenerate) fails whatever its numbers.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from ..degenerate import collapsed_reason, variant_reason
+from ..design import StatsSettings
 from ..errors import SegbenchError
+from ..numbers import NOT_AVAILABLE, number, p_text, signed
+from ..verdicts import WORSE, Judgement, decide_family
 from .baseline import Baseline, load_baseline
-from .numbers import format_change, format_number, format_p, mean_of
-from .results import ResultSet, VariantRuns, load_results
+from .results import ResultSet, VariantRuns, load_results, match_variants
 from .rules import RULE_SYNTAX, Rule, direction_problem, higher_is_better, parse_rules, suite_file_rules, unknown_metric_problem
-from .seeds import judged, seed_comparison, significant
+from .seeds import judged, mean_of, seed_comparison
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 ERROR_TEXT = 120  # characters of a failed run's error kept in a message
@@ -34,7 +40,8 @@ class Check:
     label: str
     baseline: dict  # seed -> value
     current: dict  # seed -> value
-    problem: str | None = None  # the variant is missing or some of its runs failed
+    problem: str | None = None  # the variant is missing, some of its runs failed, or collapsed
+    outcome: str | None = None  # the change as segbench.verdicts decides it among the rule's checks
 
     def fails(self) -> str | None:
         """The failure message, or None when the check passes (or is skipped)."""
@@ -53,8 +60,8 @@ class Check:
     def message(self) -> str:
         if self.problem or self.status == SKIP:
             return f"{self.label}: {self.rule.metric}: {self.reason} [rule {self.rule}]"
-        return (f"{self.label}: {self.rule.metric} {format_number(self.baseline_mean)} -> {format_number(self.current_mean)} "
-                f"({format_change(self.current_mean - self.baseline_mean)}) breaks {self.rule} "
+        return (f"{self.label}: {self.rule.metric} {number(self.baseline_mean, NOT_AVAILABLE)} -> {number(self.current_mean, NOT_AVAILABLE)} "
+                f"({signed(self.current_mean - self.baseline_mean, NOT_AVAILABLE)}) breaks {self.rule} "
                 f"(allowed {self.allowed_text}); {self.reason}")
 
     @property
@@ -69,7 +76,7 @@ class Check:
     def allowed_text(self) -> str:
         word = "drop" if self.rule.direction == "max_drop" else "increase"
         allowed = self.rule.allowed_change(self.baseline_mean) if self.baseline else math.nan
-        return f"{word} {format_number(allowed)}" + (f" = {self.rule.threshold * 100:g}% of the baseline" if self.rule.relative else "")
+        return f"{word} {number(allowed, NOT_AVAILABLE)}" + (f" = {self.rule.threshold * 100:g}% of the baseline" if self.rule.relative else "")
 
     @property
     def beyond_threshold_in_noise(self) -> bool:
@@ -103,11 +110,11 @@ class Check:
         if not judged(comparison):
             return FAIL, (f"the seed noise cannot be judged with fewer than 2 seeds on a side "
                           f"({comparison['n_before']} baseline, {comparison['n_after']} current): the threshold alone decides")
-        p_value = format_p(comparison["p_value"])
+        p_value = p_text(comparison["p_value"], NOT_AVAILABLE)
         test = f"{comparison['test']} t-test p{p_value if p_value.startswith('<') else '=' + p_value}"
-        if significant(comparison):
-            return FAIL, f"outside the seed noise ({test})"
-        return PASS, f"beyond the threshold but within the seed noise ({test})"
+        if self.outcome == WORSE:
+            return FAIL, f"outside the seed noise ({test}: {self.outcome})"
+        return PASS, f"beyond the threshold but within the seed noise ({test}: {self.outcome})"
 
 
 @dataclass
@@ -148,26 +155,13 @@ def run_gate(results_dir, baseline_path, rules=None) -> GateResult:
     check_metrics(rules, baseline)
     check_directions(rules, {**baseline.directions, **results.directions})
     matches = match_variants(baseline, results)
-    checks = build_checks(rules, baseline, matches)
+    checks = build_checks(rules, baseline, matches, results.meta.get("primary"))
+    decide_noise(checks, StatsSettings.from_dict(results.meta.get("stats")), {**baseline.directions, **results.directions})
     matched = {runs.id for runs in matches.values() if runs is not None}
     new = [(v.id, v.label) for v in results.variants if v.id not in matched]
     relabelled = [(runs.label, saved_id, runs.id) for saved_id, runs in matches.items() if runs is not None and runs.id != saved_id]
     return GateResult(results.suite, results.suite_dir, baseline, rules, source, checks, new, relabelled)
 
-
-def match_variants(baseline: Baseline, results: ResultSet) -> dict:
-    """Baseline variant id -> its runs in the results: by id, else by label when exactly
-    one unclaimed variant carries it. A variant keeps its label when a default of some
-    component changes (which changes every id), and the gate should still compare it."""
-    matches = {saved.id: results.get(saved.id) for saved in baseline.variants}
-    claimed = {runs.id for runs in matches.values() if runs is not None}
-    for saved in baseline.variants:
-        if matches[saved.id] is None:
-            same_label = [v for v in results.variants if v.label == saved.label and v.id not in claimed and baseline.get(v.id) is None]
-            if len(same_label) == 1:
-                matches[saved.id] = same_label[0]
-                claimed.add(same_label[0].id)
-    return matches
 
 
 def resolve_rules(texts, results: ResultSet) -> tuple[list, str]:
@@ -197,11 +191,11 @@ def check_directions(rules, directions: dict) -> None:
         raise SegbenchError("\n".join(problems))
 
 
-def build_checks(rules, baseline: Baseline, matches: dict) -> list:
+def build_checks(rules, baseline: Baseline, matches: dict, primary: str | None = None) -> list:
     checks = []
     for saved in baseline.variants:
         runs = matches[saved.id]
-        problem = variant_problem(runs)
+        problem = variant_problem(runs, primary)
         label = runs.label if runs else saved.label
         for rule in rules:
             current = runs.values(rule.metric) if runs else {}
@@ -209,11 +203,29 @@ def build_checks(rules, baseline: Baseline, matches: dict) -> list:
     return checks
 
 
-def variant_problem(runs: VariantRuns | None) -> str | None:
-    """Why a baseline variant cannot pass whatever its numbers: it is missing, or runs
-    failed (a failure is a regression, not noise to gate around)."""
+def decide_noise(checks: list, settings: StatsSettings, directions: dict) -> None:
+    """Each check's change (current - baseline), decided per rule over its variants as one
+    family (segbench.verdicts.decide_family)."""
+    by_rule = {}
+    for check in checks:
+        if check.baseline and check.current and judged(check.comparison):
+            by_rule.setdefault(str(check.rule), []).append(check)
+    for mine in by_rule.values():
+        judgements = {index: Judgement(diff=check.comparison["diff"], p_value=check.comparison["p_value"])
+                      for index, check in enumerate(mine)}
+        decide_family(judgements, settings, higher_is_better(mine[0].rule.metric, directions), adjust=False)
+        for index, check in enumerate(mine):
+            check.outcome = judgements[index].outcome
+
+
+def variant_problem(runs: VariantRuns | None, primary: str | None = None) -> str | None:
+    """Why a baseline variant cannot pass whatever its numbers: it is missing, runs failed
+    (a failure is a regression, not noise to gate around) or collapsed."""
     if runs is None:
         return "variant missing from the results"
+    collapsed = {seed: reason for seed, record in runs.ok.items() if (reason := collapsed_reason(record, primary or ""))}
+    if collapsed:
+        return f"degenerate: {variant_reason(runs.label, collapsed)}"
     if not runs.failed:
         return None
     total = len(runs.failed) + len(runs.ok)

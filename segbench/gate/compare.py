@@ -1,12 +1,15 @@
 """Two result sets of the same suite side by side (before/after a change).
 
-Variants are matched by id. Per variant and metric or cost field: mean A, mean B, the
+Variants are matched by id, else by label when exactly one unmatched variant of the other
+side carries it (as the gate matches; the output says which were). Per variant and metric or cost field: mean A, mean B, the
 difference B - A with its 95% CI and p-value (paired by seed when both sides have the
 same seeds, else Welch), and one of the four outcomes of segbench.verdicts in the field's
-direction: better or worse (significant after Holm's correction over the variants, per
-field), equivalent (the two one-sided tests put B - A within the suite's margin; metrics
-only, cost fields have no margin), or inconclusive, with the minimum detectable effect
-when the seeds pair up.
+direction, decided by segbench.verdicts as the report decides: better or worse
+(significant after Holm's correction over the variants, per field), equivalent (the two
+one-sided tests put B - A within the suite's margin; metrics only, cost fields have no
+margin), or inconclusive, with the minimum detectable effect when the seeds pair up.
+Each outcome is worded by :func:`segbench.verdicts.outcome_text`, an equivalence with the
+interval that decided it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..design import StatsSettings
-from ..statistics import equivalence_test, holm, minimum_detectable_effect, paired_differences
-from ..verdicts import BETTER, EQUIVALENT, INCONCLUSIVE, WORSE
-from .numbers import mean_of
-from .results import VariantRuns, load_results
+from ..errors import SegbenchError
+from ..statistics import equivalence_test, minimum_detectable_effect, paired_differences, t_interval
+from ..verdicts import BETTER, EQUIVALENT, INCONCLUSIVE, WORSE, Judgement, decide_family, outcome_text
+from .results import VariantRuns, load_results, match_variants
 from .rules import higher_is_better
-from .seeds import seed_comparison
+from .seeds import mean_of, seed_comparison
 
 NOT_COMPARED = "n/a"
 MARKS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, NOT_COMPARED)
@@ -39,8 +42,18 @@ class FieldComparison:
     p_adjusted: float = math.nan
     p_equivalence: float = math.nan
     p_equivalence_adjusted: float = math.nan
+    equivalence_level: float = math.nan  # the level TOST faced; its interval is the (1 - 2 level) one
+    equivalence_low: float = math.nan
+    equivalence_high: float = math.nan
     mde: float = math.nan
     sd: float = math.nan
+    values: tuple = ((), ())  # the finite per-seed values of A and B, for the equivalence interval
+
+    @property
+    def mark_text(self) -> str:
+        """The outcome as every output words it (segbench.verdicts.outcome_text)."""
+        return outcome_text(self.mark, margin=self.margin, low=self.equivalence_low, high=self.equivalence_high,
+                            level=self.equivalence_level, p_adjusted=self.p_adjusted, mde=self.mde)
 
 
 @dataclass
@@ -60,6 +73,7 @@ class Comparison:
     only_a: list = field(default_factory=list)  # (id, label)
     only_b: list = field(default_factory=list)
     settings: StatsSettings = field(default_factory=StatsSettings)
+    relabelled: list = field(default_factory=list)  # (label, id in A, id in B) matched by label
 
     def marks(self) -> dict:
         """How many fields got each mark, over every variant."""
@@ -74,11 +88,21 @@ def compare_results(dir_a, dir_b) -> Comparison:
     a, b = load_results(dir_a), load_results(dir_b)
     settings = StatsSettings.from_dict(b.meta.get("stats") or a.meta.get("stats"))
     directions = {**a.directions, **b.directions}
-    matched = [compare_variant(variant, b.get(variant.id), directions, settings) for variant in a.variants if b.get(variant.id)]
+    matches = match_variants(a, b)
+    if not any(matches.values()):
+        raise SegbenchError(f"{dir_a} and {dir_b} share no variant, by id or by label: A has {_labels(a)}; B has {_labels(b)} "
+                            "(compare two result sets of the same suite)")
+    matched = [compare_variant(variant, matches[variant.id], directions, settings) for variant in a.variants if matches[variant.id]]
     decide_marks(matched, settings)
-    only_a = [(v.id, v.label) for v in a.variants if b.get(v.id) is None]
-    only_b = [(v.id, v.label) for v in b.variants if a.get(v.id) is None]
-    return Comparison(a.suite_dir, b.suite_dir, a.suite, b.suite, matched, only_a, only_b, settings)
+    in_b = {runs.id for runs in matches.values() if runs is not None}
+    only_a = [(v.id, v.label) for v in a.variants if matches[v.id] is None]
+    only_b = [(v.id, v.label) for v in b.variants if v.id not in in_b]
+    relabelled = [(runs.label, id_a, runs.id) for id_a, runs in matches.items() if runs is not None and runs.id != id_a]
+    return Comparison(a.suite_dir, b.suite_dir, a.suite, b.suite, matched, only_a, only_b, settings, relabelled)
+
+
+def _labels(results) -> str:
+    return ", ".join(repr(v.label) for v in results.variants)
 
 
 def compare_variant(a: VariantRuns, b: VariantRuns, directions=None, settings: StatsSettings | None = None) -> VariantComparison:
@@ -87,13 +111,14 @@ def compare_variant(a: VariantRuns, b: VariantRuns, directions=None, settings: S
     fields = [compare_field(name, a.values(name), b.values(name), higher_is_better(name, directions),
                             settings.margin_for(name) if name in metrics else math.nan)
               for name in shared_fields(a, b)]
-    return VariantComparison(a.id, b.label, fields)
+    return VariantComparison(b.id, b.label, fields)
 
 
 def compare_field(name: str, values_a: dict, values_b: dict, higher: bool = True, margin: float = math.nan) -> FieldComparison:
     """B - A for one field; the mark is set by :func:`decide_marks` over every variant."""
     comparison = seed_comparison(values_a, values_b)
-    item = FieldComparison(name, mean_of(values_a), mean_of(values_b), comparison, higher_is_better=higher, margin=margin)
+    item = FieldComparison(name, mean_of(values_a), mean_of(values_b), comparison, higher_is_better=higher, margin=margin,
+                           values=(_finite(values_a), _finite(values_b)))
     if comparison["test"] == "paired":
         diffs = paired_differences(values_a, values_b)
         item.sd = float(diffs.std(ddof=1)) if len(diffs) >= 2 else math.nan
@@ -111,33 +136,51 @@ def welch_equivalence(values_a: dict, values_b: dict, margin: float) -> float:
     return float(ttost_ind(list(values_b.values()), list(values_a.values()), -margin, margin, usevar="unequal")[0])
 
 
+def welch_interval(values_a: dict, values_b: dict, confidence: float) -> tuple[float, float]:
+    """The Welch t interval of mean B - mean A (statsmodels), the one its TOST checks."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+    means = CompareMeans(DescrStatsW(list(values_b.values())), DescrStatsW(list(values_a.values())))
+    low, high = means.tconfint_diff(alpha=1 - confidence, usevar="unequal")
+    return float(low), float(high)
+
+
 def decide_marks(variants: list, settings: StatsSettings) -> None:
-    """Per field, Holm's correction over the variants (unless ``correction = "none"``),
-    then each field's outcome in its direction."""
+    """Per field, the variants' B - A decided as one family by segbench.verdicts (the
+    report's rule: Holm over the variants unless ``correction = "none"``), each in its
+    field's direction; a field without a test (too few seeds) is not compared."""
     by_field = {}
     for variant in variants:
         for item in variant.fields:
             by_field.setdefault(item.name, []).append(item)
     for items in by_field.values():
-        adjust = holm if settings.correction == "holm" else (lambda p: p)
-        for item, p, p_eq in zip(items, adjust([i.comparison["p_value"] for i in items]), adjust([i.p_equivalence for i in items])):
-            item.p_adjusted, item.p_equivalence_adjusted = float(p), float(p_eq)
-            item.mark = _mark(item, settings)
-        undecided = [i for i in items if i.mark not in (BETTER, WORSE)]
-        for item in undecided:
-            level = settings.alpha / max(len(undecided), 1) if settings.correction == "holm" else settings.alpha
-            item.mde = minimum_detectable_effect(item.sd, item.comparison["n_before"], level, settings.power)
+        judgements = {index: Judgement(diff=item.comparison["diff"], p_value=item.comparison["p_value"],
+                                       p_equivalence=item.p_equivalence, margin=item.margin) for index, item in enumerate(items)}
+        decide_family(judgements, settings, items[0].higher_is_better)
+        for index, item in enumerate(items):
+            judgement = judgements[index]
+            item.p_adjusted, item.p_equivalence_adjusted = judgement.p_adjusted, judgement.p_equivalence_adjusted
+            item.equivalence_level = judgement.equivalence_level
+            item.mark = NOT_COMPARED if math.isnan(item.comparison["p_value"]) else judgement.outcome
+            if item.mark == EQUIVALENT:
+                item.equivalence_low, item.equivalence_high = _equivalence_interval(item)
+            elif item.mark not in (BETTER, WORSE):
+                item.mde = minimum_detectable_effect(item.sd, item.comparison["n_before"], judgement.level, settings.power)
 
 
-def _mark(item: FieldComparison, settings: StatsSettings) -> str:
-    if math.isnan(item.comparison["p_value"]):
-        return NOT_COMPARED
-    if item.p_adjusted <= settings.alpha and item.comparison["diff"] != 0:
-        improved = item.comparison["diff"] > 0 if item.higher_is_better else item.comparison["diff"] < 0
-        return BETTER if improved else WORSE
-    if item.p_equivalence_adjusted <= settings.alpha:
-        return EQUIVALENT
-    return INCONCLUSIVE
+def _equivalence_interval(item: FieldComparison) -> tuple[float, float]:
+    """The (1 - 2 level) interval of B - A that TOST put inside the margin."""
+    confidence = 1 - 2 * item.equivalence_level
+    values_a, values_b = item.values
+    if item.comparison["test"] == "paired":
+        return t_interval(paired_differences(values_a, values_b), confidence)
+    if min(len(values_a), len(values_b)) >= 2:
+        return welch_interval(values_a, values_b, confidence)
+    return math.nan, math.nan
+
+
+def _finite(values: dict) -> dict:
+    return {seed: float(v) for seed, v in values.items() if v is not None and math.isfinite(v)}
 
 
 def shared_fields(a: VariantRuns, b: VariantRuns) -> list:

@@ -15,12 +15,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..errors import SegbenchError
-
+from ..numbers import NOT_AVAILABLE, interval, number, p_text, signed
 from ..store import write_text_atomic
 from ..text import escape_markdown, one_line, terminal
 from .checks import FAIL, PASS, SKIP, Check, GateResult
 from .compare import MARKS, Comparison
-from .numbers import format_change, format_number, format_p
 
 XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 STATUS_MARK = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⏭️ skipped"}
@@ -82,10 +81,10 @@ def gate_markdown(result: GateResult) -> str:
 
 def _check_cells(check: Check) -> list:
     values = check.baseline and check.current and not check.problem
-    numbers = [format_number(check.baseline_mean) if check.baseline else "n/a",
-               format_number(check.current_mean) if check.current else "n/a",
-               format_change(check.current_mean - check.baseline_mean) if values else "n/a",
-               check.allowed_text if check.baseline else "n/a"]
+    numbers = [number(check.baseline_mean, NOT_AVAILABLE) if check.baseline else NOT_AVAILABLE,
+               number(check.current_mean, NOT_AVAILABLE) if check.current else NOT_AVAILABLE,
+               signed(check.current_mean - check.baseline_mean, NOT_AVAILABLE) if values else NOT_AVAILABLE,
+               check.allowed_text if check.baseline else NOT_AVAILABLE]
     return [STATUS_MARK[check.status], escape_markdown(check.label), escape_markdown(check.rule.metric),
             escape_markdown(str(check.rule)), *map(escape_markdown, numbers), escape_markdown(check.reason)]
 
@@ -137,7 +136,8 @@ def compare_text(comparison: Comparison) -> str:
 def compare_summary(comparison: Comparison) -> str:
     marks = comparison.marks()
     counted = ", ".join(f"{marks[mark]} {mark}" for mark in MARKS if marks.get(mark))
-    return f"{len(comparison.variants)} variant(s) in both: {counted or 'nothing to compare'}"
+    by_label = f" ({len(comparison.relabelled)} matched by label)" if comparison.relabelled else ""
+    return f"{len(comparison.variants)} variant(s) in both{by_label}: {counted or 'nothing to compare'}"
 
 
 def compare_markdown(comparison: Comparison) -> str:
@@ -166,22 +166,17 @@ def compare_note(comparison: Comparison) -> str:
 
 def _field_cells(item) -> list:
     c = item.comparison
-    interval = f"{format_change(c['diff'])} [{format_change(c['ci_low'])}, {format_change(c['ci_high'])}]"
-    return [item.name + ("" if item.higher_is_better else " (lower is better)"), format_number(item.mean_a), format_number(item.mean_b),
-            interval, format_p(c["p_value"]), format_p(item.p_adjusted), f"{c['test']} ({c['n_before']} vs {c['n_after']} seeds)",
-            _mark_text(item)]
-
-
-def _mark_text(item) -> str:
-    if item.mark == "equivalent":
-        return f"equivalent (within ±{item.margin:g})"
-    if item.mark == "inconclusive" and item.mde == item.mde:
-        return f"inconclusive (MDE {format_number(item.mde)})"
-    return item.mark
+    shown = f"{signed(c['diff'], NOT_AVAILABLE)} {interval(c['ci_low'], c['ci_high'], '')}".rstrip()
+    return [item.name + ("" if item.higher_is_better else " (lower is better)"), number(item.mean_a, NOT_AVAILABLE),
+            number(item.mean_b, NOT_AVAILABLE), shown, p_text(c["p_value"], NOT_AVAILABLE), p_text(item.p_adjusted, NOT_AVAILABLE),
+            f"{c['test']} ({c['n_before']} vs {c['n_after']} seeds)", item.mark_text]
 
 
 def _one_sided_lines(comparison, escape, bullet="  ") -> list:
     lines = []
+    if comparison.relabelled:
+        lines += ["", "matched by label (their ids differ: a configuration or plugin version changed):"]
+        lines += [f"{bullet}{escape(label)} (A {escape(id_a)}, B {escape(id_b)})" for label, id_a, id_b in comparison.relabelled]
     for side, variants in (("A", comparison.only_a), ("B", comparison.only_b)):
         if variants:
             lines += ["", f"only in {side}:"] + [f"{bullet}{escape(label)} ({escape(variant_id)})" for variant_id, label in variants]

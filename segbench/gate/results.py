@@ -83,6 +83,22 @@ def load_results(directory) -> ResultSet:
     return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta)
 
 
+def match_variants(saved, results: ResultSet) -> dict:
+    """Each variant id of ``saved`` (a baseline, or the first of two result sets) -> its runs
+    in ``results``: by id, else by label when exactly one unclaimed variant carries it. A
+    variant keeps its label when a default of some component changes (which changes every
+    id), and the two sides should still be compared."""
+    matches = {old.id: results.get(old.id) for old in saved.variants}
+    claimed = {runs.id for runs in matches.values() if runs is not None}
+    for old in saved.variants:
+        if matches[old.id] is None:
+            same_label = [v for v in results.variants if v.label == old.label and v.id not in claimed and saved.get(v.id) is None]
+            if len(same_label) == 1:
+                matches[old.id] = same_label[0]
+                claimed.add(same_label[0].id)
+    return matches
+
+
 def field_value(record: dict, name: str) -> float | None:
     """A metric, else a cost field, of one record; None when absent or not a finite number."""
     for group in ("metrics", "cost"):

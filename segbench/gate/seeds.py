@@ -48,13 +48,14 @@ def welch_comparison(before, after) -> dict:
     return {**result, "ci_low": float(interval.low), "ci_high": float(interval.high), "p_value": float(test.pvalue)}
 
 
+def mean_of(values: dict) -> float:
+    """Mean of ``{seed: value}``; NaN when empty."""
+    return float(np.mean(list(values.values()))) if values else math.nan
+
+
 def judged(comparison: dict) -> bool:
     """Whether the seeds were enough to tell noise from a real change."""
     return not math.isnan(comparison["p_value"])
-
-
-def significant(comparison: dict, alpha: float = ALPHA) -> bool:
-    return judged(comparison) and comparison["p_value"] < alpha
 
 
 def _finite(values: dict) -> dict:
