@@ -24,6 +24,7 @@ from .outputs import image_suffixes, output_file
 from .text import one_line, terminal
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
+WIDE_HELP = "show every column of the summary (by default the table fits 100 columns)"
 DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the user cache dir)"
 
 
@@ -116,6 +117,7 @@ def build_parser(executors=None) -> argparse.ArgumentParser:
     run.add_argument("--rerun", action="store_true", help="redo runs that already have a finished record")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--wide", action="store_true", help=WIDE_HELP)
     run.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
     add_executor_flags(run, executors or {})
     run.set_defaults(handler=run_command)
@@ -200,6 +202,7 @@ def add_report_command(commands, plugin_options):
     report = commands.add_parser("report", parents=[plugin_options],
                                  help="rebuild a results folder's report from its records alone (trains nothing)")
     report.add_argument("results", metavar="DIR", help=RESULTS_HELP)
+    report.add_argument("--wide", action="store_true", help=WIDE_HELP)
     report.set_defaults(handler=report_command)
     doctor = commands.add_parser("doctor", help="list damaged files of a results folder and the runs `segbench run` would redo; "
                                  "exit 0 when nothing is damaged, 1 when something is",
@@ -212,7 +215,7 @@ def add_report_command(commands, plugin_options):
 
 def report_command(args) -> int:
     report = api.rebuild_report(args.results, args.plugin)
-    print(report["text"])
+    print(report["wide_text" if args.wide else "text"])
     print(f"\nreport: {report['html']}")
     return 1 if reporters_failed(report) else 0
 
@@ -277,7 +280,7 @@ def add_gate_commands(commands):
 def run_command(args) -> int:
     outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast,
                       args.quiet, args.cache_dir, args.executor, executor_options=executor_options(args))
-    print(outcome.report["text"])
+    print(outcome.report["wide_text" if args.wide else "text"])
     print(f"\nreport: {outcome.report['html']}")
     failed_reporters = reporters_failed(outcome.report)
     if outcome.failures:

@@ -35,6 +35,7 @@ JSON_SUFFIX = ".json"
 # The report folder's files that others than the report look at.
 REPORT_INDEX = "index.html"
 REPORT_TEXT = "summary.txt"  # the terminal summary, shown again when the report is reused
+REPORT_TEXT_WIDE = "summary-wide.txt"  # the same with every column (`--wide`)
 REPORT_STAMP = ".fingerprint"  # which records and suite the report was drawn from
 RUNS_TABLE = "runs.csv"  # a row per run; `segbench plan --from` reads it
 

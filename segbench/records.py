@@ -199,6 +199,7 @@ class SuiteSummary(TypedDict, total=False):
     stats: Annotated[dict[str, Any], "the [stats] settings (segbench.design.StatsSettings)"]
     design: Annotated[dict[str, Any], "the seed design (segbench.design.SeedDesign): fixed or adaptive seeds"]
     gate_rules: Annotated[list[str], "the [gate] rules as run, --set included"]
+    overrides: Annotated[list[str], "the --set overrides the run applied, as KEY=VALUE (VALUE as JSON)"]
 
 
 class StoredSamples(TypedDict):

@@ -17,7 +17,7 @@ from .errors import SuiteError
 from .preflight import suite_problems
 from .progress import Progress
 from .verdicts import judge_family, metric_values, seeds_wanted
-from .layout import REPORT_INDEX, REPORT_STAMP, REPORT_TEXT
+from .layout import REPORT_INDEX, REPORT_STAMP, REPORT_TEXT, REPORT_TEXT_WIDE
 from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
 
@@ -102,15 +102,17 @@ def current_report(records, meta, store, reporters=None, exporters=()) -> dict:
     failed one leaves no stamp, so that the next run draws the report again."""
     fingerprint = _report_fingerprint(records, meta)
     stamp = store.report_dir / REPORT_STAMP
-    text_path = store.report_dir / REPORT_TEXT
-    drawn = all(p.is_file() for p in (stamp, text_path, store.report_dir / REPORT_INDEX))
+    text_paths = {"text": store.report_dir / REPORT_TEXT, "wide_text": store.report_dir / REPORT_TEXT_WIDE}
+    drawn = all(p.is_file() for p in (stamp, *text_paths.values(), store.report_dir / REPORT_INDEX))
     if drawn and stamp.read_text(errors="replace") == fingerprint:  # a damaged stamp only redraws
-        return {"dir": store.report_dir, "html": store.report_dir / REPORT_INDEX, "text": text_path.read_text(errors="replace"), "reused": True}
+        return {"dir": store.report_dir, "html": store.report_dir / REPORT_INDEX, "reused": True,
+                **{key: path.read_text(errors="replace") for key, path in text_paths.items()}}
     from .report import write_report  # heavy: matplotlib, pandas; only when a report is drawn, not for `segbench validate`
 
     report = write_report(records, meta, store.report_dir, store.load_samples, reporters=reporters, exporters=exporters,
                           suite_dir=store.suite_dir)
-    write_text_atomic(text_path, report["text"])
+    for key, path in text_paths.items():
+        write_text_atomic(path, report[key])
     if not report["failures"]:
         write_text_atomic(stamp, fingerprint)
     return report
@@ -206,5 +208,6 @@ def suite_summary(suite: Suite) -> dict:
         "stats": suite.stats.to_dict(),
         "design": suite.design.to_dict(),
         "gate_rules": [str(rule) for rule in suite.gate_rules],  # as run, --set included
+        "overrides": [f"{key}={json.dumps(value, default=str)}" for key, value in (suite.source.get("overrides") or {}).items()],
     }
 

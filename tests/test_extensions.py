@@ -179,7 +179,7 @@ def test_write_report_keeps_every_other_output_when_a_reporter_fails_and_shows_t
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"runs.csv", "summary.csv", "summary.md", "index.html"}
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"<h2>{escape('<Extra> & more')}</h2><p id='extra'>4 runs</p>" in page
-    assert page.index("<h2>Summary</h2>") < page.index("&lt;Extra&gt;") < page.index("<h2>Timing</h2>")
+    assert page.index("<h2 id='summary'>Summary</h2>") < page.index("&lt;Extra&gt;") < page.index("<h2>Timing</h2>")
 
 
 # --- through the command line ----------------------------------------------------------------

@@ -100,9 +100,10 @@ def test_class_names_and_labels_are_escaped_in_html_and_markdown(tmp_path):
     page = report["html"].read_text()
     assert hostile_class not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     markdown = (tmp_path / "summary.md").read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| variant |"))
     row = next(line for line in markdown.splitlines() if line.startswith("| a"))
     assert row.startswith("| a\\|b c |"), "the pipe is escaped and the newline does not end the row"
-    assert row.count(" | ") == markdown.splitlines()[2].count(" | ")  # same cell count as the header
+    assert row.count(" | ") == header.count(" | ")  # same cell count as the header
     assert "<script>" not in markdown
     assert (tmp_path / "per_class.csv").read_text().splitlines()[0] == f"variant,background,{hostile_class}"
 
@@ -140,12 +141,12 @@ def test_seeds_decide_and_images_are_reported_beside_them(tmp_path):
     records = [_replicated_record("a", s, a, a + noise) for s, (a, _) in seeds.items()]
     records += [_replicated_record("b", s, b, b + noise) for s, (_, b) in seeds.items()]
     row = write_report(records, meta, tmp_path / "one")["summary"].iloc[1]
-    assert row["verdict"] == "inconclusive" and row["evidence"].startswith("MDE ")
+    assert row["verdict"] == "inconclusive" and row["outcome"] == f"inconclusive: MDE {row['mde']:.4f}"
     assert row["delta"] == pytest.approx(np.mean([b - a for a, b in seeds.values()]))
     assert row["image_ci_low"] > 0 and row["image_p_value"] < 0.01
     assert row["image_ci_low"] < row["delta"] < row["image_ci_high"], "the images resample the very Δ shown"
     # One seed: no seed test, so no decision, whatever the images say.
     single = [_replicated_record("a", 0, 0.5, 0.5 + noise), _replicated_record("b", 0, 0.48, 0.48 + noise)]
     row = write_report(single, meta, tmp_path / "two")["summary"].iloc[1]
-    assert row["verdict"] == "inconclusive" and row["evidence"] == "a seed test needs 2 paired seeds"
+    assert row["verdict"] == "inconclusive" and row["outcome"] == "inconclusive: a seed test needs 2 paired seeds"
     assert row["image_ci_high"] < 0

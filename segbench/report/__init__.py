@@ -21,9 +21,11 @@ from ..text import csv_text
 from . import html, plots
 from .frames import factor_columns, metric_directions, ordered_variants, per_class_frame, runs_frame, summary_frame
 from .markdown import summary_markdown
+from .provenance import header_lines
+from .table import summary_rows
 from .terminal import summary_text
 
-__all__ = ["write_report", "report_context", "runs_frame", "summary_frame", "summary_text"]
+__all__ = ["write_report", "report_context", "runs_frame", "summary_frame", "summary_text", "summary_rows"]
 
 GRID_VARIANTS = 8  # the qualitative grid shows at most this many variants
 
@@ -43,12 +45,14 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None, *,
     context = report_context(records, meta, out_dir, load_samples, suite_dir)
     failures = run_reporters(chosen_reporters(reporters, exporters), context, options)
     summary = context.summary
+    rows = summary_rows(summary)
     return {
         "dir": context.report_dir,
         "html": context.report_dir / REPORT_INDEX,
         "summary": summary,
         "runs": context.runs,
-        "text": summary_text(summary, meta) if len(summary) else "(no runs)",
+        "text": summary_text(rows, context.records, meta) if rows else "(no runs)",
+        "wide_text": summary_text(rows, context.records, meta, wide=True) if rows else "(no runs)",
         "failures": failures,
     }
 
@@ -63,6 +67,8 @@ def report_context(records: list, meta: dict, out_dir: Path, load_samples=None, 
     summary = summary_frame(runs, meta, records) if len(runs) else runs
     class_metric = _per_class_metric(records, meta)
     per_class = per_class_frame(records, ordered_variants(runs, meta), class_metric) if class_metric else None
+    if per_class is not None and per_class.empty:  # no class has a value in any run
+        per_class = None
     return ReportContext(records, meta, runs, summary, out_dir, Path(suite_dir) if suite_dir else out_dir.parent, load_samples,
                          per_class=per_class, class_metric=class_metric)
 
@@ -80,8 +86,8 @@ def write_tables(context: ReportContext):
 
 def write_markdown(context: ReportContext):
     if len(context.summary):
-        failures = [r for r in context.records if r["status"] != "ok"]
-        write_text_atomic(context.report_dir / "summary.md", summary_markdown(context.summary, context.meta, failures))
+        text = summary_markdown(summary_rows(context.summary), context.records, context.meta, header_lines(context.records, context.meta))
+        write_text_atomic(context.report_dir / "summary.md", text)
 
 
 def draw_plots(context: ReportContext) -> list:
@@ -93,7 +99,8 @@ def draw_plots(context: ReportContext) -> list:
 
 
 def write_page(context: ReportContext):
-    page = html.render(context.summary, context.records, context.meta, context.sections, context.per_class, context.class_metric)
+    page = html.render(summary_rows(context.summary), context.records, context.meta, context.sections, context.per_class,
+                       context.class_metric)
     write_text_atomic(context.report_dir / REPORT_INDEX, page)
 
 

@@ -9,7 +9,9 @@ from ..design import SeedDesign, StatsSettings
 from ..format import format_value
 from ..statistics import image_bootstrap, mean_ci
 from ..store import decode_arrays
-from ..verdicts import BASELINE, EQUIVALENT, INCONCLUSIVE, judge_family, metric_values
+from ..degenerate import collapsed_runs, suite_reason, variant_reason
+from ..verdicts import BASELINE, DEGENERATE, INCONCLUSIVE, judge_family, metric_values
+from .table import row_outcome
 
 
 def runs_frame(records: list) -> pd.DataFrame:
@@ -41,12 +43,14 @@ def _plain(value):
 def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -> pd.DataFrame:
     """One row per variant: mean, std and 95% CI half-width over seeds of each metric and
     cost, and, for the primary metric, the comparison with the baseline: its outcome
-    (better / worse / equivalent / inconclusive, see segbench.verdicts), the paired seed
-    test, P(improvement) and the image bootstrap of the same difference."""
+    (better / worse / equivalent / inconclusive, or degenerate, see segbench.verdicts and
+    segbench.degenerate), the paired seed test, P(improvement) and the image bootstrap of
+    the same difference; ``outcome`` words it as every output does."""
     records = records or []
     primary, baseline_id = meta["primary"], meta["baseline_id"]
     judgements = judge_primary(records, meta, ordered_variants(runs, meta))
     replicates = image_replicates(records, primary)
+    degenerate = degenerate_reasons(records, meta)
     rows = []
     for variant_id in ordered_variants(runs, meta):
         mine = runs[runs["variant_id"] == variant_id]
@@ -57,12 +61,28 @@ def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -
                 mean, half_width = mean_ci(done[column].astype(float))
                 row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = mean, done[column].astype(float).std(), half_width
         if variant_id == baseline_id:
-            row.update(verdict=BASELINE, evidence="", delta=0.0)
+            row.update(verdict=BASELINE, delta=0.0)
         elif variant_id in judgements:
             row.update(comparison_columns(judgements[variant_id]))
             row.update(_images(replicates.get(baseline_id, {}), replicates.get(variant_id, {}), judgements[variant_id]))
+            reason = degenerate.get("suite") or degenerate.get(variant_id) or degenerate.get(baseline_id)
+            if reason:
+                row.update(verdict=DEGENERATE, reason=reason)
+        row["outcome"] = row_outcome(row) if "verdict" in row else "-"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def degenerate_reasons(records: list, meta: dict) -> dict:
+    """``{"suite": why, variant id: why}``: what makes a comparison degenerate (segbench.degenerate)."""
+    primary = meta["primary"]
+    labels = {r["variant_id"]: r["label"] for r in records}
+    reasons = {variant_id: variant_reason(labels.get(variant_id, variant_id), seeds)
+               for variant_id, seeds in collapsed_runs(records, primary).items()}
+    whole = suite_reason(records, primary)
+    if whole:
+        reasons["suite"] = whole
+    return reasons
 
 
 def judge_primary(records: list, meta: dict, order: list) -> dict:
@@ -93,31 +113,18 @@ def comparison_columns(judgement) -> dict:
     """The columns of summary.csv that describe one comparison with the baseline."""
     return {
         "verdict": judgement.outcome,
-        "evidence": outcome_detail(judgement),
+        "reason": "a seed test needs 2 paired seeds" if judgement.outcome == INCONCLUSIVE and judgement.n < 2 else "",
         "delta": judgement.diff, "delta_ci_low": judgement.ci_low, "delta_ci_high": judgement.ci_high,
-        "paired_seeds": judgement.n,
+        "paired_seeds": judgement.n, "sd": judgement.sd,
         "p_value": judgement.p_value, "p_adjusted": judgement.p_adjusted, "level": judgement.level,
         "margin": judgement.margin, "p_equivalence": judgement.p_equivalence,
         "p_equivalence_adjusted": judgement.p_equivalence_adjusted,
         "equivalence_ci_low": judgement.equivalence_low, "equivalence_ci_high": judgement.equivalence_high,
+        "equivalence_level": judgement.equivalence_level,
         "mde": judgement.mde,
         "p_improve": judgement.p_improve, "p_improve_ci_low": judgement.p_improve_low, "p_improve_ci_high": judgement.p_improve_high,
         "seeds_state": judgement.state,
     }
-
-
-def outcome_detail(judgement) -> str:
-    """What backs an outcome, in words: the margin it lies within, or the smallest
-    difference these seeds could have detected."""
-    if judgement.outcome == EQUIVALENT:
-        return f"within ±{judgement.margin:g}"
-    if judgement.outcome != INCONCLUSIVE:
-        return ""
-    if judgement.n < 2:
-        return "a seed test needs 2 paired seeds"
-    if judgement.mde == judgement.mde:
-        return f"MDE {judgement.mde:.4f}"
-    return ""
 
 
 def image_replicates(records: list, metric: str) -> dict:

@@ -1,5 +1,11 @@
 """The self-contained HTML report: inline CSS and script, plots embedded as data URIs.
 
+It leads with the answer: when and with what the runs ran, the findings in words (each
+outcome with a symbol and a colour, never a colour alone), the compact table, then every
+column, the plots and the detail. It reads on a 390 px phone as on a desktop (a viewport
+tag; wide tables scroll in their own box). Every table sorts by any column, with the
+mouse or the keyboard, numbers as numbers, ``-`` last, and shows which way it sorted.
+
 Every string that comes from a suite, a record or a dataset goes through ``escape``.
 """
 
@@ -7,102 +13,149 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from html import escape
 from pathlib import Path
 
-from .columns import equivalence_text, images_text, improve_text, outcome_text, p_text
+from ..numbers import missing, number
+from .findings import findings
 from .markdown import explanation
+from .provenance import header_lines
+from .table import compact, legend, summary_columns
+
+# Each outcome's symbol: colour is never the only cue.
+SYMBOLS = {"better": "▲", "worse": "▼", "equivalent": "=", "inconclusive": "?", "degenerate": "⚠", "baseline": "●"}
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem} .description{color:#555;margin-top:0}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.35rem .6rem;text-align:right;white-space:nowrap} th{background:#f3f3f3;cursor:pointer;user-select:none}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;color:#222;padding:1rem;
+ line-height:1.4;font-size:16px}
+h1{margin:.2rem 0;font-size:1.6rem;overflow-wrap:anywhere} h2{font-size:1.25rem;margin-top:2rem}
+.provenance{color:#555;font-size:.9rem;margin:.2rem 0 1rem;padding:0;list-style:none}
+.findings{padding-left:0;list-style:none} .findings li{margin:.4rem 0;padding:.4rem .6rem;border-left:4px solid #bbb;
+ overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.35rem .6rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;cursor:pointer;user-select:none}
+th:focus{outline:2px solid #1f5fbf;outline-offset:-2px}
+th[aria-sort=ascending]::after{content:" ▲"} th[aria-sort=descending]::after{content:" ▼"}
 td:first-child,th:first-child{text-align:left}
-.better{background:#e5f5e0} .worse{background:#fde0dd} .equivalent{background:#f2f2f2} .baseline{background:#eef3fb}
-.mark{font-weight:600} pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem}
-img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:.85rem}
+td.outcome{text-align:left;font-weight:600;white-space:normal;min-width:14rem}
+.better{background:#e5f5e0;border-left-color:#2f7d32!important} .worse{background:#fde0dd;border-left-color:#c62828!important}
+.equivalent{background:#eceff4;border-left-color:#5c6b7a!important} .inconclusive{background:#fff4d6;border-left-color:#b26a00!important}
+.degenerate{background:#f1e4f5;border-left-color:#6a1b9a!important} .baseline{background:#eef3fb;border-left-color:#1f5fbf!important}
+.warning{background:#f1e4f5;border-left-color:#6a1b9a!important;font-weight:600}
+pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem;white-space:pre-wrap}
+img{max-width:100%;height:auto;border:1px solid #eee} .note{color:#555;font-size:.85rem}
 .scroll{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{padding:.6rem} th,td{padding:.3rem .4rem;font-size:.85rem} td.outcome{min-width:10rem}}
 """
 
 SORT_SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach((th, column) => th.addEventListener('click', () => {
-  const body = th.closest('table').tBodies[0];
-  const rows = Array.from(body.rows);
-  const ascending = th.dataset.order !== 'asc'; th.dataset.order = ascending ? 'asc' : 'desc';
-  const key = r => { const t = r.cells[column].dataset.sort ?? r.cells[column].textContent; const n = parseFloat(t); return isNaN(n) ? t : n; };
-  rows.sort((a, b) => { const x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (ascending ? 1 : -1); });
-  rows.forEach(r => body.appendChild(r));
-}));
+document.querySelectorAll('table.sortable').forEach(table => {
+  const headers = Array.from(table.tHead.rows[0].cells);
+  const value = (row, column) => {
+    const cell = row.cells[column];
+    if (cell.dataset.sort !== undefined) return parseFloat(cell.dataset.sort);
+    const text = cell.textContent.trim();
+    return text === '-' || text === '' ? null : text;
+  };
+  const order = (a, b) => {
+    if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+    if (typeof a === 'number' && typeof b === 'number') return a - b;
+    return String(a).localeCompare(String(b), undefined, {numeric: true});
+  };
+  const sortBy = (th, column) => {
+    const ascending = th.getAttribute('aria-sort') !== 'ascending';
+    headers.forEach(other => other.setAttribute('aria-sort', 'none'));
+    th.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows).map(row => [row, value(row, column)]);
+    rows.sort(([, x], [, y]) => (x === null || y === null) ? order(x, y) : order(x, y) * (ascending ? 1 : -1));
+    rows.forEach(([row]) => body.appendChild(row));
+  };
+  headers.forEach((th, column) => {
+    th.tabIndex = 0;
+    th.setAttribute('aria-sort', 'none');
+    th.title = 'sort by this column';
+    th.addEventListener('click', () => sortBy(th, column));
+    th.addEventListener('keydown', event => {
+      if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); sortBy(th, column); }
+    });
+  });
+});
 """
 
 
-def render(summary, records, meta, report_sections=(), per_class=None, class_metric=None) -> str:
+def render(rows, records, meta, report_sections=(), per_class=None, class_metric=None) -> str:
     """The page; ``report_sections`` (segbench.extensions.ReportSection: the plots, and what
-    other reporters add) follow the summary table, each under its escaped title."""
+    other reporters add) follow the tables, each under its escaped title."""
+    columns = summary_columns(meta)
     sections = [
         f"<h1>{escape(meta['name'])}</h1>",
-        f"<p class='description'>{escape(meta.get('description') or '')}</p>",
-        "<h2>Summary</h2>",
-        _explanation(meta),
-        _summary_table(summary, meta) if len(summary) else "<p>No runs yet.</p>",
+        "<ul class='provenance'>" + "".join(f"<li>{escape(line)}</li>" for line in header_lines(records, meta)) + "</ul>",
+        "<h2 id='findings'>Findings</h2>",
+        _findings(rows, records, meta),
+        "<h2 id='summary'>Summary</h2>",
+        _table(compact(columns), rows, "summary") if rows else "<p>No runs yet.</p>",
+        "<h2 id='every-column'>Every column</h2>",
+        _table(columns, rows, "every column") if rows else "",
+        _legend(meta, columns),
         *[f"<h2>{escape(section.title)}</h2>{section.html}" for section in report_sections],
         _per_class_table(per_class, class_metric),
         _failures(records),
         "<h2>Timing</h2>",
-        _timing(summary, records),
-        "<h2>Suite file</h2>",
-        f"<p class='note'>{escape(meta.get('path', ''))}</p><pre>{escape(meta.get('text', ''))}</pre>",
+        _timing(rows, records),
+        "<h2>Suite</h2>",
+        _suite(meta),
         "<h2>Environment</h2>",
         _environment(records),
     ]
     body = "\n".join(sections)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>segbench: {escape(meta['name'])}</title><style>{STYLE}</style></head>"
         f"<body>{body}<script>{SORT_SCRIPT}</script></body></html>"
     )
 
 
-def _explanation(meta):
-    return f"<p class='note'>{escape(explanation(meta))} Click a column to sort.</p>"
+def _findings(rows, records, meta) -> str:
+    found = findings(rows, records, meta)
+    if not found:
+        return "<p class='note'>One variant: nothing to compare.</p>"
+    items = "".join(f"<li class='{escape(item.kind)}'><span aria-hidden='true'>{SYMBOLS.get(item.kind, '⚠')}</span> "
+                    f"{escape(item.text)}</li>" for item in found)
+    return f"<ul class='findings'>{items}</ul>"
 
 
-def _summary_table(summary, meta):
-    adaptive = (meta.get("design") or {}).get("kind") == "adaptive"
-    headers = ["variant", "runs"] + list(meta["metrics"]) + ["params", "latency ms", f"Δ {meta['primary']}", "95% CI", "p", "p adj.",
-                                                           "P(better) [95% CI]", "equivalence: CI vs margin", "images: Δ 95% CI, p",
-                                                           "outcome"] + (["seeds"] if adaptive else [])
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    rows = "".join(_summary_row(row, meta, adaptive) for _, row in summary.iterrows())
-    return f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+def _table(columns, rows, caption) -> str:
+    head = "".join(f"<th scope='col'>{escape(column.label)}</th>" for column in columns)
+    body = "".join(_row(columns, row) for row in rows)
+    return (f"<div class='scroll'><table class='sortable'><caption class='note'>{escape(caption)}: click or press Enter on a "
+            f"heading to sort</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def _summary_row(row, meta, adaptive):
-    cells = [_cell(row["variant"]), _cell(f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else ""), row["runs"])]
-    for metric in meta["metrics"]:
-        mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
-        cells.append(_cell(_fmt(mean) + ("" if _missing(std) else f" ± {_fmt(std)}"), mean))
-    cells.append(_cell(_fmt(row.get("cost.params_mean"), "{:,.0f}"), row.get("cost.params_mean")))
-    cells.append(_cell(_fmt(row.get("cost.latency_ms_mean"), "{:.2f}"), row.get("cost.latency_ms_mean")))
-    cells.append(_cell(_fmt(row.get("delta"), "{:+.4f}"), row.get("delta")))
-    low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
-    cells.append(_cell("" if _missing(low) else f"[{low:+.4f}, {high:+.4f}]", low))
-    cells.append(_cell(p_text(row.get("p_value")), row.get("p_value")))
-    cells.append(_cell(p_text(row.get("p_adjusted")), row.get("p_adjusted")))
-    cells.append(_cell(improve_text(row), row.get("p_improve")))
-    cells.append(_cell(equivalence_text(row), row.get("equivalence_ci_low")))
-    cells.append(_cell(images_text(row), row.get("image_p_value")))
-    cells.append(f"<td class='mark'>{escape(outcome_text(row))}</td>")
-    if adaptive:
-        cells.append(_cell(row.get("seeds_state") or ""))
-    return f"<tr class='{escape(str(row['verdict']))}'>{''.join(cells)}</tr>"
+def _row(columns, row) -> str:
+    verdict = str(row.get("verdict") or "")
+    cells = []
+    for column in columns:
+        text = column.text(row)
+        if column.key == "outcome":
+            cells.append(f"<td class='outcome'><span aria-hidden='true'>{SYMBOLS.get(verdict, '')}</span> {escape(text)}</td>")
+        else:
+            sort = column.sort(row) if column.sort else None
+            cells.append(_cell(text, sort))
+    return f"<tr class='{escape(verdict)}'>{''.join(cells)}</tr>"
 
 
-def _cell(text, sort_value=None):
-    sort = "" if _missing(sort_value) else f" data-sort='{escape(str(sort_value))}'"
+def _cell(text, sort_value=None) -> str:
+    sort = "" if missing(sort_value) else f" data-sort='{escape(str(sort_value))}'"
     return f"<td{sort}>{escape(str(text))}</td>"
+
+
+def _legend(meta, columns) -> str:
+    items = "".join(f"<li><b>{escape(label)}</b>: {escape(doc)}</li>" for label, doc in legend(columns))
+    return f"<p class='note'>{escape(explanation(meta))}</p><ul class='note'>{items}</ul>"
 
 
 def figure(title, path: Path) -> str:
@@ -114,26 +167,26 @@ def figure(title, path: Path) -> str:
 def _per_class_table(per_class, metric):
     if per_class is None or not len(per_class):
         return ""
-    head = "<th>variant</th>" + "".join(f"<th>{escape(str(c))}</th>" for c in per_class.columns)
+    head = "<th scope='col'>variant</th>" + "".join(f"<th scope='col'>{escape(str(c))}</th>" for c in per_class.columns)
     rows = "".join(
-        "<tr>" + _cell(label) + "".join(_cell(_fmt(v, "{:.3f}"), v) for v in values) + "</tr>"
+        "<tr>" + _cell(label) + "".join(_cell(number(v), v) for v in values) + "</tr>"
         for label, values in zip(per_class.index, per_class.to_numpy(dtype=float))
     )
     return (f"<h2>{escape(metric)} per class (mean over seeds)</h2>"
             f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
-def _timing(summary, records):
+def _timing(rows, records):
     total = sum(r.get("wall_seconds") or 0 for r in records)
-    rows = "".join(
+    body = "".join(
         "<tr>" + _cell(row["variant"])
-        + _cell(_fmt(row.get("cost.train_images_per_s_mean"), "{:.1f}"), row.get("cost.train_images_per_s_mean"))
-        + _cell(_fmt(_mean_wall(records, row["variant_id"]), "{:.1f}"), _mean_wall(records, row["variant_id"])) + "</tr>"
-        for _, row in summary.iterrows()
+        + _cell(number(row.get("cost.train_images_per_s_mean")), row.get("cost.train_images_per_s_mean"))
+        + _cell(number(_mean_wall(records, row["variant_id"])), _mean_wall(records, row["variant_id"])) + "</tr>"
+        for row in rows
     )
-    head = "<th>variant</th><th>train images/s</th><th>wall s per run</th>"
+    head = "<th scope='col'>variant</th><th scope='col'>train images/s</th><th scope='col'>wall s per run</th>"
     return (f"<p class='note'>{len(records)} run(s), {total:.1f} s of run time in all.</p>"
-            f"<table class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _mean_wall(records, variant_id):
@@ -153,17 +206,16 @@ def _failures(records):
     return f"<h2>Failed runs</h2><ul>{items}</ul>"
 
 
+def _suite(meta) -> str:
+    description = meta.get("description") or ""
+    said = (f"<p class='note'>The suite's own description (the author's words, not measured here):</p>"
+            f"<blockquote>{escape(description)}</blockquote>") if description else ""
+    return f"{said}<p class='note'>{escape(meta.get('path', ''))}</p><pre>{escape(meta.get('text', ''))}</pre>"
+
+
 def _environment(records):
     environment = next((r.get("environment") for r in records if r.get("environment")), {})
     devices = sorted({r.get("device", "?") for r in records if r["status"] == "ok"})
     wall = sum(r.get("wall_seconds") or 0 for r in records)
     text = json.dumps({"devices": devices, "total_run_seconds": round(wall, 1), **environment}, indent=1)
     return f"<pre>{escape(text)}</pre>"
-
-
-def _fmt(value, fmt="{:.4f}"):
-    return "-" if _missing(value) else fmt.format(value)
-
-
-def _missing(value):
-    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,108 @@
+"""What a suite found, in words: one line per comparison, preceded by what makes any of
+them untrustworthy (degenerate runs, failed runs). Every output opens with these lines.
+
+    bilinear vs nearest: equivalent (Δ -0.0016, 90% CI [-0.0111, +0.0078] within ±0.02, 3 seeds)
+    pixel shuffle vs nearest: inconclusive (Δ +0.0031, 95% CI [-0.0120, +0.0182], 3 seeds): about 9 seeds
+      (≈ 6 min more) would detect a difference of 0.01
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..degenerate import collapsed_runs, suite_reason, variant_reason
+from ..numbers import interval, missing, p_text, signed
+from ..statistics import seeds_to_detect
+from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, WORSE, confidence
+
+MAX_SEEDS_NAMED = 100  # beyond this, "more than 100 seeds": a plan, not a rerun
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # an outcome (segbench.verdicts), or "warning"
+    text: str
+
+
+def findings(rows: list, records: list, meta: dict) -> list:
+    """The findings: warnings first, then each comparison in the table's order."""
+    found = [Finding(WARNING, line) for line in warnings(records, meta)]
+    baseline = next((row["variant"] for row in rows if row.get("verdict") == BASELINE), "the baseline")
+    run_seconds = seconds_per_run(records)
+    for row in rows:
+        if row.get("verdict") != BASELINE:
+            found.append(Finding(str(row.get("verdict")), comparison_line(row, baseline, run_seconds, meta)))
+    return found
+
+
+def warnings(records: list, meta: dict) -> list:
+    primary = meta["primary"]
+    lines = []
+    whole = suite_reason(records, primary)
+    if whole:
+        lines.append(f"DEGENERATE: {whole}; no comparison can be trusted.")
+    labels = {r["variant_id"]: r["label"] for r in records}
+    for variant_id, seeds in collapsed_runs(records, primary).items():
+        lines.append(f"DEGENERATE: {variant_reason(labels.get(variant_id, variant_id), seeds)}: the model predicts no "
+                     "foreground; its comparisons are marked degenerate.")
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        lines.append(f"FAILED: {len(failed)} of {len(records)} runs ("
+                     + ", ".join(f"{r['label']} seed {r['seed']}" for r in failed[:5]) + (", ..." if len(failed) > 5 else "") + ")")
+    return lines
+
+
+def comparison_line(row, baseline: str, run_seconds: float, meta: dict) -> str:
+    outcome, seeds = row.get("verdict"), _seeds(row.get("paired_seeds"))
+    if (meta.get("design") or {}).get("kind") == "adaptive" and row.get("seeds_state"):
+        seeds += f"; {row['seeds_state']}"
+    head = f"{row['variant']} vs {baseline}: {outcome}"
+    if outcome == DEGENERATE:
+        return f"{head}: {row.get('reason')}"
+    delta = f"Δ {signed(row.get('delta'))}"
+    if outcome == EQUIVALENT:
+        return (f"{head} ({delta}, {confidence(row.get('equivalence_level'))} CI "
+                f"{interval(row.get('equivalence_ci_low'), row.get('equivalence_ci_high'))} within ±{row['margin']:g}, {seeds})")
+    ci = f"95% CI {interval(row.get('delta_ci_low'), row.get('delta_ci_high'))}"
+    if outcome in (BETTER, WORSE):
+        return f"{head} ({delta}, {ci}, p adj. {p_text(row.get('p_adjusted'))}, {seeds})"
+    if outcome == INCONCLUSIVE:
+        return f"{head} ({delta}, {ci}, {seeds}){_what_it_would_take(row, run_seconds, meta)}"
+    return f"{head} ({delta}, {seeds})"
+
+
+def _what_it_would_take(row, run_seconds, meta) -> str:
+    """How many seeds would detect a difference of the margin, and how long they would take."""
+    effect, sd, level, n = row.get("margin"), row.get("sd"), row.get("level"), row.get("paired_seeds")
+    if any(missing(value) for value in (effect, sd, level, n)) or not 0 < level < 1:
+        return ""
+    needed = seeds_to_detect(effect, sd, level, (meta.get("stats") or {}).get("power", 0.8), ceiling=MAX_SEEDS_NAMED)
+    if needed is None:
+        return f": more than {MAX_SEEDS_NAMED} seeds would be needed to detect a difference of {effect:g}"
+    if needed <= n:
+        return ""
+    more = 2 * (needed - int(n)) * run_seconds  # the candidate's runs and the baseline's
+    cost = f" (≈ {duration(more)} more)" if run_seconds == run_seconds else ""
+    return f": about {needed} seeds{cost} would detect a difference of {effect:g}"
+
+
+def seconds_per_run(records: list) -> float:
+    walls = [r["wall_seconds"] for r in records if r.get("status") == "ok" and isinstance(r.get("wall_seconds"), (int, float))]
+    return sum(walls) / len(walls) if walls else math.nan
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _seeds(count) -> str:
+    if missing(count):
+        return "no paired seeds"
+    return f"{int(count)} seed{'s' if int(count) != 1 else ''}"
+
