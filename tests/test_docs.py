@@ -74,3 +74,67 @@ def test_the_readme_is_a_front_page():
     assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest" in text
     assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest" in (
         ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+# --- console blocks: docs/console.py ---------------------------------------------------------
+
+CONSOLE = ROOT / "docs" / "console.py"
+
+
+def console(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(CONSOLE), *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_every_console_block_in_the_readme_and_docs_is_current():
+    result = console("--check")
+    assert result.returncode == 0, result.stderr
+    # Only the demo's block waits for its stored results; nothing else is skipped unannounced.
+    assert "without a <!-- console --> marker" not in result.stderr
+
+
+def page(tmp_path, text):
+    path = tmp_path / "page.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_stale_block_fails_the_check_and_is_rewritten(tmp_path):
+    path = page(tmp_path, "Intro.\n\n<!-- console -->\n```console\n$ echo hello\nold output\n```\n\nAfter.\n")
+    check = console("--check", path)
+    assert check.returncode == 1
+    assert "page.md:4: stale" in check.stderr and "-old output" in check.stderr and "+hello" in check.stderr
+    assert console(path).returncode == 0
+    assert path.read_text() == "Intro.\n\n<!-- console -->\n```console\n$ echo hello\nhello\n```\n\nAfter.\n"
+    assert console("--check", path).returncode == 0
+
+
+def test_commands_share_one_shell_and_their_output_is_normalised(tmp_path):
+    path = page(tmp_path, "  <!-- console -->\n  ```console\n  $ false\n  $ echo $?\n"
+                          "  $ echo $SEGBENCH_DATA_CACHE $HOME/x; printf 'bar 10%%\\rbar 100%%\\n'\n  ```\n")
+    assert console(path).returncode == 0
+    assert path.read_text() == ("  <!-- console -->\n  ```console\n  $ false\n  $ echo $?\n  1\n"
+                                "  $ echo $SEGBENCH_DATA_CACHE $HOME/x; printf 'bar 10%%\\rbar 100%%\\n'\n"
+                                "  ~/.cache/segbench ~/x\n  bar 100%\n  ```\n")
+
+
+def test_a_changed_duration_alone_is_not_stale(tmp_path):
+    path = page(tmp_path, "<!-- console -->\n```console\n$ echo cached in 3.9 s, 12.0 MiB\ncached in 0.4 s, 12.0 MiB\n```\n")
+    assert console("--check", path).returncode == 0
+    path.write_text(path.read_text().replace("12.0 MiB\n```", "11.0 MiB\n```"))
+    assert console("--check", path).returncode == 1
+
+
+def test_from_runs_another_command_and_pending_skips_it_while_it_fails(tmp_path):
+    block = "<!-- console from=\"{}\"{} -->\n```console\n$ segbench run suites/upsampling.toml\ntable\n```\n"
+    assert console("--check", page(tmp_path, block.format("echo table", ""))).returncode == 0
+    pending = console("--check", page(tmp_path, block.format("ls no-such-file", " pending")))
+    assert pending.returncode == 0 and "pending, skipped: " in pending.stdout
+    assert console("--check", page(tmp_path, block.format("ls no-such-file", ""))).returncode == 1
+
+
+def test_a_console_block_without_a_marker_is_refused(tmp_path):
+    path = page(tmp_path, "```console\n$ echo made up\nmade up\n```\n\n````markdown\n```console\n$ quoted\n```\n````\n")
+    result = console("--check", path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"{path}:1: a console block without a <!-- console --> marker"]
