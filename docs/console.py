@@ -68,6 +68,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,52 +213,64 @@ def picture_difference(a: Path, b: Path) -> float:
     return float("inf") if x.shape != y.shape else float(np.abs(x - y).mean())
 
 
+def judge(block: Block, check: bool) -> tuple[str | None, list[str], list[str]]:
+    """Run one block: its new body (None: leave it), notes to print, and why it is stale."""
+    if "recorded" in block.options:
+        return None, [f"recorded, not run: {block.where}: {block.options['recorded']}"], []
+    writes = block.options.get("writes")
+    notes, stale = [], []
+    with tempfile.TemporaryDirectory(prefix="segbench-console-") as tmp:
+        scratch = Path(tmp)
+        drawn = scratch / Path(writes).name if check and writes else None
+        body, statuses = run(block, scratch, drawn)
+        if "pending" in block.options and any(statuses):
+            last = (body.strip().splitlines() or [""])[-1]
+            command = block.options.get("from") or block.commands()[0]
+            return None, [f"pending, skipped: {block.where}: `{command}` exited {max(statuses)}: {last}"], []
+        if "pending" in block.options:
+            notes.append(f"{block.where} is marked pending but runs: remove `pending` from its marker")
+        if drawn and (difference := picture_difference(ROOT / writes, drawn)) > 1.0:
+            stale.append(f"{block.where}: {writes} differs from what its command draws now "
+                         f"(mean pixel difference {difference:.1f} of 255)")
+    if masked(body) == masked(block.body):
+        return None, notes + ([f"drew {writes}"] if writes and not check else []), stale
+    diff = "".join(difflib.unified_diff(block.body.splitlines(keepends=True), body.splitlines(keepends=True),
+                                        "in the page", "printed now", n=1))
+    return body, notes, stale + [f"{block.where}: stale\n{diff}"]
+
+
+def rewrite(page: Path, edits: list[tuple[Block, str]]) -> None:
+    text = page.read_text(encoding="utf-8")
+    for block, body in sorted(edits, key=lambda e: -e[0].span[0]):  # from the end: spans stay valid
+        indented = "".join(block.indent + line if line.strip() else line for line in body.splitlines(keepends=True))
+        text = text[:block.span[0]] + indented + text[block.span[1]:]
+    page.write_text(text, encoding="utf-8")
+    print(f"rewrote {len(edits)} block(s) in {shown(page)}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 when a block is stale")
     parser.add_argument("pages", nargs="*", type=Path, help="pages to process (default: README.md and docs/)")
     args = parser.parse_args(argv)
-    chosen = [p.resolve() for p in args.pages] or pages()
-    stale, problems = [], []
-    for page in chosen:
-        found, unmarked = blocks(page)
+    found, problems = [], []
+    for page in [p.resolve() for p in args.pages] or pages():
+        marked, unmarked = blocks(page)
+        found += marked
         problems += [f"{where}: a console block without a <!-- console --> marker" for where in unmarked]
-        text = page.read_text(encoding="utf-8")
-        edits = []
-        for block in found:
-            if "recorded" in block.options:
-                print(f"recorded, not run: {block.where}: {block.options['recorded']}")
-                continue
-            writes = block.options.get("writes")
-            with tempfile.TemporaryDirectory(prefix="segbench-console-") as tmp:
-                scratch = Path(tmp)
-                drawn = scratch / Path(writes).name if args.check and writes else None
-                body, statuses = run(block, scratch, drawn)
-                if "pending" in block.options and any(statuses):
-                    print(f"pending, skipped: {block.where}: `{block.options.get('from') or block.commands()[0]}` "
-                          f"exited {max(statuses)}: {(body.strip().splitlines() or [''])[-1]}")
-                    continue
-                if "pending" in block.options:
-                    print(f"{block.where} is marked pending but runs: remove `pending` from its marker")
-                if drawn:
-                    difference = picture_difference(ROOT / writes, drawn)
-                    if difference > 1.0:
-                        stale.append(f"{block.where}: {writes} differs from what its command draws now "
-                                     f"(mean pixel difference {difference:.1f} of 255)")
-            if masked(body) != masked(block.body):
-                diff = "".join(difflib.unified_diff(block.body.splitlines(keepends=True), body.splitlines(keepends=True),
-                                                    "in the page", "printed now", n=1))
-                stale.append(f"{block.where}: stale\n{diff}")
-                edits.append((block, body))
-            elif writes and not args.check:
-                print(f"drew {writes}")
-        if edits and not args.check:
-            for block, body in sorted(edits, key=lambda e: -e[0].span[0]):
-                indented = "".join(block.indent + line if line.strip() else line
-                                   for line in body.splitlines(keepends=True))
-                text = text[:block.span[0]] + indented + text[block.span[1]:]
-            page.write_text(text, encoding="utf-8")
-            print(f"rewrote {len(edits)} block(s) in {shown(page)}")
+    # Each block runs in its own scratch folder, so blocks run side by side (the work is in subprocesses).
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        judged = list(pool.map(lambda block: judge(block, args.check), found))
+    stale, edits = [], {}
+    for block, (body, notes, why) in zip(found, judged):
+        for note in notes:
+            print(note)
+        stale += why
+        if body is not None:
+            edits.setdefault(block.page, []).append((block, body))
+    if not args.check:
+        for page, page_edits in edits.items():
+            rewrite(page, page_edits)
     for problem in problems:
         print(problem, file=sys.stderr)
     if args.check and stale:
