@@ -221,7 +221,7 @@ def test_the_engine_implements_every_declared_schedule_and_optimizer():
 
 def test_the_docs_name_only_suite_files_that_exist():
     named = set()
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
         named |= set(re.findall(r"\bsuites/[\w./-]+?\.toml\b", doc.read_text(encoding="utf-8")))
     assert named, "the docs name no suite at all"
     assert sorted(name for name in named if not (ROOT / name).is_file()) == []
