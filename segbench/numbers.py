@@ -6,7 +6,8 @@ wherever it appears.
 - up to 10,000 with 1 decimal (images/s, MB);
 - from 10,000 on as grouped integers (parameters, FLOPs);
 - p-values with 3 decimals, "<0.001" below that;
-- a missing value (None, NaN) as ``-`` in a table, ``n/a`` in a sentence.
+- a missing value (None, NaN) as ``-`` in a table, ``n/a`` in a sentence;
+- a duration in the unit that reads best (``40 s``, ``12 min``, ``3.5 h``).
 """
 
 from __future__ import annotations
@@ -54,3 +55,11 @@ def mean_sd(mean, sd, absent: str = DASH) -> str:
     if missing(mean):
         return absent
     return number(mean) + ("" if missing(sd) else f" ± {number(sd)}")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

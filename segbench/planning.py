@@ -10,6 +10,10 @@ the baseline, on the primary metric:
 
 Both at the level the first Holm step uses, alpha / (number of comparisons), the level
 every comparison must be ready to face; with ``correction = "none"``, at alpha.
+
+The plan ends with what it would take: the seeds every comparison needs for both, the runs
+that adds, how long they would take at the mean duration of the earlier runs, and the
+``segbench run`` command line that runs them (finished seeds are reused).
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import math
 from .errors import SegbenchError
 from .gate.results import load_results
 from .format import one_line
+from .numbers import duration
 from .text import csv_cell
 from .statistics import paired_differences, seeds_to_detect, seeds_to_show_equivalence
 
 PLAN_SCHEMA = 1
 MIN_PILOT_SEEDS = 3  # fewer paired seeds give too rough a spread to plan with
+MAX_LISTED_SEEDS = 200  # a longer seed list is not a command line anyone should paste
 
 
 def plan_suite(suite, pilot: "Pilot", directions: dict, effect: float | None = None, power: float | None = None) -> dict:
@@ -53,8 +59,24 @@ def plan_suite(suite, pilot: "Pilot", directions: dict, effect: float | None = N
         "schema": PLAN_SCHEMA, "suite": suite.name, "results": str(pilot.source), "metric": primary,
         "higher_is_better": directions.get(primary, True), "baseline": suite.baseline.label, "alpha": stats.alpha,
         "correction": stats.correction, "comparisons": len(candidates), "level": level, "power": power, "effect": effect,
-        "margin": margin, "variants": rows,
+        "margin": margin, "variants": rows, "next": next_step(suite, rows, pilot.seconds_per_run()),
     }
+
+
+def next_step(suite, rows: list, seconds_per_run: float | None) -> dict:
+    """The seeds every comparison needs to detect the effect and to show equivalence, the
+    runs and time that adds, and the command line that runs them."""
+    counts = [count for row in rows for count in (row["seeds_to_detect"], row["seeds_to_show_equivalence"])]
+    seeds = list(suite.seeds)
+    if not counts or None in counts:
+        return {"seeds": None, "more_runs": None, "seconds": None, "command": None}
+    needed = max(max(counts), len(seeds))
+    added = [seed for seed in range(needed + len(seeds)) if seed not in seeds][: needed - len(seeds)]
+    more_runs = len(added) * len(suite.variants)
+    listed = ", ".join(map(str, seeds + added))
+    command = f"segbench run {suite.path} --set 'seeds=[{listed}]'" if needed <= MAX_LISTED_SEEDS else None
+    return {"seeds": needed, "more_runs": more_runs, "seconds_per_run": seconds_per_run,
+            "seconds": more_runs * seconds_per_run if seconds_per_run is not None else None, "command": command}
 
 
 def check_request(effect, power) -> None:
@@ -80,7 +102,7 @@ class Pilot:
 
     def __init__(self, source, rows: list):
         self.source = source
-        self.rows = rows  # dicts with variant_id, label, seed, status and the metrics
+        self.rows = rows  # dicts with variant_id, label, seed, status, wall_seconds and the metrics
 
     @classmethod
     def load(cls, source) -> Pilot:
@@ -90,8 +112,8 @@ class Pilot:
         if source.is_file():
             return cls(source, _csv_rows(source))
         results = load_results(source)
-        rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", **(record.get("metrics") or {})}
-                for v in results.variants for seed, record in v.ok.items()]
+        rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", "wall_seconds": record.get("wall_seconds"),
+                 **(record.get("metrics") or {})} for v in results.variants for seed, record in v.ok.items()]
         return cls(results.suite_dir, rows)
 
     def values(self, variant, metric: str) -> dict:
@@ -102,6 +124,13 @@ class Pilot:
             mine = [r for r in self.rows if r["variant_id"] in labelled] if len(labelled) == 1 else []
         return {int(r["seed"]): float(r[metric]) for r in mine
                 if r.get("status") == "ok" and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])}
+
+
+    def seconds_per_run(self) -> float | None:
+        """The mean wall time of the finished runs (None when none says)."""
+        walls = [float(r["wall_seconds"]) for r in self.rows if r.get("status") == "ok"
+                 and isinstance(r.get("wall_seconds"), (int, float)) and math.isfinite(r["wall_seconds"])]
+        return sum(walls) / len(walls) if walls else None
 
 
 def _csv_rows(path) -> list:
@@ -132,8 +161,32 @@ def format_plan_table(plan: dict) -> str:
              f"alpha {plan['alpha']:g}, {correction}; power {plan['power']:.0%}", ""]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     lines += ["", "Seeds are paired: each count is for the variant and the baseline alike. Equivalence assumes a true "
-              "difference of 0; adaptive seeds { min, max } stop early where a comparison is decided."]
-    return "\n".join(lines)
+              "difference of 0; adaptive seeds { min, max } stop early where a comparison is decided.", ""]
+    return "\n".join(lines + [wrapped for line in _next_lines(plan["next"], plan) for wrapped in _wrap(line)])
+
+
+def _wrap(line: str) -> list:
+    """A sentence wrapped at 100 columns; a command line (indented) never."""
+    import textwrap
+
+    return [line] if line.startswith("  ") else textwrap.wrap(line, 100)
+
+
+def _next_lines(step: dict, plan: dict) -> list:
+    if step["seeds"] is None:
+        return ["Some comparison needs more than 10000 seeds: no realistic number decides it. A larger --effect, or a "
+                "less noisy training setup, would."]
+    cost = f" (≈ {duration(step['seconds'])} at {duration(step['seconds_per_run'])} a run, the earlier runs' mean)" if step["seconds"] else ""
+    lines = [f"To detect ±{plan['effect']:g} and show equivalence within ±{plan['margin']:g} in every comparison: "
+             f"{step['seeds']} seeds per variant, {step['more_runs']} more run(s){cost}."]
+    if step["command"] and step["more_runs"]:
+        lines += ["Run them (finished seeds are reused):", f"  {one_line(step['command'])}"]
+    elif not step["more_runs"]:
+        lines += ["The suite already runs that many seeds."]
+    else:
+        lines += [f"That is more than {MAX_LISTED_SEEDS} seeds: a larger --effect, or a less noisy training setup, is the "
+                  "realistic way on."]
+    return lines
 
 
 def _count(value) -> str:

@@ -54,6 +54,39 @@ def test_plan_prints_a_table(tmp_path, write_suite, capsys):
     assert "seeds to detect ±0.02" in out and "seeds to show equivalence ±0.02" in out and "upsampler=bicubic" in out
 
 
+def test_plan_ends_with_the_runs_it_would_take_their_time_and_the_command(tmp_path, write_suite, capsys):
+    suite = pilot(tmp_path, write_suite)
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.05", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    step = plan["next"]
+    needed = max(max(r["seeds_to_detect"], r["seeds_to_show_equivalence"]) for r in plan["variants"])
+    assert step["seeds"] == max(needed, 4) and step["more_runs"] == (step["seeds"] - 4) * 3
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "planned" / "runs").glob("*/seed-*/record.json")]
+    walls = [r["wall_seconds"] for r in records]
+    assert step["seconds_per_run"] == sum(walls) / len(walls) and step["seconds"] == step["more_runs"] * step["seconds_per_run"]
+    seeds = ", ".join(str(s) for s in range(step["seeds"]))
+    assert step["command"] == f"segbench run {suite} --set 'seeds=[{seeds}]'"
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.05"]) == 0
+    out = capsys.readouterr().out
+    if step["more_runs"]:
+        assert f"{step['seeds']} seeds per variant, {step['more_runs']} more run(s) (≈ " in " ".join(out.split())
+        assert f"\n  {step['command']}\n" in out  # one line, ready to paste
+
+
+def test_the_command_keeps_the_suites_seeds_and_adds_new_ones():
+    from types import SimpleNamespace
+
+    from segbench.planning import next_step
+
+    suite = SimpleNamespace(seeds=[7, 0, 3], variants=[1, 2], path="s.toml")
+    rows = [{"seeds_to_detect": 5, "seeds_to_show_equivalence": 4}]
+    step = next_step(suite, rows, 30.0)
+    assert step == {"seeds": 5, "more_runs": 4, "seconds_per_run": 30.0, "seconds": 120.0,
+                    "command": "segbench run s.toml --set 'seeds=[7, 0, 3, 1, 2]'"}
+    assert next_step(suite, [{"seeds_to_detect": None, "seeds_to_show_equivalence": 4}], 30.0)["command"] is None
+    assert next_step(suite, [{"seeds_to_detect": 500, "seeds_to_show_equivalence": 4}], None)["command"] is None
+
+
 def test_too_few_seeds_say_how_many_are_needed(tmp_path, write_suite, capsys):
     suite = pilot(tmp_path, write_suite, SUITE.replace("seeds = [0, 1, 2, 3]", "seeds = [0, 1]"))
     assert main(["plan", str(suite), "--from", str(tmp_path / "results")]) == 2

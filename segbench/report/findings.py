@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from ..degenerate import collapsed_runs, suite_reason, variant_reason
-from ..numbers import interval, missing, p_text, signed
+from ..numbers import duration, interval, missing, p_text, signed
 from ..statistics import seeds_to_detect
 from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, WORSE, confidence
 
@@ -91,14 +91,6 @@ def _what_it_would_take(row, run_seconds, meta) -> str:
 def seconds_per_run(records: list) -> float:
     walls = [r["wall_seconds"] for r in records if r.get("status") == "ok" and isinstance(r.get("wall_seconds"), (int, float))]
     return sum(walls) / len(walls) if walls else math.nan
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _seeds(count) -> str:
