@@ -200,6 +200,21 @@ def test_exporting_twice_adds_no_run_and_a_changed_record_replaces_its_run(resul
     assert len(new) == 1 and new[0].data.metrics["miou"] == 0.125
 
 
+def test_changed_settings_replace_the_parent_and_its_children_follow(results, store_uri):
+    """MLflow params cannot change in place: a suite exported again with another margin gets a
+    new parent run (the old one deleted), and its runs are logged under the new parent."""
+    store, meta, records = stored(results)
+    exporter.export_suite(records, meta, None, None, tracking_uri=store_uri)
+    (old_parent,), _ = split(runs_of(store_uri))
+    assert old_parent.data.params["stats.margin"] == str(meta["stats"]["margin"])
+    changed = {**meta, "stats": {**meta["stats"], "margin": 0.05}}
+    again = exporter.export_suite(records, changed, None, None, tracking_uri=store_uri)
+    assert (again.logged, again.replaced, again.unchanged) == (0, 4, 0)
+    (parent,), children = split(runs_of(store_uri))
+    assert parent.info.run_id != old_parent.info.run_id and parent.data.params["stats.margin"] == "0.05"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id} and len(children) == 4
+
+
 def test_untrusted_names_become_valid_keys_and_stay_values(results, store_uri):
     _, meta, records = stored(results)
     record = next(r for r in records if r["status"] == "ok")

@@ -4,7 +4,15 @@ variant x seed.
 A child run holds the record's resolved config as params (dotted keys), its final metrics
 and costs as metrics (``cost/<name>``), its per-epoch curves as step metrics
 (``curve/<name>``, step = epoch), and its status (a failed run is FAILED, with
-``segbench.error_*`` tags). The parent holds the report files as artifacts.
+``segbench.error_*`` tags).
+
+The parent carries the answer: the suite's settings as params (``suite.<key>`` from the
+suite file, ``stats.<key>`` and ``seeds.<key>`` as resolved, the ``--set`` overrides); per
+variant ``<label>/<metric>_mean`` and, for each comparison with the baseline,
+``<label>/delta``, ``delta_ci_low``/``high``, ``p_value``, ``p_adjusted`` and the TOST
+interval ``equivalence_ci_low``/``high`` as metrics, with the outcome in words as the tag
+``segbench.outcome.<label>`` (the report's outcome column, word for word). The report
+files, the summary tables among them, are its artifacts.
 
 Exporting again does not duplicate runs: each run carries deterministic tags
 (``segbench.suite_key``, ``segbench.run_key``: hashes, so that no suite text enters a
@@ -27,6 +35,7 @@ import importlib.util
 import json
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +60,8 @@ METRICS_PER_BATCH = 1000
 UNSAFE_KEY_CHARACTER = re.compile(r"[^A-Za-z0-9_.\- ]")  # ASCII only; no "/" (a folder in a file store) nor ":" (Windows)
 SAFE_ARTIFACT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 SUITE_ROLE, RUN_ROLE = "suite", "run"
+# What the parent logs of each comparison (summary.csv's columns, under the same names).
+COMPARISON_METRICS = ("delta", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted", "equivalence_ci_low", "equivalence_ci_high")
 
 
 @dataclass
@@ -87,14 +98,16 @@ def write(context):
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise SegbenchError(f"the mlflow exporter has no option {', '.join(map(repr, unknown))}; valid: {', '.join(OPTIONS)}")
+    rows = context.summary.to_dict("records") if context.summary is not None and len(context.summary) else []
     return export_suite(context.records, context.meta, context.report_dir, context.suite_dir,
-                        tracking_uri=options.get("tracking_uri"), experiment=options.get("experiment"))
+                        tracking_uri=options.get("tracking_uri"), experiment=options.get("experiment"), summary=rows)
 
 
-def export_suite(records, meta, report_dir, suite_dir=None, tracking_uri=None, experiment=None) -> ExportSummary:
-    """Log ``records`` (run records of one suite) and the report files in ``report_dir`` to
-    MLflow. ``tracking_uri`` defaults to $MLFLOW_TRACKING_URI, else ``./mlruns``;
-    ``experiment`` to $MLFLOW_EXPERIMENT_NAME, else ``segbench``."""
+def export_suite(records, meta, report_dir, suite_dir=None, tracking_uri=None, experiment=None, summary=()) -> ExportSummary:
+    """Log ``records`` (run records of one suite), the ``summary`` rows (summary.csv's, as
+    dicts) and the report files in ``report_dir`` to MLflow. ``tracking_uri`` defaults to
+    $MLFLOW_TRACKING_URI, else ``./mlruns``; ``experiment`` to $MLFLOW_EXPERIMENT_NAME,
+    else ``segbench``."""
     tracking_uri = resolve_tracking_uri(tracking_uri)
     experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     mlflow = import_mlflow()
@@ -102,9 +115,9 @@ def export_suite(records, meta, report_dir, suite_dir=None, tracking_uri=None, e
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         experiment_id = experiment_id_for(client, experiment)
         exporter = Exporter(client, mlflow, experiment_id, meta)
-        summary = exporter.export(records, report_files(report_dir, suite_dir))
-    summary.tracking_uri, summary.experiment = tracking_uri, experiment
-    return summary
+        done = exporter.export(records, report_files(report_dir, suite_dir), list(summary or ()))
+    done.tracking_uri, done.experiment = tracking_uri, experiment
+    return done
 
 
 def check_installed():
@@ -281,7 +294,7 @@ def curve_metrics(record: dict, keys) -> list:
     return metrics
 
 
-def parent_plan(records: list, meta: dict) -> RunPlan:
+def parent_plan(records: list, meta: dict, summary: list = ()) -> RunPlan:
     suite = meta.get("name") or (records[0].get("suite", "") if records else "")
     failed = [r for r in records if r["status"] != "ok"]
     commits = {(r.get("environment") or {}).get("git_commit") for r in records}
@@ -302,9 +315,39 @@ def parent_plan(records: list, meta: dict) -> RunPlan:
     }
     starts = [t for t in (epoch_ms(r.get("started_at")) for r in records) if t is not None]
     ends = [t for t in (epoch_ms(r.get("finished_at")) for r in records) if t is not None]
+    keys = KeyMaker()
+    label_keys = {str(row["variant"]): keys.key(row["variant"]) for row in summary}
+    tags.update({f"segbench.outcome.{label_keys[str(row['variant'])]}": row.get("outcome") or "" for row in summary})
     return RunPlan(name=value_text(suite, MAX_KEY), tags={k: value_text(v, MAX_TAG_VALUE) for k, v in tags.items() if v},
-                   params={}, metrics=[], status="FAILED" if failed else "FINISHED",
-                   start_ms=min(starts) if starts else None, end_ms=max(ends) if ends else None)
+                   params=suite_params(meta), metrics=summary_metrics(summary, meta, label_keys),
+                   status="FAILED" if failed else "FINISHED", start_ms=min(starts) if starts else None,
+                   end_ms=max(ends) if ends else None)
+
+
+def suite_params(meta: dict) -> dict:
+    """The suite's settings: the suite file's keys, the statistics and seeds as resolved,
+    the primary metric and the ``--set`` overrides."""
+    try:
+        written = tomllib.loads(meta.get("text") or "")
+    except tomllib.TOMLDecodeError:
+        written = {}
+    settings = {**{f"suite.{k}": v for k, v in flatten(written).items()},
+                **{f"stats.{k}": v for k, v in flatten(meta.get("stats") or {}).items()},
+                **{f"seeds.{k}": v for k, v in flatten(meta.get("design") or {}).items()},
+                "primary_metric": meta.get("primary", ""), "overrides": meta.get("overrides") or []}
+    keys = KeyMaker()
+    return {keys.key(k): value_text(v, MAX_PARAM_VALUE) for k, v in settings.items()}
+
+
+def summary_metrics(summary: list, meta: dict, label_keys: dict) -> list:
+    """``<label>/<metric>_mean`` of every variant, and each comparison's numbers."""
+    metrics = []
+    for row in summary:
+        prefix = label_keys[str(row["variant"])] + "/"
+        compared = row.get("verdict") != "baseline"
+        names = [f"{m}_mean" for m in meta.get("metrics") or []] + (list(COMPARISON_METRICS) if compared else [])
+        metrics += [(prefix + name, float(row[name]), 0) for name in names if is_number(row.get(name))]
+    return metrics
 
 
 def current_label(record: dict, meta: dict) -> str:
@@ -388,8 +431,8 @@ class Exporter:
     def __init__(self, client, mlflow, experiment_id: str, meta: dict):
         self.client, self.entities, self.experiment_id, self.meta = client, mlflow.entities, experiment_id, meta
 
-    def export(self, records: list, artifacts: list) -> ExportSummary:
-        plan = parent_plan(records, self.meta)
+    def export(self, records: list, artifacts: list, summary: list = ()) -> ExportSummary:
+        plan = parent_plan(records, self.meta, summary)
         existing = self.existing_runs(plan.tags["segbench.suite_key"])
         parent_id = self.parent_run(plan, existing)
         summary = ExportSummary("", "", self.experiment_id, parent_id)
@@ -415,9 +458,18 @@ class Exporter:
                 return runs
 
     def parent_run(self, plan: RunPlan, existing: dict) -> str:
+        """The suite's run, reused unless its settings changed (params cannot change in
+        place: it is replaced, and its children are logged again under the new one)."""
         run = existing.get(SUITE_ROLE)
+        if run is not None and any(run.data.params.get(k, v) != v for k, v in plan.params.items()):
+            self.client.delete_run(run.info.run_id)
+            run = None
         run_id = run.info.run_id if run else self.client.create_run(self.experiment_id, plan.start_ms, run_name=plan.name).info.run_id
-        self.log(run_id, plan.tags, {}, [], plan.end_ms)
+        stale = set(run.data.tags) - set(plan.tags) if run else set()
+        for key in sorted(k for k in stale if k.startswith("segbench.outcome.")):  # a variant no longer in the suite
+            self.client.delete_tag(run_id, key)
+        params = {k: v for k, v in plan.params.items() if not run or k not in run.data.params}
+        self.log(run_id, plan.tags, params, plan.metrics, plan.end_ms)
         return run_id
 
     def export_run(self, plan: RunPlan, parent_id: str, existing: dict, summary: ExportSummary) -> None:
