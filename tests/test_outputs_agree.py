@@ -201,7 +201,9 @@ def _p(value):
 def test_the_findings_open_every_output_and_say_the_same(report):
     terminal = report["text"].splitlines()
     assert terminal[0] == "Findings:"
-    found = [line[2:] for line in terminal[1:terminal.index("")]]
+    found = " ".join(terminal[1:terminal.index("")]).replace("   ", " ").split(" - ")  # wrapped lines continue indented
+    found = [line.removeprefix("- ") for line in found]
+    assert max(len(line) for line in terminal) <= 100
     assert [line.split(":")[0] for line in found] == ["bilinear vs nearest", "bicubic vs nearest", "pixel shuffle vs nearest"]
     assert "equivalent (Δ +0.0007, 96.7% CI [-0.0040, +0.0054] within ±0.01, 3 seeds)" in found[1]
     assert found[2].endswith("would detect a difference of 0.01")

@@ -1,8 +1,10 @@
-"""The summary as plain text for the terminal and ``summary.txt``: the findings, then the
-compact table, which fits 100 columns (long cells wrap); ``--wide`` shows every column
-instead. Labels lose escape sequences and control characters (``segbench.text.one_line``)."""
+"""The summary as plain text for the terminal and ``summary.txt``: the findings (wrapped at
+100 columns, each continued with an indent), then the compact table, which fits 100
+columns (long cells wrap); ``--wide`` shows every column instead. Labels lose escape sequences and control characters (``segbench.text.one_line``)."""
 
 from __future__ import annotations
+
+import textwrap
 
 from ..text import one_line
 from .findings import findings
@@ -13,7 +15,9 @@ def summary_text(rows: list, records: list, meta: dict, wide: bool = False) -> s
     """The findings in words, then the compact table (or, ``wide``, every column)."""
     columns = summary_columns(meta)
     found = findings(rows, records, meta)
-    parts = ["\n".join(["Findings:", *(f"- {one_line(item.text)}" for item in found)])] if found else []
+    lines = [line for item in found for line in textwrap.wrap(f"- {one_line(item.text)}", TERMINAL_WIDTH, subsequent_indent="  ",
+                                                               break_on_hyphens=False)]
+    parts = ["\n".join(["Findings:", *lines])] if found else []
     if wide:
         parts.append(text_table(columns, rows, None, one_line))
     else:
