@@ -18,6 +18,7 @@ from .format import plural
 from .layout import is_suite_folder
 from .plugins import load_catalogue
 from .store import ResultStore, find_suite_dir
+from .stored_report import current_report
 from .suite import Suite, load_suite
 
 
@@ -76,11 +77,8 @@ def rebuild_report(results_dir, plugins=()) -> dict:
     leaves one out); returns what ``write_report`` returns. Damaged records and samples are
     named on stderr and left out; a damaged ``suite.json`` stops it (exit 2), as the report
     needs it."""
-    from .report import write_report  # heavy: pandas, matplotlib; so is run_reporter's report_context
-
     store, meta, records = _stored_results(results_dir)
-    return write_report(records, meta, store.report_dir, store.load_samples, reporters=load_catalogue(plugins).reporters,
-                        suite_dir=store.suite_dir)
+    return current_report(records, meta, store, load_catalogue(plugins).reporters, redraw=True)
 
 
 def run_reporter(name, results_dir, options=None, plugins=()):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass, field
 
-from . import __version__
 from .data.cache import resolve_cache_dir, showing_progress
 from .engine import resolve_device
 from .executors.local import LocalExecutor
@@ -17,7 +15,7 @@ from .errors import SuiteError
 from .preflight import suite_problems
 from .progress import Progress
 from .verdicts import judge_family, metric_values, seeds_wanted
-from .layout import REPORT_INDEX, REPORT_STAMP, REPORT_TEXT, REPORT_TEXT_WIDE
+from .stored_report import current_report
 from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
 
@@ -93,34 +91,6 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
         records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
         report = current_report(records, meta, store, suite.catalogue.reporters, suite.report_exporters)
     return SuiteOutcome(suite, store, records, report)
-
-
-def current_report(records, meta, store, reporters=None, exporters=()) -> dict:
-    """The report of ``records``, written again only when a record or the suite changed
-    since it was last written (re-running a finished suite then costs next to nothing).
-    ``reporters`` (default: the installed ones) and the suite's ``exporters`` write it; a
-    failed one leaves no stamp, so that the next run draws the report again."""
-    fingerprint = _report_fingerprint(records, meta)
-    stamp = store.report_dir / REPORT_STAMP
-    text_paths = {"text": store.report_dir / REPORT_TEXT, "wide_text": store.report_dir / REPORT_TEXT_WIDE}
-    drawn = all(p.is_file() for p in (stamp, *text_paths.values(), store.report_dir / REPORT_INDEX))
-    if drawn and stamp.read_text(errors="replace") == fingerprint:  # a damaged stamp only redraws
-        return {"dir": store.report_dir, "html": store.report_dir / REPORT_INDEX, "reused": True,
-                **{key: path.read_text(errors="replace") for key, path in text_paths.items()}}
-    from .report import write_report  # heavy: matplotlib, pandas; only when a report is drawn, not for `segbench validate`
-
-    report = write_report(records, meta, store.report_dir, store.load_samples, reporters=reporters, exporters=exporters,
-                          suite_dir=store.suite_dir)
-    for key, path in text_paths.items():
-        write_text_atomic(path, report[key])
-    if not report["failures"]:
-        write_text_atomic(stamp, fingerprint)
-    return report
-
-
-def _report_fingerprint(records, meta) -> str:
-    text = json.dumps({"records": records, "meta": meta, "segbench": __version__}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):

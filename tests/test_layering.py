@@ -38,7 +38,7 @@ LAYERS = [
     {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers"},  # depend on nothing of segbench
     {"extensions", "hookspecs", "components", "params", "plugins", "records", "schema", "design", "format"},  # contracts
     {"statistics", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
-    {"gate", "doctor", "report", "planning"},  # read records only
+    {"gate", "doctor", "report", "planning", "stored_report"},  # read records only
     {"suite", "engine", "progress", "execute", "preflight"},  # a suite, and one run of it
     {"executors", "runner", "data_commands"},  # a whole suite
     {"api", "testing", "cli", "__main__"},  # entry points
