@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate docs/examples/ from real CPU runs of suites/upsampling.toml and
-# suites/losses.toml (about 20 minutes on 2 cores; finished runs in results/ are reused).
+# suites/losses.toml (about 15 minutes on 2 cores). Each example is the whole
+# results folder a run writes: records, report, plots and the suite it ran.
 # Usage, from the repository root after the README's setup:  bash docs/examples/regenerate.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 segbench="${SEGBENCH:-.venv/bin/segbench}"
 for suite in upsampling losses; do
-  "$segbench" run "suites/$suite.toml" -o results -q
-  out="docs/examples/$suite"
-  mkdir -p "$out"
-  cp "results/$suite/report/summary.md" "results/$suite/report/summary.csv" "results/$suite/report/per_class.csv" \
-     "results/$suite/report/runs.csv" "$out/"
-  for plot in metrics curves per_class cost predictions; do
-    cp "results/$suite/report/plots/$plot.png" "$out/"
-  done
+  rm -rf "docs/examples/$suite"
+  "$segbench" run "suites/$suite.toml" -o docs/examples -q
+  rm -f "docs/examples/$suite/.lock"
 done
-echo "docs/examples/ regenerated from results/"
+echo "docs/examples/ regenerated"

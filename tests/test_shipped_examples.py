@@ -1,0 +1,95 @@
+"""The shipped example (docs/examples/upsampling: the demo's records and its report) works with
+every reading command, without training, and its report is what the current code renders
+from its records. Each command runs on a copy, so the tracked files stay as they are."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from segbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "docs" / "examples" / "upsampling"
+TABLES = ("summary.csv", "summary.md", "summary.txt", "summary-wide.txt", "runs.csv", "per_class.csv")
+DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")  # the plots' bytes vary with matplotlib's version
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    copy = tmp_path / "upsampling"
+    shutil.copytree(SHIPPED, copy)
+    return copy
+
+
+def summary_rows(folder: Path) -> dict:
+    with (folder / "report" / "summary.csv").open() as f:
+        return {row["variant"]: row for row in csv.DictReader(f)}
+
+
+def test_the_shipped_folder_holds_the_records_and_the_whole_report():
+    assert len(list((SHIPPED / "runs").glob("*/seed-*/record.json"))) == 9
+    for name in (*TABLES, "index.html", "plots/metrics.png", "plots/predictions.png"):
+        assert (SHIPPED / "report" / name).is_file(), name
+    size = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
+    assert size < 2_500_000, f"{size} bytes: small enough to commit"
+
+
+def test_report_rebuilds_the_shipped_report_exactly(shipped, capsys):
+    assert main(["report", str(shipped)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Findings:\n- upsampler=bilinear vs upsampler=nearest: equivalent (Δ -0.0016, 95% CI")
+    for name in TABLES:
+        assert (shipped / "report" / name).read_text() == (SHIPPED / "report" / name).read_text(), (
+            f"docs/examples/upsampling/report/{name} is stale: run `segbench report docs/examples/upsampling`")
+    page, shipped_page = ((folder / "report" / "index.html").read_text() for folder in (shipped, SHIPPED))
+    assert DATA_URI.sub("", page) == DATA_URI.sub("", shipped_page)
+
+
+def test_doctor_finds_nine_sound_runs(shipped, capsys):
+    assert main(["doctor", str(shipped)]) == 0
+    assert capsys.readouterr().out.startswith(f"{shipped}: 9 finished run(s), 0 damaged file(s), 0 run(s) to redo")
+
+
+def test_compare_and_gate_read_it(shipped, tmp_path, capsys):
+    assert main(["compare", str(shipped), str(shipped)]) == 0
+    assert "3 variant(s) in both:" in capsys.readouterr().out
+    baseline = tmp_path / "baseline.json"
+    assert main(["baseline", "save", str(shipped), "-o", str(baseline)]) == 0
+    assert main(["gate", str(shipped), "--baseline", str(baseline)]) == 0  # the suite's own [gate] rule
+    assert "gate passed: 3 check(s), 1 rule(s) x 3 variant(s)" in capsys.readouterr().out
+
+
+def test_plan_reads_it_and_prints_the_command(shipped, capsys):
+    assert main(["plan", str(ROOT / "suites" / "upsampling.toml"), "--from", str(shipped)]) == 0
+    out = capsys.readouterr().out
+    assert "upsampler=bilinear  " in out and "3            -0.0016" in out
+    assert re.search(r"\n  segbench run .*suites/upsampling.toml --set 'seeds=\[0, 1, 2, 3, 4\]'\n", out)
+
+
+def test_export_sends_the_answer_to_mlflow(shipped, tmp_path, monkeypatch, capsys):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store = (tmp_path / "mlruns").as_uri()
+    assert main(["export", "mlflow", str(shipped), "--tracking-uri", store, "--experiment", "shipped"]) == 0
+    assert "9 run(s) logged" in capsys.readouterr().out
+    client = mlflow.MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("shipped").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    params, metrics, tags = parent.data.params, parent.data.metrics, parent.data.tags
+    assert params["stats.margin"] == "0.02" and params["suite.seeds"] == "[0, 1, 2]" and params["primary_metric"] == "miou"
+    assert params["suite.gate.rules"] == '["miou:max_drop=0.02"]' and params["overrides"] == "[]"
+    rows = summary_rows(shipped)
+    bilinear = rows["upsampler=bilinear"]
+    for name in ("delta", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted", "equivalence_ci_low", "equivalence_ci_high"):
+        assert metrics[f"upsampler_bilinear/{name}"] == pytest.approx(float(bilinear[name]), rel=1e-12), name
+    assert metrics["upsampler_nearest/miou_mean"] == pytest.approx(float(rows["upsampler=nearest"]["miou_mean"]))
+    assert "upsampler_nearest/delta" not in metrics  # the baseline is not compared with itself
+    assert tags["segbench.outcome.upsampler_bilinear"] == bilinear["outcome"]
+    assert tags["segbench.outcome.upsampler_bilinear"].startswith("equivalent: 95% CI [-0.0111, +0.0078] within ±0.02")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "summary.md", "index.html", "per_class.csv"} <= artifacts
