@@ -3,7 +3,7 @@
 
 Each benchmark times a reference and segbench side by side in one session; the session
 ends with a table of ratios (this machine is noisy, so ratios, not absolute times, are
-what the README reports)."""
+what docs/guide/benchmarks.md reports)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ band, as VOC), made here (benchmarks/conftest.py) in a temporary folder, or in
   and resized) and decoded into the cache (the memory path: each sample written too), with 1
   and with 2 worker processes. Target: 2 workers at least 1.6x the throughput of 1.
 
-Each count is a row of the session's summary; the README's table is made from them.
+Each count is a row of the session's summary; the table in docs/guide/benchmarks.md is made from them.
 """
 
 from __future__ import annotations

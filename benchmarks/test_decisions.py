@@ -4,7 +4,7 @@ better/worse rates, power, false equivalence, and the runs adaptive seeds save.
 No training: synthetic suites of paired seed results go through the real decision code
 (segbench.simulation). Effects are in units of the paired standard deviation (sd = 1),
 with an equivalence margin of 0.5 sd. Each suite compares 5 candidates with a baseline.
-The session ends with the table the README quotes; the time of one simulation is the
+The session ends with the table docs/guide/benchmarks.md quotes; the time of one simulation is the
 benchmark itself.
 """
 

@@ -32,10 +32,6 @@ a terminal shows them, becomes the lines under it. Options, in the marker:
     for a block whose one command trains (minutes: too slow for a test): COMMAND prints the
     same text from stored results without training, and its output fills the block, which
     still shows its own command.
-``pending``
-    COMMAND may not work yet (e.g. the stored results it reads are not shipped yet): when
-    a command exits non-zero, the block is left as it is and listed as skipped, not stale.
-    Remove the word once it runs.
 ``recorded="WHY"``
     never run: the block is a transcript from a machine or data set a test cannot have.
     WHY says which, and is listed on every run.
@@ -80,7 +76,7 @@ FENCE = re.compile(r"^[ \t]*```console[ \t]*$", re.M)
 QUOTE = re.compile(r"^[ \t]*(`{4,}).*?^[ \t]*\1[ \t]*$", re.M | re.S)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 DURATION = re.compile(r"\b\d+(?:\.\d+)?[ \t]?(?:ms|s|min)\b")
-OPTIONS = {"cwd", "writes", "from", "pending", "recorded"}
+OPTIONS = {"cwd", "writes", "from", "recorded"}
 
 
 def pages() -> list[Path]:
@@ -115,9 +111,9 @@ def parse_options(text: str, where: str) -> dict:
         key, equals, value = token.partition("=")
         if key not in OPTIONS:
             raise ValueError(f"{where}: unknown console option {key!r}; valid: {', '.join(sorted(OPTIONS))}")
-        if (key == "pending") == bool(equals) or (equals and not value):
-            raise ValueError(f"{where}: write `pending` alone and the others as KEY=VALUE, got {token!r}")
-        options[key] = value if equals else True
+        if not equals or not value:
+            raise ValueError(f"{where}: write console options as KEY=VALUE, got {token!r}")
+        options[key] = value
     return options
 
 
@@ -223,12 +219,6 @@ def judge(block: Block, check: bool) -> tuple[str | None, list[str], list[str]]:
         scratch = Path(tmp)
         drawn = scratch / Path(writes).name if check and writes else None
         body, statuses = run(block, scratch, drawn)
-        if "pending" in block.options and any(statuses):
-            last = (body.strip().splitlines() or [""])[-1]
-            command = block.options.get("from") or block.commands()[0]
-            return None, [f"pending, skipped: {block.where}: `{command}` exited {max(statuses)}: {last}"], []
-        if "pending" in block.options:
-            notes.append(f"{block.where} is marked pending but runs: remove `pending` from its marker")
         if drawn and (difference := picture_difference(ROOT / writes, drawn)) > 1.0:
             stale.append(f"{block.where}: {writes} differs from what its command draws now "
                          f"(mean pixel difference {difference:.1f} of 255)")

@@ -6,7 +6,7 @@ the same loop the runner uses: judge the comparisons (:func:`segbench.verdicts.j
 ask which seeds each variant needs next (:func:`segbench.verdicts.seeds_wanted`), "run"
 them, and repeat until nothing more is wanted. The tests and ``benchmarks/`` use this to
 measure the false better/worse rate, power, the false-equivalence rate and the runs that
-adaptive seeds save; the README quotes the numbers.
+adaptive seeds save; docs/statistics.md and docs/guide/benchmarks.md quote the numbers.
 """
 
 from __future__ import annotations

@@ -89,10 +89,6 @@ def console(*args, timeout=600) -> subprocess.CompletedProcess:
 def test_every_console_block_in_the_readme_and_docs_is_current():
     result = console("--check")
     assert result.returncode == 0, result.stderr
-    # Only the demo's block may wait for its stored results (docs/examples/upsampling's records).
-    skipped = [line for line in result.stdout.splitlines() if line.startswith("pending, skipped: ")]
-    assert all(line.startswith("pending, skipped: README.md:") and "`segbench report docs/examples/upsampling" in line
-               for line in skipped), result.stdout
 
 
 def page(tmp_path, text):
@@ -127,12 +123,12 @@ def test_a_changed_duration_alone_is_not_stale(tmp_path):
     assert console("--check", path).returncode == 1
 
 
-def test_from_runs_another_command_and_pending_skips_it_while_it_fails(tmp_path):
-    block = "<!-- console from=\"{}\"{} -->\n```console\n$ segbench run suites/upsampling.toml\ntable\n```\n"
-    assert console("--check", page(tmp_path, block.format("echo table", ""))).returncode == 0
-    pending = console("--check", page(tmp_path, block.format("ls no-such-file", " pending")))
-    assert pending.returncode == 0 and "pending, skipped: " in pending.stdout
-    assert console("--check", page(tmp_path, block.format("ls no-such-file", ""))).returncode == 1
+def test_from_runs_another_command_in_place_of_the_shown_one(tmp_path):
+    block = "<!-- console from=\"{}\" -->\n```console\n$ segbench run suites/upsampling.toml\ntable\n```\n"
+    assert console("--check", page(tmp_path, block.format("echo table"))).returncode == 0
+    assert console("--check", page(tmp_path, block.format("ls no-such-file"))).returncode == 1
+    bare = console("--check", page(tmp_path, "<!-- console pending -->\n```console\n$ echo x\nx\n```\n"))
+    assert bare.returncode != 0 and "unknown console option 'pending'" in bare.stderr
 
 
 def test_a_console_block_without_a_marker_is_refused(tmp_path):
