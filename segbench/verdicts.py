@@ -1,10 +1,12 @@
-"""Every comparison with the baseline ends in one of four outcomes:
+"""Every comparison with the baseline ends in one of these outcomes:
 
 - **better** / **worse**: the paired t-test over seeds is significant after the
   multiplicity correction (Holm over the suite's comparisons), in the metric's direction;
 - **equivalent**: the paired two one-sided tests (TOST) put the difference inside
   ``±margin``, after the same correction;
-- **inconclusive**: neither; it comes with its minimum detectable effect.
+- **inconclusive**: neither; it comes with its minimum detectable effect;
+- **degenerate**: a run collapsed or the suite has nothing to compare
+  (:mod:`.degenerate`); no statistic is trusted.
 
 With adaptive seeds the comparisons are looked at after every round of seeds. Each look
 tests at the threshold of a Lan-DeMets alpha-spending boundary calibrated for paired

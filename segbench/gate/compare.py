@@ -3,7 +3,7 @@
 Variants are matched by id, else by label when exactly one unmatched variant of the other
 side carries it (as the gate matches; the output says which were). Per variant and metric or cost field: mean A, mean B, the
 difference B - A with its 95% CI and p-value (paired by seed when both sides have the
-same seeds, else Welch), and one of the four outcomes of segbench.verdicts in the field's
+same seeds, else Welch), and one of the outcomes of segbench.verdicts in the field's
 direction, decided by segbench.verdicts as the report decides: better or worse
 (significant after Holm's correction over the variants, per field), equivalent (the two
 one-sided tests put B - A within the suite's margin; metrics only, cost fields have no
