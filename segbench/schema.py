@@ -890,7 +890,7 @@ def reference_markdown() -> str:
         f"<!-- Generated from segbench/schema.py by `{REGENERATE}`; do not edit. -->",
         "",
         "Every key a suite file (TOML) may set, with its type, valid values and default. Every key is",
-        "optional. `segbench schema` prints the same as a JSON Schema, for editors (see docs/guide/suites.md#editor-support).",
+        "optional. `segbench schema` prints the same as a JSON Schema, for editors ([Editor support](guide/suites.md#editor-support)).",
         "`--set KEY=VALUE` sets any of them from the command line (`--set train.epochs=1`).",
         "",
         "Component parameters (a dataset's `image_size`, an architecture's `encoder`, an upsampler's",
