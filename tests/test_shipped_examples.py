@@ -1,6 +1,7 @@
-"""The shipped example (docs/examples/upsampling: the demo's records and its report) works with
-every reading command, without training, and its report is what the current code renders
-from its records. Each command runs on a copy, so the tracked files stay as they are."""
+"""The shipped examples (docs/examples/upsampling, the demo, and docs/examples/losses: each a
+whole results folder, records and report) work with every reading command, without
+training, and their reports are what the current code renders from their records. Each
+command runs on a copy, so the tracked files stay as they are."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from segbench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "docs" / "examples" / "upsampling"
+RUNS = {"upsampling": 9, "losses": 18}  # each example's records: variants x 3 seeds
 TABLES = ("summary.csv", "summary.md", "summary.txt", "summary-wide.txt", "runs.csv", "per_class.csv")
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")  # the plots' bytes vary with matplotlib's version
 
@@ -31,28 +33,41 @@ def summary_rows(folder: Path) -> dict:
         return {row["variant"]: row for row in csv.DictReader(f)}
 
 
-def test_the_shipped_folder_holds_the_records_and_the_whole_report():
-    assert len(list((SHIPPED / "runs").glob("*/seed-*/record.json"))) == 9
-    for name in (*TABLES, "index.html", "plots/metrics.png", "plots/predictions.png"):
-        assert (SHIPPED / "report" / name).is_file(), name
-    size = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_the_shipped_folder_holds_the_records_and_the_whole_report(name):
+    folder = SHIPPED.parent / name
+    assert len(list((folder / "runs").glob("*/seed-*/record.json"))) == RUNS[name]
+    for table in (*TABLES, "index.html", "plots/metrics.png", "plots/predictions.png"):
+        assert (folder / "report" / table).is_file(), table
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert size < 2_500_000, f"{size} bytes: small enough to commit"
 
 
-def test_report_rebuilds_the_shipped_report_exactly(shipped, capsys):
-    assert main(["report", str(shipped)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("Findings:\n- upsampler=bilinear vs upsampler=nearest: equivalent (Δ -0.0016, 95% CI")
-    for name in TABLES:
-        assert (shipped / "report" / name).read_text() == (SHIPPED / "report" / name).read_text(), (
-            f"docs/examples/upsampling/report/{name} is stale: run `segbench report docs/examples/upsampling`")
-    page, shipped_page = ((folder / "report" / "index.html").read_text() for folder in (shipped, SHIPPED))
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_report_rebuilds_the_shipped_report_exactly(name, tmp_path, capsys):
+    folder = SHIPPED.parent / name
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    assert main(["report", str(copy)]) == 0
+    assert capsys.readouterr().out.startswith("Findings:\n- ")
+    for table in TABLES:
+        assert (copy / "report" / table).read_text() == (folder / "report" / table).read_text(), (
+            f"docs/examples/{name}/report/{table} is stale: run `segbench report docs/examples/{name}`")
+    page, shipped_page = ((f / "report" / "index.html").read_text() for f in (copy, folder))
     assert DATA_URI.sub("", page) == DATA_URI.sub("", shipped_page)
 
 
-def test_doctor_finds_nine_sound_runs(shipped, capsys):
-    assert main(["doctor", str(shipped)]) == 0
-    assert capsys.readouterr().out.startswith(f"{shipped}: 9 finished run(s), 0 damaged file(s), 0 run(s) to redo")
+def test_the_demo_report_opens_with_its_findings(shipped, capsys):
+    assert main(["report", str(shipped)]) == 0
+    assert capsys.readouterr().out.startswith(
+        "Findings:\n- upsampler=bilinear vs upsampler=nearest: equivalent (Δ -0.0016, 95% CI [-0.0111, +0.0078] within")
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_doctor_finds_every_run_sound(name, capsys):
+    folder = SHIPPED.parent / name
+    assert main(["doctor", str(folder)]) == 0  # doctor only reads
+    assert capsys.readouterr().out.startswith(f"{folder}: {RUNS[name]} finished run(s), 0 damaged file(s), 0 run(s) to redo")
 
 
 def test_compare_and_gate_read_it(shipped, tmp_path, capsys):
