@@ -10,7 +10,9 @@
 
 A comparison involving such a run is neither better, worse nor equivalent but
 ``degenerate`` (segbench.verdicts), with the reason; the report says so at the top and the
-gate fails the candidate. Pure Python over records: the gate loads it without pandas.
+gate fails the candidate. A candidate whose run *failed* (a non-finite training loss: it
+diverged) is ``unstable`` instead: :func:`failure_reason` words why. Pure Python over
+records: the gate loads it without pandas.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 
 from .numbers import number
+from .text import one_line
 
 
 def collapsed_reason(record: dict, primary: str) -> str | None:
@@ -75,3 +78,26 @@ def _outputs(record, primary) -> tuple | None:
     if per_image is None or predictions is None:
         return None
     return tuple(per_image), predictions
+
+
+DIVERGED = "NonFiniteLoss"  # segbench.engine.run's error when the training loss becomes NaN or infinite
+
+
+def failure_reason(records: list, variant_id: str, seeds, attempted: int) -> str:
+    """Why a comparison is unstable, from the failed runs' records: "seed 1 of 3 diverged
+    (training loss became nan in epoch 3)" or "seeds 0, 2 of 5 failed (OutOfMemoryError)"."""
+    seeds = sorted(seeds)
+    errors = {r["seed"]: r.get("error") or {} for r in records if r["variant_id"] == variant_id and r["seed"] in seeds}
+    kinds = {error.get("type") for error in errors.values()}
+    verb = "diverged" if kinds == {DIVERGED} else "failed"
+    first = errors.get(seeds[0], {}) if seeds else {}
+    detail = first.get("message") if verb == "diverged" else first.get("type")
+    listed = ", ".join(str(seed) for seed in seeds)
+    return (f"seed{'s' if len(seeds) > 1 else ''} {listed} of {attempted} {verb}"
+            + (f" ({one_line_text(detail)})" if detail else ""))
+
+
+def one_line_text(text, limit: int = 80) -> str:
+    """An error message as a short clause: one line, no control sequences, at most ``limit``."""
+    line = one_line(text).strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -20,7 +20,7 @@ from scipy import special
 
 ALPHA = 0.05
 POWER = 0.8
-BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_RESAMPLES = 2000  # the image bootstrap's resamples
 BOOTSTRAP_SEED = 0  # fixed: every run resamples the same images, so replicates pair up
 
 
@@ -186,20 +186,36 @@ def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: flo
     return None
 
 
-def probability_of_improvement(diffs, higher_is_better: bool = True, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+def probability_of_improvement(diffs, higher_is_better: bool = True, *, wins: int = 0, losses: int = 0, ties: int = 0,
+                               confidence: float = 0.95) -> dict:
     """P(candidate beats baseline) over paired seeds: the share of seeds on which the
-    candidate is better (a tie counts half), with a 95% percentile bootstrap interval over
-    seeds. The paired form of the probability of improvement that rliable (Agarwal et
-    al., NeurIPS 2021) and Bouthillier et al. (MLSys 2021) report next to the mean."""
+    candidate is better (a tie counts half), with its Clopper-Pearson (exact binomial)
+    interval. ``wins``, ``losses`` and ``ties`` add seeds without a difference: a seed
+    on which only the baseline's run failed is a win, only the candidate's a loss, both a
+    tie. The paired form of the probability of improvement that rliable (Agarwal et al.,
+    NeurIPS 2021) and Bouthillier et al. (MLSys 2021) report next to the mean.
+
+    Clopper-Pearson covers at least its confidence for every true P and any number of
+    seeds (a percentile bootstrap over 3 seeds covered 0.27 at P = 0.9); ties enter as half
+    a success, so the bounds take a fractional count (the regularised incomplete beta
+    accepts it)."""
     diffs = np.asarray(diffs, dtype=float)
-    if len(diffs) == 0:
-        return {"p_improve": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     signed = diffs if higher_is_better else -diffs
-    wins = (signed > 0) + 0.5 * (signed == 0)
-    rng = np.random.default_rng(seed)
-    replicates = wins[rng.integers(0, len(wins), size=(resamples, len(wins)))].mean(axis=1)
-    low, high = np.percentile(replicates, [2.5, 97.5])
-    return {"p_improve": float(wins.mean()), "ci_low": float(low), "ci_high": float(high)}
+    n = len(diffs) + wins + losses + ties
+    if n == 0:
+        return {"p_improve": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    successes = float(np.sum(signed > 0) + 0.5 * np.sum(signed == 0)) + wins + 0.5 * ties
+    low, high = clopper_pearson(successes, n, confidence)
+    return {"p_improve": successes / n, "ci_low": low, "ci_high": high}
+
+
+def clopper_pearson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a binomial proportion, from the beta
+    quantiles (the same bounds as statsmodels' ``proportion_confint(method="beta")``)."""
+    tail = (1 - confidence) / 2
+    low = 0.0 if successes <= 0 else float(special.betaincinv(successes, n - successes + 1, tail))
+    high = 1.0 if successes >= n else float(special.betaincinv(successes + 1, n - successes, 1 - tail))
+    return low, high
 
 
 def resample_weights(n_images: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:

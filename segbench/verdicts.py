@@ -6,7 +6,11 @@
   ``±margin``, after the same correction;
 - **inconclusive**: neither; it comes with its minimum detectable effect;
 - **degenerate**: a run collapsed or the suite has nothing to compare
-  (:mod:`.degenerate`); no statistic is trusted.
+  (:mod:`.degenerate`); no statistic is trusted;
+- **unstable**: a run of the candidate failed (a diverged, non-finite training loss among
+  the causes) on a seed the comparison looked at. Failing is evidence against a variant:
+  it is never better or equivalent on its surviving seeds, and P(better) counts the
+  failed seed as a loss. A candidate the surviving seeds show *worse* stays worse.
 
 With adaptive seeds the comparisons are looked at after every round of seeds. Each look
 tests at the threshold of a Lan-DeMets alpha-spending boundary calibrated for paired
@@ -41,7 +45,8 @@ from .statistics import (
 
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
 DEGENERATE = "degenerate"  # a side collapsed (see segbench.degenerate): no statistics can vouch for it
-OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, DEGENERATE)
+UNSTABLE = "unstable"  # a run of the candidate failed on a seed looked at: it counts against the candidate
+OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, DEGENERATE, UNSTABLE)
 BASELINE = "baseline"
 
 
@@ -68,6 +73,9 @@ class Judgement:
     p_improve: float = math.nan  # P(candidate beats baseline) over paired seeds
     p_improve_low: float = math.nan
     p_improve_high: float = math.nan
+    failed_seeds: list = field(default_factory=list)  # seeds looked at on which the candidate's run failed
+    baseline_failed_seeds: list = field(default_factory=list)  # ... on which the baseline's run failed (either side may have)
+    attempted: int = 0  # seeds looked at that both sides attempted (finished or failed)
     look: int = -1  # index of the last look it was tested at
     looks: int = 1
     state: str = ""  # why it stopped, or what it waits for
@@ -114,6 +122,7 @@ def _judge_look(judgements, ids, baseline, candidates, seeds, look, design, sett
     for key in ids:
         _test(judgements[key], baseline, candidates[key], seeds, look, higher_is_better)
     _decide(judgements, ids, settings, higher_is_better, remaining, lambda level, sides: design.threshold(level, look, sides))
+    _mark_unstable(judgements[key] for key in ids)
     last = look == len(design.looks) - 1
     for key in ids:
         judgement = judgements[key]
@@ -134,6 +143,7 @@ def decide_family(judgements: dict, settings: StatsSettings, higher_is_better: b
     ids = list(judgements)
     remaining = {"difference": len(ids), "equivalence": len(ids)}
     _decide(judgements, ids, settings, higher_is_better, remaining, lambda level, sides: level)
+    _mark_unstable(judgements.values())
     if adjust:
         _adjust(judgements, SeedDesign.fixed(()), settings)
     return judgements
@@ -154,7 +164,20 @@ def _decide(judgements, ids, settings, higher_is_better, remaining, threshold):
             judgement.outcome = EQUIVALENT
 
 
+def _mark_unstable(judgements):
+    """A candidate whose run failed on a seed looked at is unstable, unless the seeds it
+    finished already show it worse. The step-down ran as if it were not: conservative, as
+    its hypotheses keep their share of alpha."""
+    for judgement in judgements:
+        if judgement.failed_seeds and judgement.outcome != WORSE:
+            judgement.outcome = UNSTABLE
+
+
 def _test(judgement, baseline, candidate, seeds, look, higher_is_better):
+    attempted = [s for s in seeds if s in baseline and s in candidate]
+    judgement.failed_seeds = [s for s in attempted if not _finite(candidate[s])]
+    judgement.baseline_failed_seeds = [s for s in attempted if not _finite(baseline[s])]
+    judgement.attempted = len(attempted)
     paired = [s for s in seeds if _finite(baseline.get(s)) and _finite(candidate.get(s))]
     diffs = [candidate[s] - baseline[s] for s in paired]
     difference = difference_test(diffs)
@@ -207,7 +230,9 @@ def _describe(judgements, design, settings, higher_is_better):
     _adjust(judgements, design, settings)
     for judgement in judgements.values():
         _equivalence_interval(judgement)
-        improvement = probability_of_improvement(judgement.diffs, higher_is_better)
+        failed, baseline_failed = set(judgement.failed_seeds), set(judgement.baseline_failed_seeds)
+        improvement = probability_of_improvement(judgement.diffs, higher_is_better, losses=len(failed - baseline_failed),
+                                                 wins=len(baseline_failed - failed), ties=len(failed & baseline_failed))
         judgement.p_improve = improvement["p_improve"]
         judgement.p_improve_low, judgement.p_improve_high = improvement["ci_low"], improvement["ci_high"]
         if not judgement.decided:
@@ -279,8 +304,8 @@ def outcome_text(outcome: str, *, margin=math.nan, low=math.nan, high=math.nan, 
         return f"{outcome}: p adj. {p_text(p_adjusted, NOT_AVAILABLE)}"
     if outcome == INCONCLUSIVE:
         return f"inconclusive: MDE {number(mde)}" if mde == mde else f"inconclusive: {reason}" if reason else INCONCLUSIVE
-    if outcome == DEGENERATE:
-        return f"degenerate: {reason}"
+    if outcome in (DEGENERATE, UNSTABLE):
+        return f"{outcome}: {reason}" if reason else outcome
     return outcome
 
 

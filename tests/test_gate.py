@@ -327,6 +327,14 @@ def test_compare_shows_the_interval_an_equivalence_rests_on(tmp_path):
     assert miou.mark_text == f"equivalent: 95% CI [{low:+.4f}, {high:+.4f}] within ±0.01"  # the default margin
 
 
+def test_compare_calls_a_variant_with_a_failed_run_in_b_unstable_not_better(tmp_path):
+    write_results(tmp_path / "a", BASE)
+    write_results(tmp_path / "b", shifted(BASE, "miou", 0.05), failed=[("bbb", 1)])
+    marks = {v.id: v.fields[0] for v in compare_results(tmp_path / "a", tmp_path / "b").variants}
+    assert marks["aaa"].mark == "better"
+    assert marks["bbb"].mark == "unstable" and marks["bbb"].mark_text == "unstable: seed 1 failed in B"
+
+
 def test_compare_of_result_sets_sharing_no_variant_is_bad_input(tmp_path, capsys):
     write_results(tmp_path / "a", {"aaa": BASE["aaa"]})
     write_results(tmp_path / "b", {"zzz": BASE["aaa"]})

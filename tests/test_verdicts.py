@@ -74,6 +74,37 @@ def test_probability_of_improvement_counts_wins_in_the_metric_direction():
     assert probability_of_improvement([0.02, -0.01, 0.03, 0.0], higher_is_better=False)["p_improve"] == pytest.approx(1.5 / 4)
 
 
+def test_failed_seeds_count_in_p_better_as_the_issue_asks():
+    # 2 finished wins, the candidate's third run failed (a loss), a seed where only the baseline failed (a win),
+    # one where both failed (a tie)
+    result = probability_of_improvement([0.02, 0.03], losses=1, wins=1, ties=1)
+    assert result["p_improve"] == pytest.approx((2 + 0 + 1 + 0.5) / 5)
+
+
+@pytest.mark.parametrize("successes, n", [(0, 3), (1, 3), (3, 3), (7, 12), (12, 12)])
+def test_p_better_interval_is_clopper_pearson_as_statsmodels_computes_it(successes, n):
+    from statsmodels.stats.proportion import proportion_confint
+
+    diffs = [1.0] * successes + [-1.0] * (n - successes)
+    result = probability_of_improvement(diffs)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(proportion_confint(successes, n, 0.05, method="beta"), abs=1e-12)
+
+
+def test_p_better_interval_covers_at_least_its_confidence_from_3_to_12_seeds():
+    """The issue measured the old bootstrap at 0.74, 0.63 and 0.27 with 3 seeds at P = 0.5, 0.7, 0.9.
+    Coverage is computed exactly over the binomial outcomes (normal paired differences
+    with mean chosen so that P(candidate wins a seed) is the truth)."""
+    from scipy.stats import binom
+
+    worst = 1.0
+    for n in (3, 4, 5, 8, 12):
+        for truth in (0.1, 0.3, 0.5, 0.7, 0.9, 0.97):
+            covered = sum(binom.pmf(k, n, truth) for k in range(n + 1)
+                          if (lambda r: r["ci_low"] <= truth <= r["ci_high"])(probability_of_improvement([1.0] * k + [-1.0] * (n - k))))
+            worst = min(worst, covered)
+    assert worst >= 0.95
+
+
 # ----------------------------------------------------------------------------- boundaries
 
 
@@ -160,6 +191,40 @@ def test_failed_runs_leave_their_seed_out_of_the_pairs():
     judged = judge_family(baseline, candidates, higher_is_better=True, margin=0.01, design=SeedDesign.fixed(range(5)),
                           settings=StatsSettings())[0]
     assert judged.n == 4 and judged.paired_seeds == [0, 2, 3, 4]
+
+
+def judge_one(baseline, candidates, design=None, **kwargs):
+    return judge_family(baseline, candidates, higher_is_better=True, margin=kwargs.pop("margin", 0.01),
+                        design=design or SeedDesign.fixed(range(5)), settings=StatsSettings(), **kwargs)
+
+
+@pytest.mark.parametrize("effect, without_failure", [(0.05, "better"), (0.0, "equivalent")])
+def test_a_failed_seed_makes_a_better_or_equivalent_candidate_unstable(effect, without_failure):
+    baseline, candidates = family([effect], seed=2, sd=0.001)
+    assert judge_one(baseline, candidates)[0].outcome == without_failure
+    candidates[0][1] = None  # its run of seed 1 diverged
+    judged = judge_one(baseline, candidates)[0]
+    assert judged.outcome == "unstable" and judged.failed_seeds == [1] and judged.attempted == 5
+    assert judged.p_improve == pytest.approx(sum(d > 0 for d in judged.diffs) / 5)  # the failed seed is a loss
+
+
+def test_a_candidate_worse_on_its_finished_seeds_stays_worse_and_a_baseline_failure_is_its_loss():
+    baseline, candidates = family([-0.05, 0.05], seed=2, sd=0.001)
+    candidates[0][1] = None
+    baseline[3] = None
+    judged = judge_one(baseline, candidates)
+    assert judged[0].outcome == "worse" and judged[0].failed_seeds == [1]
+    assert judged[1].outcome == "better" and judged[1].baseline_failed_seeds == [3] and judged[1].failed_seeds == []
+    assert judged[1].p_improve == 1.0  # 4 finished wins and the seed on which only the baseline failed
+
+
+def test_an_unstable_comparison_stops_its_adaptive_seeds():
+    design = SeedDesign.sequential(3, 8)
+    baseline, candidates = family([0.0], seeds=8, sd=0.05, seed=4)
+    candidates[0][0] = None
+    judged = judge_one(baseline, candidates, design)[0]
+    assert judged.outcome == "unstable" and judged.next_seeds is None and judged.n == 2
+    assert seeds_wanted({0: judged}, design)[0][0] == 3
 
 
 # ----------------------------------------------------------------------------- adaptive seeds

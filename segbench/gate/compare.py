@@ -21,13 +21,13 @@ from pathlib import Path
 from ..design import StatsSettings
 from ..errors import SegbenchError
 from ..statistics import equivalence_test, minimum_detectable_effect, paired_differences, t_interval
-from ..verdicts import BETTER, EQUIVALENT, INCONCLUSIVE, WORSE, Judgement, decide_family, outcome_text
+from ..verdicts import BETTER, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, Judgement, decide_family, outcome_text
 from .results import VariantRuns, load_results, match_variants
 from .rules import higher_is_better
 from .seeds import mean_of, seed_comparison
 
 NOT_COMPARED = "n/a"
-MARKS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, NOT_COMPARED)
+MARKS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, UNSTABLE, NOT_COMPARED)
 
 
 @dataclass
@@ -36,7 +36,7 @@ class FieldComparison:
     mean_a: float
     mean_b: float
     comparison: dict  # seed_comparison(): diff, ci_low, ci_high, p_value, test, n_before, n_after
-    mark: str = INCONCLUSIVE  # better / worse / equivalent / inconclusive / n/a
+    mark: str = INCONCLUSIVE  # better / worse / equivalent / inconclusive / unstable / n/a
     higher_is_better: bool = True
     margin: float = math.nan  # NaN: no equivalence test (cost fields)
     p_adjusted: float = math.nan
@@ -48,12 +48,18 @@ class FieldComparison:
     mde: float = math.nan
     sd: float = math.nan
     values: tuple = ((), ())  # the finite per-seed values of A and B, for the equivalence interval
+    failed_seeds: tuple = ()  # seeds whose run failed in B (metrics only): B is unstable, never better or equivalent
 
     @property
     def mark_text(self) -> str:
         """The outcome as every output words it (segbench.verdicts.outcome_text)."""
         return outcome_text(self.mark, margin=self.margin, low=self.equivalence_low, high=self.equivalence_high,
-                            level=self.equivalence_level, p_adjusted=self.p_adjusted, mde=self.mde)
+                            level=self.equivalence_level, p_adjusted=self.p_adjusted, mde=self.mde, reason=self.failure)
+
+    @property
+    def failure(self) -> str:
+        seeds = ", ".join(map(str, self.failed_seeds))
+        return f"seed{'s' if len(self.failed_seeds) > 1 else ''} {seeds} failed in B" if self.failed_seeds else ""
 
 
 @dataclass
@@ -111,6 +117,9 @@ def compare_variant(a: VariantRuns, b: VariantRuns, directions=None, settings: S
     fields = [compare_field(name, a.values(name), b.values(name), higher_is_better(name, directions),
                             settings.margin_for(name) if name in metrics else math.nan)
               for name in shared_fields(a, b)]
+    for item in fields:
+        if item.name in metrics:
+            item.failed_seeds = tuple(sorted(b.failed))
     return VariantComparison(b.id, b.label, fields)
 
 
@@ -155,16 +164,17 @@ def decide_marks(variants: list, settings: StatsSettings) -> None:
             by_field.setdefault(item.name, []).append(item)
     for items in by_field.values():
         judgements = {index: Judgement(diff=item.comparison["diff"], p_value=item.comparison["p_value"],
-                                       p_equivalence=item.p_equivalence, margin=item.margin) for index, item in enumerate(items)}
+                                       p_equivalence=item.p_equivalence, margin=item.margin, failed_seeds=list(item.failed_seeds))
+                      for index, item in enumerate(items)}
         decide_family(judgements, settings, items[0].higher_is_better)
         for index, item in enumerate(items):
             judgement = judgements[index]
             item.p_adjusted, item.p_equivalence_adjusted = judgement.p_adjusted, judgement.p_equivalence_adjusted
             item.equivalence_level = judgement.equivalence_level
-            item.mark = NOT_COMPARED if math.isnan(item.comparison["p_value"]) else judgement.outcome
+            item.mark = NOT_COMPARED if math.isnan(item.comparison["p_value"]) and judgement.outcome != UNSTABLE else judgement.outcome
             if item.mark == EQUIVALENT:
                 item.equivalence_low, item.equivalence_high = _equivalence_interval(item)
-            elif item.mark not in (BETTER, WORSE):
+            elif item.mark not in (BETTER, WORSE, UNSTABLE):
                 item.mde = minimum_detectable_effect(item.sd, item.comparison["n_before"], judgement.level, settings.power)
 
 

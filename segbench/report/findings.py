@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..degenerate import collapsed_runs, suite_reason, variant_reason
 from ..numbers import duration, interval, missing, p_text, signed
 from ..statistics import seeds_to_detect
-from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, WORSE, confidence
+from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, confidence
 
 MAX_SEEDS_NAMED = 100  # beyond this, "more than 100 seeds": a plan, not a rerun
 WARNING = "warning"
@@ -62,6 +62,8 @@ def comparison_line(row, baseline: str, run_seconds: float, meta: dict) -> str:
     if outcome == DEGENERATE:
         return f"{head}: {row.get('reason')}"
     delta = f"Δ {signed(row.get('delta'))}"
+    if outcome == UNSTABLE:
+        return f"{head}: {row.get('reason')}; never better or equivalent on the seeds that finished ({delta}, {seeds})"
     if outcome == EQUIVALENT:
         return (f"{head} ({delta}, {confidence(row.get('equivalence_level'))} CI "
                 f"{interval(row.get('equivalence_ci_low'), row.get('equivalence_ci_high'))} within ±{row['margin']:g}, {seeds})")

@@ -9,8 +9,8 @@ from ..design import SeedDesign, StatsSettings
 from ..format import format_value
 from ..statistics import image_bootstrap, mean_ci
 from ..store import decode_arrays
-from ..degenerate import collapsed_runs, suite_reason, variant_reason
-from ..verdicts import BASELINE, DEGENERATE, INCONCLUSIVE, judge_family, metric_values
+from ..degenerate import collapsed_runs, failure_reason, suite_reason, variant_reason
+from ..verdicts import BASELINE, DEGENERATE, INCONCLUSIVE, UNSTABLE, judge_family, metric_values
 from .table import row_outcome
 
 
@@ -43,7 +43,7 @@ def _plain(value):
 def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -> pd.DataFrame:
     """One row per variant: mean, std and 95% CI half-width over seeds of each metric and
     cost, and, for the primary metric, the comparison with the baseline: its outcome
-    (better / worse / equivalent / inconclusive, or degenerate, see segbench.verdicts and
+    (better / worse / equivalent / inconclusive, unstable or degenerate, see segbench.verdicts and
     segbench.degenerate), the paired seed test, P(improvement) and the image bootstrap of
     the same difference; ``outcome`` words it as every output does."""
     records = records or []
@@ -63,7 +63,10 @@ def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -
         if variant_id == baseline_id:
             row.update(verdict=BASELINE, delta=0.0)
         elif variant_id in judgements:
-            row.update(comparison_columns(judgements[variant_id]))
+            judgement = judgements[variant_id]
+            row.update(comparison_columns(judgement))
+            if judgement.outcome == UNSTABLE:
+                row["reason"] = failure_reason(records, variant_id, judgement.failed_seeds, judgement.attempted)
             row.update(_images(replicates.get(baseline_id, {}), replicates.get(variant_id, {}), judgements[variant_id]))
             reason = degenerate.get("suite") or degenerate.get(variant_id) or degenerate.get(baseline_id)
             if reason:

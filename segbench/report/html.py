@@ -23,7 +23,8 @@ from .provenance import header_lines
 from .table import compact, legend, summary_columns
 
 # Each outcome's symbol: colour is never the only cue.
-SYMBOLS = {"better": "▲", "worse": "▼", "equivalent": "=", "inconclusive": "?", "degenerate": "⚠", "baseline": "●"}
+SYMBOLS = {"better": "▲", "worse": "▼", "equivalent": "=", "inconclusive": "?", "degenerate": "⚠", "unstable": "!",
+           "baseline": "●"}
 
 STYLE = """
 *{box-sizing:border-box}
@@ -42,7 +43,7 @@ td:first-child,th:first-child{text-align:left}
 td.outcome{text-align:left;font-weight:600;white-space:normal;min-width:14rem}
 .better{background:#e5f5e0;border-left-color:#2f7d32!important} .worse{background:#fde0dd;border-left-color:#c62828!important}
 .equivalent{background:#eceff4;border-left-color:#5c6b7a!important} .inconclusive{background:#fff4d6;border-left-color:#b26a00!important}
-.degenerate{background:#f1e4f5;border-left-color:#6a1b9a!important} .baseline{background:#eef3fb;border-left-color:#1f5fbf!important}
+.degenerate{background:#f1e4f5;border-left-color:#6a1b9a!important} .unstable{background:#fbe9e0;border-left-color:#a33a00!important} .baseline{background:#eef3fb;border-left-color:#1f5fbf!important}
 .warning{background:#f1e4f5;border-left-color:#6a1b9a!important;font-weight:600}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem;white-space:pre-wrap}
 img{max-width:100%;height:auto;border:1px solid #eee} .note{color:#555;font-size:.85rem}

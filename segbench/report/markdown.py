@@ -12,7 +12,7 @@ from ..text import escape_markdown
 from .findings import findings
 from .table import compact, legend, markdown_table, summary_columns
 
-STRONG = ("better:", "worse:", "degenerate:")  # outcome cells shown in bold
+STRONG = ("better:", "worse:", "degenerate:", "unstable:")  # outcome cells shown in bold
 
 
 def summary_markdown(rows: list, records: list, meta: dict, header: list) -> str:
@@ -55,4 +55,5 @@ def explanation(meta: dict) -> str:
             f"tests put Δ within ±{margin:g}, shown with the interval they check (its confidence is 1 - 2 x the level they faced); "
             f"inconclusive: neither, with the minimum detectable effect (MDE) of these seeds at {stats.get('power', 0.8):.0%} power; "
             "degenerate: a run collapsed (every foreground class scores 0) or every variant predicts the same, so no statistic "
-            "can vouch for the comparison.")
+            "can vouch for the comparison; unstable: a run of the variant failed (e.g. diverged), which counts against it: it is "
+            "never better or equivalent on the seeds that finished, and P(better) counts the failed seed as a loss.")

@@ -56,7 +56,7 @@ def summary_columns(meta: dict) -> list:
         Column("equivalence", "equivalence CI vs ±margin", equivalence_text, lambda r: _value(r, "equivalence_ci_low"),
                doc="the TOST interval: equivalent when it lies within ±margin"),
         Column("p_improve", "P(better) [95% CI]", improve_text, lambda r: _value(r, "p_improve"),
-               doc="the share of paired seeds on which the variant beats the baseline, with its interval"),
+               doc="the share of paired seeds on which the variant beats the baseline, with its exact (Clopper-Pearson) 95% interval; a failed run is a loss"),
         Column("images", "images: Δ 95% CI, p", images_text, lambda r: _value(r, "image_p_value"),
                doc="a bootstrap over validation images of the same Δ: test-set noise only, the seeds decide"),
         Column("params", "params", lambda r: number(r.get("cost.params_mean")), lambda r: _value(r, "cost.params_mean")),
