@@ -229,5 +229,16 @@ def _fill(target, source, seeds) -> int:
     return len(missing)
 
 
-__all__ = ["simulate", "run_rounds", "draw_suite", "SimulationResult", "NOISE", "noise_family",
-           "Normal", "Heavy", "Skewed", "Diverging", "Quantised"]
+__all__ = [
+    "NOISE",
+    "Diverging",
+    "Heavy",
+    "Normal",
+    "Quantised",
+    "SimulationResult",
+    "Skewed",
+    "draw_suite",
+    "noise_family",
+    "run_rounds",
+    "simulate",
+]

@@ -9,7 +9,16 @@ import pytest
 from scipy import stats
 
 from segbench.design import SeedDesign, StatsSettings
-from segbench.simulation import NOISE, Normal, Quantised, SimulationResult, draw_suite, noise_family, run_rounds, simulate
+from segbench.simulation import (
+    NOISE,
+    Normal,
+    Quantised,
+    SimulationResult,
+    draw_suite,
+    noise_family,
+    run_rounds,
+    simulate,
+)
 from segbench.verdicts import judge_family
 
 SEEDS = SeedDesign.fixed(range(10))  # seeds are independent, so each suite gives 10 draws per variant
