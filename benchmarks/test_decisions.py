@@ -144,7 +144,9 @@ def caption(wall_seconds: float) -> str:
             f"and {other[1]:,}. Heavy: Student t with 3 df; skewed: 1 candidate run in {1 / skewed.bad_share:.0f} lands in a "
             f"bad minimum {skewed.gap:g} noise sd below its other runs, its mean unchanged; diverging: 1 candidate run in "
             f"{1 / NOISE['diverging'].probability:.0f} fails; quantised: every value rounded to "
-            f"{QUANTISED_STEP:g} sd. Negligible Δ: no effect and a paired sd of margin / 5. **Bold**: above alpha by more than 3 Monte Carlo standard errors. "
+            f"{QUANTISED_STEP:g} sd. Negligible Δ: no effect and a paired sd of margin / 5 (quantised: the level 0.5 lies "
+            f"midway between two steps, so such runs flip between them and often stay "
+            f"inconclusive). **Bold**: above alpha by more than 3 Monte Carlo standard errors. "
             f"Asserted: {' and '.join(sorted(ASSERTED))}. Wall time of the session: {wall_seconds / 60:.1f} min.")
 
 
