@@ -45,11 +45,12 @@ def paired_differences(baseline: dict, candidate: dict, seeds=None) -> np.ndarra
 
 
 def paired_comparison(baseline: dict, candidate: dict) -> dict:
-    """Paired t-test of ``candidate - baseline`` over the seeds both have: the mean
-    difference, its 95% CI and the two-sided p-value (see :func:`difference_test`)."""
+    """The paired test of ``candidate - baseline`` over the seeds both have: the mean
+    difference, its 95% CI and the two-sided p-value, with its t and sign-flip parts (see
+    :func:`difference_test`)."""
     result = difference_test(paired_differences(baseline, candidate))
     return {"n_pairs": result["n"], "diff": result["diff"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-            "p_value": result["p_value"]}
+            "p_value": result["p_value"], "p_t": result["p_t"], "p_sign_flip": result["p_sign_flip"]}
 
 
 def difference_test(diffs) -> dict:

@@ -9,6 +9,7 @@ import re
 import textwrap
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from segbench.cli import main
@@ -19,10 +20,11 @@ from segbench.store import ResultStore
 from segbench.suite import load_suite
 
 COST_FIELDS = ("params", "latency_ms")
-# Two variants, three seeds: miou per seed and latency per seed.
+# Two variants, eight seeds (enough for the exact sign flips to decide): miou and latency per seed.
 BASE = {
-    "aaa": {"miou": [0.70, 0.71, 0.72], "latency_ms": [10.0, 10.2, 9.8]},
-    "bbb": {"miou": [0.60, 0.61, 0.62], "latency_ms": [12.0, 12.1, 11.9]},
+    "aaa": {"miou": [0.70, 0.71, 0.72, 0.705, 0.715, 0.70, 0.72, 0.71], "latency_ms": [10.0, 10.2, 9.8, 10.1, 9.9, 10.0, 10.2, 9.8]},
+    "bbb": {"miou": [0.60, 0.61, 0.62, 0.605, 0.615, 0.60, 0.62, 0.61],
+            "latency_ms": [12.0, 12.1, 11.9, 12.05, 11.95, 12.0, 12.1, 11.9]},
 }
 
 
@@ -77,10 +79,10 @@ def test_baseline_holds_per_seed_values_with_n_mean_std(tmp_path, baseline_file)
     assert payload["format"] == "segbench-baseline" and payload["schema"] == 1 and payload["suite"] == "s"
     assert payload["segbench_version"] and payload["created"]
     aaa = next(v for v in payload["variants"] if v["id"] == "aaa")
-    assert aaa["label"] == "variant aaa" and aaa["seeds"] == [0, 1, 2]
-    assert aaa["metrics"]["miou"]["values"] == {"0": 0.70, "1": 0.71, "2": 0.72}
-    assert aaa["metrics"]["miou"]["n"] == 3 and aaa["metrics"]["miou"]["mean"] == pytest.approx(0.71)
-    assert aaa["metrics"]["miou"]["std"] == pytest.approx(0.01)
+    assert aaa["label"] == "variant aaa" and aaa["seeds"] == list(range(8))
+    assert aaa["metrics"]["miou"]["values"] == {str(seed): value for seed, value in enumerate(BASE["aaa"]["miou"])}
+    assert aaa["metrics"]["miou"]["n"] == 8 and aaa["metrics"]["miou"]["mean"] == pytest.approx(0.71)
+    assert aaa["metrics"]["miou"]["std"] == pytest.approx(np.std(BASE["aaa"]["miou"], ddof=1))
     assert set(aaa["cost"]) == {"params", "latency_ms"}  # non-numeric cost (image_size) left out
     assert [p.name for p in baseline_file.parent.iterdir()] == ["s.json"]  # no temporary left
 
@@ -111,17 +113,28 @@ def test_a_clear_regression_fails_naming_variant_metric_values_and_rule(tmp_path
     assert "gate FAILED: 2 of 2 check(s) failed" in out
 
 
-@pytest.mark.parametrize("seeds", [None, [3, 4, 5]], ids=["paired", "welch"])
+@pytest.mark.parametrize("seeds", [None, [10, 11, 12, 13, 14, 15, 16, 17]], ids=["paired", "welch"])
 def test_a_drop_within_the_seed_noise_passes_unless_noise_is_ignored(tmp_path, seeds):
-    noisy = {"aaa": {"miou": [0.60, 0.70, 0.80]}}
+    noisy = {"aaa": {"miou": [0.60, 0.70, 0.80, 0.65, 0.75, 0.62, 0.78, 0.70]}}
     write_results(tmp_path / "before", noisy)
     baseline = save_baseline(tmp_path / "before", tmp_path / "b.json").path
-    write_results(tmp_path / "after", {"aaa": {"miou": [0.65, 0.60, 0.79]}}, seeds=seeds)  # mean drop 0.02 > 0.01
+    after = [0.65, 0.60, 0.79, 0.70, 0.68, 0.55, 0.80, 0.63]  # mean drop 0.025 > 0.01, seeds disagree
+    write_results(tmp_path / "after", {"aaa": {"miou": after}}, seeds=seeds)
     (check,) = run_gate(tmp_path / "after", baseline, ["miou:max_drop=0.01"]).checks
     assert check.fails() is None and "within the seed noise" in check.reason
     assert check.comparison["test"] == ("paired" if seeds is None else "Welch")
     (strict,) = run_gate(tmp_path / "after", baseline, ["miou:max_drop=0.01,noise=ignore"]).checks
     assert "noise=ignore" in strict.fails()
+
+
+def test_with_three_paired_seeds_the_noise_cannot_be_judged_and_the_threshold_decides(tmp_path):
+    """3 paired seeds: the exact sign flips' smallest p is 0.25, so no drop could ever be "outside the noise"."""
+    write_results(tmp_path / "before", {"aaa": {"miou": [0.70, 0.71, 0.72]}})
+    baseline = save_baseline(tmp_path / "before", tmp_path / "b.json").path
+    write_results(tmp_path / "after", {"aaa": {"miou": [0.60, 0.61, 0.62]}})
+    (check,) = run_gate(tmp_path / "after", baseline, ["miou:max_drop=0.01"]).checks
+    assert ("the seed noise cannot be judged with 3 paired seeds: the exact test's smallest p, 0.25, is above the 0.05 it "
+            "must reach (6 seeds would do); the threshold alone decides") in check.fails()
 
 
 def test_with_one_seed_the_threshold_alone_decides_and_says_so(tmp_path):
@@ -158,7 +171,7 @@ def test_a_failed_run_fails_its_variant(tmp_path, baseline_file):
     write_results(tmp_path / "after", BASE, failed=[("bbb", 2)])
     result = run_gate(tmp_path / "after", baseline_file, ["miou:max_drop=0.01"])
     assert [c.variant_id for c in result.failures] == ["bbb"]
-    assert "1 of 3 run(s) failed (seed 2: RuntimeError: loss became NaN)" in result.failures[0].fails()
+    assert "1 of 8 run(s) failed (seed 2: RuntimeError: loss became NaN)" in result.failures[0].fails()
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -318,11 +331,11 @@ def test_compare_shows_the_interval_an_equivalence_rests_on(tmp_path):
     from segbench.statistics import t_interval
 
     write_results(tmp_path / "a", BASE)
-    write_results(tmp_path / "b", {vid: {**f, "miou": [v + d for v, d in zip(f["miou"], (0.001, -0.002, 0.003))]}
-                                   for vid, f in BASE.items()})
+    noise = (0.001, -0.002, 0.003, 0.0, -0.001, 0.002, -0.002, 0.001)
+    write_results(tmp_path / "b", {vid: {**f, "miou": [v + d for v, d in zip(f["miou"], noise)]} for vid, f in BASE.items()})
     miou = compare_results(tmp_path / "a", tmp_path / "b").variants[0].fields[0]
     assert miou.mark == "equivalent" and miou.equivalence_level == pytest.approx(0.05 / 2)  # Holm over 2 variants
-    low, high = t_interval([0.001, -0.002, 0.003], 0.95)
+    low, high = t_interval(noise, 0.95)
     assert (miou.equivalence_low, miou.equivalence_high) == pytest.approx((low, high))
     assert miou.mark_text == f"equivalent: 95% CI [{low:+.4f}, {high:+.4f}] within ±0.01"  # the default margin
 

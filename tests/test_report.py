@@ -26,27 +26,39 @@ def test_mean_ci_matches_the_t_interval():
     assert (mean - half_width, mean + half_width) == pytest.approx((low, high))
 
 
+EIGHT = {0: 0.50, 1: 0.52, 2: 0.51, 3: 0.49, 4: 0.505, 5: 0.515, 6: 0.495, 7: 0.50}  # enough seeds to decide
+
+
 def test_clearly_separated_pairs_are_significant_and_identical_ones_are_not():
-    baseline = {0: 0.50, 1: 0.52, 2: 0.51, 3: 0.49}
+    baseline = EIGHT
     better = {seed: value + 0.05 + 0.002 * seed for seed, value in baseline.items()}
     comparison = paired_comparison(baseline, better)
-    assert comparison["diff"] == pytest.approx(0.053)
-    assert comparison["p_value"] < 0.001 and outcome(baseline, better) == "better"
-    assert comparison["ci_low"] < 0.053 < comparison["ci_high"]
+    assert comparison["diff"] == pytest.approx(0.057)
+    assert comparison["p_value"] == 2 / 2 ** 8 and outcome(baseline, better) == "better"  # every sign agrees
+    assert comparison["ci_low"] < 0.057 < comparison["ci_high"]
     same = paired_comparison(baseline, dict(baseline))
     assert same["diff"] == 0 and same["p_value"] == 1.0 and outcome(baseline, dict(baseline)) == "equivalent"
 
 
+def test_three_clearly_separated_seeds_are_not_enough_to_decide():
+    baseline = {0: 0.50, 1: 0.52, 2: 0.51}
+    better = {seed: value + 0.05 + 0.002 * seed for seed, value in baseline.items()}
+    comparison = paired_comparison(baseline, better)
+    assert scipy_stats.ttest_rel(list(better.values()), list(baseline.values())).pvalue < 0.01
+    assert comparison["p_value"] == 0.25 and outcome(baseline, better) == "inconclusive"  # the sign flips' floor
+
+
 def test_noisy_small_difference_is_inconclusive():
-    baseline = {0: 0.50, 1: 0.60, 2: 0.55}
-    candidate = {0: 0.58, 1: 0.55, 2: 0.57}
+    baseline = {0: 0.50, 1: 0.60, 2: 0.55, 3: 0.52, 4: 0.58, 5: 0.56}
+    candidate = {0: 0.58, 1: 0.55, 2: 0.57, 3: 0.55, 4: 0.56, 5: 0.58}
     comparison = paired_comparison(baseline, candidate)
     assert comparison["p_value"] > 0.05 and outcome(baseline, candidate) == "inconclusive"
-    assert comparison["p_value"] == pytest.approx(scipy_stats.ttest_rel([0.58, 0.55, 0.57], [0.50, 0.60, 0.55]).pvalue)
+    t = scipy_stats.ttest_rel(list(candidate.values()), list(baseline.values())).pvalue
+    assert comparison["p_value"] >= t and comparison["p_t"] == pytest.approx(t)
 
 
 def test_lower_is_better_flips_the_outcome():
-    baseline = {0: 0.50, 1: 0.52, 2: 0.51, 3: 0.49}
+    baseline = EIGHT
     higher = {seed: value + 0.05 + 0.002 * seed for seed, value in baseline.items()}
     assert outcome(baseline, higher, higher_is_better=True) == "better"
     assert outcome(baseline, higher, higher_is_better=False) == "worse"
@@ -82,7 +94,7 @@ def test_html_escapes_everything_from_suites_and_records(tmp_path):
     summary = report["summary"]
     assert list(summary["variant"]) == ["nearest", hostile]
     assert summary.loc[1, "runs"] == 3 and summary.loc[1, "failed"] == 1
-    assert summary.loc[1, "delta"] == pytest.approx(0.1) and summary.loc[1, "verdict"] == "better"
+    assert summary.loc[1, "delta"] == pytest.approx(0.1) and summary.loc[1, "verdict"] == "inconclusive"  # 3 seeds
 
 
 def test_class_names_and_labels_are_escaped_in_html_and_markdown(tmp_path):

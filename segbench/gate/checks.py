@@ -5,8 +5,9 @@ pytest-benchmark's regression checks). A change beyond the rule's threshold fail
 when it is also outside the seed noise: decided by segbench.verdicts as the report
 decides, the change is *worse* (the per-seed values of the two sides, paired by seed when
 both have the same seeds, else Welch, differ significantly at the suite's alpha after
-Holm's correction over the rule's variants). With ``noise=ignore``, or fewer than 2 seeds
-on a side, the threshold alone decides. A variant whose current runs collapsed (every
+Holm's correction over the rule's variants). With ``noise=ignore``, fewer than 2 seeds on
+a side, or too few paired seeds for the exact sign flips to reach the level (3 seeds
+never can: their smallest p is 0.25), the threshold alone decides. A variant whose current runs collapsed (every
 foreground class scores 0: segbench.degenerate) fails whatever its numbers.
 """
 
@@ -42,6 +43,7 @@ class Check:
     current: dict  # seed -> value
     problem: str | None = None  # the variant is missing, some of its runs failed, or collapsed
     outcome: str | None = None  # the change as segbench.verdicts decides it among the rule's checks
+    level: float = math.nan  # the p threshold that decision faced
 
     def fails(self) -> str | None:
         """The failure message, or None when the check passes (or is skipped)."""
@@ -110,8 +112,12 @@ class Check:
         if not judged(comparison):
             return FAIL, (f"the seed noise cannot be judged with fewer than 2 seeds on a side "
                           f"({comparison['n_before']} baseline, {comparison['n_after']} current): the threshold alone decides")
+        if comparison["p_floor"] > self.level:
+            return FAIL, (f"the seed noise cannot be judged with {comparison['n_before']} paired seeds: the exact test's "
+                          f"smallest p, {comparison['p_floor']:.3g}, is above the {self.level:.3g} it must reach "
+                          f"({_seeds_needed(self.level)} seeds would do); the threshold alone decides")
         p_value = p_text(comparison["p_value"], NOT_AVAILABLE)
-        test = f"{comparison['test']} t-test p{p_value if p_value.startswith('<') else '=' + p_value}"
+        test = f"{comparison['test']} test p{p_value if p_value.startswith('<') else '=' + p_value}"
         if self.outcome == WORSE:
             return FAIL, f"outside the seed noise ({test}: {self.outcome})"
         return PASS, f"beyond the threshold but within the seed noise ({test}: {self.outcome})"
@@ -215,7 +221,12 @@ def decide_noise(checks: list, settings: StatsSettings, directions: dict) -> Non
                       for index, check in enumerate(mine)}
         decide_family(judgements, settings, higher_is_better(mine[0].rule.metric, directions), adjust=False)
         for index, check in enumerate(mine):
-            check.outcome = judgements[index].outcome
+            check.outcome, check.level = judgements[index].outcome, judgements[index].level
+
+
+def _seeds_needed(level: float) -> int:
+    """The fewest paired seeds whose exact sign flips can reach ``level`` (2 / 2^n <= level)."""
+    return max(2, math.ceil(math.log2(2 / level))) if level > 0 else 0
 
 
 def variant_problem(runs: VariantRuns | None, primary: str | None = None) -> str | None:

@@ -1,7 +1,8 @@
 """Is a difference between two result sets outside the seed noise?
 
-Two samples of per-seed values: paired by seed (t-test on the differences) when both
-sides have the same seeds, else Welch's unequal-variance t-test. Both from scipy.
+Two samples of per-seed values: paired by seed when both sides have the same seeds (the
+rule of segbench.statistics.difference_test: the paired t-test and the exact sign flips,
+the larger p), else Welch's unequal-variance t-test (scipy).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ def seed_comparison(before: dict, after: dict) -> dict:
     before, after = _finite(before), _finite(after)
     if len(before) >= MIN_SEEDS and set(before) == set(after):
         result = paired_comparison(before, after)
-        test = "paired"
+        test, floor = "paired", 2 / 2 ** len(before)  # the exact sign flips' smallest two-sided p
     else:
         result = welch_comparison(list(before.values()), list(after.values()))
-        test = "Welch"
-    return {"test": test, "n_before": len(before), "n_after": len(after), **_pick(result)}
+        test, floor = "Welch", 0.0
+    return {"test": test, "n_before": len(before), "n_after": len(after), "p_floor": floor, **_pick(result)}
 
 
 def welch_comparison(before, after) -> dict:
