@@ -17,6 +17,13 @@ from ..statistics import seeds_to_detect
 from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, confidence
 
 MAX_SEEDS_NAMED = 100  # beyond this, "more than 100 seeds": a plan, not a rerun
+# Winner's curse: a better/worse from few seeds overstates the difference. Measured with segbench.simulation
+# (tests/test_findings_note.py re-measures it): over the "better" calls of the rule at 6 to 8 seeds, the mean
+# estimated Δ over the true one is about 1.2 for a true difference the seeds detect half the time, and about 2
+# for one they detect a tenth of the time.
+FEW_SEEDS = 8
+EXAGGERATION_AT_HALF_POWER = 1.2
+EXAGGERATION_AT_TENTH_POWER = 2.0
 WARNING = "warning"
 
 
@@ -69,10 +76,20 @@ def comparison_line(row, baseline: str, run_seconds: float, meta: dict) -> str:
                 f"{interval(row.get('equivalence_ci_low'), row.get('equivalence_ci_high'))} within ±{row['margin']:g}, {seeds})")
     ci = f"95% CI {interval(row.get('delta_ci_low'), row.get('delta_ci_high'))}"
     if outcome in (BETTER, WORSE):
-        return f"{head} ({delta}, {ci}, p adj. {p_text(row.get('p_adjusted'))}, {seeds})"
+        return f"{head} ({delta}, {ci}, p adj. {p_text(row.get('p_adjusted'))}, {seeds}){_winners_curse(row)}"
     if outcome == INCONCLUSIVE:
         return f"{head} ({delta}, {ci}, {seeds}){_what_it_would_take(row, run_seconds, meta)}"
     return f"{head} ({delta}, {seeds})"
+
+
+def _winners_curse(row) -> str:
+    """The note a better or worse from few seeds carries: its Δ is likely an overestimate."""
+    n = row.get("paired_seeds")
+    if missing(n) or int(n) > FEW_SEEDS:
+        return ""
+    return (f"; few seeds: Δ is likely an overestimate (a difference {int(n)} seeds detect half the time is "
+            f"overstated about {EXAGGERATION_AT_HALF_POWER:g}x on average, a smaller one about "
+            f"{EXAGGERATION_AT_TENTH_POWER:g}x)")
 
 
 def _what_it_would_take(row, run_seconds, meta) -> str:
