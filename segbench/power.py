@@ -71,7 +71,7 @@ from . import statistics as _statistics
 
 QUADRATURE_NODES = 96
 DRAWS = 10_000  # samples per n while a sample's sign patterns are few
-MIN_DRAWS = 1_500  # ... never fewer, however many patterns (the rule's random flips beyond 14 seeds)
+MIN_DRAWS = 1_200  # ... never fewer, however many patterns (the rule's random flips beyond 14 seeds)
 WORK = 2.5e7  # draws x patterns per n, the budget that sets the draws between the two
 CHUNK = 4e6  # draws x patterns held in memory at once
 SIGN_PATTERNS_UP_TO = 30  # beyond, the random flips' part by its large-sample model (see the docstring)

@@ -83,7 +83,8 @@ def test_plan_reads_it_and_prints_the_command(shipped, capsys):
     assert main(["plan", str(ROOT / "suites" / "upsampling.toml"), "--from", str(shipped)]) == 0
     out = capsys.readouterr().out
     assert "upsampler=bilinear  " in out and "3            -0.0016" in out
-    assert re.search(r"\n  segbench run .*suites/upsampling.toml --set 'seeds=\[0, 1, 2, 3, 4\]'\n", out)
+    # the decision rule's power (t-test and sign flips) averaged over the SD the 3 pilot seeds allow
+    assert re.search(r"\n  segbench run .*suites/upsampling.toml --set 'seeds=\[0, 1, 2, 3, 4, 5, 6, 7, 8\]'\n", out)
 
 
 def test_export_sends_the_answer_to_mlflow(shipped, tmp_path, monkeypatch, capsys):
