@@ -111,13 +111,19 @@ def _sd_density(df: int, s: np.ndarray) -> np.ndarray:
 def t_power(n: int, size: float, level: float) -> tuple[float, float]:
     """The two-sided paired t-test at ``level`` on n normal differences of mean/sd ``size``:
     P(it rejects with a positive mean), P(... with a negative mean)."""
+    up, down = _t_power(n, np.array([size], dtype=float), level)
+    return float(up[0]), float(down[0])
+
+
+def _t_power(n: int, sizes: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`t_power` for an array of sizes: E_V[Phi(+-size sqrt(n) - c sqrt(V / df))]."""
     df = n - 1
     c = float(special.stdtrit(df, 1 - level / 2))
     scale, weights = _quadrature(df)
-    lam = size * math.sqrt(n)
-    up = float(np.dot(weights, special.ndtr(lam - c * scale)))
-    down = float(np.dot(weights, special.ndtr(-lam - c * scale)))
-    return min(max(up, 0.0), 1.0), min(max(down, 0.0), 1.0)
+    lam = sizes[:, None] * math.sqrt(n)
+    up = special.ndtr(lam - c * scale) @ weights
+    down = special.ndtr(-lam - c * scale) @ weights
+    return np.clip(up, 0.0, 1.0), np.clip(down, 0.0, 1.0)
 
 
 def t_tost_power(n: int, margin: float, level: float, true_diff: float = 0.0) -> float:
@@ -153,8 +159,10 @@ def _pattern_count(n: int) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fixed samples of n standard normal differences: values, means, sds."""
-    z = np.random.default_rng([SEED, n]).standard_normal((draws(n), n))
+    """The fixed samples of n standard normal differences, in antithetic pairs (z and -z):
+    values, means, sds."""
+    half = np.random.default_rng([SEED, n]).standard_normal((draws(n) // 2, n))
+    z = np.concatenate([half, -half])
     return z, z.mean(axis=1), z.std(axis=1, ddof=1)
 
 
@@ -201,34 +209,49 @@ def _flip_thresholds(n: int, allowed: int):
     two, low, high = (np.full(count, math.inf) for _ in range(3))
     if allowed >= size:
         return -two, -low, -high
+    half = count // 2  # the samples are antithetic: the second half is minus the first
     step = max(1, int(CHUNK // size))
-    empty, trivial = sizes == 0, (sizes == 0) | (sizes == n)
+    empty, full = sizes == 0, sizes == n
     inv_size = (1 / np.where(empty, 1, sizes)).astype(np.float32)
-    inv_rest = (1 / np.where(sizes == n, 1, n - sizes)).astype(np.float32)
-    two_k = allowed // 2 if exact else allowed
-    # "less": at most allowed - (empty patterns) non-empty means may be >= b
-    high_k = size - 1 - allowed + int(np.sum(empty))
-    kth = sorted({k for k in (allowed, two_k if exact else -1, high_k) if 0 <= k < size})
-    zs = z.astype(np.float32)
-    for start in range(0, count, step):
+    inv_rest = (1 / np.where(full, 1, n - sizes)).astype(np.float32)
+    if exact:  # every subset once (the empty one as -inf); two-sided, each partition is two patterns
+        one_up, two_k, two_up = allowed - 1, allowed // 2, allowed // 2 - 1
+    else:  # the empty minus set counts always; two-sided, also the full one
+        one_up, two_k, two_up = allowed - int(empty.sum()), allowed, allowed - int(empty.sum() + full.sum())
+    zs = z[:half].astype(np.float32)
+    for start in range(0, half, step):
         block = zs[start:start + step]
-        rows = slice(start, start + step)
+        rows, mirror = slice(start, start + len(block)), slice(half + start, half + start + len(block))
         means = block @ minus.T  # the sum over each pattern's minus set
         if not exact:
             rest = block.sum(axis=1, keepdims=True) - means
             rest *= inv_rest  # the mean over the complement
+            rest[:, full] = -math.inf
         means *= inv_size  # the mean over the minus set
         means[:, empty] = -math.inf  # counts as extreme whatever the values
-        ordered = np.partition(means, kth, axis=1)
+        # low: the allowed-th smallest mean; high: the one_up-th largest, and for -z the other way round
+        wanted = {allowed, size - 1 - one_up, size - 1 - two_up} | ({two_k} if exact else set())
+        ordered = np.partition(means, sorted(k for k in wanted if 0 <= k < size), axis=1)
         low[rows] = -ordered[:, allowed]
+        high[mirror] = low[rows]  # TOST is symmetric: -z's "less" threshold is z's "greater" one
+        if one_up >= 0:
+            high[rows] = ordered[:, size - 1 - one_up]
+            low[mirror] = high[rows]
         if exact:
             two[rows] = -ordered[:, two_k]
-        else:
-            np.fmin(rest, means, out=rest)
-            rest[:, trivial] = -math.inf
-            two[rows] = -np.partition(rest, two_k, axis=1)[:, two_k]
-            del rest
-        high[rows] = ordered[:, high_k] if high_k < size else -math.inf
+            if two_up >= 0:
+                two[mirror] = ordered[:, size - 1 - two_up]
+            continue
+        # random patterns: two-sided, a pattern counts when its minus set's mean or its
+        # complement's is low enough (only one can be, where the sum is positive): order
+        # statistics of the two arrays together, from the few smallest (largest) of each
+        others = np.partition(rest, sorted({k for k in (allowed, size - 1 - two_up) if 0 <= k < size}), axis=1)
+        smallest = np.concatenate([ordered[:, :allowed + 1], others[:, :allowed + 1]], axis=1)
+        two[rows] = -np.partition(smallest, allowed, axis=1)[:, allowed]
+        if two_up >= 0:
+            largest = np.concatenate([ordered[:, size - 1 - two_up:], others[:, size - 1 - two_up:]], axis=1)
+            two[mirror] = np.partition(largest, two_up + 1, axis=1)[:, two_up + 1]
+        del rest
     return two, low, high
 
 
@@ -251,13 +274,15 @@ def _lost(n: int, level: float, t: np.ndarray, sides: int) -> np.ndarray:
     return lost
 
 
-def _model_difference_penalty(n: int, size: float, level: float) -> float:
+def _model_difference_penalty(n: int, sizes: np.ndarray, level: float) -> np.ndarray:
     """Many seeds: the exact sign flips' p is the t-test's (they are asymptotically the same
     test); what is left is the random flips' own noise around it."""
     z, s = _model_sample(n)
-    t = np.abs(size * math.sqrt(n) + z) / s
-    t = t[t >= special.stdtrit(n - 1, 1 - level / 2)]
-    return float(np.sum(_lost(n, level, t, 2))) / len(z)
+    t = np.abs(sizes[:, None] * math.sqrt(n) + z) / s
+    rejects = t >= special.stdtrit(n - 1, 1 - level / 2)
+    lost = np.zeros_like(t)
+    lost[rejects] = _lost(n, level, t[rejects], 2)
+    return lost.sum(axis=1) / len(z)
 
 
 def _model_equivalence_penalty(n: int, margin: float, true_diff: float, level: float) -> float:
@@ -332,15 +357,21 @@ def difference_power(n: int, effect: float, sd: float, level: float) -> float:
 
 
 def _difference_power(n: int, size: float, level: float) -> float:
-    up, down = t_power(n, size, level)
+    return float(_difference_powers(n, np.array([size], dtype=float), level)[0])
+
+
+def _difference_powers(n: int, sizes: np.ndarray, level: float) -> np.ndarray:
+    """The rule's difference power at each of ``sizes`` (effect / sd, >= 0), the flips feasible."""
+    up, down = _t_power(n, sizes, level)
     if n > SIGN_PATTERNS_UP_TO:
-        return min(max(up + down - _model_difference_penalty(n, size, level), 0.0), 1.0)
-    t_only, rule = _difference_thresholds(n, level)
-    penalty = sum(_between(t_only, rule, x) for x in (size, -size))
-    return min(max(up + down - penalty, 0.0), 1.0)
+        penalty = _model_difference_penalty(n, sizes, level)
+    else:
+        t_only, rule = _difference_thresholds(n, level)
+        penalty = _between(t_only, rule, sizes) + _between(t_only, rule, -sizes)
+    return np.clip(up + down - penalty, 0.0, 1.0)
 
 
-def _between(t_only: np.ndarray, rule: np.ndarray, x: float) -> float:
+def _between(t_only: np.ndarray, rule: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The share of samples the t-test rejects at x and the rule does not (both sorted)."""
     return (np.searchsorted(t_only, x, side="right") - np.searchsorted(rule, x, side="right")) / len(t_only)
 
@@ -473,17 +504,22 @@ def _fewest(reaches, start: int, ceiling: int) -> int:
 
 
 def _first_from(reaches, start: int, ceiling: int) -> int | None:
-    """The first n from ``start`` on for which ``reaches(n)``, None beyond ``ceiling``: one
-    at a time up to :data:`SIGN_PATTERNS_UP_TO` seeds (the rule's power is monotone in n only up to
-    its simulation error there, and rarely many seeds above the t-test's), by bisection
-    beyond."""
+    """The first n from ``start`` (the t-test's n, a lower bound) on for which
+    ``reaches(n)``, None beyond ``ceiling``: one n at a time, as the rule rarely needs many
+    seeds more than the t-test (and its power is monotone in n only up to the simulation's
+    error); after :data:`WALK` of them, by doubling and bisection."""
     n = start
-    while n <= min(ceiling, SIGN_PATTERNS_UP_TO):
+    while n <= min(ceiling, start + WALK - 1):
         if reaches(n):
             return n
         n += 1
-    found = _fewest(reaches, max(n, start), ceiling)
+    if n > ceiling:
+        return None
+    found = _fewest(reaches, n, ceiling)
     return found if found <= ceiling else None
+
+
+WALK = 8
 
 
 # ----------------------------------------------------------------------------- planning from a pilot
@@ -512,8 +548,7 @@ def expected_difference_power(n: int, effect: float, pilot_sd: float, pilot_df: 
     if pilot_sd == 0:
         return difference_power(n, effect, 0.0, level)
     scale, weights = _spread_nodes(int(pilot_df))
-    size = abs(effect) / pilot_sd
-    return float(sum(w * _difference_power(n, size * k, float(level)) for k, w in zip(scale, weights)))
+    return float(weights @ _difference_powers(n, abs(effect) / pilot_sd * scale, float(level)))
 
 
 def expected_equivalence_power(n: int, pilot_sd: float, pilot_df: int, margin: float, level: float,
@@ -564,4 +599,5 @@ def seeds_to_show_equivalence_from_pilot(pilot_sd: float, pilot_df: int, margin:
 
 def _expected_t(n: int, size: float, pilot_df: int, level: float) -> float:
     scale, weights = _spread_nodes(int(pilot_df))
-    return float(sum(w * sum(t_power(n, size * k, level)) for k, w in zip(scale, weights)))
+    up, down = _t_power(n, size * scale, level)
+    return float(weights @ (up + down))
