@@ -23,7 +23,7 @@ seeds - 1: the posterior of a normal variance under the reference prior), the "a
 of O'Hagan, Stevens & Campbell (2005, Pharm. Stat. 4:187). It was chosen over an upper
 confidence bound on the spread because it reaches the asked power on average with about
 40% fewer seeds: over 3-seed pilots, a mean power of 0.83-0.84 (effect = 1 sd) and 0.94
-(2 sd) at levels 0.05 and 0.025, where the 80% upper bound gave 0.88-0.96 with 1.4-1.7
+(2 sd) at levels 0.05 and 0.025, where the 80% upper bound gave 0.88-0.96 with 1.3-1.7
 times the seeds (tests/test_power.py measures it). Plans still fall below 0.5 power in
 10-18% of 3-seed pilots at effect = 1 sd: a pilot that happens to look quiet says so.
 More pilot seeds narrow it.
