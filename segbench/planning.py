@@ -41,9 +41,9 @@ from .errors import SegbenchError
 from .gate.results import load_results
 from .format import one_line
 from .numbers import duration
-from .text import csv_cell
 from .power import seeds_to_detect_from_pilot, seeds_to_show_equivalence_from_pilot
 from .statistics import paired_differences
+from .text import csv_cell
 
 PLAN_SCHEMA = 1
 MIN_PILOT_SEEDS = 3  # fewer paired seeds give too rough a spread to plan with

@@ -181,8 +181,8 @@ def _allowed(n: int, level: float) -> int:
     random patterns. -1 when none may."""
     total = _pattern_count(n)
     if n <= _statistics.EXACT_FLIPS_UP_TO:
-        return int(math.floor(level * total))
-    count = int(math.floor(level * (total + 1))) - 1
+        return math.floor(level * total)
+    count = math.floor(level * (total + 1)) - 1
     while count >= 0 and (count + 1) / (total + 1) > level:
         count -= 1
     while (count + 2) / (total + 1) <= level:
@@ -328,7 +328,7 @@ def _feasible(n: int, level: float, sides: int) -> bool:
 def _always(n: int, sides: int) -> int:
     """The sign patterns that count as extreme whatever the differences: the identity (and,
     two-sided, all signs flipped); with random flips, those of them that were drawn."""
-    minus, sizes, exact = _patterns(n)
+    _, sizes, exact = _patterns(n)
     if exact:
         return sides
     return int(np.sum(sizes == 0)) + (int(np.sum(sizes == n)) if sides == 2 else 0)

@@ -44,17 +44,23 @@ def test_the_t_part_is_scipys_where_scipy_answers_and_a_number_where_it_gives_na
         assert 0 < value <= 1 and value >= sum(power.t_power(n, size * 0.9, 0.01))
 
 
+def t_tost_integral(n, margin, level, true_diff):
+    """P(t-TOST shows equivalence) by scipy's adaptive quadrature over the sample sd."""
+    df, c, root = n - 1, stats.t.ppf(1 - level, n - 1), math.sqrt(n)
+
+    def integrand(s):
+        inside = stats.norm.cdf(root * (margin - true_diff) - c * s) - stats.norm.cdf(-root * (margin + true_diff) + c * s)
+        return max(0.0, inside) * stats.chi.pdf(s * math.sqrt(df), df) * math.sqrt(df)
+
+    top = root * margin / c
+    return integrate.quad(integrand, 0, top, limit=200, points=[1.0] if top > 1 else None)[0]
+
+
 def test_the_t_tost_part_is_the_integral_over_the_sample_sd():
     for n in (2, 3, 6, 30, 500):
         for margin in (0.1, 0.5, 2.0):
             for true_diff in (0.0, 0.3):
-                df, c = n - 1, stats.t.ppf(0.99, n - 1)
-                inside = lambda s: max(0.0, stats.norm.cdf(math.sqrt(n) * (margin - true_diff) - c * s)  # noqa: E731
-                                       - stats.norm.cdf(-math.sqrt(n) * (margin + true_diff) + c * s))
-                density = lambda s: stats.chi.pdf(s * math.sqrt(df), df) * math.sqrt(df)  # noqa: E731
-                top = math.sqrt(n) * margin / c
-                expected = integrate.quad(lambda s: inside(s) * density(s), 0, top, limit=200,
-                                          points=[1.0] if top > 1 else None)[0]
+                expected = t_tost_integral(n, margin, 0.01, true_diff)
                 assert power.t_tost_power(n, margin, 0.01, true_diff) == pytest.approx(expected, abs=1e-6)
 
 
