@@ -1,8 +1,9 @@
 """Statistical primitives over paired seed results, shared by the report, the gate, the
 runner (adaptive seeds) and ``segbench plan``. Library code does the work: scipy for the
-t-tests and bootstrap, statsmodels for the power analysis and the Holm adjustment. What
-they lack (the power of TOST, the paired probability of improvement, a vectorised exact
-sign-flip test) is written here with a reference, and tested against them.
+t-tests and bootstrap, statsmodels for the Holm adjustment. What they lack (the paired
+probability of improvement, a vectorised exact sign-flip test) is written here with a
+reference, and tested against them; the power of the decision rule is in
+:mod:`segbench.power`.
 
 A *difference* is always ``candidate - baseline`` in the metric's own units; whether a
 positive difference is an improvement is the metric's direction (``higher_is_better``).
@@ -13,7 +14,6 @@ from __future__ import annotations
 import functools
 import gc
 import math
-import warnings
 
 import numpy as np
 from scipy import special
@@ -167,76 +167,50 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-@functools.lru_cache(maxsize=4096)
 def _detectable_effect_size(n: int, level: float, power: float) -> float:
-    from statsmodels.stats.power import TTestPower
+    """The effect, in paired standard deviations, that the rule detects over ``n`` seeds at
+    ``level`` with probability ``power`` (inf: none; see :mod:`segbench.power`)."""
+    from . import power as _power
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            size = TTestPower().solve_power(effect_size=None, nobs=n, alpha=level, power=power, alternative="two-sided")
-        return float(np.atleast_1d(size)[0])
-    except (ValueError, RuntimeError, ArithmeticError):
-        return math.nan
+    return _power.minimum_detectable_effect(1.0, n, level, power)
 
 
 def minimum_detectable_effect(sd: float, n: int, level: float, power: float = POWER) -> float:
-    """The smallest true difference that a two-sided paired t-test over ``n`` seeds at
-    ``level`` detects with probability ``power``, given the paired spread ``sd``
-    (statsmodels ``TTestPower``). NaN with fewer than 2 seeds or no spread estimate."""
-    if n < 2 or not math.isfinite(sd) or not 0 < level < 1:
-        return math.nan
-    if sd == 0:
-        return 0.0
-    return _detectable_effect_size(int(n), float(level), float(power)) * sd
+    """The smallest true difference that the decision rule (:func:`difference_test`: the
+    larger of the t-test's and the sign flips' p) over ``n`` seeds at ``level`` detects with
+    probability ``power``, given the paired spread ``sd`` (:mod:`segbench.power`). NaN with
+    fewer than 2 seeds or no spread estimate; inf when no difference is detectable with
+    ``n`` seeds at this level (2 / 2^n > level: 3 seeds and any level below 0.25)."""
+    from . import power as _power
+
+    return _power.minimum_detectable_effect(sd, n, level, power)
 
 
 def seeds_to_detect(effect: float, sd: float, level: float, power: float = POWER, ceiling: int = 10_000) -> int | None:
-    """The fewest paired seeds with which a two-sided t-test at ``level`` detects a true
-    difference ``effect`` with probability ``power`` (statsmodels ``TTestPower``)."""
-    from statsmodels.stats.power import TTestPower
+    """The fewest paired seeds with which the decision rule at ``level`` detects a true
+    difference ``effect`` with probability ``power`` (:mod:`segbench.power`); None beyond
+    ``ceiling``."""
+    from . import power as _power
 
-    if sd == 0:
-        return 2
-    size = abs(effect) / sd
-    if size == 0:
-        return None
-    for n in range(2, ceiling + 1):
-        if TTestPower().power(effect_size=size, nobs=n, alpha=level, alternative="two-sided") >= power:
-            return n
-    return None
+    return _power.seeds_to_detect(effect, sd, level, power, ceiling)
 
 
 def equivalence_power(n: int, sd: float, margin: float, level: float, true_diff: float = 0.0) -> float:
-    """Power of the paired TOST at ``level`` with ``n`` seeds, by the non-central t
-    approximation P(A) + P(B) - 1 of Phillips (1990, "Power of the two one-sided tests
-    procedure in bioequivalence", J. Pharmacokinet. Biopharm. 18:137), which is what
-    PASS and R's TOSTER use; it is slightly conservative at small n (tested against a
-    simulation)."""
-    if n < 2 or margin <= 0:
-        return 0.0
-    if sd == 0:
-        return 1.0 if abs(true_diff) < margin else 0.0
-    from scipy import stats  # heavy (scipy.stats doubles `segbench gate`'s start): only segbench plan needs it
+    """Power of the decision rule's TOST (:func:`equivalence_test`: t-TOST and the one-sided
+    sign flips) at ``level`` with ``n`` seeds (:mod:`segbench.power`)."""
+    from . import power as _power
 
-    df = n - 1
-    critical = stats.t.ppf(1 - level, df)
-    scale = math.sqrt(n) / sd
-    above_lower = stats.nct.sf(critical, df, (true_diff + margin) * scale)
-    below_upper = stats.nct.cdf(-critical, df, (true_diff - margin) * scale)
-    return float(max(0.0, above_lower + below_upper - 1))
+    return _power.equivalence_power(n, sd, margin, level, true_diff)
 
 
 def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: float = POWER, true_diff: float = 0.0,
                               ceiling: int = 10_000) -> int | None:
-    """The fewest paired seeds with which TOST at ``level`` shows equivalence within
-    ``margin`` with probability ``power`` when the true difference is ``true_diff``."""
-    if abs(true_diff) >= margin:
-        return None
-    for n in range(2, ceiling + 1):
-        if equivalence_power(n, sd, margin, level, true_diff) >= power:
-            return n
-    return None
+    """The fewest paired seeds with which the decision rule's TOST at ``level`` shows
+    equivalence within ``margin`` with probability ``power`` when the true difference is
+    ``true_diff`` (:mod:`segbench.power`); None when never or beyond ``ceiling``."""
+    from . import power as _power
+
+    return _power.seeds_to_show_equivalence(sd, margin, level, power, true_diff, ceiling)
 
 
 def probability_of_improvement(diffs, higher_is_better: bool = True, *, wins: int = 0, losses: int = 0, ties: int = 0,

@@ -303,6 +303,8 @@ def outcome_text(outcome: str, *, margin=math.nan, low=math.nan, high=math.nan, 
     if outcome in (BETTER, WORSE):
         return f"{outcome}: p adj. {p_text(p_adjusted, NOT_AVAILABLE)}"
     if outcome == INCONCLUSIVE:
+        if mde == math.inf:  # the sign flips cannot reach the level with these seeds
+            return "inconclusive: MDE ∞ (too few seeds for the level)"
         return f"inconclusive: MDE {number(mde)}" if mde == mde else f"inconclusive: {reason}" if reason else INCONCLUSIVE
     if outcome in (DEGENERATE, UNSTABLE):
         return f"{outcome}: {reason}" if reason else outcome
