@@ -47,7 +47,7 @@ from .text import csv_cell
 
 PLAN_SCHEMA = 1
 MIN_PILOT_SEEDS = 3  # fewer paired seeds give too rough a spread to plan with
-MAX_LISTED_SEEDS = 200  # a longer seed list is not a command line anyone should paste
+MAX_LISTED_SEEDS = 64  # the most an adaptive design may run; a longer seed list is not a command line anyone should paste
 
 
 def plan_suite(suite, pilot: "Pilot", directions: dict, effect: float | None = None, power: float | None = None) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..degenerate import collapsed_runs, suite_reason, variant_reason
 from ..numbers import duration, interval, missing, p_text, signed
-from ..statistics import seeds_to_detect
+from ..power import seeds_to_detect_from_pilot
 from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, confidence
 
 MAX_SEEDS_NAMED = 100  # beyond this, "more than 100 seeds": a plan, not a rerun
@@ -95,9 +95,11 @@ def _winners_curse(row) -> str:
 def _what_it_would_take(row, run_seconds, meta) -> str:
     """How many seeds would detect a difference of the margin, and how long they would take."""
     effect, sd, level, n = row.get("margin"), row.get("sd"), row.get("level"), row.get("paired_seeds")
-    if any(missing(value) for value in (effect, sd, level, n)) or not 0 < level < 1:
+    if any(missing(value) for value in (effect, sd, level, n)) or not 0 < level < 1 or int(n) < 2:
         return ""
-    needed = seeds_to_detect(effect, sd, level, (meta.get("stats") or {}).get("power", 0.8), ceiling=MAX_SEEDS_NAMED)
+    # as segbench plan counts them: the rule's power averaged over the SD these seeds allow
+    needed = seeds_to_detect_from_pilot(effect, sd, int(n) - 1, level, (meta.get("stats") or {}).get("power", 0.8),
+                                        ceiling=MAX_SEEDS_NAMED)
     if needed is None:
         return f": more than {MAX_SEEDS_NAMED} seeds would be needed to detect a difference of {effect:g}"
     if needed <= n:
