@@ -148,20 +148,25 @@ def t_interval(diffs, confidence: float) -> tuple[float, float]:
     return mean - half_width, mean + half_width
 
 
-def holm(p_values) -> np.ndarray:
+def holm(p_values, family_size: int | None = None) -> np.ndarray:
     """Holm-adjusted p-values (statsmodels ``multipletests``); NaN stays NaN and is left
-    out of the family."""
+    out of the tests. ``family_size`` counts hypotheses that keep their share of alpha
+    without being tested here (the equivalence step-down starts at every comparison, the
+    ones already decided better or worse included): they enter as p = 1, so each adjusted
+    p is at most alpha exactly when the step-down decides it."""
     from statsmodels.stats.multitest import multipletests
 
     p_values = np.asarray(p_values, dtype=float)
     adjusted = np.full_like(p_values, math.nan)
     finite = ~np.isnan(p_values)
     if finite.any():
+        untested = max(0, (family_size or 0) - int(finite.sum()))
         # multipletests calls gc.collect() each time: 0.4 s over torch's objects. Frozen,
         # they are not scanned; the collection then has next to nothing to look at.
         gc.freeze()
         try:
-            adjusted[finite] = multipletests(p_values[finite], method="holm")[1]
+            padded = np.concatenate([p_values[finite], np.ones(untested)])
+            adjusted[finite] = multipletests(padded, method="holm")[1][: int(finite.sum())]
         finally:
             gc.unfreeze()
     return adjusted

@@ -76,6 +76,7 @@ class Judgement:
     failed_seeds: list = field(default_factory=list)  # seeds looked at on which the candidate's run failed
     baseline_failed_seeds: list = field(default_factory=list)  # ... on which the baseline's run failed (either side may have)
     attempted: int = 0  # seeds looked at that both sides attempted (finished or failed)
+    difference_rejected: bool = False  # the difference test decided it (better or worse, before any unstable mark)
     look: int = -1  # index of the last look it was tested at
     looks: int = 1
     state: str = ""  # why it stopped, or what it waits for
@@ -157,6 +158,7 @@ def _decide(judgements, ids, settings, higher_is_better, remaining, threshold):
                             lambda level: threshold(level, 1), settings)
     for key in ids:
         judgement = judgements[key]
+        judgement.difference_rejected = key in rejected
         if key in rejected:
             improved = judgement.diff > 0 if higher_is_better else judgement.diff < 0
             judgement.outcome = BETTER if improved else WORSE
@@ -251,8 +253,13 @@ def _adjust(judgements, design, settings):
             levels = np.array([getattr(judgements[k], level_field) for k in keys], dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 adjusted = np.minimum(1.0, raw * settings.alpha / levels)
+        elif settings.correction != "holm":
+            adjusted = raw
+        elif p_field == "p_equivalence":  # the equivalence family tests only what the difference tests left open
+            tested = np.array([not judgements[k].difference_rejected for k in keys])
+            adjusted = holm(np.where(tested, raw, np.nan), family_size=len(keys))
         else:
-            adjusted = holm(raw) if settings.correction == "holm" else raw
+            adjusted = holm(raw)
         for key, value in zip(keys, adjusted):
             setattr(judgements[key], adjusted_field, float(value))
 

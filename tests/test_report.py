@@ -164,3 +164,20 @@ def test_seeds_decide_and_images_are_reported_beside_them(tmp_path):
     row = write_report(single, meta, tmp_path / "two")["summary"].iloc[1]
     assert row["verdict"] == "inconclusive" and row["outcome"] == "inconclusive: a seed test needs 2 paired seeds"
     assert row["image_ci_high"] < 0
+
+
+@pytest.mark.parametrize("text, overrides, source", [
+    ('[stats]\nmargin = 0.02\n', [], "the suite's [stats] margin"),
+    ('[stats]\nmargin = { miou = 0.03 }\n', [], "the suite's [stats] margin.miou"),
+    ('name = "x"\n', [], "segbench's default (the suite sets none)"),
+    ('[stats]\nmargin = 0.02\n', ["stats.margin=0.05"], "set on the command line (--set)"),
+])
+def test_the_report_says_where_the_margin_came_from(tmp_path, text, overrides, source):
+    records = [_record("a", "nearest", s, 0.5 + s / 100) for s in range(2)] + [_record("b", "bilinear", s, 0.6) for s in range(2)]
+    meta = {"name": "m", "description": "", "path": "s.toml", "text": text, "baseline_id": "a", "variant_order": ["a", "b"],
+            "primary": "miou", "metrics": ["miou"], "stats": {"alpha": 0.05, "margin": 0.02, "correction": "holm"},
+            "overrides": overrides}
+    write_report(records, meta, tmp_path)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert f"decided at alpha 0.05 (Holm), equivalence margin ±0.02 for miou: {source}" in markdown.replace("\\[", "[").replace("\\]", "]")
+    assert source.split(" (")[0] in (tmp_path / "index.html").read_text().replace("&#x27;", "'")

@@ -341,3 +341,23 @@ def test_adaptive_seeds_keep_power_and_save_runs():
     # savings start there (measured: 60 and 54 of 72 runs)
     assert large.mean_runs <= 0.9 * always_max and negligible.mean_runs <= 0.8 * always_max
     assert negligible.rate("equivalent") >= 0.95
+
+
+def test_the_adjusted_equivalence_p_is_the_one_the_step_down_used():
+    """The issue saw an inconclusive comparison shown with an adjusted equivalence p of 0.0453:
+    Holm over every comparison's TOST p, while the step-down tests only those the difference
+    test left open, starting from alpha / (all comparisons)."""
+    from segbench.verdicts import Judgement, decide_family
+
+    judgements = {"a": Judgement(diff=0.05, p_value=0.001, p_equivalence=0.001, margin=0.01),
+                  "b": Judgement(diff=0.0, p_value=0.5, p_equivalence=0.02, margin=0.01),
+                  "c": Judgement(diff=0.0, p_value=0.5, p_equivalence=0.02, margin=0.01)}
+    decide_family(judgements, StatsSettings(), higher_is_better=True)
+    assert [j.outcome for j in judgements.values()] == ["better", "inconclusive", "inconclusive"]
+    assert judgements["b"].p_equivalence_adjusted == pytest.approx(0.06)  # > alpha; Holm over all would say 0.04
+    assert math.isnan(judgements["a"].p_equivalence_adjusted)  # decided better: not in the equivalence family
+    shown = {"b": Judgement(diff=0.0, p_value=0.5, p_equivalence=0.01, margin=0.01),
+             "c": Judgement(diff=0.0, p_value=0.5, p_equivalence=0.02, margin=0.01)}
+    decide_family(shown, StatsSettings(), higher_is_better=True)
+    for judgement in shown.values():
+        assert (judgement.outcome == "equivalent") == (judgement.p_equivalence_adjusted <= ALPHA)

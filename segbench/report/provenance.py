@@ -1,7 +1,10 @@
 """Where a report's numbers come from, said at its top: when the runs ran, with which
-segbench (and commit), and every ``--set`` override."""
+segbench (and commit), the decision's settings and where its margin came from, and every
+``--set`` override."""
 
 from __future__ import annotations
+
+import tomllib
 
 from .. import __version__
 
@@ -15,6 +18,7 @@ def header_lines(records: list, meta: dict) -> list:
     if started and finished:
         lines.append(f"ran from {_moment(started[0])} to {_moment(finished[-1])}")
     lines.append("with " + ", ".join(sorted(_segbench_versions(records))))
+    lines.append(decision_line(meta))
     overrides = meta.get("overrides") or []
     lines.append("overrides: " + (" ".join(f"--set {item}" for item in overrides) if overrides else "none (the suite file as it is)"))
     return lines
@@ -33,3 +37,29 @@ def _segbench_versions(records) -> set:
         commit = (record.get("environment") or {}).get("segbench_commit")
         found.add(f"segbench {version}" + (f" (commit {commit[:10]})" if isinstance(commit, str) and commit else ""))
     return found or {f"segbench {__version__}"}
+
+
+def decision_line(meta: dict) -> str:
+    """The decision's settings, and where the primary metric's margin was set: it must be
+    chosen before the results, so the report says whose choice it was."""
+    stats, primary = meta.get("stats") or {}, meta["primary"]
+    margins = stats.get("margins") or {}
+    margin = margins.get(primary, stats.get("margin", 0.01))
+    correction = "Holm" if stats.get("correction", "holm") == "holm" else "no correction"
+    return (f"decided at alpha {stats.get('alpha', 0.05):g} ({correction}), equivalence margin ±{margin:g} "
+            f"for {primary}: {margin_source(meta)}")
+
+
+def margin_source(meta: dict) -> str:
+    primary = meta["primary"]
+    if any(str(item).startswith(("stats.margin", "stats.margins")) for item in meta.get("overrides") or []):
+        return "set on the command line (--set)"
+    try:
+        written = (tomllib.loads(meta.get("text") or "").get("stats") or {}).get("margin")
+    except tomllib.TOMLDecodeError:
+        written = None
+    if isinstance(written, dict) and primary in written:
+        return f"the suite's [stats] margin.{primary}"
+    if isinstance(written, (int, float)):
+        return "the suite's [stats] margin"
+    return "segbench's default (the suite sets none)"
