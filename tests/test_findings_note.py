@@ -41,3 +41,13 @@ def test_only_few_seed_decisions_carry_the_note():
     assert few.startswith("b vs a: better (Δ +0.0300, 95% CI [+0.0100, +0.0500], p adj. 0.010, 6 seeds); few seeds: Δ is likely")
     assert "overstated about 1.2x" in few
     assert "few seeds" not in findings.comparison_line(row(12), "a", float("nan"), {})
+
+
+def test_an_equivalence_with_a_clear_nonzero_difference_says_so():
+    row_ = {"variant": "b", "verdict": "equivalent", "delta": 0.004, "delta_ci_low": 0.002, "delta_ci_high": 0.006,
+            "equivalence_ci_low": 0.0025, "equivalence_ci_high": 0.0055, "equivalence_level": 0.05, "margin": 0.01,
+            "paired_seeds": 8}
+    line = findings.comparison_line(row_, "a", float("nan"), {})
+    assert line.endswith("within ±0.01, 8 seeds); but Δ's 95% CI excludes 0: a real difference, smaller than the margin")
+    row_.update(delta_ci_low=-0.001)
+    assert "excludes 0" not in findings.comparison_line(row_, "a", float("nan"), {})

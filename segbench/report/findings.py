@@ -73,13 +73,22 @@ def comparison_line(row, baseline: str, run_seconds: float, meta: dict) -> str:
         return f"{head}: {row.get('reason')}; never better or equivalent on the seeds that finished ({delta}, {seeds})"
     if outcome == EQUIVALENT:
         return (f"{head} ({delta}, {confidence(row.get('equivalence_level'))} CI "
-                f"{interval(row.get('equivalence_ci_low'), row.get('equivalence_ci_high'))} within ±{row['margin']:g}, {seeds})")
+                f"{interval(row.get('equivalence_ci_low'), row.get('equivalence_ci_high'))} within ±{row['margin']:g}, {seeds})"
+                + _real_but_small(row))
     ci = f"95% CI {interval(row.get('delta_ci_low'), row.get('delta_ci_high'))}"
     if outcome in (BETTER, WORSE):
         return f"{head} ({delta}, {ci}, p adj. {p_text(row.get('p_adjusted'))}, {seeds}){_winners_curse(row)}"
     if outcome == INCONCLUSIVE:
         return f"{head} ({delta}, {ci}, {seeds}){_what_it_would_take(row, run_seconds, meta)}"
     return f"{head} ({delta}, {seeds})"
+
+
+def _real_but_small(row) -> str:
+    """An equivalence whose Δ is also clearly not 0: a wide margin must not hide a real gain."""
+    low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
+    if missing(low) or missing(high) or low <= 0 <= high:
+        return ""
+    return f"; but Δ's 95% CI excludes 0: a real difference, smaller than the margin"
 
 
 def _winners_curse(row) -> str:
