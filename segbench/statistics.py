@@ -172,52 +172,6 @@ def holm(p_values, family_size: int | None = None) -> np.ndarray:
     return adjusted
 
 
-def _detectable_effect_size(n: int, level: float, power: float) -> float:
-    """The effect, in paired standard deviations, that the rule detects over ``n`` seeds at
-    ``level`` with probability ``power`` (inf: none; see :mod:`segbench.power`)."""
-    from . import power as _power
-
-    return _power.minimum_detectable_effect(1.0, n, level, power)
-
-
-def minimum_detectable_effect(sd: float, n: int, level: float, power: float = POWER) -> float:
-    """The smallest true difference that the decision rule (:func:`difference_test`: the
-    larger of the t-test's and the sign flips' p) over ``n`` seeds at ``level`` detects with
-    probability ``power``, given the paired spread ``sd`` (:mod:`segbench.power`). NaN with
-    fewer than 2 seeds or no spread estimate; inf when no difference is detectable with
-    ``n`` seeds at this level (2 / 2^n > level: 3 seeds and any level below 0.25)."""
-    from . import power as _power
-
-    return _power.minimum_detectable_effect(sd, n, level, power)
-
-
-def seeds_to_detect(effect: float, sd: float, level: float, power: float = POWER, ceiling: int = 10_000) -> int | None:
-    """The fewest paired seeds with which the decision rule at ``level`` detects a true
-    difference ``effect`` with probability ``power`` (:mod:`segbench.power`); None beyond
-    ``ceiling``."""
-    from . import power as _power
-
-    return _power.seeds_to_detect(effect, sd, level, power, ceiling)
-
-
-def equivalence_power(n: int, sd: float, margin: float, level: float, true_diff: float = 0.0) -> float:
-    """Power of the decision rule's TOST (:func:`equivalence_test`: t-TOST and the one-sided
-    sign flips) at ``level`` with ``n`` seeds (:mod:`segbench.power`)."""
-    from . import power as _power
-
-    return _power.equivalence_power(n, sd, margin, level, true_diff)
-
-
-def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: float = POWER, true_diff: float = 0.0,
-                              ceiling: int = 10_000) -> int | None:
-    """The fewest paired seeds with which the decision rule's TOST at ``level`` shows
-    equivalence within ``margin`` with probability ``power`` when the true difference is
-    ``true_diff`` (:mod:`segbench.power`); None when never or beyond ``ceiling``."""
-    from . import power as _power
-
-    return _power.seeds_to_show_equivalence(sd, margin, level, power, true_diff, ceiling)
-
-
 def probability_of_improvement(diffs, higher_is_better: bool = True, *, wins: int = 0, losses: int = 0, ties: int = 0,
                                confidence: float = 0.95) -> dict:
     """P(candidate beats baseline) over paired seeds: the share of seeds on which the

@@ -34,11 +34,11 @@ import numpy as np
 
 from .design import SeedDesign, StatsSettings
 from .numbers import NOT_AVAILABLE, interval, number, p_text
+from .power import minimum_detectable_effect
 from .statistics import (
     difference_test,
     equivalence_test,
     holm,
-    minimum_detectable_effect,
     probability_of_improvement,
     t_interval,
 )

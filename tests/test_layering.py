@@ -37,7 +37,7 @@ PACKAGE = Path(segbench.__file__).parent
 LAYERS = [
     {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers"},  # depend on nothing of segbench
     {"extensions", "hookspecs", "components", "params", "plugins", "records", "schema", "design", "format"},  # contracts
-    {"statistics", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
+    {"statistics", "power", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
     {"gate", "doctor", "report", "planning", "stored_report"},  # read records only
     {"suite", "engine", "progress", "execute", "preflight"},  # a suite, and one run of it
     {"executors", "runner", "data_commands"},  # a whole suite

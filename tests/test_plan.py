@@ -6,6 +6,7 @@ import numpy as np
 
 from segbench.cli import main
 from segbench.plugins import load_catalogue
+from segbench.planning import MAX_LISTED_SEEDS
 from segbench.power import expected_difference_power, expected_equivalence_power
 from segbench.runner import run_prepared
 from segbench.suite import load_suite
@@ -59,7 +60,7 @@ def test_plan_prints_a_table(tmp_path, write_suite, capsys):
 
 def test_plan_ends_with_the_runs_it_would_take_their_time_and_the_command(tmp_path, write_suite, capsys):
     suite = pilot(tmp_path, write_suite)
-    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.05", "--json"]) == 0
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.2", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     step = plan["next"]
     needed = max(max(r["seeds_to_detect"], r["seeds_to_show_equivalence"]) for r in plan["variants"])
@@ -67,10 +68,13 @@ def test_plan_ends_with_the_runs_it_would_take_their_time_and_the_command(tmp_pa
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "planned" / "runs").glob("*/seed-*/record.json")]
     walls = [r["wall_seconds"] for r in records]
     assert step["seconds_per_run"] == sum(walls) / len(walls) and step["seconds"] == step["more_runs"] * step["seconds_per_run"]
+    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.2"]) == 0
+    out = capsys.readouterr().out
+    if step["seeds"] > MAX_LISTED_SEEDS:  # the pilot's equivalence needs more: no command to paste, the way on instead
+        assert step["command"] is None and f"That is more than {MAX_LISTED_SEEDS} seeds" in out
+        return
     seeds = ", ".join(str(s) for s in range(step["seeds"]))
     assert step["command"] == f"segbench run {suite} --set 'seeds=[{seeds}]'"
-    assert main(["plan", str(suite), "--from", str(tmp_path / "results"), "--effect", "0.05"]) == 0
-    out = capsys.readouterr().out
     if step["more_runs"]:
         assert f"{step['seeds']} seeds per variant, {step['more_runs']} more run(s) (≈ " in " ".join(out.split())
         assert f"\n  {step['command']}\n" in out  # one line, ready to paste

@@ -10,7 +10,8 @@ from scipy import integrate, stats
 from statsmodels.stats.power import TTestPower
 
 from segbench import power
-from segbench.statistics import difference_test, equivalence_test, minimum_detectable_effect, seeds_to_detect
+from segbench.power import minimum_detectable_effect, seeds_to_detect
+from segbench.statistics import difference_test, equivalence_test
 
 
 def rule_difference_power(n, size, level, draws=4000, seed=0):

@@ -13,16 +13,8 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from segbench.design import SeedDesign, StatsSettings, nominal_levels
 from segbench.simulation import run_rounds, simulate
-from segbench.statistics import (
-    difference_test,
-    equivalence_power,
-    equivalence_test,
-    minimum_detectable_effect,
-    probability_of_improvement,
-    seeds_to_detect,
-    seeds_to_show_equivalence,
-    sign_flip_p,
-)
+from segbench.power import equivalence_power, minimum_detectable_effect, seeds_to_detect, seeds_to_show_equivalence
+from segbench.statistics import difference_test, equivalence_test, probability_of_improvement, sign_flip_p
 from segbench.verdicts import judge_family, seeds_wanted
 
 ALPHA = 0.05

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..design import StatsSettings
 from ..errors import SegbenchError
-from ..statistics import equivalence_test, minimum_detectable_effect, paired_differences, t_interval
+from ..power import minimum_detectable_effect
+from ..statistics import equivalence_test, paired_differences, t_interval
 from ..verdicts import BETTER, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, Judgement, decide_family, outcome_text
 from .results import VariantRuns, load_results, match_variants
 from .rules import higher_is_better
