@@ -105,7 +105,8 @@ def test_plan_reads_it_and_prints_the_command(shipped, capsys):
     assert main(["plan", str(ROOT / "suites" / "upsampling.toml"), "--from", str(shipped)]) == 0
     out = capsys.readouterr().out
     bilinear = summary_rows(shipped)["upsampler=bilinear"]
-    assert re.search(rf"upsampler=bilinear +{int(float(bilinear['paired_seeds']))} +{float(bilinear['delta']):+.4f} ", out), out
+    delta = re.escape(f"{float(bilinear['delta']):+.4f}")
+    assert re.search(rf"upsampler=bilinear +{int(float(bilinear['paired_seeds']))} +{delta} ", out), out
     assert (re.search(r"\n  segbench run .*suites/upsampling.toml --set 'seeds=\[0(, \d+)*\]'\n", out)
             or "The suite already runs that many seeds." in out), out
 

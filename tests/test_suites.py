@@ -37,20 +37,25 @@ def test_every_suite_file_is_covered_here():
 def test_cpu_suites_state_their_time_and_use_the_embedded_data(name):
     suite = load_suite(SUITES / f"{name}.toml", load_catalogue)
     assert re.search(r"\d+ (s|min|minutes) on 2 CPU cores", suite.description), suite.description
-    if name != "smoke":
-        assert re.search(r"decided \d+ of its \d+ comparisons", suite.description), suite.description
+    if name == "upsampling":  # the demo decides; the others are pilots and say so
+        assert re.search(r"decides in \d+% of simulated suites", suite.description), suite.description
+    elif name != "smoke":
+        assert "is a pilot" in suite.description or "are a pilot" in suite.description, suite.description
     assert {v.config["dataset"]["name"] for v in suite.variants} == {"shapes"}
     assert len(suite.seeds) >= 2 and len(suite.variants) >= 2
 
 
 def test_the_demo_configuration_fits_its_five_minute_budget():
+    """Its first look (the seeds it starts with, where it decided on this machine) fits the budget;
+    the adaptive design may add up to max - min seeds where the spread is larger."""
     suite = load_suite(SUITES / "upsampling.toml", load_catalogue)
-    training_s = sum(len(suite.seeds) * v.config["train"]["epochs"] * v.config["dataset"]["params"]["num_train"]
+    first_look = suite.design.looks[0]
+    training_s = sum(first_look * v.config["train"]["epochs"] * v.config["dataset"]["params"]["num_train"]
                      / DEMO_IMAGES_PER_S[v.config["model"]["upsampler"]["name"]] for v in suite.variants)
     assert training_s <= DEMO_TRAINING_SHARE * DEMO_BUDGET_S
     assert {v.config["model"]["architecture"]["params"]["encoder"] for v in suite.variants} == {"lite"}
     assert {(v.config["train"]["batch_size"], v.config["dataset"]["params"]["image_size"]) for v in suite.variants} == {(16, 64)}
-    assert [v.config["model"]["upsampler"]["name"] for v in suite.variants] == ["nearest", "bilinear", "transposed"]
+    assert [v.config["model"]["upsampler"]["name"] for v in suite.variants] == ["nearest", "bilinear"]
     minutes = re.search(r"(\d+) min (\d+) s on 2 CPU cores", suite.description)
     assert minutes and int(minutes[1]) * 60 + int(minutes[2]) <= DEMO_BUDGET_S, suite.description
 

@@ -48,7 +48,9 @@ td.outcome{text-align:left;font-weight:600;white-space:normal;min-width:14rem}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem;white-space:pre-wrap}
 img{max-width:100%;height:auto;border:1px solid #eee} .note{color:#555;font-size:.85rem}
 .scroll{overflow-x:auto;max-width:100%}
-@media (max-width:600px){body{padding:.6rem} th,td{padding:.3rem .4rem;font-size:.85rem} td.outcome{min-width:10rem}}
+@media (max-width:600px){body{padding:.6rem;line-height:1.35} th,td{padding:.3rem .4rem;font-size:.85rem} td.outcome{min-width:10rem}
+ .provenance{font-size:.8rem;line-height:1.3;margin-bottom:.6rem} h2#findings{margin-top:1rem}
+ .findings li{margin:.25rem 0;padding:.3rem .5rem}}
 """
 
 SORT_SCRIPT = """
