@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from .numbers import number
-from .text import one_line
+from .text import clipped, one_line
 
 
 def collapsed_reason(record: dict, primary: str) -> str | None:
@@ -99,5 +99,4 @@ def failure_reason(records: list, variant_id: str, seeds, attempted: int) -> str
 
 def one_line_text(text, limit: int = 80) -> str:
     """An error message as a short clause: one line, no control sequences, at most ``limit``."""
-    line = one_line(text).strip()
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return clipped(one_line(text).strip(), limit)

@@ -454,7 +454,7 @@ def seeds_to_detect(effect: float, sd: float, level: float, power: float = 0.8, 
     size = _size(effect, sd)
     if size == 0:
         return None
-    first = _fewest_flips(level, 2)
+    first = fewest_seeds_to_decide(level, 2)
     if size == math.inf:
         return first if first <= ceiling else None
     # the t-test alone rejects at least as often as the rule: its n is a lower bound
@@ -469,7 +469,7 @@ def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: flo
     never, or more than ``ceiling``)."""
     if abs(true_diff) >= margin or not (sd >= 0) or not 0 < level < 1:
         return None
-    first = _fewest_flips(level, 1)
+    first = fewest_seeds_to_decide(level, 1)
     if sd == 0:
         return first if first <= ceiling else None
     m, d = margin / sd, true_diff / sd
@@ -477,7 +477,7 @@ def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: flo
     return _first_from(lambda n: _equivalence_power(n, m, d, level) >= power, start, ceiling)
 
 
-def _fewest_flips(level: float, sides: int) -> int:
+def fewest_seeds_to_decide(level: float, sides: int = 2) -> int:
     """The fewest seeds with which the sign flips can reach ``level`` at all."""
     n = 2
     while not _feasible(n, level, sides) and n <= 64:
@@ -576,7 +576,7 @@ def seeds_to_detect_from_pilot(effect: float, pilot_sd: float, pilot_df: int, le
         return None
     if pilot_sd == 0:
         return seeds_to_detect(effect, 0.0, level, power, ceiling)
-    first = _fewest_flips(level, 2)
+    first = fewest_seeds_to_decide(level, 2)
     start = max(first, _fewest(lambda n: _expected_t(n, effect / pilot_sd, pilot_df, level) >= power, first, ceiling))
     return _first_from(lambda n: expected_difference_power(n, effect, pilot_sd, pilot_df, level) >= power, start, ceiling)
 
@@ -589,7 +589,7 @@ def seeds_to_show_equivalence_from_pilot(pilot_sd: float, pilot_df: int, margin:
         return None
     if pilot_sd == 0:
         return seeds_to_show_equivalence(0.0, margin, level, power, true_diff, ceiling)
-    first = _fewest_flips(level, 1)
+    first = fewest_seeds_to_decide(level, 1)
     scale, weights = _spread_nodes(int(pilot_df))
     m, d = margin / pilot_sd, true_diff / pilot_sd
 

@@ -58,6 +58,11 @@ def one_line(text) -> str:
     return " ".join(terminal(text).splitlines())
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def plot_label(text) -> str:
     """``text`` for a plot label, title, legend or tick: one line, no control characters
     (matplotlib would draw them as missing glyphs)."""

@@ -21,7 +21,9 @@ from pathlib import Path
 from ..degenerate import collapsed_reason, variant_reason
 from ..design import StatsSettings
 from ..errors import SegbenchError
+from ..text import clipped
 from ..numbers import NOT_AVAILABLE, number, p_text, signed
+from ..power import fewest_seeds_to_decide
 from ..verdicts import WORSE, Judgement, decide_family
 from .baseline import Baseline, load_baseline
 from .results import ResultSet, VariantRuns, load_results, match_variants
@@ -115,7 +117,7 @@ class Check:
         if comparison["p_floor"] > self.level:
             return FAIL, (f"the seed noise cannot be judged with {comparison['n_before']} paired seeds: the exact test's "
                           f"smallest p, {comparison['p_floor']:.3g}, is above the {self.level:.3g} it must reach "
-                          f"({_seeds_needed(self.level)} seeds would do); the threshold alone decides")
+                          f"({fewest_seeds_to_decide(self.level)} seeds would do); the threshold alone decides")
         p_value = p_text(comparison["p_value"], NOT_AVAILABLE)
         test = f"{comparison['test']} test p{p_value if p_value.startswith('<') else '=' + p_value}"
         if self.outcome == WORSE:
@@ -224,11 +226,6 @@ def decide_noise(checks: list, settings: StatsSettings, directions: dict) -> Non
             check.outcome, check.level = judgements[index].outcome, judgements[index].level
 
 
-def _seeds_needed(level: float) -> int:
-    """The fewest paired seeds whose exact sign flips can reach ``level`` (2 / 2^n <= level)."""
-    return max(2, math.ceil(math.log2(2 / level))) if level > 0 else 0
-
-
 def variant_problem(runs: VariantRuns | None, primary: str | None = None) -> str | None:
     """Why a baseline variant cannot pass whatever its numbers: it is missing, runs failed
     (a failure is a regression, not noise to gate around) or collapsed."""
@@ -247,4 +244,4 @@ def variant_problem(runs: VariantRuns | None, primary: str | None = None) -> str
 def _error_text(record) -> str:
     error = record.get("error") or {}
     text = f"{error.get('type', 'error')}: {error.get('message', '')}".strip().rstrip(":")
-    return text if len(text) <= ERROR_TEXT else text[: ERROR_TEXT - 1] + "…"
+    return clipped(text, ERROR_TEXT)
