@@ -3,10 +3,12 @@ one-line doc.
 
 Everything else derives from this declaration:
 
-- :mod:`segbench.suite` validates a suite and fills in its defaults with it (and ``--set``
-  knows from it which keys exist and which are tables);
-- :mod:`segbench.design` and :mod:`segbench.gate.rules` take their defaults and allowed
-  values from it;
+- :func:`resolve` checks every table of a suite (``[train]``, ``[eval]``, ``seeds``,
+  ``[stats]``, ``[gate]``, ``[report]``) against it and fills in its defaults: each key's
+  type, bounds, choices and default come from here and nowhere else;
+  :mod:`segbench.suite`, :mod:`segbench.design` and :mod:`segbench.gate.rules` add only what
+  no single key can say (components, a rule's syntax, ``min <= max``); ``--set`` knows from it
+  which keys exist and which are tables;
 - :func:`json_schema` is the JSON Schema (draft-07) that ``segbench schema`` prints, so
   that an editor (Even Better TOML / taplo) can check and complete a suite;
 - :func:`reference_markdown` is ``docs/suite-reference.md``
@@ -942,7 +944,8 @@ SUITE = Table((
     Key("ablate", Settings(lists=True), "the grid: each dotted setting name to the values to compare (cartesian product)",
         example='ablate."model.upsampler"=["nearest","bilinear"]'),
     Key("variants", ListOf(Settings(extra=("label",)), what="[[variants]] tables"),
-        "explicit variants: a label and dotted settings each; an [ablate] grid applies on top of each",
+        "explicit variants: a label and dotted settings each; crossed with the [ablate] grid (labels `LABEL, key=value`), a "
+        "setting in both is refused",
         example='variants=[{label="a","model.upsampler"="bilinear"}]'),
     Key("gate", GATE, "regression-gate rules checked at load", example='gate.rules=["miou:max_drop=0.02"]'),
     Key("stats", STATS, "how differences are judged (docs/statistics.md)", example="stats.margin=0.02"),

@@ -373,18 +373,20 @@ def _expand(raw, base, catalogue, problems, unresolved):
     invalid one, so that a baseline naming it is not reported as matching nothing."""
     grid = _read_grid(raw.get("ablate", {}), problems)
     explicit = _read_variant_tables(raw.get("variants", []), problems)
+    _check_grid_leaves_variants_alone(explicit, grid, problems)
     variants, seen = [], {}
     for (variant_label, variant_overrides), combination in itertools.product(explicit, _combinations(grid)):
         overrides = variant_overrides + combination
+        label = _crossed_label(variant_label, variant_overrides, combination)
         config = copy.deepcopy(base)
         for where, key, value in overrides:
             _set_path(config, key, value)
         resolved = resolve_config(config, catalogue, problems, origins={key: where for where, key, _ in overrides})
         if resolved is None:
             factors = {key: value for _, key, value in overrides}
-            unresolved.append(Variant(id="", label=variant_label or _label(factors), factors=factors, config={}, versions={}))
+            unresolved.append(Variant(id="", label=label, factors=factors, config={}, versions={}))
             continue
-        variant = _make_variant(resolved, variant_label, overrides, catalogue)
+        variant = _make_variant(resolved, label, overrides, catalogue)
         if variant.id in seen:
             problems.add("ablate", f"variants {seen[variant.id]!r} and {variant.label!r} resolve to the same configuration")
             continue
@@ -415,10 +417,13 @@ def _read_variant_tables(tables, problems):
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         problems.add("variants", f"expected [[variants]] tables, got {describe_value(tables)}")
         return [(None, [])]
-    explicit = []
+    explicit, labels = [], {}
     for index, table in enumerate(tables):
         table = dict(table)
         label = table.pop("label", None)
+        if label is not None and label in labels:
+            problems.add(f"variants[{index}].label", f"{label!r} is the label of variants[{labels[label]}] too; give each variant its own")
+        labels.setdefault(label, index)
         overrides = []
         for key, value in _flatten(table).items():
             where = f"variants[{index}].{key}"
@@ -426,6 +431,45 @@ def _read_variant_tables(tables, problems):
                 overrides.append((where, key, value))
         explicit.append((label, overrides))
     return explicit or [(None, [])]
+
+
+def _check_grid_leaves_variants_alone(explicit, grid, problems):
+    """[ablate] is crossed with each [[variants]] table: a setting both make would be the
+    grid's in every variant, and the variant's own silently lost. Refuse it, saying how."""
+    for label, overrides in explicit:
+        for where, key, value in overrides:
+            for factor in grid:
+                grid_key = factor[0][1]
+                if _overlaps(key, value, grid_key):
+                    problems.add(where, f'[ablate] sets "{grid_key}" in every variant, so this variant\'s own {key} would be lost; set it '
+                                        f"in one place: leave it out of this [[variants]] table (each variant is crossed with the grid), "
+                                        f'or leave "{grid_key}" out of [ablate] and write each combination as a [[variants]] table')
+
+
+def _overlaps(variant_key, variant_value, grid_key) -> bool:
+    """Whether the grid's ``grid_key`` sets what ``variant_key = variant_value`` sets: the same
+    key, a table around it, or a key inside the variant's (inline component) table."""
+    if variant_key == grid_key or variant_key.startswith(grid_key + "."):
+        return True
+    if not grid_key.startswith(variant_key + "."):
+        return False
+    inside = grid_key[len(variant_key) + 1:]
+    if variant_key in VALUE_TABLES:  # its keys may hold dots: "backbone.layer4"
+        return isinstance(variant_value, dict) and inside in variant_value
+    node = variant_value
+    for part in inside.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False  # e.g. the variant picks { name = "transposed" }, the grid its kernel_size: a combination
+        node = node[part]
+    return True
+
+
+def _crossed_label(variant_label, variant_overrides, combination) -> str:
+    """A [[variants]] table's label, followed by the grid's values when it is crossed with
+    [ablate] ("large, upsampler=bilinear"), so that no two variants share a label."""
+    if not variant_label:
+        return _label({key: value for _, key, value in variant_overrides + combination})
+    return ", ".join([str(variant_label), *([_label({key: value for _, key, value in combination})] if combination else [])])
 
 
 def _combinations(grid):
@@ -477,7 +521,7 @@ def _set_path(config, dotted, value):
 def _make_variant(resolved, label, overrides, catalogue):
     factors = {key: value for _, key, value in overrides}
     versions = component_versions(resolved, catalogue)
-    return Variant(id=config_id(resolved, versions), label=label or _label(factors), factors=factors, config=resolved, versions=versions)
+    return Variant(id=config_id(resolved, versions), label=label, factors=factors, config=resolved, versions=versions)
 
 
 def component_versions(resolved: dict, catalogue) -> dict:

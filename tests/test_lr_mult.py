@@ -196,6 +196,6 @@ def test_a_variant_sets_a_whole_table_whose_keys_hold_dots(write_suite):
                        '"train.lr_mult" = { "decoder.score" = 10, "decoder.skip_scores" = 10 }\n\n'
                        '[ablate]\n"train.lr_mult.aux_head" = [1.0, 2.0]\n')
     tables = [(v.label, v.config["train"]["lr_mult"]) for v in load_suite(path, load_catalogue).variants]
-    assert tables == [("plain", {"aux_head": 1.0}), ("plain", {"aux_head": 2.0}),
-                      ("scores x10", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 1.0}),
-                      ("scores x10", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 2.0})]
+    assert tables == [("plain, aux_head=1.0", {"aux_head": 1.0}), ("plain, aux_head=2.0", {"aux_head": 2.0}),
+                      ("scores x10, aux_head=1.0", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 1.0}),
+                      ("scores x10, aux_head=2.0", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 2.0})]
