@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 # The defaults and allowed values of `seeds` and [stats] are declared with the suite schema.
-from .schema import ALPHA, DEFAULT_MARGIN, DEFAULT_SEEDS, POWER
+from .schema import ALPHA, CORRECTIONS, DEFAULT_MARGIN, DEFAULT_SEEDS, POWER, SPENDINGS
 
 BOUNDARY_PATHS = 200_000  # Monte Carlo paths behind each boundary
 BOUNDARY_SEED = 20_131_105  # fixed: the boundaries, and so every decision, repeat exactly
@@ -35,7 +35,7 @@ class StatsSettings:
     alpha: float = ALPHA
     margin: float = DEFAULT_MARGIN
     margins: tuple = ()  # ((metric, margin), ...) overriding ``margin``
-    correction: str = "holm"
+    correction: str = CORRECTIONS[0]
     power: float = POWER
 
     def margin_for(self, metric: str) -> float:
@@ -61,7 +61,7 @@ class SeedDesign:
     seeds: tuple
     looks: tuple
     adaptive: bool = False
-    spending: str = "obrien_fleming"
+    spending: str = SPENDINGS[0]
     step: int = 1
 
     @classmethod
@@ -70,7 +70,7 @@ class SeedDesign:
         return cls(seeds, (len(seeds),))
 
     @classmethod
-    def sequential(cls, minimum: int, maximum: int, step: int = 1, spending: str = "obrien_fleming") -> SeedDesign:
+    def sequential(cls, minimum: int, maximum: int, step: int = 1, spending: str = SPENDINGS[0]) -> SeedDesign:
         looks = list(range(minimum, maximum + 1, step))
         if looks[-1] != maximum:
             looks.append(maximum)
@@ -108,7 +108,7 @@ class SeedDesign:
     def from_dict(cls, data: dict | None, fallback_seeds=()) -> SeedDesign:
         data = data or {}
         if data.get("kind") == "adaptive":
-            return cls.sequential(int(data["min"]), int(data["max"]), int(data.get("step", 1)), data.get("spending", "obrien_fleming"))
+            return cls.sequential(int(data["min"]), int(data["max"]), int(data.get("step", 1)), data.get("spending", SPENDINGS[0]))
         return cls.fixed(data.get("seeds") or fallback_seeds)
 
 
