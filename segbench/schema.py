@@ -367,7 +367,6 @@ class ListOf(ValueType):
     min_items: int = 0
     unique: bool = False
     what: str = ""  # "module names or .py paths"
-
     shape = list
 
     def accepts(self, value) -> bool:
@@ -433,6 +432,7 @@ class Mapping(ValueType):
 
     value: ValueType = None
     what: str = ""
+    shape = dict
 
     def accepts(self, value) -> bool:
         return isinstance(value, dict) and all(self.value.accepts(v) for v in value.values())
@@ -446,8 +446,6 @@ class Mapping(ValueType):
 
     def normalise(self, value):
         return {key: self.value.normalise(item) for key, item in value.items()} if self.accepts(value) else value
-
-    shape = dict
 
     def resolve(self, value, where, name):
         if not isinstance(value, dict):
@@ -532,6 +530,7 @@ class Table(ValueType):
     params: str = ""
     required: tuple = ()
     example: str = ""
+    shape = dict
 
     def __getitem__(self, name) -> Key:
         return next(key for key in self.keys if key.name == name)
@@ -542,8 +541,6 @@ class Table(ValueType):
 
     def defaults(self) -> dict:
         return {key.name: copy.deepcopy(key.default) for key in self.keys if key.default is not NO_DEFAULT}
-
-    shape = dict
 
     def accepts(self, value) -> bool:
         return isinstance(value, dict)
