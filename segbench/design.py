@@ -180,8 +180,8 @@ def seed_design(seeds) -> tuple[SeedDesign, list]:
     if not isinstance(seeds, dict):
         return SeedDesign.fixed(seeds), []
     if seeds["min"] > seeds["max"]:
-        return SeedDesign.fixed(DEFAULT_SEEDS), [("seeds", f"min = {seeds['min']} is above max = {seeds['max']}: min is where the looks "
-                                                           "start, max where they end")]
+        problem = f"min = {seeds['min']} is above max = {seeds['max']}: min is where the looks start, max where they end"
+        return SeedDesign.fixed(DEFAULT_SEEDS), [("seeds", problem)]
     return SeedDesign.sequential(seeds["min"], seeds["max"], seeds["step"], seeds["spending"]), []
 
 

@@ -31,7 +31,6 @@ from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH,
                      TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, resolve, resolve_value, section_defaults,
                      unknown_key_message)
 
-
 # The schema (segbench/schema.py) declares every key; these are what the loader needs of it.
 TOP_LEVEL_KEYS = SUITE.names
 SECTION_DEFAULTS = section_defaults()  # read only: copied before use
@@ -299,7 +298,8 @@ def _read_settings(raw, problems) -> dict:
     for key in SETTINGS_KEYS:
         settings[key], found = _resolve_top_level(key, raw)
         _add_all(problems, found)
-        valid |= set() if found else {key}
+        if not found:
+            valid.add(key)
     design, stats, exporters = SeedDesign.fixed(SUITE["seeds"].default), StatsSettings(), ()
     if "seeds" in valid:
         design, found = seed_design(settings["seeds"])
@@ -318,6 +318,7 @@ def _resolve_top_level(name, raw) -> tuple:
     key = SUITE[name]
     value = raw[name] if name in raw else (None if key.default is NO_DEFAULT else copy.deepcopy(key.default))
     return resolve_value(key, value, name)
+
 
 def _add_all(problems, found):
     for where, message in found:

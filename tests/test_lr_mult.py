@@ -154,9 +154,9 @@ def test_lr_mult_at_its_default_leaves_the_variant_id_alone(write_suite):
 @pytest.mark.parametrize("value, message", [
     ("{ aux_head = 0 }", "train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got 0 (int)"),
     ("{ aux_head = -1.0, encoder = inf, decoder = nan }",
-     "- train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got -1.0 (float)\n"
-     "  - train.lr_mult.encoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got inf (float)\n"
-     "  - train.lr_mult.decoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got nan (float)"),
+     ("- train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got -1.0 (float)\n"
+      "  - train.lr_mult.encoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got inf (float)\n"
+      "  - train.lr_mult.decoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got nan (float)")),
     ('{ aux_head = "10x" }', "train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got '10x' (str)"),
     ("10.0", "train.lr_mult: expected a table of parameter-name substrings to a number > 0"),
 ])

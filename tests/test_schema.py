@@ -171,7 +171,7 @@ def catalogue():
 def test_a_key_declared_in_any_table_is_checked_and_reaches_the_configuration(table, where, given, absent, held, write_suite, catalogue,
                                                                               monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(vars(table), "keys", (*table.keys, EXTRA))  # a scratch declaration; keys are frozen otherwise
-    load = lambda text, file: load_suite(write_suite(f'name = "x"\n{text}', file), lambda plugins, base_dir: catalogue)  # noqa: E731
+    load = lambda text, file: load_suite(write_suite(f'name = "x"\n{text}', file), lambda plugins, base_dir: catalogue)
     assert held(load(given.format(4), "given.toml")) == 4
     assert held(load(absent, "absent.toml")) == 3  # its default
     with pytest.raises(SuiteError) as caught:

@@ -23,8 +23,7 @@ from pathlib import Path
 from ..costs import COST_FIELDS, COST_HIGHER_IS_BETTER
 from ..errors import SegbenchError
 from ..params import describe_value
-from ..schema import GATE_DIRECTIONS as DIRECTIONS, GATE_NOISE_MODES as NOISE_MODES  # declared with the suite schema
-from ..schema import SUITE, resolve_value
+from ..schema import GATE_DIRECTIONS as DIRECTIONS, GATE_NOISE_MODES as NOISE_MODES, SUITE, resolve_value  # the suite schema's
 # Rules may name any metric and any cost field of segbench.costs (re-exported for callers).
 __all__ = ["COST_FIELDS", "Rule", "RuleError", "parse_rule", "parse_rules", "read_gate_table", "direction_problem"]
 
