@@ -226,13 +226,14 @@ def _write_split(split, folder: Path, role: str, workers: int, description: str)
         raise SegbenchError(f"{description}: no samples")
     starts = list(range(0, len(split), SHARD_SAMPLES))
     bounds = [(start, min(start + SHARD_SAMPLES, len(split))) for start in starts]
-    writer = ShardWriter(folder, role, bounds, _uniform_layout(split, folder, role, description))
-    if isinstance(split, MapSamples):
-        from .decode import in_workers
+    from .decode import in_workers, naming_split
 
-        shards = list(track(in_workers(split, writer, workers, indices=range(len(bounds))), len(bounds), f"{description} (shards)"))
-    else:
-        shards = [writer(split, number) for number in range(len(bounds))]
+    with naming_split(description):
+        writer = ShardWriter(folder, role, bounds, _uniform_layout(split, folder, role, description))
+        if isinstance(split, MapSamples):
+            shards = list(track(in_workers(split, writer, workers, indices=range(len(bounds))), len(bounds), f"{description} (shards)"))
+        else:
+            shards = [writer(split, number) for number in range(len(bounds))]
     dtypes = {shard.pop("mask_dtype") for shard in shards}
     if len(dtypes) > 1:
         raise SegbenchError(f"{description}: its masks come in several dtypes ({', '.join(sorted(dtypes))}); they must share one")
@@ -383,7 +384,10 @@ def held_in_memory(split, workers: int, description: str):
     """A split decoded into memory as it is (no cache): map-style samples by ``workers`` processes."""
     if not isinstance(split, MapSamples):
         return split
-    pairs = list(samples_of(split, workers, description))
+    from .decode import naming_split
+
+    with naming_split(description):
+        pairs = list(samples_of(split, workers, description))
     images, masks = [image for image, _ in pairs], [mask for _, mask in pairs]
     if _is_native(split) or len({tuple(image.shape) for image in images}) > 1:
         return ImageList(images, masks)
