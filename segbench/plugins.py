@@ -167,7 +167,7 @@ def _is_editable(dist) -> bool:
     """Installed with ``pip install -e``: its code can change without a new version (PEP 610)."""
     try:
         direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # unreadable, or no Distribution: taken as installed
         return False
     return isinstance(direct_url, dict) and bool((direct_url.get("dir_info") or {}).get("editable"))
 
