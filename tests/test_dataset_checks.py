@@ -133,7 +133,7 @@ def test_a_float_mask_read_from_map_style_samples_is_refused_on_both_data_paths(
     code, text = validate(capsys, suite, 'dataset={ name = "map_style" }', f"train.data_loading={loading}", "train.data_workers=0")
     assert code == 2, text
     assert "dataset 'map_style'" in text
-    assert f"map_style train: sample 5 (file-5.png): the mask is float32; masks hold integer class indices" in text
+    assert "map_style train: sample 5 (file-5.png): the mask is float32; masks hold integer class indices" in text
     assert VALID in text
 
 
