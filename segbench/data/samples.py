@@ -230,8 +230,9 @@ def _dtype_name(dtype) -> str:
 
 
 def split_mask_dtypes(split) -> dict:
-    """``{dtype name: first sample index}`` of a split's masks as stored (tensors, or the
-    samples read so far of a map-style split: none, whose reads are checked one by one)."""
+    """``{dtype name: first sample index}`` of a split's masks held as tensors
+    (:class:`TensorPairs`, :class:`ImageList`); empty for map-style or streamed samples,
+    whose masks :func:`as_sample` checks as each is read."""
     masks = getattr(split, "masks", None)
     if isinstance(masks, torch.Tensor):
         return {_dtype_name(masks.dtype): 0} if len(masks) else {}
