@@ -57,6 +57,9 @@ class Component:
     # Parameters added after suites were written: left at their default they are left out
     # of the resolved configuration, so that the variant ids of those suites do not change.
     id_neutral: frozenset = frozenset()
+    # A local or editable plugin's source (file or folder), which a dataset's cache key
+    # fingerprints (segbench.engine.build); empty for an installed release, known by its version.
+    source: str = ""
 
     @property
     def provenance(self) -> str:
@@ -97,10 +100,11 @@ def keyword_params(factory) -> dict[str, Param]:
 class Registrar:
     """Passed to every ``segbench_*`` hook; collects what one plugin adds."""
 
-    def __init__(self, provider: str = "?", version: str = "?", identity: str = ""):
+    def __init__(self, provider: str = "?", version: str = "?", identity: str = "", source: str = ""):
         self.provider = provider
         self.version = version
         self.identity = identity
+        self.source = source
         self.components: list[Component] = []
         self.executors: list[Executor] = []
         self.reporters: list[Reporter] = []
@@ -166,6 +170,7 @@ class Registrar:
                 higher_is_better=higher_is_better if higher_is_better is not None else _declared_direction(factory),
                 identity=self.identity,
                 id_neutral=frozenset(id_neutral),
+                source=self.source,
             )
         )
 

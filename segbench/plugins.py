@@ -22,6 +22,7 @@ import importlib
 import importlib.metadata as metadata
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -56,6 +57,9 @@ class Provider:
     version: str
     # What variant ids record of it; empty: label and version (an installed distribution).
     identity: str = ""
+    # A local or editable plugin's source (its file, or its package's folder): its datasets'
+    # cache entries depend on it, as an installed one's depend on its version.
+    source: str = ""
 
 
 def load_catalogue(plugins=(), base_dir: Path | None = None) -> Catalogue:
@@ -154,7 +158,7 @@ def _bound(function, hook_name, provider, added):
     others (what it adds before its yield comes before theirs, what it adds after, after)."""
 
     def registrar(args) -> list:
-        register = Registrar(provider.label, provider.version, provider.identity)
+        register = Registrar(provider.label, provider.version, provider.identity, provider.source)
         register.components, register.executors, register.reporters = added.components, added.executors, added.reporters
         return [register] * len(args)  # the only argument a hook has is register
 
@@ -221,7 +225,27 @@ def _load_entry_point(entry_point):
             f'Error importing plugin "{entry_point.name}" ({entry_point.value}) of '
             f'distribution "{dist_name} {version}": {type(exc).__name__}: {exc}'
         ) from exc
-    return f"{dist_name}:{entry_point.name}", module, Provider(dist_name, version)
+    source = _source_of(module) if dist is not None and _is_editable(dist) else ""
+    return f"{dist_name}:{entry_point.name}", module, Provider(dist_name, version, source=source)
+
+
+def _is_editable(dist) -> bool:
+    """Installed with ``pip install -e``: its code can change without a new version (PEP 610)."""
+    try:
+        direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+    except (OSError, ValueError, AttributeError):  # unreadable, or no Distribution: taken as installed
+        return False
+    return isinstance(direct_url, dict) and bool((direct_url.get("dir_info") or {}).get("editable"))
+
+
+def _source_of(module) -> str:
+    """Where a plugin module's code lives: a package's (or a module's own package's) folder,
+    else the module's file (a loose file's folder may hold anything)."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return ""
+    in_package = hasattr(module, "__path__") or bool(getattr(module, "__package__", ""))
+    return str(Path(file).resolve().parent if in_package else Path(file).resolve())
 
 
 def locate_plugin(spec: str, base_dir: Path | None = None) -> str:
@@ -258,10 +282,11 @@ def _load_local(spec: str, base_dir: Path | None):
     if path is not None:
         identity = _content_identity(path.stem, path)
         module = _check_implements_hooks(spec, _import_file(spec, path, identity))
-        return f"file:{path}", module, Provider(str(path), "local", identity)
+        return f"file:{path}", module, Provider(str(path), "local", identity, source=str(path))
     module = _check_implements_hooks(spec, _import_module(spec))
     source = Path(getattr(module, "__file__", None) or "")
-    return f"module:{spec}", module, Provider(spec, "local", _content_identity(spec, source) if source.is_file() else "")
+    identity = _content_identity(spec, source) if source.is_file() else ""
+    return f"module:{spec}", module, Provider(spec, "local", identity, source=_source_of(module))
 
 
 def _check_implements_hooks(spec, module):

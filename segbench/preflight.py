@@ -35,7 +35,7 @@ import torch
 
 from .data.cache import resolve_cache_dir
 from .data.loading import LoadingRequest, resolve_workers
-from .data.samples import normalize
+from .data.samples import mask_dtype_problem, normalize, split_mask_dtypes
 from .data.transforms import apply, is_per_sample, pipeline
 from .engine import build
 from .engine.device import single_torch_thread
@@ -48,7 +48,7 @@ from .store import to_json_safe
 # like any other, not the end of segbench.
 PLUGIN_FAILURES = (Exception, SystemExit)
 
-BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode
+BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode: it stands for any larger one
 FALLBACK_CHANNELS = 2  # a model whose dataset is bad input is still built, to check its parameters
 STORABLE = "a number, text, a boolean, or a list or table of those"
 LR_MULT_PREFIXES_SHOWN = 12
@@ -118,9 +118,22 @@ def _build_checked(suite, ref, loading, cache_dir, problems):
     except PLUGIN_FAILURES as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
         problems.append(f"dataset {ref['name']!r}: {type(exc).__name__}: {exc}")
         return None
-    found = list(_stray_labels(suite.catalogue.get("dataset", ref["name"]), data))
+    component = suite.catalogue.get("dataset", ref["name"])
+    found = list(_wrong_mask_dtypes(component, data)) or list(_stray_labels(component, data))
     problems.extend(found)
     return None if found else data
+
+
+def _wrong_mask_dtypes(component, data):
+    """Float or bool masks pass the label check (1.0 is a class) and train, then break what
+    indexes with them (a report's per-class counts): refused by the check every map-style
+    read makes (map-style samples are checked as they are read)."""
+    for role in ("train", "val"):
+        split = getattr(data, role)
+        for dtype, index in split_mask_dtypes(split).items():
+            problem = mask_dtype_problem(dtype)
+            if problem:
+                yield f"{_named(component)}: {role} {split.describe(index)}: {problem}"
 
 
 def _unbatchable(ref, data) -> str:
@@ -189,8 +202,10 @@ class _Checks:
             self.check_lr_mult(label, config)
             return
         data_key = dataset_key(config)
-        self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key],
-                   lambda: self.step(config, data))
+        images = step_images(config["train"], len(data.train))
+        batch_size = config["train"]["batch_size"] if images == 1 else None  # named by a one-image failure
+        self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key, images, batch_size],
+                   lambda: self.step(config, data, images))
         for ref in config["eval"]["metrics"]:
             self.check(label, ["metric", ref, data_key], lambda ref=ref: self.metric(ref, data))
         self.check_lr_mult(label, config)
@@ -252,28 +267,24 @@ class _Checks:
         if unmatched:
             raise Problem(_unmatched_lr_mult(unmatched, names, self.named("architecture", model_ref["architecture"]["name"])))
 
-    def step(self, config, data):
-        """One training step (forward, loss, backward) and one evaluation forward."""
+    def step(self, config, data, images=BATCH_IMAGES):
+        """One training step (forward, loss, backward) on ``images`` images (see
+        :func:`step_images`) and one evaluation forward."""
         model_ref, loss_ref = config["model"], config["train"]["loss"]
         model = self.model(model_ref, data.output_channels)
         loss_fn = self.build(["loss", loss_ref, data.mode, data.num_classes, data.ignore_index],
                              f"loss {_describe(loss_ref)}", lambda: build.build_loss(self.catalogue, loss_ref, data))
         architecture = f"{self.named('architecture', model_ref['architecture']['name'])} with upsampler {model_ref['upsampler']['name']!r}"
         loss_name = self.named("loss", loss_ref["name"])
-        images, masks = _tiny_batch(data.train, config["train"]["augment"], data.ignore_index)
-        model.train()
-        with torch.enable_grad():
-            logits, aux = _logits(model, images, data, architecture)
-            loss = _loss_value(loss_fn, logits, masks, data, loss_name)
-            if aux is not None:
-                loss = loss + _loss_value(loss_fn, aux, masks, data, loss_name)
-            try:
-                loss.backward()
-            except PLUGIN_FAILURES as exc:
-                raise Problem(f"{architecture} with {loss_name}: backward failed: {type(exc).__name__}: {exc}") from exc
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if trainable and all(p.grad is None for p in trainable):
-            raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
+        augment = config["train"]["augment"]
+        try:
+            _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, images), data, architecture, loss_name)
+        except Problem as problem:
+            if images != 1 or len(data.train) < 2:
+                raise
+            # Fine on two images: the model cannot train on one (batch norm), which this variant's batches come to.
+            _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, 2), data, architecture, loss_name)
+            raise Problem(_one_image_problem(architecture, problem, config["train"]["batch_size"], len(data.train))) from problem
         if len(data.val):
             model.eval()
             with torch.no_grad():
@@ -296,6 +307,58 @@ class _Checks:
         _check_values(name, "per_image()", values["per_image()"], len(masks), "one per image")
         if values["per_class()"] is not None:
             _check_values(name, "per_class()", values["per_class()"], data.num_classes, "one per class, or None")
+
+
+def step_images(train, images: int) -> int:
+    """How many images the preflight's training step takes: the fewest a step of this
+    variant gets (its batch_size, or the last batch of an epoch, which the engine keeps), at
+    most ``BATCH_IMAGES``: only a batch of one image trains differently (batch norm refuses it)."""
+    batch_size = min(train["batch_size"], images) if images else train["batch_size"]
+    left_over = images % batch_size if images else 0
+    steps_per_epoch = math.ceil(images / batch_size) if images else 0
+    reaches_last = not train.get("iterations") or train["iterations"] >= steps_per_epoch
+    smallest = left_over if left_over and reaches_last else batch_size
+    return max(1, min(smallest, BATCH_IMAGES))
+
+
+def _train_step(model, loss_fn, batch, data, architecture, loss_name):
+    """Forward, loss and backward as the first training step does, every contract checked."""
+    images, masks = batch
+    model.train()
+    with torch.enable_grad():
+        logits, aux = _logits(model, images, data, architecture)
+        loss = _loss_value(loss_fn, logits, masks, data, loss_name)
+        if aux is not None:
+            loss = loss + _loss_value(loss_fn, aux, masks, data, loss_name)
+        try:
+            loss.backward()
+        except PLUGIN_FAILURES as exc:
+            raise Problem(f"{architecture} with {loss_name}: backward failed: {type(exc).__name__}: {exc}") from exc
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if trainable and all(p.grad is None for p in trainable):
+        raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
+
+
+def _one_image_problem(architecture, problem, batch_size, images) -> str:
+    """A model that trains on two images but not on one, and a variant that gives it one."""
+    cause = problem.__cause__
+    said = f"{type(cause).__name__}: {cause}" if cause is not None else str(problem)
+    fix = "or use a norm layer that trains on one image (e.g. GroupNorm)"
+    if batch_size == 1:
+        return (f"{architecture}: cannot train on a batch of one image ({said}), and train.batch_size = 1: batch norm needs "
+                f"2 or more values per channel; set train.batch_size = 2 or more, {fix}")
+    return (f"{architecture}: cannot train on a batch of one image ({said}), and train.batch_size = {batch_size} ends each epoch "
+            f"of its {images} training images with a batch of one (the last batch is kept); set train.batch_size to one that "
+            f"leaves no single image, e.g. {_closest_batch_size(batch_size, images)}, {fix}")
+
+
+def _closest_batch_size(batch_size, images) -> int:
+    """The batch size nearest ``batch_size`` (smaller first) whose last batch is not one image."""
+    for distance in range(1, images):
+        for candidate in (batch_size - distance, batch_size + distance):
+            if 2 <= candidate <= images and images % candidate != 1:
+                return candidate
+    return images
 
 
 class _WatchedUpsamplers:
@@ -435,13 +498,14 @@ def _generators_kept():
             np.random.set_state(numpy_state)
 
 
-def _tiny_batch(split, augment=None, ignore_index=255):
-    """The first images, those of the first one's size (validation sizes may differ); for
-    training with the per-sample pipeline, the first images through it, as a run sees them."""
+def _tiny_batch(split, augment=None, ignore_index=255, images=BATCH_IMAGES):
+    """The first ``images`` images, those of the first one's size (validation sizes may
+    differ); for training with the per-sample pipeline, the first images through it, as a
+    run sees them."""
     if not augment or not is_per_sample(augment):
-        return split.batch(size_groups(split, BATCH_IMAGES)[0])
+        return split.batch(size_groups(split, images)[0])
     steps = pipeline(augment, ignore_index)
-    pairs = [apply(steps, *split.raw(index), seed=index) for index in range(min(BATCH_IMAGES, len(split)))]
+    pairs = [apply(steps, *split.raw(index), seed=index) for index in range(min(images, len(split)))]
     images = normalize(torch.stack([image for image, _ in pairs]))
     return images, torch.stack([mask for _, mask in pairs]).long()
 

@@ -93,12 +93,15 @@ def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:
 
     :param cache_dir: the data cache folder the factory was given.
     :param key: JSON-able dict of everything the samples depend on; include a ``dataset``
-        name and a version of the decoding code.
+        name and a version of the decoding code. Run by segbench, the key also holds the
+        plugin's release (an installed distribution's version) or, for a local file or an
+        editable install, a fingerprint of its source (see :func:`plugin_origin`).
     :param build: a no-argument callable returning the :class:`SegmentationData`, its
         splits as tensors (:class:`TensorPairs`, :class:`ImageList`) or map-style
         (:class:`MapSamples`).
     """
     request = loading.current()
+    key = _with_origin(key)
     path = entry_path(cache_dir, key)
     started = time.perf_counter()
     if request.mode != "streaming":
@@ -126,6 +129,45 @@ def cached_dataset(cache_dir, key: dict, build) -> SegmentationData:
             raise SegbenchError(f"the sample cache entry {path} just written {damage}; check the disk, or choose another "
                                 f"cache with --data-cache DIR or ${DATA_CACHE_ENV}")
     return _noted(key, path, False, started, data, workers=workers)
+
+
+# The key under which a dataset's entry records the plugin that built it (see plugin_origin).
+ORIGIN_KEY = "segbench_plugin"
+_origin: contextvars.ContextVar[dict | None] = contextvars.ContextVar("segbench_dataset_origin", default=None)
+
+
+@contextlib.contextmanager
+def plugin_origin(origin: dict | None):
+    """Within this block, :func:`cached_dataset` folds ``origin`` (what the samples depend on
+    of the plugin that makes them: an installed release's version, a local or editable
+    plugin's source fingerprint) into every key, so that new code never reads old samples.
+    The engine sets it around a dataset factory's call; a factory called directly has none."""
+    token = _origin.set(origin)
+    try:
+        yield
+    finally:
+        _origin.reset(token)
+
+
+def _with_origin(key: dict) -> dict:
+    origin = _origin.get()
+    return {**key, ORIGIN_KEY: origin} if origin else key
+
+
+def source_fingerprint(paths) -> str:
+    """A hash of the Python source at ``paths`` (files, or folders whose ``.py`` files are
+    read, recursively): each file's name and bytes. Changes when any of that code does."""
+    digest = hashlib.sha256()
+    for path in sorted({Path(path) for path in paths if path}):
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            try:
+                content = file.read_bytes()
+            except OSError:
+                content = b"missing"  # the import would have failed: nothing to rebuild from
+            name = file.relative_to(path) if path.is_dir() else file.name
+            digest.update(f"{name}\0{len(content)}\0".encode() + content)
+    return digest.hexdigest()[:20]
 
 
 def entry_path(cache_dir, key: dict) -> Path:
@@ -226,13 +268,14 @@ def _write_split(split, folder: Path, role: str, workers: int, description: str)
         raise SegbenchError(f"{description}: no samples")
     starts = list(range(0, len(split), SHARD_SAMPLES))
     bounds = [(start, min(start + SHARD_SAMPLES, len(split))) for start in starts]
-    writer = ShardWriter(folder, role, bounds, _uniform_layout(split, folder, role, description))
-    if isinstance(split, MapSamples):
-        from .decode import in_workers
+    from .decode import in_workers, naming_split
 
-        shards = list(track(in_workers(split, writer, workers, indices=range(len(bounds))), len(bounds), f"{description} (shards)"))
-    else:
-        shards = [writer(split, number) for number in range(len(bounds))]
+    with naming_split(description):
+        writer = ShardWriter(folder, role, bounds, _uniform_layout(split, folder, role, description))
+        if isinstance(split, MapSamples):
+            shards = list(track(in_workers(split, writer, workers, indices=range(len(bounds))), len(bounds), f"{description} (shards)"))
+        else:
+            shards = [writer(split, number) for number in range(len(bounds))]
     dtypes = {shard.pop("mask_dtype") for shard in shards}
     if len(dtypes) > 1:
         raise SegbenchError(f"{description}: its masks come in several dtypes ({', '.join(sorted(dtypes))}); they must share one")
@@ -383,7 +426,10 @@ def held_in_memory(split, workers: int, description: str):
     """A split decoded into memory as it is (no cache): map-style samples by ``workers`` processes."""
     if not isinstance(split, MapSamples):
         return split
-    pairs = list(samples_of(split, workers, description))
+    from .decode import naming_split
+
+    with naming_split(description):
+        pairs = list(samples_of(split, workers, description))
     images, masks = [image for image, _ in pairs], [mask for _, mask in pairs]
     if _is_native(split) or len({tuple(image.shape) for image in images}) > 1:
         return ImageList(images, masks)

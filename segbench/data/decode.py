@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import SegbenchError
-from .samples import MapSamples, as_sample
+from .samples import MapSamples, SampleError, as_sample
 
 PREFETCH = 4  # samples queued per worker: enough to hide a slow file, small enough to bound memory
 MAX_COUNTED_VALUE = 256  # masks hold uint8-range labels: class indices and ignore_index
@@ -33,11 +33,23 @@ class SampleReadError(SegbenchError):
 def read_sample(samples: MapSamples, index: int):
     """Sample ``index`` as tensors, (3, H, W) uint8 and (H, W); any failure names the sample."""
     try:
-        return as_sample(*samples.read(index), where=samples.describe(index))
+        return as_sample(*samples.read(index), where=_described(samples, index))
     except SegbenchError:
         raise
     except Exception as error:  # noqa: BLE001 - a reader's own failure, named with its sample
         raise SampleReadError(f"reading {_described(samples, index)}: {type(error).__name__}: {error}") from error
+
+
+@contextlib.contextmanager
+def naming_split(description: str):
+    """A sample that breaks the contract, or fails to read, is named with its split too
+    (``mydata train: sample 3 (a.png): ...``): an index alone does not say where it is."""
+    try:
+        yield
+    except (SampleError, SampleReadError) as error:
+        if str(error).startswith(f"{description}:"):
+            raise
+        raise type(error)(f"{description}: {error}") from error
 
 
 def in_workers(samples: MapSamples, work: Callable, workers: int, indices=None) -> Iterator:

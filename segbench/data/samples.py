@@ -13,6 +13,8 @@ from ..errors import SegbenchError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MODES = ("binary", "multiclass")
+# What a mask may be stored as: integers that torch reads as class indices (bool and floats are not).
+INTEGER_MASK_DTYPES = ("uint8", "int8", "int16", "uint16", "int32", "int64")
 
 
 class _Samples(torch.utils.data.Dataset):
@@ -197,11 +199,47 @@ def as_sample(image, mask, where: str = "sample"):
         image = image.permute(2, 0, 1)
     if image.ndim != 3 or image.shape[0] != 3 or image.dtype != torch.uint8:
         raise SampleError(f"{where}: the image must be uint8 (H, W, 3) RGB, got {image.dtype} {tuple(image.shape)}")
-    if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dtype == torch.bool:
-        raise SampleError(f"{where}: the mask must hold integer class indices, got {mask.dtype}")
+    problem = mask_dtype_problem(mask.dtype)
+    if problem:
+        raise SampleError(f"{where}: {problem}")
     if tuple(mask.shape) != tuple(image.shape[1:]):
         raise SampleError(f"{where}: the mask is {tuple(mask.shape)} but the image is {tuple(image.shape[1:])} (H, W)")
     return image.contiguous(), mask.contiguous()
+
+
+def mask_dtype_problem(dtype) -> str | None:
+    """Why masks of ``dtype`` (torch or numpy) cannot be label maps, or None when they can.
+
+    The one check of a mask's dtype: the preflight, the dataset contract and every
+    map-style read ask it. A float mask would pass the label checks (1.0 is a class) and
+    train, then break whatever indexes with its values (per-class counts, plots)."""
+    name = _dtype_name(dtype)
+    if name in INTEGER_MASK_DTYPES:
+        return None
+    return (f"the mask is {name}; masks hold integer class indices, so their dtype must be one of "
+            f"{', '.join(INTEGER_MASK_DTYPES)} (e.g. mask.astype(np.uint8), or mask.to(torch.uint8))")
+
+
+def _dtype_name(dtype) -> str:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def split_mask_dtypes(split) -> dict:
+    """``{dtype name: first sample index}`` of a split's masks held as tensors
+    (:class:`TensorPairs`, :class:`ImageList`); empty for map-style or streamed samples,
+    whose masks :func:`as_sample` checks as each is read."""
+    masks = getattr(split, "masks", None)
+    if isinstance(masks, torch.Tensor):
+        return {_dtype_name(masks.dtype): 0} if len(masks) else {}
+    found = {}
+    for index, mask in enumerate(masks or ()):
+        found.setdefault(_dtype_name(mask.dtype), index)
+    return found
 
 
 def _tensor(array) -> torch.Tensor:

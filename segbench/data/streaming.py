@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import SegbenchError
-from .decode import MAX_COUNTED_VALUE, in_workers, read_sample, scanned
+from .decode import MAX_COUNTED_VALUE, in_workers, naming_split, read_sample, scanned
 from .samples import MapSamples, SegmentationData, _Samples, normalize
 
 SCAN_FORMAT = 1
@@ -123,7 +123,8 @@ def scan(samples: MapSamples, workers: int, description: str = "scan") -> ScanIn
 
     if len(samples) == 0:
         raise SegbenchError(f"{description}: no samples")
-    return ScanIndex.of(track(in_workers(samples, scanned, workers), len(samples), f"{description} (scan)"), len(samples))
+    with naming_split(description):
+        return ScanIndex.of(track(in_workers(samples, scanned, workers), len(samples), f"{description} (scan)"), len(samples))
 
 
 def scan_path(cache_dir, key: dict) -> Path:

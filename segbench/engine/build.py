@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 
@@ -9,6 +10,7 @@ import torch
 
 from ..components import Catalogue
 from ..data import SegmentationData
+from ..data.cache import plugin_origin, source_fingerprint
 from ..data.loading import LoadingRequest, prepared, requested
 
 _DATASETS: dict[str, SegmentationData] = {}
@@ -20,14 +22,34 @@ def build_dataset(catalogue: Catalogue, ref: dict, cache_dir, reuse: bool = True
     and path and shared by every run that uses them (``reuse=False`` asks the dataset again,
     e.g. to see whether its cache was hit)."""
     loading = loading or LoadingRequest()
-    key = json.dumps([ref, str(cache_dir), loading.mode], sort_keys=True, default=str)
+    component = catalogue.get("dataset", ref["name"])
+    origin = dataset_origin(component)
+    key = json.dumps([ref, str(cache_dir), loading.mode, origin], sort_keys=True, default=str)
     if key not in _DATASETS or not reuse:
-        with requested(loading.mode, loading.workers):
-            data = catalogue.get("dataset", ref["name"]).build(cache_dir, **ref["params"])
+        with requested(loading.mode, loading.workers), plugin_origin(origin):
+            data = component.build(cache_dir, **ref["params"])
         if not isinstance(data, SegmentationData):
             raise TypeError(f"dataset {ref['name']!r} returned {type(data).__name__}, not SegmentationData")
         _DATASETS[key] = prepared(data, loading)
     return _DATASETS[key]
+
+
+def dataset_origin(component) -> dict:
+    """What a dataset's samples depend on of its plugin, beyond the key its factory gives:
+    an installed release's name and version (bump it when the samples change); a local or
+    editable plugin's source, fingerprinted (its package's ``.py`` files and the factory's
+    file), since its code changes without a new version."""
+    origin = {"plugin": component.provenance}
+    if component.source:
+        origin["source"] = source_fingerprint([component.source, _defining_file(component.factory)])
+    return origin
+
+
+def _defining_file(factory) -> str:
+    try:
+        return inspect.getsourcefile(factory) or ""
+    except TypeError:  # a builtin or a C extension: nothing to fingerprint
+        return ""
 
 
 def build_model(catalogue: Catalogue, model: dict, out_channels: int) -> torch.nn.Module:

@@ -25,6 +25,7 @@ import torch
 
 from ..data import MODES, ImageList, MapSamples, SegmentationData, TensorPairs, loading
 from ..data.decode import read_sample
+from ..data.samples import mask_dtype_problem, split_mask_dtypes
 from ._base import ComponentContract
 
 SPLITS = ("train", "val")
@@ -42,6 +43,10 @@ class DatasetContract(ComponentContract):
     @classmethod
     def data(cls, tmp_path_factory) -> SegmentationData:
         return cls().build(tmp_path_factory.mktemp("dataset-cache"))
+
+    def described(self) -> str:
+        """How a finding names the dataset under test."""
+        return f"dataset {self.name!r}" if self.name else f"dataset of {type(self).__name__}"
 
     @staticmethod
     def splits(data):
@@ -81,9 +86,12 @@ class DatasetContract(ComponentContract):
 
     def test_masks_are_integer_label_maps_matching_images(self, data):
         for split, samples in self.splits(data).items():
+            for dtype, index in split_mask_dtypes(samples).items():  # every stored mask; map-style reads check their own
+                problem = mask_dtype_problem(dtype)
+                assert problem is None, f"{self.described()}: {split} {samples.describe(index)}: {problem}"
             for index, (image, mask) in _checked_samples(samples):
-                assert not mask.dtype.is_floating_point and mask.dtype != torch.bool, (
-                    f"{split} sample {index}: mask dtype {mask.dtype}; masks hold integer class indices")
+                problem = mask_dtype_problem(mask.dtype)
+                assert problem is None, f"{self.described()}: {split} sample {index}: {problem}"
                 assert mask.shape == image.shape[1:], f"{split} sample {index}: mask {tuple(mask.shape)}, image {tuple(image.shape)}"
 
     def test_mask_values_are_classes_or_ignored(self, data):

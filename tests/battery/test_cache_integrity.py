@@ -17,6 +17,8 @@ from segbench_plugins.datasets import shapes
 from conftest import entries_of
 
 from segbench.data import cache
+from segbench.engine.build import dataset_origin
+from segbench.plugins import load_catalogue
 
 from .harness import TINY, Case, check_case
 
@@ -24,9 +26,15 @@ PARAMS = {"image_size": 32, "num_train": 8, "num_val": 4}  # TINY's dataset
 CACHE = ["--data-cache", "{tmp}/cache"]
 
 
+def build_as_the_engine(cache_dir: Path) -> None:
+    """TINY's data, keyed as segbench keys it (with its plugin's origin, see cache.plugin_origin)."""
+    with cache.plugin_origin(dataset_origin(load_catalogue().get("dataset", "shapes"))):
+        shapes.build_shapes(cache_dir, **PARAMS)
+
+
 def fill(tmp: Path) -> Path:
     """TINY's data in the case's cache; returns its sample-cache entry (a folder)."""
-    shapes.build_shapes(tmp / "cache", **PARAMS)
+    build_as_the_engine(tmp / "cache")
     (entry,) = entries_of(tmp / "cache", "shapes")
     return entry
 
@@ -125,7 +133,7 @@ def manifest_garbled(tmp):
 
 def entry_and_folder(tmp):
     root = folder(tmp)
-    shapes.build_shapes(tmp / "cache", **PARAMS)  # the entry again
+    build_as_the_engine(tmp / "cache")  # the entry again
     flip_sample(tmp)
     flip(root / "images" / "val" / "000003.png", 70)
 

@@ -177,6 +177,14 @@ def set_default_dataset(cache_dir, *, tags={"x"}):
     return stray_labels(cache_dir, label=0)
 
 
+def mask_dtype(cache_dir, *, dtype: str = "float32"):
+    """Labels in range, stored as ``dtype``."""
+    data = stray_labels(cache_dir, label=0)
+    for split in (data.train, data.val):
+        split.masks = split.masks.to(getattr(torch, dtype))
+    return data
+
+
 @hookimpl
 def segbench_losses(register):
     for name in LOSSES:
@@ -208,6 +216,7 @@ def segbench_metrics(register):
 def segbench_datasets(register):
     register.add_dataset("stray_labels", stray_labels)
     register.add_dataset("set_default_dataset", set_default_dataset)
+    register.add_dataset("mask_dtype", mask_dtype)
 '''
 
 BY = f"({PLUGIN} local)"
@@ -305,6 +314,25 @@ CASES = [
     Case("labels-ignore-index-valid", dataset('name = "stray_labels", label = 255'), 0, "2 variant(s) x 2 seed(s)", suite=TINY),
     Case("labels-on-run", [*RUN, "--set", 'dataset={{ name = "stray_labels", label = 7 }}'], 2, f"dataset 'stray_labels' {BY}: its train and val masks", suite=TINY),
     Case("dataset-set-default", dataset('name = "set_default_dataset"'), 2, f"dataset 'set_default_dataset' {BY}: parameter tags has the default {{'x'}} (set)", suite=TINY),
+    # datasets: masks of an integer dtype
+    Case("masks-float32", dataset('name = "mask_dtype"'), 2,
+         f"dataset 'mask_dtype' {BY}: train sample 0: the mask is float32; masks hold integer class indices, so their dtype must be "
+         "one of uint8, int8, int16, uint16, int32, int64", suite=TINY),
+    Case("masks-bool", dataset('name = "mask_dtype", dtype = "bool"'), 2, "train sample 0: the mask is bool", suite=TINY),
+    Case("masks-float-on-run", [*RUN, "--set", 'dataset={{ name = "mask_dtype" }}'], 2, "the mask is float32", suite=TINY),
+    Case("masks-int64-valid", dataset('name = "mask_dtype", dtype = "int64"'), 0, "2 variant(s) x 2 seed(s)", suite=TINY),
+    # the training step takes as few images as a variant's steps get: batch norm cannot train on one
+    Case("batch-size-one", ["validate", "{suite}", "--set", "train.batch_size=1"], 2,
+         "cannot train on a batch of one image (ValueError: Expected more than 1 value per channel when training", suite=TINY),
+    Case("batch-size-one-fix", ["validate", "{suite}", "--set", "train.batch_size=1"], 2,
+         "train.batch_size = 1: batch norm needs 2 or more values per channel; set train.batch_size = 2 or more, or use a norm layer "
+         "that trains on one image (e.g. GroupNorm)", suite=TINY),
+    Case("batch-size-one-on-run", ["run", "{suite}", "-o", "{tmp}/out", "-q", "--set", "train.batch_size=1"], 2,
+         "variant 'upsampler=nearest': architecture 'unet'", suite=TINY),
+    Case("last-batch-of-one", ["validate", "{suite}", "--set", "train.batch_size=7"], 2,
+         "train.batch_size = 7 ends each epoch of its 8 training images with a batch of one", suite=TINY),
+    Case("last-batch-never-reached", ["validate", "{suite}", "--set", "train.batch_size=7", "--set", "train.iterations=1"], 0,
+         "2 variant(s)", suite=TINY),
     # the standard components pass in both modes
     Case("standard-binary", ["validate", "{suite}", "--set", 'eval.metrics=["fg_iou", "dice", "boundary_iou"]'], 0, "2 variant(s)", suite=BINARY),
     Case("standard-multiclass-losses", ["validate", "{suite}", "--set", 'train.loss={{ name = "compound", terms = ["dice", "focal"] }}'], 0,
