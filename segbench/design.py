@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 # The defaults and allowed values of `seeds` and [stats] are declared with the suite schema.
-from .schema import ADAPTIVE_SEEDS, ALPHA, CORRECTIONS, DEFAULT_MARGIN, DEFAULT_SEEDS, MAX_SEEDS, POWER, SEED_LIMIT, SPENDINGS, STATS
+from .schema import ALPHA, CORRECTIONS, DEFAULT_MARGIN, DEFAULT_SEEDS, POWER, SPENDINGS
 
 BOUNDARY_PATHS = 200_000  # Monte Carlo paths behind each boundary
 BOUNDARY_SEED = 20_131_105  # fixed: the boundaries, and so every decision, repeat exactly
@@ -35,7 +35,7 @@ class StatsSettings:
     alpha: float = ALPHA
     margin: float = DEFAULT_MARGIN
     margins: tuple = ()  # ((metric, margin), ...) overriding ``margin``
-    correction: str = "holm"
+    correction: str = CORRECTIONS[0]
     power: float = POWER
 
     def margin_for(self, metric: str) -> float:
@@ -61,7 +61,7 @@ class SeedDesign:
     seeds: tuple
     looks: tuple
     adaptive: bool = False
-    spending: str = "obrien_fleming"
+    spending: str = SPENDINGS[0]
     step: int = 1
 
     @classmethod
@@ -70,7 +70,7 @@ class SeedDesign:
         return cls(seeds, (len(seeds),))
 
     @classmethod
-    def sequential(cls, minimum: int, maximum: int, step: int = 1, spending: str = "obrien_fleming") -> SeedDesign:
+    def sequential(cls, minimum: int, maximum: int, step: int = 1, spending: str = SPENDINGS[0]) -> SeedDesign:
         looks = list(range(minimum, maximum + 1, step))
         if looks[-1] != maximum:
             looks.append(maximum)
@@ -108,7 +108,7 @@ class SeedDesign:
     def from_dict(cls, data: dict | None, fallback_seeds=()) -> SeedDesign:
         data = data or {}
         if data.get("kind") == "adaptive":
-            return cls.sequential(int(data["min"]), int(data["max"]), int(data.get("step", 1)), data.get("spending", "obrien_fleming"))
+            return cls.sequential(int(data["min"]), int(data["max"]), int(data.get("step", 1)), data.get("spending", SPENDINGS[0]))
         return cls.fixed(data.get("seeds") or fallback_seeds)
 
 
@@ -170,81 +170,28 @@ def nominal_levels(alpha: float, looks: tuple, spending: str, sides: int = 2) ->
 
 
 # ----------------------------------------------------------------------------- suite keys
-
-STATS_KEYS = STATS.names
-ADAPTIVE_KEYS = ADAPTIVE_SEEDS.names
-ADAPTIVE_EXAMPLE = ADAPTIVE_SEEDS.example
+# `seeds` and [stats] are checked, and their defaults filled in, by the suite schema
+# (segbench.schema.resolve); what is left here is what no single key can say.
 
 
-def read_seeds(value) -> tuple[SeedDesign, list]:
-    """``seeds``: a list of distinct seeds, or adaptive ``{ min, max, step, spending }``.
-    Returns the design and its problems as (where, message) pairs."""
-    if value is None:
-        return SeedDesign.fixed(DEFAULT_SEEDS), []
-    if isinstance(value, dict):
-        return _read_adaptive(value)
-    if not isinstance(value, list) or not value:
-        return SeedDesign.fixed(DEFAULT_SEEDS), [("seeds", f"expected a non-empty list of integers such as [0, 1, 2], or adaptive seeds "
-                                                           f"{ADAPTIVE_EXAMPLE}, got {_describe(value)}")]
-    problems = [(f"seeds[{index}]", f"expected an integer from 0 to {SEED_LIMIT - 1}, got {_describe(seed)}")
-                for index, seed in enumerate(value) if not _integer(seed) or not 0 <= seed < SEED_LIMIT]
-    if len(set(map(repr, value))) != len(value):
-        problems.append(("seeds", f"seeds repeat: {value}"))
-    return (SeedDesign.fixed(DEFAULT_SEEDS) if problems else SeedDesign.fixed(value)), problems
+def seed_design(seeds) -> tuple[SeedDesign, list]:
+    """The design of a resolved ``seeds`` (a list of distinct seeds, or adaptive
+    ``{ min, max, step, spending }``) and its problems as (where, message) pairs."""
+    if not isinstance(seeds, dict):
+        return SeedDesign.fixed(seeds), []
+    if seeds["min"] > seeds["max"]:
+        problem = f"min = {seeds['min']} is above max = {seeds['max']}: min is where the looks start, max where they end"
+        return SeedDesign.fixed(DEFAULT_SEEDS), [("seeds", problem)]
+    return SeedDesign.sequential(seeds["min"], seeds["max"], seeds["step"], seeds["spending"]), []
 
 
-def _read_adaptive(table) -> tuple[SeedDesign, list]:
-    problems = [(f"seeds.{key}", _unknown(key, ADAPTIVE_KEYS, "seeds.")) for key in table if key not in ADAPTIVE_KEYS]
-    minimum, maximum, step = table.get("min"), table.get("max"), table.get("step", 1)
-    spending = table.get("spending", SPENDINGS[0])
-    if not _integer(minimum) or minimum < 2:
-        problems.append(("seeds.min", f"expected an integer >= 2 (a paired t-test needs two seeds), got {_describe(minimum)}"))
-    if not _integer(maximum) or not 2 <= maximum <= MAX_SEEDS:
-        problems.append(("seeds.max", f"expected an integer from 2 to {MAX_SEEDS}, got {_describe(maximum)}"))
-    elif _integer(minimum) and minimum > maximum:
-        problems.append(("seeds", f"min = {minimum} is above max = {maximum}: min is where the looks start, max where they end"))
-    if not _integer(step) or step < 1:
-        problems.append(("seeds.step", f"expected an integer >= 1 (seeds added per round), got {_describe(step)}"))
-    if spending not in SPENDINGS:
-        problems.append(("seeds.spending", f"expected one of {', '.join(map(repr, SPENDINGS))}, got {_describe(spending)}"))
-    if problems:
-        return SeedDesign.fixed(DEFAULT_SEEDS), problems
-    return SeedDesign.sequential(minimum, maximum, step, spending), []
-
-
-def read_stats(table) -> tuple[StatsSettings, list]:
-    """``[stats]``: alpha, margin (a number, or a table metric -> number), correction and
-    power. Returns the settings and their problems as (where, message) pairs; whether a
-    margin's metric exists is checked once the suite's metrics are known."""
-    if table is None:
-        return StatsSettings(), []
-    if not isinstance(table, dict):
-        return StatsSettings(), [("stats", f"expected a table [stats] with alpha, margin, correction, power; got {_describe(table)}")]
-    problems = [(f"stats.{key}", _unknown(key, STATS_KEYS, "stats.")) for key in table if key not in STATS_KEYS]
-    alpha = _fraction(table, "alpha", ALPHA, 0.0, 0.5, "a level such as 0.05", problems)
-    power = _fraction(table, "power", POWER, 0.0, 1.0, "a probability such as 0.8", problems)
-    correction = table.get("correction", CORRECTIONS[0])
-    if correction not in CORRECTIONS:
-        problems.append(("stats.correction", f"expected one of {', '.join(map(repr, CORRECTIONS))}, got {_describe(correction)}"))
-        correction = CORRECTIONS[0]
-    margin, margins = _read_margin(table.get("margin", DEFAULT_MARGIN), problems)
-    return StatsSettings(alpha, margin, margins, correction, power), problems
-
-
-def _read_margin(value, problems):
-    expected = "a number > 0 in the metric's units, or a table per metric such as { miou = 0.01, boundary_iou = 0.02 }"
-    if isinstance(value, dict):
-        margins = []
-        for metric, margin in value.items():
-            if _positive(margin):
-                margins.append((metric, float(margin)))
-            else:
-                problems.append((f"stats.margin.{metric}", f"expected a number > 0, got {_describe(margin)}"))
-        return DEFAULT_MARGIN, tuple(sorted(margins))
-    if not _positive(value):
-        problems.append(("stats.margin", f"expected {expected}, got {_describe(value)}"))
-        return DEFAULT_MARGIN, ()
-    return float(value), ()
+def stats_settings(stats: dict) -> StatsSettings:
+    """The settings of a resolved ``[stats]``; a margin per metric overrides the default
+    margin (whether its metric exists is checked once the suite's metrics are known)."""
+    margin = stats["margin"]
+    per_metric = isinstance(margin, dict)
+    return StatsSettings(stats["alpha"], DEFAULT_MARGIN if per_metric else margin, tuple(sorted(margin.items())) if per_metric else (),
+                         stats["correction"], stats["power"])
 
 
 def margin_metric_problems(settings: StatsSettings, metrics) -> list:
@@ -259,35 +206,3 @@ def margin_metric_problems(settings: StatsSettings, metrics) -> list:
             hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
             problems.append((f"stats.margin.{metric}", f"no metric {metric!r} in eval.metrics{hint} Valid: {', '.join(metrics)}"))
     return problems
-
-
-def _fraction(table, key, default, low, high, example, problems):
-    value = table.get(key, default)
-    if not _number(value) or not low < value < high:
-        problems.append((f"stats.{key}", f"expected {example}, above {low:g} and below {high:g}, got {_describe(value)}"))
-        return default
-    return float(value)
-
-
-def _positive(value) -> bool:
-    return _number(value) and value > 0
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _describe(value) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _unknown(key, valid, prefix) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    hint = f"; did you mean {prefix}{close[0]}?" if close else ""
-    return f"unknown key {prefix}{key}{hint} Valid: {', '.join(prefix + k for k in valid)}"

@@ -14,7 +14,9 @@ the same plugin named from another directory keeps its variants' ids.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.metadata as metadata
@@ -66,16 +68,24 @@ def load_catalogue(plugins=(), base_dir: Path | None = None) -> Catalogue:
     Relative file paths in ``plugins`` are taken from ``base_dir`` (a suite's folder),
     else from the current directory.
     """
+    disabled = {spec[len(DISABLE):] for spec in plugins if spec.startswith(DISABLE)}
+    loaded = [_load_entry_point(entry_point) for entry_point in enabled_entry_points(disabled)]
+    loaded += [_load_local(spec, base_dir) for spec in plugins if not spec.startswith(DISABLE)]
     manager = pluggy.PluginManager("segbench")
     manager.add_hookspecs(hookspecs)
-    providers: dict[str, Provider] = {}
-    disabled = {spec[len(DISABLE):] for spec in plugins if spec.startswith(DISABLE)}
-    for entry_point in enabled_entry_points(disabled):
-        _register(manager, providers, *_load_entry_point(entry_point))
-    for spec in plugins:
-        if not spec.startswith(DISABLE):
-            _register(manager, providers, *_load_local(spec, base_dir))
-    return Catalogue(*_collect(manager, providers))
+    added = Registrar()  # what every plugin adds, in the order it is added
+    # pluggy calls the plugin registered last first: registered in reverse, the hooks are
+    # called in load order (the standard set first) unless tryfirst or trylast say otherwise.
+    for name, module, provider in reversed(_first_of_each(loaded)):
+        _register(manager, added, name, module, provider)
+    _call_hooks(manager)
+    return Catalogue(added.components, added.executors, added.reporters)
+
+
+def _first_of_each(loaded) -> list:
+    """The same module named twice (e.g. by -p and by the suite) is one plugin."""
+    seen = set()
+    return [seen.add(id(module)) or (name, module, provider) for name, module, provider in loaded if id(module) not in seen]
 
 
 def enabled_entry_points(disabled=frozenset()) -> list:
@@ -112,16 +122,72 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _register(manager, providers, name, module, provider):
-    if manager.is_registered(module):
-        return  # the same module named twice (e.g. by -p and by the suite)
+def _register(manager, added, name, module, provider):
     _check_hook_names(module, provider)
     _warn_unmarked_hooks(module, provider)
     try:
-        manager.register(module, name=name)
+        manager.register(_attributed(module, provider, added), name=name)
     except pluggy.PluginValidationError as exc:
         raise PluginError(f'plugin "{provider.label}" has an invalid hook: {exc}') from exc
-    providers[name] = provider
+
+
+class _Attributed:
+    """A plugin as segbench registers it with pluggy: its hook implementations, bound to it."""
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+
+def _attributed(module, provider, added) -> _Attributed:
+    """Each hook implementation of ``module``, with its own hookimpl options (tryfirst,
+    trylast, wrapper, hookwrapper: pluggy reads them off the function), bound to its plugin:
+    called with a Registrar of that plugin's, so that every component knows who provided it
+    whatever order pluggy calls the implementations in, and whatever wraps them."""
+    plugin = _Attributed(provider)
+    for hook_name in HOOKS:
+        function = getattr(module, hook_name, None)
+        if callable(function) and hasattr(function, "segbench_impl"):
+            setattr(plugin, hook_name, _bound(function, hook_name, provider, added))
+    return plugin
+
+
+def _bound(function, hook_name, provider, added):
+    """``function`` as pluggy calls it (its signature and marks, through functools.wraps): a
+    Registrar of the plugin's for the hook's one argument, adding to ``added``; its errors
+    named after the plugin. A wrapper stays a generator, so that pluggy runs it around the
+    others (what it adds before its yield comes before theirs, what it adds after, after)."""
+
+    def registrar(args) -> list:
+        register = Registrar(provider.label, provider.version, provider.identity, provider.source)
+        register.components, register.executors, register.reporters = added.components, added.executors, added.reporters
+        return [register] * len(args)  # the only argument a hook has is register
+
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def wrapper(*args):
+            with _named(provider, hook_name):
+                return (yield from function(*registrar(args)))
+
+        return wrapper
+
+    @functools.wraps(function)
+    def implementation(*args):
+        with _named(provider, hook_name):
+            return function(*registrar(args))
+
+    return implementation
+
+
+@contextlib.contextmanager
+def _named(provider, hook_name):
+    """An error in a plugin's hook names the plugin (another plugin's error, which reaches a
+    wrapper at its yield, is named already and passes unchanged)."""
+    try:
+        yield
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(f'plugin "{provider.label}" failed in {hook_name}: {type(exc).__name__}: {exc}') from exc
 
 
 def _check_hook_names(module, provider):
@@ -273,23 +339,18 @@ def _import_module(spec):
         raise PluginError(f'Error importing plugin "{spec}": {type(exc).__name__}: {exc}') from exc
 
 
-def _collect(manager, providers):
-    """Call each plugin's hooks with a registrar of its own, so every component knows
-    which plugin provided it. Returns the components, the executors and the reporters."""
-    components, executors, reporters = [], [], []
+def _call_hooks(manager):
+    """Call each hook once, through pluggy's hook caller, so that tryfirst, trylast and
+    wrappers mean what pluggy documents; each implementation adds with a Registrar of its own
+    plugin's (see _bound)."""
     for hook_name in HOOKS:
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            provider = providers[impl.plugin_name]
-            registrar = Registrar(provider.label, provider.version, provider.identity, provider.source)
-            try:
-                impl.function(**{arg: registrar for arg in impl.argnames})
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f'plugin "{provider.label}" failed in {hook_name}: {type(exc).__name__}: {exc}'
-                ) from exc
-            components.extend(registrar.components)
-            executors.extend(registrar.executors)
-            reporters.extend(registrar.reporters)
-    return components, executors, reporters
+        hook = getattr(manager.hook, hook_name)
+        try:
+            hook(register=None)  # each implementation is given its plugin's Registrar instead
+        except PluginError:
+            raise
+        except Exception as exc:  # pluggy's own: a wrapper that does not yield exactly once
+            wrappers = [f'"{impl.plugin.provider.label}"' for impl in hook.get_hookimpls() if impl.wrapper or impl.hookwrapper]
+            reason = next((words for words in ("did not yield", "did not stop", "has a second yield") if words in str(exc)), str(exc))
+            raise PluginError(f"{hook_name}: a wrapper {reason} (wrappers of it: plugin {', '.join(wrappers)}); a wrapper yields "
+                              "exactly once, where the other implementations run") from exc

@@ -72,6 +72,7 @@ import numpy as np
 from scipy import special
 
 from . import statistics as _statistics
+from .schema import POWER  # [stats] power's default, declared with the suite schema
 
 QUADRATURE_NODES = 96
 DRAWS = 10_000  # samples per n while a sample's sign patterns are few
@@ -411,7 +412,7 @@ def _equivalence_power(n: int, margin: float, true_diff: float, level: float) ->
 # ----------------------------------------------------------------------------- what it takes
 
 
-def minimum_detectable_effect(sd: float, n: int, level: float, power: float = 0.8) -> float:
+def minimum_detectable_effect(sd: float, n: int, level: float, power: float = POWER) -> float:
     """The smallest true difference that the rule's difference test over ``n`` seeds at
     ``level`` detects with probability ``power``, given the paired spread ``sd``. NaN with
     fewer than 2 seeds or no spread; **inf when no difference is detectable**: the sign
@@ -446,7 +447,7 @@ def _detectable_size(n: int, level: float, power: float) -> float:
     return high
 
 
-def seeds_to_detect(effect: float, sd: float, level: float, power: float = 0.8, ceiling: int = 10_000) -> int | None:
+def seeds_to_detect(effect: float, sd: float, level: float, power: float = POWER, ceiling: int = 10_000) -> int | None:
     """The fewest paired seeds with which the rule's difference test at ``level`` detects a
     true difference ``effect`` with probability ``power`` (None: more than ``ceiling``)."""
     if not (sd >= 0) or not effect == effect or not 0 < level < 1:
@@ -462,7 +463,7 @@ def seeds_to_detect(effect: float, sd: float, level: float, power: float = 0.8, 
     return _first_from(lambda n: _difference_power(n, size, level) >= power, start, ceiling)
 
 
-def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: float = 0.8, true_diff: float = 0.0,
+def seeds_to_show_equivalence(sd: float, margin: float, level: float, power: float = POWER, true_diff: float = 0.0,
                               ceiling: int = 10_000) -> int | None:
     """The fewest paired seeds with which the rule's TOST at ``level`` shows equivalence within
     ``margin`` with probability ``power`` when the true difference is ``true_diff`` (None:
@@ -568,7 +569,7 @@ def expected_equivalence_power(n: int, pilot_sd: float, pilot_df: int, margin: f
     return float(sum(w * _equivalence_power(n, m * k, d * k, float(level)) for k, w in zip(scale, weights)))
 
 
-def seeds_to_detect_from_pilot(effect: float, pilot_sd: float, pilot_df: int, level: float, power: float = 0.8,
+def seeds_to_detect_from_pilot(effect: float, pilot_sd: float, pilot_df: int, level: float, power: float = POWER,
                                ceiling: int = 10_000) -> int | None:
     """The fewest paired seeds whose power to detect ``effect``, averaged over the true sd
     given the pilot (:func:`expected_difference_power`), reaches ``power``."""
@@ -581,7 +582,7 @@ def seeds_to_detect_from_pilot(effect: float, pilot_sd: float, pilot_df: int, le
     return _first_from(lambda n: expected_difference_power(n, effect, pilot_sd, pilot_df, level) >= power, start, ceiling)
 
 
-def seeds_to_show_equivalence_from_pilot(pilot_sd: float, pilot_df: int, margin: float, level: float, power: float = 0.8,
+def seeds_to_show_equivalence_from_pilot(pilot_sd: float, pilot_df: int, margin: float, level: float, power: float = POWER,
                                          true_diff: float = 0.0, ceiling: int = 10_000) -> int | None:
     """The fewest paired seeds whose power to show equivalence within ``margin``, averaged
     over the true sd given the pilot, reaches ``power``."""

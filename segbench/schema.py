@@ -3,10 +3,12 @@ one-line doc.
 
 Everything else derives from this declaration:
 
-- :mod:`segbench.suite` validates a suite and fills in its defaults with it (and ``--set``
-  knows from it which keys exist and which are tables);
-- :mod:`segbench.design` and :mod:`segbench.gate.rules` take their defaults and allowed
-  values from it;
+- :func:`resolve` checks every table of a suite (``[train]``, ``[eval]``, ``seeds``,
+  ``[stats]``, ``[gate]``, ``[report]``) against it and fills in its defaults: each key's
+  type, bounds, choices and default come from here and nowhere else;
+  :mod:`segbench.suite`, :mod:`segbench.design` and :mod:`segbench.gate.rules` add only what
+  no single key can say (components, a rule's syntax, ``min <= max``); ``--set`` knows from it
+  which keys exist and which are tables;
 - :func:`json_schema` is the JSON Schema (draft-07) that ``segbench schema`` prints, so
   that an editor (Even Better TOML / taplo) can check and complete a suite;
 - :func:`reference_markdown` is ``docs/suite-reference.md``
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import math
 import sys
@@ -50,9 +53,16 @@ class ValueType:
     ..."), ``describe`` in the reference, ``json`` as a JSON Schema."""
 
     choices: tuple | None = None  # the accepted values, when there are finitely many
+    shape: type | None = None  # list or dict for a type with items or keys of its own, which resolve names one by one
 
     def accepts(self, value) -> bool:
         return True
+
+    def resolve(self, value, where: str, name: str) -> tuple:
+        """``(normalised value, problems)``: problems as ``(where, message)`` pairs, each at the
+        item or key it is about (``seeds[1]``, ``stats.margin.miou``)."""
+        problem = self.problem(value, name)
+        return self.normalise(value), ([(where, problem)] if problem else [])
 
     def holds(self, kind) -> bool:
         """Whether this type is, or offers as one option, a ``kind``."""
@@ -126,7 +136,7 @@ class Number(ValueType):
         return float(value) if self.accepts(value) else value
 
     def _bounds(self) -> list:
-        return [f"{sign} {bound:g}" for sign, bound in ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below))
+        return [f"{sign} {bound:,}" if _is_integer(bound) else f"{sign} {bound:g}" for sign, bound in ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below))
                 if bound is not None]
 
     def expected(self):
@@ -240,6 +250,15 @@ class AnyOf(ValueType):
     def accepts(self, value) -> bool:
         return any(option.accepts(value) for option in self.options)
 
+    def resolve(self, value, where, name):
+        """As the option that accepts it; else, a list or a table as the one option of that
+        shape (so that its problems name the item or key); else one problem for the value."""
+        shaped = [option for option in self.options if option.shape and isinstance(value, option.shape)]
+        chosen = next((option for option in self.options if option.accepts(value)), shaped[0] if len(shaped) == 1 else None)
+        if chosen is None:
+            return value, [(where, f"expected {self.expected()}, got {describe_value(value)}")]
+        return chosen.resolve(value, where, name)
+
     def holds(self, kind) -> bool:
         return isinstance(self, kind) or any(option.holds(kind) for option in self.options)
 
@@ -348,9 +367,23 @@ class ListOf(ValueType):
     min_items: int = 0
     unique: bool = False
     what: str = ""  # "module names or .py paths"
+    shape = list
 
     def accepts(self, value) -> bool:
-        return isinstance(value, list) and len(value) >= self.min_items and all(self.item.accepts(v) for v in value)
+        return (isinstance(value, list) and len(value) >= self.min_items and all(self.item.accepts(v) for v in value)
+                and not (self.unique and _repeats(value)))
+
+    def resolve(self, value, where, name):
+        if not isinstance(value, list) or len(value) < self.min_items:
+            return value, [(where, f"expected {self.expected()}, got {describe_value(value)}")]
+        items, problems = [], []
+        for index, item in enumerate(value):
+            resolved, found = self.item.resolve(item, f"{where}[{index}]", name)
+            items.append(resolved)
+            problems += found
+        if self.unique and _repeats(value):
+            problems.append((where, f"expected {self.expected()}, got repeats: {value}"))
+        return items, problems
 
     def expected(self):
         return f"a {'non-empty ' if self.min_items else ''}list of {self.what or self.item.describe()}"
@@ -399,6 +432,7 @@ class Mapping(ValueType):
 
     value: ValueType = None
     what: str = ""
+    shape = dict
 
     def accepts(self, value) -> bool:
         return isinstance(value, dict) and all(self.value.accepts(v) for v in value.values())
@@ -412,6 +446,18 @@ class Mapping(ValueType):
 
     def normalise(self, value):
         return {key: self.value.normalise(item) for key, item in value.items()} if self.accepts(value) else value
+
+    def resolve(self, value, where, name):
+        if not isinstance(value, dict):
+            return value, [(where, self.problem(value, name))]
+        resolved, problems = {}, []
+        for key, item in value.items():
+            resolved[key], found = self.value.resolve(item, f"{where}.{key}", key)
+            problems += found
+        return resolved, problems
+
+    def expected(self):
+        return f"a table of {self.what} to {self.value.expected()}"
 
     def describe(self):
         return f"table of {self.what} to {self.value.describe()}"
@@ -484,6 +530,7 @@ class Table(ValueType):
     params: str = ""
     required: tuple = ()
     example: str = ""
+    shape = dict
 
     def __getitem__(self, name) -> Key:
         return next(key for key in self.keys if key.name == name)
@@ -497,6 +544,9 @@ class Table(ValueType):
 
     def accepts(self, value) -> bool:
         return isinstance(value, dict)
+
+    def resolve(self, value, where, name):
+        return resolve(self, value, where)
 
     def expected(self):
         return self.example or "a table"
@@ -572,6 +622,57 @@ class Tagged(ValueType):
         return {"anyOf": options}
 
 
+# ----------------------------------------------------------------------------- resolution
+
+
+def resolve(table: Table, given, where: str, special=None) -> tuple[dict, list]:
+    """``given`` (a table of a suite file, None when absent) checked against ``table``'s
+    declared keys: each key's value, or its default, normalised, in declaration order, and the
+    problems as ``(where, message)`` pairs. ``special``: keys resolved by a function of the
+    caller's (what the plugins declare: a component name), given the value, instead."""
+    given = {} if given is None else given
+    if not isinstance(given, dict):
+        wanted = f"a table {table.example} with keys {', '.join(table.names)}" if table.example.startswith("[") else table.expected()
+        return table.defaults(), [(where, f"expected {wanted}, got {describe_value(given)}")]
+    problems = [(f"{where}.{name}", unknown_key_message(name, table.names, f"{where}.")) for name in given if name not in table.names]
+    problems += [(f"{where}.{name}", f"required: {table[name].expected or table[name].type.expected()}, e.g. {where} = {table.example}")
+                 for name in table.required if name not in given]
+    resolved = {}
+    for key in table.keys:
+        if key.name not in given and key.default is NO_DEFAULT:
+            continue  # required (said above), or its absence means something
+        value = given[key.name] if key.name in given else copy.deepcopy(key.default)
+        if special and key.name in special:
+            resolved[key.name] = special[key.name](value)
+            continue
+        resolved[key.name], found = resolve_value(key, value, f"{where}.{key.name}")
+        problems += found
+    return resolved, problems
+
+
+def resolve_value(key: Key, value, where: str) -> tuple:
+    """One key's value: ``(normalised value, problems)``. None is "left out" for a key whose
+    default is None. The key's own ``expected`` words the problem with the whole value."""
+    if value is None and key.default is None:
+        return None, []
+    resolved, problems = key.type.resolve(value, where, key.name)
+    if key.expected:
+        problems = [(at, f"expected {key.expected}, got {describe_value(value)}" if at == where else message) for at, message in problems]
+    return resolved, problems
+
+
+def unknown_key_message(key, valid, prefix="") -> str:
+    message = f"unknown key {prefix}{key}"
+    close = difflib.get_close_matches(str(key), list(valid), n=1)
+    if close:
+        message += f"; did you mean {prefix}{close[0]}?"
+    return message + f" Valid: {', '.join(valid)}"
+
+
+def _repeats(values: list) -> bool:
+    return len({repr(value) for value in values}) != len(values)
+
+
 # ----------------------------------------------------------------------------- the declaration
 
 MAX_NAME_LENGTH = 100
@@ -583,6 +684,9 @@ MAX_RATIO = 8.0
 MAX_CROP = 4096
 MAX_DATA_WORKERS = 256
 MAX_INFERENCE_SIZE = 8192
+# 30 days: far below what the run's alarm (setitimer) and the process executor's waits
+# (threading.TIMEOUT_MAX, about 292 years) can take, so a limit that passes validation is enforced.
+MAX_TIMEOUT_S = 30 * 24 * 3600
 DEFAULT_SEEDS = (0, 1, 2)
 SEED_LIMIT = 2**32  # numpy and torch seed generators take seeds below 2**32
 MAX_SEEDS = 64  # a ceiling on adaptive seeds' max: beyond it a suite is almost surely a typo
@@ -725,8 +829,9 @@ TRAIN = Table((
     Key("cudnn_benchmark", Boolean(), "let cuDNN pick the fastest kernels", True),
     Key("compile", Boolean(), "torch.compile the model (latency is then timed on the compiled model)", False),
     Key("val_every", Integer(1), "validate every N epochs (and always after the last)", 1),
-    Key("timeout_s", Number(above=0), "seconds one run may take; past it the run is recorded as failed (Timeout)", None,
-        default_doc="no limit", expected="a number of seconds > 0 (leave it out for no limit)", in_id=False,
+    Key("timeout_s", Number(above=0, maximum=MAX_TIMEOUT_S), "seconds one run may take; past it the run is recorded as failed (Timeout)",
+        None, default_doc="no limit", in_id=False,
+        expected=f"a number of seconds > 0 and at most {MAX_TIMEOUT_S:,} (30 days; leave it out for no limit)",
         details="The suite goes on after a run that timed out. Not part of the variant id: setting or changing it trains nothing "
                 "again."),
     Key("deterministic", AnyOf((Boolean(), Choice(("warn",)))),
@@ -774,18 +879,19 @@ EVAL = Table((
 ), example="[eval]")
 
 ADAPTIVE_SEEDS = Table((
-    Key("min", Integer(2), "seeds before the first look (a paired t-test needs two)"),
+    Key("min", Integer(2), "seeds before the first look (a paired t-test needs two)",
+        expected="an integer >= 2 (a paired t-test needs two seeds)"),
     Key("max", Integer(2, MAX_SEEDS), "seeds at the last look"),
-    Key("step", Integer(1), "seeds added per round", 1),
+    Key("step", Integer(1), "seeds added per round", 1, expected="an integer >= 1 (seeds added per round)"),
     Key("spending", Choice(SPENDINGS), "alpha spending function (Lan & DeMets)", SPENDINGS[0]),
 ), required=("min", "max"), example="{ min = 3, max = 12 }")
 
 STATS = Table((
-    Key("alpha", Number(above=0, below=0.5), "significance level of every comparison", ALPHA),
+    Key("alpha", Number(above=0, below=0.5, note="a level such as 0.05"), "significance level of every comparison", ALPHA),
     Key("margin", AnyOf((Number(above=0), Mapping(Number(above=0), "metric names"))),
         "equivalence margin in the metric's units, or a table per metric ({ miou = 0.01 })", DEFAULT_MARGIN),
     Key("correction", Choice(CORRECTIONS), "multiplicity correction over a suite's comparisons", CORRECTIONS[0]),
-    Key("power", Number(above=0, below=1), "power at which the minimum detectable effect is stated", POWER),
+    Key("power", Number(above=0, below=1, note="a probability such as 0.8"), "power at which the minimum detectable effect is stated", POWER),
 ), example="[stats]")
 
 # METRIC:max_drop=X or METRIC:max_increase=X, X absolute or a percentage, then optionally ,noise=...
@@ -795,6 +901,11 @@ GATE_RULE_PATTERN = (r"^\s*[^\s:]+\s*:\s*(" + "|".join(GATE_DIRECTIONS) + r")\s*
 
 @dataclass(frozen=True)
 class RuleText(Text):
+    """The rule's syntax is the gate's to parse (segbench.gate.rules); the pattern is for editors."""
+
+    def expected(self):
+        return 'a rule such as "miou:max_drop=0.01"'
+
     def describe(self):
         return '`"METRIC:max_drop=X"` or `"METRIC:max_increase=X"` (X absolute or `10%`), optionally `,noise=ignore`'
 
@@ -830,7 +941,8 @@ SUITE = Table((
     Key("ablate", Settings(lists=True), "the grid: each dotted setting name to the values to compare (cartesian product)",
         example='ablate."model.upsampler"=["nearest","bilinear"]'),
     Key("variants", ListOf(Settings(extra=("label",)), what="[[variants]] tables"),
-        "explicit variants: a label and dotted settings each; an [ablate] grid applies on top of each",
+        "explicit variants: a label and dotted settings each; crossed with the [ablate] grid (labels `LABEL, key=value`), a "
+        "setting in both is refused",
         example='variants=[{label="a","model.upsampler"="bilinear"}]'),
     Key("gate", GATE, "regression-gate rules checked at load", example='gate.rules=["miou:max_drop=0.02"]'),
     Key("stats", STATS, "how differences are judged (docs/statistics.md)", example="stats.margin=0.02"),

@@ -18,8 +18,6 @@ import math
 import numpy as np
 from scipy import special
 
-ALPHA = 0.05
-POWER = 0.8
 BOOTSTRAP_RESAMPLES = 2000  # the image bootstrap's resamples
 BOOTSTRAP_SEED = 0  # fixed: every run resamples the same images, so replicates pair up
 

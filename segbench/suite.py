@@ -11,7 +11,6 @@ components: names, parameters, compatibility, metrics named by other keys).
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -22,14 +21,15 @@ from pathlib import Path
 
 from . import __version__
 from .components import Catalogue, fits, metric_direction, unknown_name_message
-from .design import SeedDesign, StatsSettings, margin_metric_problems, read_seeds, read_stats
+from .design import SeedDesign, StatsSettings, margin_metric_problems, seed_design, stats_settings
 from .errors import SegbenchError, SuiteError
 from .format import format_value
-from .gate.rules import COST_FIELDS, direction_problem, higher_is_better, read_gate_table, unknown_metric_problem
+from .gate.rules import COST_FIELDS, direction_problem, gate_rules, higher_is_better, unknown_metric_problem
 from .params import check_params, describe_value
 from .plugins import locate_plugin
-from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, OPTIMIZER, REPORT, SECTIONS, SETTING_SECTIONS, SUITE,
-                     TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, section_defaults)
+from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, NO_DEFAULT, OPTIMIZER, SECTIONS, SETTING_SECTIONS, SUITE,
+                     TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, resolve, resolve_value, section_defaults,
+                     unknown_key_message)
 
 # The schema (segbench/schema.py) declares every key; these are what the loader needs of it.
 TOP_LEVEL_KEYS = SUITE.names
@@ -66,6 +66,9 @@ class Suite:
     stats: StatsSettings = field(default_factory=StatsSettings)
     # [report] exporters: the opt-in exporters (reporter names) that also receive the results.
     report_exporters: tuple = ()
+    # The resolved `seeds`, [stats], [gate] and [report]: every key the schema declares, given
+    # or its default (design, stats, gate_rules and report_exporters are read off them).
+    settings: dict = field(default_factory=dict)
 
     def runs(self):
         """Every (variant, seed) pair that may run, in order (with adaptive seeds, up to
@@ -137,7 +140,8 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
     text = _note_overrides(text, overrides)
     design = header["design"]
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,
-                 source, gate_rules=header["gate"], design=design, stats=header["stats"], report_exporters=header["report"])
+                 source, gate_rules=header["gate"], design=design, stats=header["stats"], report_exporters=header["report"],
+                 settings=header["settings"])
 
 
 # --set KEY=VALUE, as if the suite file said KEY = VALUE. KEY is a TOML dotted key; whether
@@ -200,7 +204,7 @@ def _unknown_top_level_key(head) -> str:
     in_sections = [f"{section}.{head}" for section, table in SECTIONS.items() if head in table.names]
     if in_sections:
         return f"unknown key {head}; did you mean {in_sections[0]}? Valid: {', '.join(TOP_LEVEL_KEYS)}"
-    return _unknown_key(head, TOP_LEVEL_KEYS)
+    return unknown_key_message(head, TOP_LEVEL_KEYS)
 
 
 def _override_top_level(raw, settings):
@@ -271,7 +275,7 @@ class Problems(list):
 def _read_header(raw, path, problems):
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
-            problems.add(key, _unknown_key(key, TOP_LEVEL_KEYS))
+            problems.add(key, unknown_key_message(key, TOP_LEVEL_KEYS))
     name = raw.get("name", path.stem)
     name_problem = suite_name_problem(name)
     if name_problem:
@@ -280,12 +284,45 @@ def _read_header(raw, path, problems):
     description = raw.get("description", "")
     if problem := SUITE["description"].problem(description):
         problems.add("description", problem)
-    design, design_problems = read_seeds(raw.get("seeds"))
-    stats, stats_problems = read_stats(raw.get("stats"))
-    for where, message in design_problems + stats_problems:
+    return {"name": name, "description": str(description), "plugins": _read_plugins(raw, problems), **_read_settings(raw, problems)}
+
+
+# Top-level keys resolved by the schema alone, each into a Suite's settings.
+SETTINGS_KEYS = ("seeds", "stats", "gate", "report")
+
+
+def _read_settings(raw, problems) -> dict:
+    """``seeds``, [stats], [gate] and [report] resolved by their declarations, and what is
+    read off them: the seed design, the statistical settings, the gate rules, the exporters."""
+    settings, valid = {}, set()
+    for key in SETTINGS_KEYS:
+        settings[key], found = _resolve_top_level(key, raw)
+        _add_all(problems, found)
+        if not found:
+            valid.add(key)
+    design, stats, exporters = SeedDesign.fixed(SUITE["seeds"].default), StatsSettings(), ()
+    if "seeds" in valid:
+        design, found = seed_design(settings["seeds"])
+        _add_all(problems, found)
+    if "stats" in valid:
+        stats = stats_settings(settings["stats"])
+    rules, found = gate_rules(settings["gate"])  # beside an unknown key too: every problem at once
+    _add_all(problems, found)
+    if "report" in valid:
+        exporters = tuple(settings["report"]["exporters"])  # whether such a reporter is installed is the reporters' business
+    return {"design": design, "stats": stats, "gate": rules, "report": exporters, "settings": settings}
+
+
+def _resolve_top_level(name, raw) -> tuple:
+    """One top-level key resolved by its declaration: ``(value, problems)``."""
+    key = SUITE[name]
+    value = raw[name] if name in raw else (None if key.default is NO_DEFAULT else copy.deepcopy(key.default))
+    return resolve_value(key, value, name)
+
+
+def _add_all(problems, found):
+    for where, message in found:
         problems.add(where, message)
-    return {"name": name, "description": str(description), "design": design, "stats": stats, "plugins": _read_plugins(raw, problems),
-            "gate": _read_gate(raw, problems), "report": _read_report(raw.get("report", {}), problems)}
 
 
 def suite_name_problem(name) -> str | None:
@@ -305,39 +342,6 @@ def _read_plugins(raw, problems):
         problems.add("plugins", problem)
         return []
     return plugins
-
-
-def _read_report(report, problems) -> tuple:
-    """[report] exporters = ["mlflow"]: names only; whether such a reporter is installed is
-    the reporters' business."""
-    if not isinstance(report, dict):
-        problems.add("report", f"expected a table [report] with exporters = [\"mlflow\"], got {describe_value(report)}")
-        return ()
-    _check_unknown_keys(REPORT, report, "report", str, problems)
-    exporters = report.get("exporters", [])
-    if not isinstance(exporters, list):
-        problems.add("report.exporters", f"expected a list of exporter names such as [\"mlflow\"], got {describe_value(exporters)}")
-        return ()
-    item = REPORT["exporters"].type.item
-    bad = [(index, name) for index, name in enumerate(exporters) if not item.accepts(name)]
-    for index, name in bad:
-        problems.add(f"report.exporters[{index}]", f"expected {item.expected()} (an exporter's name), got {describe_value(name)}")
-    return () if bad else tuple(exporters)
-
-
-def _check_unknown_keys(table: Table, given: dict, prefix: str, locate, problems):
-    for key in given:
-        if key not in table.names:
-            problems.add(locate(f"{prefix}.{key}"), _unknown_key(key, table.names, f"{prefix}."))
-
-
-def _read_gate(raw, problems):
-    """[gate] rules = ["miou:max_drop=0.01", ...]: checked here so that a typo shows
-    before training, not when the gate runs."""
-    rules, gate_problems = read_gate_table(raw.get("gate"))
-    for where, message in gate_problems:
-        problems.add(where, message)
-    return rules
 
 
 def _check_gate_metrics(rules, variants, catalogue, problems):
@@ -370,18 +374,20 @@ def _expand(raw, base, catalogue, problems, unresolved):
     invalid one, so that a baseline naming it is not reported as matching nothing."""
     grid = _read_grid(raw.get("ablate", {}), problems)
     explicit = _read_variant_tables(raw.get("variants", []), problems)
+    _check_grid_leaves_variants_alone(explicit, grid, problems)
     variants, seen = [], {}
     for (variant_label, variant_overrides), combination in itertools.product(explicit, _combinations(grid)):
         overrides = variant_overrides + combination
+        label = _crossed_label(variant_label, variant_overrides, combination)
         config = copy.deepcopy(base)
         for where, key, value in overrides:
             _set_path(config, key, value)
         resolved = resolve_config(config, catalogue, problems, origins={key: where for where, key, _ in overrides})
         if resolved is None:
             factors = {key: value for _, key, value in overrides}
-            unresolved.append(Variant(id="", label=variant_label or _label(factors), factors=factors, config={}, versions={}))
+            unresolved.append(Variant(id="", label=label, factors=factors, config={}, versions={}))
             continue
-        variant = _make_variant(resolved, variant_label, overrides, catalogue)
+        variant = _make_variant(resolved, label, overrides, catalogue)
         if variant.id in seen:
             problems.add("ablate", f"variants {seen[variant.id]!r} and {variant.label!r} resolve to the same configuration")
             continue
@@ -412,10 +418,13 @@ def _read_variant_tables(tables, problems):
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         problems.add("variants", f"expected [[variants]] tables, got {describe_value(tables)}")
         return [(None, [])]
-    explicit = []
+    explicit, labels = [], {}
     for index, table in enumerate(tables):
         table = dict(table)
         label = table.pop("label", None)
+        if label is not None and label in labels:
+            problems.add(f"variants[{index}].label", f"{label!r} is the label of variants[{labels[label]}] too; give each variant its own")
+        labels.setdefault(label, index)
         overrides = []
         for key, value in _flatten(table).items():
             where = f"variants[{index}].{key}"
@@ -423,6 +432,45 @@ def _read_variant_tables(tables, problems):
                 overrides.append((where, key, value))
         explicit.append((label, overrides))
     return explicit or [(None, [])]
+
+
+def _check_grid_leaves_variants_alone(explicit, grid, problems):
+    """[ablate] is crossed with each [[variants]] table: a setting both make would be the
+    grid's in every variant, and the variant's own silently lost. Refuse it, saying how."""
+    for label, overrides in explicit:
+        for where, key, value in overrides:
+            for factor in grid:
+                grid_key = factor[0][1]
+                if _overlaps(key, value, grid_key):
+                    problems.add(where, f'[ablate] sets "{grid_key}" in every variant, so this variant\'s own {key} would be lost; set it '
+                                        f"in one place: leave it out of this [[variants]] table (each variant is crossed with the grid), "
+                                        f'or leave "{grid_key}" out of [ablate] and write each combination as a [[variants]] table')
+
+
+def _overlaps(variant_key, variant_value, grid_key) -> bool:
+    """Whether the grid's ``grid_key`` sets what ``variant_key = variant_value`` sets: the same
+    key, a table around it, or a key inside the variant's (inline component) table."""
+    if variant_key == grid_key or variant_key.startswith(grid_key + "."):
+        return True
+    if not grid_key.startswith(variant_key + "."):
+        return False
+    inside = grid_key[len(variant_key) + 1:]
+    if variant_key in VALUE_TABLES:  # its keys may hold dots: "backbone.layer4"
+        return isinstance(variant_value, dict) and inside in variant_value
+    node = variant_value
+    for part in inside.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False  # e.g. the variant picks { name = "transposed" }, the grid its kernel_size: a combination
+        node = node[part]
+    return True
+
+
+def _crossed_label(variant_label, variant_overrides, combination) -> str:
+    """A [[variants]] table's label, followed by the grid's values when it is crossed with
+    [ablate] ("large, upsampler=bilinear"), so that no two variants share a label."""
+    if not variant_label:
+        return _label({key: value for _, key, value in variant_overrides + combination})
+    return ", ".join([str(variant_label), *([_label({key: value for _, key, value in combination})] if combination else [])])
 
 
 def _combinations(grid):
@@ -474,7 +522,7 @@ def _set_path(config, dotted, value):
 def _make_variant(resolved, label, overrides, catalogue):
     factors = {key: value for _, key, value in overrides}
     versions = component_versions(resolved, catalogue)
-    return Variant(id=config_id(resolved, versions), label=label or _label(factors), factors=factors, config=resolved, versions=versions)
+    return Variant(id=config_id(resolved, versions), label=label, factors=factors, config=resolved, versions=versions)
 
 
 def component_versions(resolved: dict, catalogue) -> dict:
@@ -670,28 +718,10 @@ def _check_min_lr(train, locate, problems):
 def _resolve_keys(table: Table, given: dict, prefix: str, locate, problems, special=None) -> dict:
     """Each key of ``table`` checked by its declaration (``special`` ones by a function of
     their own), normalised, in declaration order; a key it does not declare is a problem."""
-    _check_unknown_keys(table, given, prefix, locate, problems)
-    resolved = {}
-    for key in table.keys:
-        value = given.get(key.name, copy.deepcopy(key.default))
-        if special and key.name in special:
-            resolved[key.name] = special[key.name](value)
-        elif isinstance(key.type, Table):
-            resolved[key.name] = _resolve_sub_table(key, value, f"{prefix}.{key.name}", locate, problems)
-        else:
-            problem = None if value is None and key.default is None else key.problem(value)  # None: left out
-            if problem:
-                problems.add(locate(f"{prefix}.{key.name}"), problem)
-            resolved[key.name] = key.type.normalise(value)
+    resolved, found = resolve(table, given, prefix, special)
+    for where, message in found:
+        problems.add(locate(where), message)
     return resolved
-
-
-def _resolve_sub_table(key, value, where, locate, problems):
-    """An inline table such as ``augment = { hflip = 0.5 }``: its keys over their defaults."""
-    if not isinstance(value, dict):
-        problems.add(locate(where), f"expected {key.type.expected()}, got {describe_value(value)}")
-        return key.type.defaults()
-    return _resolve_keys(key.type, value, where, locate, problems)
 
 
 def _check_warmup(train, locate, problems):
@@ -723,7 +753,7 @@ def _resolve_optimizer(optimizer, locate, problems):
     for key, value in optimizer.items():
         if key == OPTIMIZER.tag:
             continue
-        problem = _unknown_key(key, valid, f"{name} optimizer ") if key not in valid else settings[key].problem(value)
+        problem = unknown_key_message(key, valid, f"{name} optimizer ") if key not in valid else settings[key].problem(value)
         if problem:
             problems.add(locate(f"train.optimizer.{key}"), problem)
         else:
@@ -732,18 +762,24 @@ def _resolve_optimizer(optimizer, locate, problems):
 
 
 def _resolve_eval(evaluation, catalogue, locate, problems):
-    _check_unknown_keys(EVAL, evaluation, "eval", locate, problems)
-    inference = _resolve_inference(evaluation.get("inference", EVAL["inference"].default), locate, problems)
-    refs = evaluation.get("metrics")
+    resolved = _resolve_keys(EVAL, evaluation, "eval", locate, problems, special={
+        "metrics": lambda refs: _resolve_metrics(refs, catalogue, locate, problems),
+        "inference": lambda inference: _resolve_inference(inference, locate, problems),
+    })
+    names = [m["name"] for m in resolved["metrics"] if m]
+    primary = resolved["primary"]
+    if primary is None:
+        resolved["primary"] = names[0] if names else None
+    elif isinstance(primary, str) and names and primary not in names:
+        problems.add(locate("eval.primary"), f"{primary!r} is not one of eval.metrics: {', '.join(names)}")
+    return resolved
+
+
+def _resolve_metrics(refs, catalogue, locate, problems) -> list:
     if not isinstance(refs, list) or not refs:
         problems.add(locate("eval.metrics"), f"expected {EVAL['metrics'].type.expected()}, got {describe_value(refs)}")
-        return {"metrics": [], "primary": None, "inference": inference}
-    metrics = [_resolve_component(catalogue, "metric", "eval.metrics", ref, locate, problems) for ref in refs]
-    names = [m["name"] for m in metrics if m]
-    primary = evaluation.get("primary") or (names[0] if names else None)
-    if names and primary not in names:
-        problems.add(locate("eval.primary"), f"{primary!r} is not one of eval.metrics: {', '.join(names)}")
-    return {"metrics": metrics, "primary": primary, "inference": inference}
+        return []
+    return [_resolve_component(catalogue, "metric", "eval.metrics", ref, locate, problems) for ref in refs]
 
 
 INFERENCE_KEYS = {mode: table.names for mode, table in INFERENCE.cases.items()}
@@ -765,7 +801,7 @@ def _resolve_inference(inference, locate, problems):
             users = [repr(m) for m, keys in INFERENCE_KEYS.items() if name in keys]
             problem = (f"mode {mode!r} has no {name} (only {' and '.join(users)} uses it; to compare modes, ablate whole tables: "
                        f"\"{key}\" = [{{ mode = \"whole\", ... }}, {{ mode = \"slide\", ... }}])") if users else \
-                _unknown_key(name, INFERENCE_KEYS["slide"], f"{key}.")
+                unknown_key_message(name, INFERENCE_KEYS["slide"], f"{key}.")
             problems.add(locate(f"{key}.{name}"), f"{problem}; valid for mode {mode!r}: {', '.join(INFERENCE_KEYS[mode])}")
         elif name != "mode":
             resolved[name] = _inference_size(INFERENCE.cases[mode][name], value, f"{key}.{name}", locate, problems)
@@ -797,10 +833,3 @@ def _check_windows(resolved, key, locate, problems):
         problems.add(locate(f"{key}.crop"), f"expected at most the scale's long side {scale[0]} (no rescaled image is larger, so the window "
                                             f"would never slide), got {crop}")
 
-
-def _unknown_key(key, valid, prefix=""):
-    message = f"unknown key {prefix}{key}"
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    if close:
-        message += f"; did you mean {prefix}{close[0]}?"
-    return message + f" Valid: {', '.join(valid)}"

@@ -152,11 +152,12 @@ def test_lr_mult_at_its_default_leaves_the_variant_id_alone(write_suite):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("{ aux_head = 0 }", "train.lr_mult: expected a number > 0 (a finite multiplier of the optimizer's lr) for each key, "
-                         "got 'aux_head' = 0 (int)"),
+    ("{ aux_head = 0 }", "train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got 0 (int)"),
     ("{ aux_head = -1.0, encoder = inf, decoder = nan }",
-     "got 'aux_head' = -1.0 (float), 'encoder' = inf (float), 'decoder' = nan (float)"),
-    ('{ aux_head = "10x" }', "got 'aux_head' = '10x' (str)"),
+     ("- train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got -1.0 (float)\n"
+      "  - train.lr_mult.encoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got inf (float)\n"
+      "  - train.lr_mult.decoder: expected a number > 0 (a finite multiplier of the optimizer's lr), got nan (float)")),
+    ('{ aux_head = "10x" }', "train.lr_mult.aux_head: expected a number > 0 (a finite multiplier of the optimizer's lr), got '10x' (str)"),
     ("10.0", "train.lr_mult: expected a table of parameter-name substrings to a number > 0"),
 ])
 def test_a_bad_multiplier_exits_2_naming_the_key(capsys, write_suite, tmp_path, value, message):
@@ -196,6 +197,6 @@ def test_a_variant_sets_a_whole_table_whose_keys_hold_dots(write_suite):
                        '"train.lr_mult" = { "decoder.score" = 10, "decoder.skip_scores" = 10 }\n\n'
                        '[ablate]\n"train.lr_mult.aux_head" = [1.0, 2.0]\n')
     tables = [(v.label, v.config["train"]["lr_mult"]) for v in load_suite(path, load_catalogue).variants]
-    assert tables == [("plain", {"aux_head": 1.0}), ("plain", {"aux_head": 2.0}),
-                      ("scores x10", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 1.0}),
-                      ("scores x10", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 2.0})]
+    assert tables == [("plain, aux_head=1.0", {"aux_head": 1.0}), ("plain, aux_head=2.0", {"aux_head": 2.0}),
+                      ("scores x10, aux_head=1.0", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 1.0}),
+                      ("scores x10, aux_head=2.0", {"decoder.score": 10.0, "decoder.skip_scores": 10.0, "aux_head": 2.0})]

@@ -496,3 +496,94 @@ def test_disabling_a_plugin_keeps_the_variant_ids_of_the_others(module_dir, monk
     disabled = load_suite(suite, plugins.load_catalogue, extra_plugins=["no:segbench-extra", "no:executors"])
     assert [v.id for v in disabled.variants] == ids
     assert not disabled.catalogue.has("upsampler", "extra_upsampler") and "local" not in disabled.catalogue.executors
+
+
+# --- hooks are called through pluggy ------------------------------------------------------------
+# They used to be called one by one, past pluggy: a wrapper registered nothing, silently, and
+# tryfirst/trylast were ignored (issue 23).
+
+REPORTER_PLUGIN = """
+    from segbench import hookimpl
+
+
+    @hookimpl{marks}
+    def segbench_reporters(register):
+        register.add_reporter("{name}", lambda context: None, description="{name}")
+"""
+
+
+def _reporters(catalogue) -> list:
+    return [(name, reporter.provider) for name, reporter in catalogue.reporters.items()]
+
+
+def test_hooks_are_called_in_load_order_unless_tryfirst_or_trylast_say_otherwise(write):
+    paths = {name: write(f"{name}.py", REPORTER_PLUGIN.format(name=name, marks=marks))
+             for name, marks in [("plain_a", ""), ("late", "(trylast=True)"), ("plain_b", ""), ("early", "(tryfirst=True)")]}
+    catalogue = plugins.load_catalogue([str(paths[name]) for name in ("late", "plain_a", "early", "plain_b")])
+    assert _reporters(catalogue) == [("early", str(paths["early"])), ("plain_a", str(paths["plain_a"])),
+                                     ("plain_b", str(paths["plain_b"])), ("late", str(paths["late"]))]
+
+
+@pytest.mark.parametrize("marks, wait, end", [("(wrapper=True)", "result = yield", "return result"),
+                                              ("(hookwrapper=True)", "outcome = yield", "")], ids=["wrapper", "hookwrapper"])
+def test_a_wrapper_runs_around_the_others_and_what_it_adds_is_its_own(write, marks, wait, end):
+    wrapper = write("wrapping.py", f"""
+        from segbench import hookimpl
+
+
+        @hookimpl{marks}
+        def segbench_reporters(register):
+            register.add_reporter("before", lambda context: None)
+            {wait}
+            register.add_reporter("after", lambda context: None)
+            {end}
+    """)
+    inner = write("inner.py", REPORTER_PLUGIN.format(name="inner", marks=""))
+    catalogue = plugins.load_catalogue([str(wrapper), str(inner)])
+    assert _reporters(catalogue) == [("before", str(wrapper)), ("inner", str(inner)), ("after", str(wrapper))]
+
+
+def test_a_wrapper_sees_the_error_of_a_plugin_inside_it_which_is_named_after_that_plugin(write):
+    wrapper = write("wrapping.py", """
+        from segbench import hookimpl
+
+        SEEN = []
+
+
+        @hookimpl(wrapper=True)
+        def segbench_reporters(register):
+            try:
+                return (yield)
+            except Exception as exc:
+                SEEN.append(str(exc))
+                raise
+    """)
+    broken = write("broken.py", """
+        from segbench import hookimpl
+
+
+        @hookimpl
+        def segbench_reporters(register):
+            raise ValueError("no reporter today")
+    """)
+    with pytest.raises(PluginError, match=f'plugin "{broken}" failed in segbench_reporters: ValueError: no reporter today') as error:
+        plugins.load_catalogue([str(wrapper), str(broken)])
+    assert str(wrapper) not in str(error.value)
+
+
+@pytest.mark.parametrize("body, says", [
+    ('register.add_reporter("x", lambda context: None)', "not a generator function"),
+    ("if False:\n                yield\n            return []", "a wrapper did not yield"),
+], ids=["not-a-generator", "never-yields"])
+def test_a_broken_wrapper_is_bad_input_naming_its_plugin(write, body, says):
+    path = write("broken_wrapper.py", f"""
+        from segbench import hookimpl
+
+
+        @hookimpl(wrapper=True)
+        def segbench_reporters(register):
+            {body}
+    """)
+    with pytest.raises(PluginError) as error:
+        plugins.load_catalogue([str(path)])
+    assert f'"{path}"' in str(error.value) and says in str(error.value), str(error.value)

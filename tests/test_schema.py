@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from segbench import schema
+from segbench.cli import main
 from segbench.errors import SuiteError
 from segbench.plugins import load_catalogue
 from segbench.suite import load_suite
@@ -145,6 +146,57 @@ def test_a_changed_declaration_changes_what_the_loader_accepts(write_suite):
         assert load_suite(path, load_catalogue).variants[0].config["train"]["schedule"] == "step"
     finally:
         object.__setattr__(schedule, "type", declared)
+
+
+# A key a test declares in one table at a time: every table of the suite file resolves through
+# its declaration, so the key is checked (1 to 5) and reaches what the suite is loaded into.
+EXTRA = schema.Key("extra", schema.Integer(1, 5), "a key declared by a test", 3)
+EVERY_TABLE = [  # table, where, the suite with extra = {}, the same without it, where the loaded suite holds it
+    (schema.TRAIN, "train.extra", "[train]\nextra = {}\n", "", lambda suite: suite.variants[0].config["train"]["extra"]),
+    (schema.EVAL, "eval.extra", "[eval]\nextra = {}\n", "", lambda suite: suite.variants[0].config["eval"]["extra"]),
+    (schema.STATS, "stats.extra", "[stats]\nextra = {}\n", "", lambda suite: suite.settings["stats"]["extra"]),
+    (schema.ADAPTIVE_SEEDS, "seeds.extra", "seeds = {{ min = 2, max = 3, extra = {} }}\n", "seeds = { min = 2, max = 3 }\n",
+     lambda suite: suite.settings["seeds"]["extra"]),
+    (schema.GATE, "gate.extra", "[gate]\nextra = {}\n", "", lambda suite: suite.settings["gate"]["extra"]),
+    (schema.REPORT, "report.extra", "[report]\nextra = {}\n", "", lambda suite: suite.settings["report"]["extra"]),
+]
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return load_catalogue([])
+
+
+@pytest.mark.parametrize("table, where, given, absent, held", EVERY_TABLE, ids=[row[1] for row in EVERY_TABLE])
+def test_a_key_declared_in_any_table_is_checked_and_reaches_the_configuration(table, where, given, absent, held, write_suite, catalogue,
+                                                                              monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(vars(table), "keys", (*table.keys, EXTRA))  # a scratch declaration; keys are frozen otherwise
+    load = lambda text, file: load_suite(write_suite(f'name = "x"\n{text}', file), lambda plugins, base_dir: catalogue)
+    assert held(load(given.format(4), "given.toml")) == 4
+    assert held(load(absent, "absent.toml")) == 3  # its default
+    with pytest.raises(SuiteError) as caught:
+        load(given.format(9), "bad.toml")
+    assert f"{where}: expected an integer from 1 to 5, got 9 (int)" in caught.value.problems
+    assert main(["run", str(tmp_path / "bad.toml"), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert f"{where}: expected an integer from 1 to 5" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_timeout_s_has_a_ceiling_that_the_run_alarm_and_the_executors_can_enforce(write_suite, catalogue, capsys, tmp_path):
+    """About 1e10 s passed validation once, then failed every run with an OverflowError."""
+    import threading
+
+    from segbench.execute import time_limit
+    from segbench.executors.process import KILL_GRACE_S
+
+    huge = write_suite("[train]\ntimeout_s = 1e10\n", "huge.toml")
+    assert main(["run", str(huge), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "train.timeout_s: expected a number of seconds > 0 and at most 2,592,000 (30 days" in err and "got 10000000000.0 (float)" in err
+    ceiling = write_suite(f"[train]\ntimeout_s = {schema.MAX_TIMEOUT_S}\n", "ceiling.toml")
+    assert load_suite(ceiling, lambda plugins, base_dir: catalogue).variants[0].config["train"]["timeout_s"] == schema.MAX_TIMEOUT_S
+    assert schema.MAX_TIMEOUT_S + KILL_GRACE_S < threading.TIMEOUT_MAX  # the process executor's waits take it
+    with time_limit(schema.MAX_TIMEOUT_S):  # and so does the run's own alarm
+        pass
 
 
 @pytest.mark.parametrize("name", ["smoke", "good name", "é", "a/b", "a\\b", ".", "..", " ", "x\x01", "a" * 100, "a" * 101])

@@ -4,9 +4,10 @@ naming the key and what is valid)."""
 import pytest
 
 from segbench.cli import main
-from segbench.design import DEFAULT_MARGIN, MAX_SEEDS
+from segbench.design import DEFAULT_MARGIN
 from segbench.errors import SuiteError
 from segbench.plugins import load_catalogue
+from segbench.schema import MAX_SEEDS
 from segbench.suite import load_suite
 
 
@@ -53,16 +54,20 @@ def test_set_overrides_seeds_and_stats_from_the_command_line(write_suite):
     ("[stats]\nmargin = nan", "stats.margin", "a number > 0"),
     ("[stats]\nmargin = { miou = 0 }", "stats.margin.miou", "a number > 0"),
     ("[stats]\nmargin = { mIoU = 0.01 }", "stats.margin.mIoU", "did you mean 'miou'"),
-    ('[stats]\ncorrection = "bonferroni"', "stats.correction", "'holm', 'none'"),
-    ("[stats]\nalpha = 0.7", "stats.alpha", "below 0.5"),
-    ("[stats]\npower = 1.2", "stats.power", "below 1"),
+    ('[stats]\ncorrection = "bonferroni"', "stats.correction", "Valid: holm, none"),
+    ("[stats]\nalpha = 0.7", "stats.alpha", "> 0 and < 0.5 (a level such as 0.05)"),
+    ("[stats]\npower = 1.2", "stats.power", "> 0 and < 1 (a probability such as 0.8)"),
     ("[stats]\nmargn = 0.01", "stats.margn", "did you mean stats.margin"),
     ("seeds = { min = 8, max = 4 }", "seeds", "min = 8 is above max = 4"),
     (f"seeds = {{ min = 3, max = {MAX_SEEDS + 1} }}", "seeds.max", f"from 2 to {MAX_SEEDS}"),
     ("seeds = { min = 1, max = 4 }", "seeds.min", ">= 2"),
     ("seeds = { min = 3, max = 6, step = 0 }", "seeds.step", ">= 1"),
-    ('seeds = { min = 3, max = 6, spending = "linear" }', "seeds.spending", "'obrien_fleming', 'pocock'"),
+    ('seeds = { min = 3, max = 6, spending = "linear" }', "seeds.spending", "Valid: obrien_fleming, pocock"),
     ("seeds = { min = 3, mx = 6 }", "seeds.mx", "did you mean seeds.max"),
+    ("seeds = { min = 3 }", "seeds.max", "required: an integer from 2 to"),
+    ("seeds = [0, 1, 0]", "seeds", "got repeats: [0, 1, 0]"),
+    ('seeds = "0, 1"', "seeds", "expected a non-empty list of distinct integers or { min = 3, max = 12 }"),
+    ("[stats]\nmargin = { miou = -1, dice = 0 }", "stats.margin.dice", "a number > 0"),
     ("seeds = [0, 4294967296]", "seeds[1]", "from 0 to 4294967295"),
 ])
 def test_bad_stats_and_seeds_are_named_with_what_is_valid(write_suite, text, where, says):

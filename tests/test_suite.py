@@ -2,6 +2,7 @@
 
 import pytest
 
+from segbench.cli import main
 from segbench.errors import SuiteError
 from segbench.plugins import load_catalogue
 from segbench.suite import load_suite
@@ -103,12 +104,49 @@ def test_explicit_variants_with_labels_and_a_grid_on_top(write_suite):
         [ablate]
         "train.optimizer.lr" = [0.001, 0.01]
     """))
-    assert [v.label for v in suite.variants][:2] == ["U-Net, nearest", "U-Net, nearest"]
-    assert len(suite.variants) == 4
-    no_skips = [v for v in suite.variants if v.label == "U-Net, no skips"]
+    assert [v.label for v in suite.variants] == ["U-Net, nearest, lr=0.001", "U-Net, nearest, lr=0.01",
+                                                 "U-Net, no skips, lr=0.001", "U-Net, no skips, lr=0.01"]
+    no_skips = [v for v in suite.variants if v.label.startswith("U-Net, no skips")]
     assert all(v.config["model"]["architecture"]["params"]["skip_connections"] is False for v in no_skips)
     assert sorted(v.config["train"]["optimizer"]["lr"] for v in no_skips) == [0.001, 0.01]
     assert all(v.config["train"]["optimizer"]["name"] == "adamw" for v in suite.variants)
+
+
+def test_a_setting_both_a_variant_and_the_grid_make_is_refused_saying_how(write_suite, capsys, tmp_path):
+    """The grid used to override a variant's own setting silently (issue 23)."""
+    path = write_suite("""
+        [[variants]]
+        label = "bilinear"
+        model.upsampler = "bilinear"
+
+        [[variants]]
+        label = "t4"
+        model.upsampler = { name = "transposed", kernel_size = 4 }
+
+        [ablate]
+        "model.upsampler" = ["nearest", "bilinear"]
+    """)
+    problems = problems_of(path)
+    for where in ("variants[0].model.upsampler", "variants[1].model.upsampler"):
+        assert any(p.startswith(f'{where}: [ablate] sets "model.upsampler" in every variant') and "leave it out of this [[variants]]"
+                   in p and "write each combination as a [[variants]] table" in p for p in problems), problems
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "variants[0].model.upsampler" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_grid_over_a_parameter_of_a_variants_component_crosses_it_unless_the_variant_sets_it(write_suite):
+    grid = '[ablate]\n"model.upsampler.kernel_size" = [2, 4]\n'
+    crossed = load(write_suite('[[variants]]\nlabel = "t"\nmodel.upsampler = { name = "transposed" }\n' + grid, "crossed.toml"))
+    assert [(v.label, v.config["model"]["upsampler"]["params"]["kernel_size"]) for v in crossed.variants] == [
+        ("t, kernel_size=2", 2), ("t, kernel_size=4", 4)]
+    both = '[[variants]]\nlabel = "t"\nmodel.upsampler = { name = "transposed", kernel_size = 4 }\n' + grid
+    assert any(p.startswith('variants[0].model.upsampler: [ablate] sets "model.upsampler.kernel_size"')
+               for p in problems_of(write_suite(both, "both.toml")))
+
+
+def test_two_variants_with_one_label_are_refused(write_suite):
+    path = write_suite('[[variants]]\nlabel = "a"\nmodel.upsampler = "bilinear"\n\n[[variants]]\nlabel = "a"\n')
+    assert "variants[1].label: 'a' is the label of variants[0] too; give each variant its own" in problems_of(path)
 
 
 def test_a_parameter_of_a_component_can_be_ablated_alone(write_suite):

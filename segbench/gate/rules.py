@@ -23,9 +23,7 @@ from pathlib import Path
 from ..costs import COST_FIELDS, COST_HIGHER_IS_BETTER
 from ..errors import SegbenchError
 from ..params import describe_value
-from ..schema import GATE, GATE_DIRECTIONS as DIRECTIONS, GATE_NOISE_MODES as NOISE_MODES  # declared with the suite schema
-
-GATE_KEYS = GATE.names
+from ..schema import GATE_DIRECTIONS as DIRECTIONS, GATE_NOISE_MODES as NOISE_MODES, SUITE, resolve_value  # the suite schema's
 # Rules may name any metric and any cost field of segbench.costs (re-exported for callers).
 __all__ = ["COST_FIELDS", "Rule", "RuleError", "parse_rule", "parse_rules", "read_gate_table", "direction_problem"]
 
@@ -121,17 +119,22 @@ def _reject(text, problem):
 
 def read_gate_table(table) -> tuple[list[Rule], list[tuple[str, str]]]:
     """The rules of a suite's ``[gate]`` table and its problems as (where, message) pairs,
-    so that the suite loader can report them with every other problem of the file."""
-    if table is None:
-        return [], []
-    if not isinstance(table, dict):
-        return [], [("gate", f'expected a table [gate] with rules = ["miou:max_drop=0.01", ...], got {describe_value(table)}')]
-    problems = [(f"gate.{key}", _unknown_gate_key(key)) for key in table if key not in GATE_KEYS]
-    texts = table.get("rules", [])
-    if not isinstance(texts, list):
-        return [], problems + [("gate.rules", f'expected a list of rule strings such as ["miou:max_drop=0.01"], got {describe_value(texts)}')]
-    rules = []
-    for index, text in enumerate(texts):
+    so that the suite loader can report them with every other problem of the file. The
+    table is checked against the suite schema first; each rule is then parsed."""
+    resolved, problems = resolve_value(SUITE["gate"], table, "gate")
+    rules, rule_problems = gate_rules(resolved)
+    return rules, problems + rule_problems
+
+
+def gate_rules(gate) -> tuple[list[Rule], list[tuple[str, str]]]:
+    """The rules of a resolved ``[gate]`` table (segbench.schema.resolve), parsed, repeats
+    dropped, and their problems as (where, message) pairs. What the schema refused (not a
+    table, not a list, an item that is no string) it has named already: it is skipped."""
+    texts = gate.get("rules") if isinstance(gate, dict) else None
+    rules, problems = [], []
+    for index, text in enumerate(texts if isinstance(texts, list) else []):
+        if not isinstance(text, str):
+            continue
         try:
             rule = parse_rule(text)
         except RuleError as exc:
@@ -150,10 +153,6 @@ def unknown_metric_problem(rule: Rule, valid) -> str | None:
     close = difflib.get_close_matches(rule.metric.lower(), list(by_lower), n=1)
     hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
     return f"rule {str(rule)!r}: unknown metric {rule.metric!r}{hint} Valid: {', '.join(valid)}"
-
-
-def _unknown_gate_key(key):
-    return f"unknown key gate.{key}. Valid: {', '.join('gate.' + k for k in GATE_KEYS)}"
 
 
 def suite_file_rules(suite_file: Path) -> list[Rule]:

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ..statistics import ALPHA, paired_comparison
+from ..schema import ALPHA  # [stats] alpha's default, declared with the suite schema
+from ..statistics import paired_comparison
 
 MIN_SEEDS = 2  # a t-test needs a spread on each side
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 
 from .. import __version__
+from ..schema import ALPHA, CORRECTIONS, DEFAULT_MARGIN  # [stats] defaults, declared with the suite schema
 
 
 def header_lines(records: list, meta: dict) -> list:
@@ -44,9 +45,9 @@ def decision_line(meta: dict) -> str:
     chosen before the results, so the report says whose choice it was."""
     stats, primary = meta.get("stats") or {}, meta["primary"]
     margins = stats.get("margins") or {}
-    margin = margins.get(primary, stats.get("margin", 0.01))
-    correction = "Holm" if stats.get("correction", "holm") == "holm" else "no correction"
-    return (f"decided at alpha {stats.get('alpha', 0.05):g} ({correction}), equivalence margin ±{margin:g} "
+    margin = margins.get(primary, stats.get("margin", DEFAULT_MARGIN))
+    correction = "Holm" if stats.get("correction", CORRECTIONS[0]) == "holm" else "no correction"
+    return (f"decided at alpha {stats.get('alpha', ALPHA):g} ({correction}), equivalence margin ±{margin:g} "
             f"for {primary}: {margin_source(meta)}")
 
 

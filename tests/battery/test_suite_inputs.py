@@ -93,6 +93,10 @@ CASES = [
     Case("adaptive-max-huge", VALIDATE + ["--set", "seeds={{min=2, max=100000}}"], 2, "seeds.max", suite=tiny()),
     Case("augment-hflip-2", VALIDATE + ["--set", "train.augment.hflip=2"], 2, "a probability between 0 and 1", suite=tiny()),
     Case("timeout-zero", VALIDATE + ["--set", "train.timeout_s=0"], 2, "train.timeout_s", suite=tiny()),
+    Case("timeout-past-the-ceiling", VALIDATE + ["--set", "train.timeout_s=1e10"], 2, "train.timeout_s: expected a number of seconds > 0 "
+         "and at most 2,592,000", suite=tiny()),
+    Case("variant-and-grid-set-one-key", VALIDATE + ["--set", 'variants=[{{label="b", "model.upsampler"="bilinear"}}]'], 2,
+         'variants[0].model.upsampler: [ablate] sets "model.upsampler" in every variant', suite=tiny()),
     # usage
     Case("unknown-command", ["frobnicate"], 2, "invalid choice"),
     Case("workers-zero", RUN + ["--executor", "process", "--workers", "0"], 2, "--workers must be an integer >= 1", suite=tiny()),
