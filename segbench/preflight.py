@@ -40,9 +40,11 @@ from .data.transforms import apply, is_per_sample, pipeline
 from .engine import build
 from .engine.device import single_torch_thread
 from .engine.inference import size_groups
+from .component_checks import (STORABLE, ContractViolation, check_all_ignored_loss, check_logits, check_loss_value,
+                               check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named, storable)
+from .components import metric_direction
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
-from .store import to_json_safe
 
 # What a plugin may raise in its preflight: its sys.exit() is its own failure, reported
 # like any other, not the end of segbench.
@@ -50,12 +52,12 @@ PLUGIN_FAILURES = (Exception, SystemExit)
 
 BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode
 FALLBACK_CHANNELS = 2  # a model whose dataset is bad input is still built, to check its parameters
-STORABLE = "a number, text, a boolean, or a list or table of those"
 LR_MULT_PREFIXES_SHOWN = 12
 
 
-class Problem(Exception):
-    """One problem line, already worded: what broke which contract, and how."""
+# One problem line, already worded: what broke which contract, and how (the checks shared
+# with segbench.testing raise it too).
+Problem = ContractViolation
 
 
 def preflight(suite, cache_dir=None) -> None:
@@ -176,6 +178,7 @@ class _Checks:
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
         self.labels: dict[str, list] = {}  # problem -> the variants that have it
         self.parameter_names: dict[str, list] = {}  # model -> its parameters' names, for [train] lr_mult
+        self.ignored_labels: dict[int, bool] = {}  # id(dataset) -> whether its train masks hold ignore_index
 
     def problems(self) -> list:
         return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
@@ -274,28 +277,36 @@ class _Checks:
         trainable = [p for p in model.parameters() if p.requires_grad]
         if trainable and all(p.grad is None for p in trainable):
             raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
+        if self.meets_ignored_pixels(data, config["train"]["augment"]):
+            _all_ignored_loss(loss_fn, logits, masks, data, loss_name)
         if len(data.val):
             model.eval()
             with torch.no_grad():
                 _logits(model, _tiny_batch(data.val)[0], data, architecture, training=False)
 
+    def meets_ignored_pixels(self, data, augment) -> bool:
+        """Whether training can see a batch of ignored pixels only: the masks hold
+        ``ignore_index``, or a crop pads with it."""
+        if augment.get("crop"):
+            return True
+        if id(data) not in self.ignored_labels:
+            self.ignored_labels[id(data)] = data.ignore_index in data.train.distinct_labels()
+        return self.ignored_labels[id(data)]
+
     def metric(self, ref, data):
-        metric = self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}",
-                            lambda: build.build_metrics(self.catalogue, [ref], data)[ref["name"]])
-        name = self.named("metric", ref["name"])
+        """Fresh instances agree on the same batch (no state kept between evaluations), their
+        values are floats a record holds, and the declared direction agrees with the scores
+        of a perfect and a wrong prediction."""
+        make = lambda: build.build_metrics(self.catalogue, [ref], data)[ref["name"]]  # noqa: E731
+        self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}", make)
+        component = self.catalogue.get("metric", ref["name"])
+        name = _named(component)
         _, masks = _tiny_batch(data.val if len(data.val) else data.train)
         # the true masks mirrored: label maps that are valid but neither perfect nor empty
         predictions = torch.where(masks == data.ignore_index, 0, masks).flip(-1)
         with torch.no_grad():
-            try:
-                metric.update(predictions, masks)
-                values = {"compute()": metric.compute(), "per_image()": metric.per_image(), "per_class()": metric.per_class()}
-            except PLUGIN_FAILURES as exc:
-                raise Problem(f"{name}: failed on label maps of shape {tuple(masks.shape)}: {type(exc).__name__}: {exc}") from exc
-        _check_value(name, "compute()", values["compute()"])
-        _check_values(name, "per_image()", values["per_image()"], len(masks), "one per image")
-        if values["per_class()"] is not None:
-            _check_values(name, "per_class()", values["per_class()"], data.num_classes, "one per class, or None")
+            check_metric_keeps_no_state(name, make, predictions, masks, data.num_classes)
+            check_metric_direction(name, make, masks, data.num_classes, data.ignore_index, metric_direction(component))
 
 
 class _WatchedUpsamplers:
@@ -323,15 +334,9 @@ def _upsampler_contract(component, out_channels, scale_factor):
     def check(module, args, kwargs, output):
         if not args or not isinstance(args[0], torch.Tensor) or args[0].ndim != 4:
             return
-        n, _, h, w = args[0].shape
         # with more arguments (max-unpool indices, an output_size) H and W are the upsampler's to decide
         extra = len(args) > 1 or bool(kwargs) or not isinstance(scale_factor, (int, float))
-        sizes = {(math.floor(h * scale_factor), math.floor(w * scale_factor)), (round(h * scale_factor), round(w * scale_factor))}
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-        if shape is None or len(shape) != 4 or shape[:2] != (n, out_channels) or (not extra and shape[2:] not in sizes):
-            got = f"a tensor of shape {shape}" if shape is not None else f"a {type(output).__name__}"
-            raise Problem(f"{_named(component)}: returned {got} for input {tuple(args[0].shape)} with out_channels={out_channels}, "
-                          f"scale_factor={scale_factor}; an upsampler must return (N, out_channels, H*scale_factor, W*scale_factor)")
+        check_upsampler_output(_named(component), output, tuple(args[0].shape), out_channels, scale_factor, free_size=extra)
 
     return check
 
@@ -360,56 +365,30 @@ def _logits(model, images, data, architecture, training=True):
 
 
 def _check_logits(architecture, logits, images, data):
-    n, _, h, w = images.shape
-    expected = (n, data.output_channels, h, w)
-    channels = "1 logit channel for a binary dataset" if data.mode == "binary" else f"one channel per class ({data.num_classes})"
-    if not isinstance(logits, torch.Tensor):
-        raise Problem(f"{architecture}: returned a {type(logits).__name__}; expected logits, a tensor of shape {expected} "
-                      f"(N, {channels}, H, W)")
-    if tuple(logits.shape) != expected:
-        raise Problem(f"{architecture}: returned logits of shape {tuple(logits.shape)} for images of shape {tuple(images.shape)}; "
-                      f"expected {expected} (N, {channels}, H, W)")
+    check_logits(architecture, logits, tuple(images.shape), data.output_channels, binary=data.mode == "binary")
 
 
 def _loss_value(loss_fn, logits, masks, data, name):
+    on = f"logits of shape {tuple(logits.shape)} and targets of shape {tuple(masks.shape)} ({data.mode}, {data.num_classes} classes)"
     try:
         value = loss_fn(logits, masks)
     except PLUGIN_FAILURES as exc:
-        raise Problem(f"{name}: failed on logits of shape {tuple(logits.shape)} and targets of shape {tuple(masks.shape)} "
-                      f"({data.mode}, {data.num_classes} classes): {type(exc).__name__}: {exc}") from exc
-    if not isinstance(value, torch.Tensor):
-        raise Problem(f"{name}: returned a {type(value).__name__}; a loss must return a scalar tensor")
-    if value.ndim != 0:
-        raise Problem(f"{name}: returned a tensor of shape {tuple(value.shape)}; a loss must return a scalar")
-    if not bool(torch.isfinite(value)):
-        raise Problem(f"{name}: returned {value.item()} on {len(masks)} real images of the dataset; a loss must be finite")
-    if not value.requires_grad:
-        raise Problem(f"{name}: returned a tensor without a gradient; a loss must be computed from the logits")
+        raise Problem(f"{name}: failed on {on}: {type(exc).__name__}: {exc}") from exc
+    check_loss_value(name, value, f"{len(masks)} real images of the dataset", on)
     return value
 
 
-def _check_values(name, call, values, count, what):
-    if not isinstance(values, (list, tuple)) or len(values) != count:
-        size = f"{len(values)} values" if isinstance(values, (list, tuple)) else f"a {type(values).__name__}"
-        raise Problem(f"{name}: {call} returned {size} for {count}; expected a list of {count} floats, {what}")
-    for value in values:
-        _check_value(name, call, value)
-
-
-def _check_value(name, call, value):
-    """A metric value is a float, NaN when undefined, that a JSON record can hold."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or math.isinf(value) or not _storable(value):
-        raise Problem(f"{name}: {call} returned {value!r} ({type(value).__name__}); a metric value must be a float, "
-                      "finite or NaN, that a JSON record can hold (e.g. float(x))")
-
-
-def _storable(value) -> bool:
+def _all_ignored_loss(loss_fn, logits, masks, data, name):
     try:
-        json.dumps(to_json_safe(value), allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
+        check_all_ignored_loss(name, loss_fn, logits, data.ignore_index, masks.shape)
+    except Problem:
+        raise
+    except PLUGIN_FAILURES as exc:
+        raise Problem(f"{name}: failed on a batch whose every pixel is ignored (targets {tuple(masks.shape)} all "
+                      f"{data.ignore_index}): {type(exc).__name__}: {exc}") from exc
+
+
+_storable = storable
 
 
 def _problem_of(run):
@@ -467,9 +446,7 @@ def _unmatched_lr_mult(keys, names, architecture) -> str:
             f"{architecture}: a key must be part of a parameter's full name; this model's names begin with {shown}")
 
 
-def _named(component) -> str:
-    """How a problem names a component: kind, name and the plugin that provides it."""
-    return f"{component.kind} {component.name!r} ({component.provider} {component.version})"
+_named = named
 
 
 def _variants(labels):

@@ -46,7 +46,8 @@ def fail(message):
 
 def binary_bce(logits, target):
     valid = target != 255
-    return nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float())
+    summed = nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float(), reduction="sum")
+    return summed / valid.sum().clamp(min=1) + 0 * logits.sum()  # finite when every pixel is ignored
 
 
 LOSSES = {
