@@ -259,3 +259,35 @@ def _is_number(value) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def probed_direction(component, num_classes=3, ignore_index=255):
+    """(checked, perfect, wrong) for a metric ``component`` on small synthetic label maps,
+    without a dataset (a suite's gate rules, ``segbench list``); None when it cannot be
+    built at its defaults or its scores cannot tell."""
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, num_classes, (2, 16, 16), generator=generator)
+    target[:, :2] = ignore_index
+    build = lambda: component.build(num_classes, ignore_index)  # noqa: E731
+    try:
+        with torch.no_grad():
+            perfect, wrong = scored_direction(named(component), build, target, num_classes, ignore_index)
+    except Exception:  # noqa: BLE001 - needs parameters, or fails here: the preflight names it on real data
+        return None
+    checked = checked_direction(perfect, wrong)
+    return None if checked is None else (checked, float(perfect), float(wrong))
+
+
+def direction_remark(component, declared: bool) -> str:
+    """Why the declared direction looks wrong, or "": the scores contradict it, or else
+    its description's words do."""
+    probed = probed_direction(component)
+    if probed is not None and probed[0] != declared:
+        _, perfect, wrong = probed
+        return (f"but a perfect prediction scores {perfect:.4g} and a wrong one {wrong:.4g}: "
+                f"register it with higher_is_better={not declared}")
+    said = (component.description or "").lower()
+    opposite = "lower is better" if declared else "higher is better"
+    if opposite in said and ("higher is better" if declared else "lower is better") not in said:
+        return f"but its description says {opposite!r}: fix one of them"
+    return ""

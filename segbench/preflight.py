@@ -26,13 +26,15 @@ import contextlib
 import dataclasses
 import difflib
 import json
-import math
 import random
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from .component_checks import (STORABLE, ContractViolation, check_all_ignored_loss, check_declared_direction, check_logits,
+                               check_loss_value, check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named,
+                               storable)
 from .data.cache import resolve_cache_dir
 from .data.loading import LoadingRequest, resolve_workers
 from .data.samples import normalize
@@ -40,8 +42,6 @@ from .data.transforms import apply, is_per_sample, pipeline
 from .engine import build
 from .engine.device import single_torch_thread
 from .engine.inference import size_groups
-from .component_checks import (STORABLE, ContractViolation, check_all_ignored_loss, check_logits, check_loss_value,
-                               check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named, storable)
 from .components import metric_direction
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
@@ -304,9 +304,11 @@ class _Checks:
         _, masks = _tiny_batch(data.val if len(data.val) else data.train)
         # the true masks mirrored: label maps that are valid but neither perfect nor empty
         predictions = torch.where(masks == data.ignore_index, 0, masks).flip(-1)
+        declared = metric_direction(component)
         with torch.no_grad():
             check_metric_keeps_no_state(name, make, predictions, masks, data.num_classes)
-            check_metric_direction(name, make, masks, data.num_classes, data.ignore_index, metric_direction(component))
+            check_declared_direction(name, declared, make())
+            check_metric_direction(name, make, masks, data.num_classes, data.ignore_index, declared)
 
 
 class _WatchedUpsamplers:

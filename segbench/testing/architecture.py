@@ -61,6 +61,10 @@ class ArchitectureContract(ComponentContract):
 
     def default_upsampler(self) -> str:
         fitting = self.fitting_upsamplers()
+        if not fitting:
+            provides = sorted(self.catalogue().get("architecture", self.name).provides)
+            self.fail(f"no installed upsampler fits it (it provides {provides or 'nothing'}); provide the capabilities an "
+                      "upsampler requires (docs/writing-plugins.md, 'Capabilities'), or, with `hook`, register upsamplers too")
         return next((name for name in ("nearest", "bilinear") if name in fitting), fitting[0])
 
     def build(self, upsampler=None, out_channels=None, **overrides):

@@ -30,7 +30,7 @@ class LossContract(ComponentContract):
     num_classes = 3  # multiclass and multilabel; binary always has 2 classes and one logit channel
     ignore_index = 255
     ignored_fraction = 0.2
-    # Confidence levels of a correct prediction; the loss must fall as they grow.
+    # Confidence levels of a correct prediction; the loss must fall as they grow (or stay at 0).
     perfect_scales = (0.0, 1.0, 3.0, 10.0)
 
     def reference(self, logits, target, mode) -> torch.Tensor | None:
@@ -137,9 +137,10 @@ class LossContract(ComponentContract):
         self.skip_unless_supported(mode)
         loss, target = self.build(mode), self.target(mode)
         values = [float(loss(self.confident_logits(mode, target, s), target)) for s in self.perfect_scales]
-        self.expect(all(a > b for a, b in zip(values, values[1:])),
+        # a loss that has reached 0 (a hinge past its margin) may stay there
+        self.expect(all(a > b or a == b == 0 for a, b in zip(values, values[1:])),
                     f"{mode}: on correct predictions of growing confidence (logit margins {list(self.perfect_scales)}) it gave "
-                    f"{[round(v, 6) for v in values]}; expected strictly decreasing values")
+                    f"{[round(v, 6) for v in values]}; expected strictly decreasing values (or staying at 0)")
 
     @pytest.mark.parametrize("mode", MODES)
     def test_ignored_pixels_change_neither_value_nor_gradient(self, mode):
