@@ -8,14 +8,10 @@ name, plugin and version), the input, what was expected and what came back.
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
 
-from .store import to_json_safe
-
-STORABLE = "a number, text, a boolean, or a list or table of those"
 METRIC_VALUE = "a float, finite or NaN, that a JSON record can hold (e.g. float(x))"
 
 
@@ -26,14 +22,6 @@ class ContractViolation(Exception):
 def named(component) -> str:
     """How a message names a component: kind, name and the plugin that provides it."""
     return f"{component.kind} {component.name!r} ({component.provider} {component.version})"
-
-
-def storable(value) -> bool:
-    try:
-        json.dumps(to_json_safe(value), allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def shown(value) -> str:
@@ -154,7 +142,7 @@ def check_metric_value(name, call, value):
     """A metric value is a float (an int will do), NaN when undefined: a numpy float32 or
     a 0-d tensor is refused, as the record and the statistics expect Python floats."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or math.isinf(value) or not storable(value):
+    if not number or math.isinf(value):
         raise ContractViolation(f"{name}: {call} returned {shown(value)}; a metric value must be {METRIC_VALUE}")
 
 

@@ -32,9 +32,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .component_checks import (STORABLE, ContractViolation, check_all_ignored_loss, check_declared_direction, check_logits,
-                               check_loss_value, check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named,
-                               storable)
+from .component_checks import (ContractViolation, check_all_ignored_loss, check_declared_direction, check_logits, check_loss_value,
+                               check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named)
+from .components import metric_direction
 from .data.cache import resolve_cache_dir
 from .data.loading import LoadingRequest, resolve_workers
 from .data.samples import normalize
@@ -42,9 +42,9 @@ from .data.transforms import apply, is_per_sample, pipeline
 from .engine import build
 from .engine.device import single_torch_thread
 from .engine.inference import size_groups
-from .components import metric_direction
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
+from .store import to_json_safe
 
 # What a plugin may raise in its preflight: its sys.exit() is its own failure, reported
 # like any other, not the end of segbench.
@@ -52,6 +52,7 @@ PLUGIN_FAILURES = (Exception, SystemExit)
 
 BATCH_IMAGES = 2  # the smallest batch that batch norm accepts in training mode
 FALLBACK_CHANNELS = 2  # a model whose dataset is bad input is still built, to check its parameters
+STORABLE = "a number, text, a boolean, or a list or table of those"
 LR_MULT_PREFIXES_SHOWN = 12
 
 
@@ -390,7 +391,12 @@ def _all_ignored_loss(loss_fn, logits, masks, data, name):
                       f"{data.ignore_index}): {type(exc).__name__}: {exc}") from exc
 
 
-_storable = storable
+def _storable(value) -> bool:
+    try:
+        json.dumps(to_json_safe(value), allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _problem_of(run):

@@ -49,6 +49,7 @@ class ComponentContract:
             return f"{self.kind} {self.name!r}"
 
     def fail(self, message: str):
+        """Fail the test with ``message``, after the component's name (no traceback: the message says it all)."""
         pytest.fail(f"{self.described()}: {message}", pytrace=False)
 
     def expect(self, condition, message):
