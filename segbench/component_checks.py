@@ -117,7 +117,7 @@ def metric_outputs(name, metric, pred, target) -> dict:
         return {"compute()": metric.compute(), "per_image()": metric.per_image(), "per_class()": metric.per_class()}
     except ContractViolation:
         raise
-    except Exception as exc:  # noqa: BLE001 - the metric's own failure, named with the input
+    except Exception as exc:  # the metric's own failure, named with the input
         raise ContractViolation(f"{name}: failed on label maps of shape {tuple(target.shape)}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -256,11 +256,13 @@ def probed_direction(component, num_classes=3, ignore_index=255):
     generator = torch.Generator().manual_seed(0)
     target = torch.randint(0, num_classes, (2, 16, 16), generator=generator)
     target[:, :2] = ignore_index
-    build = lambda: component.build(num_classes, ignore_index)  # noqa: E731
+    def build():
+        return component.build(num_classes, ignore_index)
+
     try:
         with torch.no_grad():
             perfect, wrong = scored_direction(named(component), build, target, num_classes, ignore_index)
-    except Exception:  # noqa: BLE001 - needs parameters, or fails here: the preflight names it on real data
+    except Exception:  # needs parameters, or fails here: the preflight names it on real data
         return None
     checked = checked_direction(perfect, wrong)
     return None if checked is None else (checked, float(perfect), float(wrong))

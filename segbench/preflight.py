@@ -298,7 +298,9 @@ class _Checks:
         """Fresh instances agree on the same batch (no state kept between evaluations), their
         values are floats a record holds, and the declared direction agrees with the scores
         of a perfect and a wrong prediction."""
-        make = lambda: build.build_metrics(self.catalogue, [ref], data)[ref["name"]]  # noqa: E731
+        def make():
+            return build.build_metrics(self.catalogue, [ref], data)[ref["name"]]
+
         self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}", make)
         component = self.catalogue.get("metric", ref["name"])
         name = _named(component)

@@ -379,3 +379,18 @@ def test_a_model_carrying_other_provides_than_its_registration_is_named(module):
     test = architecture_contract(module, "misdeclared_net")
     message = contract_failure(test.test_a_model_carrying_provides_agrees_with_its_registration)
     assert "architecture 'misdeclared_net' (contract-test ?): the built model's provides ['module'] differ from the registration's" in message
+
+
+def test_list_remarks_on_a_description_contradicting_the_direction_when_scores_cannot_tell():
+    """A metric with a required parameter cannot be scored at its defaults: its words are checked instead."""
+    from segbench.component_checks import direction_remark
+
+    def needs_a_weight(num_classes, ignore_index, *, weight):
+        raise NotImplementedError  # never reached: the weight is required
+
+    register = Registrar("words", "1.0")
+    register.add_metric("weighted_error", needs_a_weight, description="Weighted error (lower is better)", higher_is_better=True)
+    register.add_metric("weighted_score", needs_a_weight, description="Weighted score (higher is better)", higher_is_better=True)
+    wrong, right = register.components
+    assert direction_remark(wrong, True) == "but its description says 'lower is better': fix one of them"
+    assert direction_remark(right, True) == ""
