@@ -29,9 +29,19 @@ def format_components(components) -> str:
             if capabilities:
                 lines.append(f"  {'':<{width}}  {capabilities}")
             if kind == "metric":
-                lines.append(f"  {'':<{width}}  direction: {direction_word(metric_direction(component))}")
+                lines.append(f"  {'':<{width}}  {_direction(component)}")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _direction(component) -> str:
+    """The declared direction, with a remark when the metric's scores (or its description)
+    contradict it."""
+    from .component_checks import direction_remark  # imports torch: only to list metrics
+
+    declared = metric_direction(component)
+    remark = direction_remark(component, declared)
+    return f"direction: {direction_word(declared)}" + (f" ({one_line(remark)})" if remark else "")
 
 
 def plural(kind: str) -> str:

@@ -26,13 +26,15 @@ import contextlib
 import dataclasses
 import difflib
 import json
-import math
 import random
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
+from .component_checks import (ContractViolation, check_all_ignored_loss, check_declared_direction, check_logits, check_loss_value,
+                               check_metric_direction, check_metric_keeps_no_state, check_upsampler_output, named)
+from .components import metric_direction
 from .data.cache import resolve_cache_dir
 from .data.loading import LoadingRequest, resolve_workers
 from .data.samples import mask_dtype_problem, normalize, split_mask_dtypes
@@ -54,8 +56,9 @@ STORABLE = "a number, text, a boolean, or a list or table of those"
 LR_MULT_PREFIXES_SHOWN = 12
 
 
-class Problem(Exception):
-    """One problem line, already worded: what broke which contract, and how."""
+# One problem line, already worded: what broke which contract, and how (the checks shared
+# with segbench.testing raise it too).
+Problem = ContractViolation
 
 
 def preflight(suite, cache_dir=None) -> None:
@@ -189,6 +192,7 @@ class _Checks:
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
         self.labels: dict[str, list] = {}  # problem -> the variants that have it
         self.parameter_names: dict[str, list] = {}  # model -> its parameters' names, for [train] lr_mult
+        self.ignored_labels: dict[int, bool] = {}  # id(dataset) -> whether its train masks hold ignore_index
 
     def problems(self) -> list:
         return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
@@ -278,35 +282,48 @@ class _Checks:
         loss_name = self.named("loss", loss_ref["name"])
         augment = config["train"]["augment"]
         try:
-            _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, images), data, architecture, loss_name)
+            logits, masks = _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, images), data,
+                                        architecture, loss_name)
         except Problem as problem:
             if images != 1 or len(data.train) < 2:
                 raise
             # Fine on two images: the model cannot train on one (batch norm), which this variant's batches come to.
             _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, 2), data, architecture, loss_name)
             raise Problem(_one_image_problem(architecture, problem, config["train"]["batch_size"], len(data.train))) from problem
+        if self.meets_ignored_pixels(data, augment):
+            _all_ignored_loss(loss_fn, logits, masks, data, loss_name)
         if len(data.val):
             model.eval()
             with torch.no_grad():
                 _logits(model, _tiny_batch(data.val)[0], data, architecture, training=False)
 
+    def meets_ignored_pixels(self, data, augment) -> bool:
+        """Whether training can see a batch of ignored pixels only: the masks hold
+        ``ignore_index``, or a crop pads with it."""
+        if augment.get("crop"):
+            return True
+        if id(data) not in self.ignored_labels:
+            self.ignored_labels[id(data)] = data.ignore_index in data.train.distinct_labels()
+        return self.ignored_labels[id(data)]
+
     def metric(self, ref, data):
-        metric = self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}",
-                            lambda: build.build_metrics(self.catalogue, [ref], data)[ref["name"]])
-        name = self.named("metric", ref["name"])
+        """Fresh instances agree on the same batch (no state kept between evaluations), their
+        values are floats a record holds, and the declared direction agrees with the scores
+        of a perfect and a wrong prediction."""
+        def make():
+            return build.build_metrics(self.catalogue, [ref], data)[ref["name"]]
+
+        self.build(["metric", ref, data.num_classes, data.ignore_index], f"metric {_describe(ref)}", make)
+        component = self.catalogue.get("metric", ref["name"])
+        name = _named(component)
         _, masks = _tiny_batch(data.val if len(data.val) else data.train)
         # the true masks mirrored: label maps that are valid but neither perfect nor empty
         predictions = torch.where(masks == data.ignore_index, 0, masks).flip(-1)
+        declared = metric_direction(component)
         with torch.no_grad():
-            try:
-                metric.update(predictions, masks)
-                values = {"compute()": metric.compute(), "per_image()": metric.per_image(), "per_class()": metric.per_class()}
-            except PLUGIN_FAILURES as exc:
-                raise Problem(f"{name}: failed on label maps of shape {tuple(masks.shape)}: {type(exc).__name__}: {exc}") from exc
-        _check_value(name, "compute()", values["compute()"])
-        _check_values(name, "per_image()", values["per_image()"], len(masks), "one per image")
-        if values["per_class()"] is not None:
-            _check_values(name, "per_class()", values["per_class()"], data.num_classes, "one per class, or None")
+            check_metric_keeps_no_state(name, make, predictions, masks, data.num_classes)
+            check_declared_direction(name, declared, make())
+            check_metric_direction(name, make, masks, data.num_classes, data.ignore_index, declared)
 
 
 def step_images(train, images: int) -> int:
@@ -322,7 +339,8 @@ def step_images(train, images: int) -> int:
 
 
 def _train_step(model, loss_fn, batch, data, architecture, loss_name):
-    """Forward, loss and backward as the first training step does, every contract checked."""
+    """Forward, loss and backward as the first training step does, every contract checked;
+    returns the logits and the masks."""
     images, masks = batch
     model.train()
     with torch.enable_grad():
@@ -337,6 +355,7 @@ def _train_step(model, loss_fn, batch, data, architecture, loss_name):
     trainable = [p for p in model.parameters() if p.requires_grad]
     if trainable and all(p.grad is None for p in trainable):
         raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
+    return logits, masks
 
 
 def _one_image_problem(architecture, problem, batch_size, images) -> str:
@@ -386,15 +405,9 @@ def _upsampler_contract(component, out_channels, scale_factor):
     def check(module, args, kwargs, output):
         if not args or not isinstance(args[0], torch.Tensor) or args[0].ndim != 4:
             return
-        n, _, h, w = args[0].shape
         # with more arguments (max-unpool indices, an output_size) H and W are the upsampler's to decide
         extra = len(args) > 1 or bool(kwargs) or not isinstance(scale_factor, (int, float))
-        sizes = {(math.floor(h * scale_factor), math.floor(w * scale_factor)), (round(h * scale_factor), round(w * scale_factor))}
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-        if shape is None or len(shape) != 4 or shape[:2] != (n, out_channels) or (not extra and shape[2:] not in sizes):
-            got = f"a tensor of shape {shape}" if shape is not None else f"a {type(output).__name__}"
-            raise Problem(f"{_named(component)}: returned {got} for input {tuple(args[0].shape)} with out_channels={out_channels}, "
-                          f"scale_factor={scale_factor}; an upsampler must return (N, out_channels, H*scale_factor, W*scale_factor)")
+        check_upsampler_output(_named(component), output, tuple(args[0].shape), out_channels, scale_factor, free_size=extra)
 
     return check
 
@@ -423,48 +436,27 @@ def _logits(model, images, data, architecture, training=True):
 
 
 def _check_logits(architecture, logits, images, data):
-    n, _, h, w = images.shape
-    expected = (n, data.output_channels, h, w)
-    channels = "1 logit channel for a binary dataset" if data.mode == "binary" else f"one channel per class ({data.num_classes})"
-    if not isinstance(logits, torch.Tensor):
-        raise Problem(f"{architecture}: returned a {type(logits).__name__}; expected logits, a tensor of shape {expected} "
-                      f"(N, {channels}, H, W)")
-    if tuple(logits.shape) != expected:
-        raise Problem(f"{architecture}: returned logits of shape {tuple(logits.shape)} for images of shape {tuple(images.shape)}; "
-                      f"expected {expected} (N, {channels}, H, W)")
+    check_logits(architecture, logits, tuple(images.shape), data.output_channels, binary=data.mode == "binary")
 
 
 def _loss_value(loss_fn, logits, masks, data, name):
+    on = f"logits of shape {tuple(logits.shape)} and targets of shape {tuple(masks.shape)} ({data.mode}, {data.num_classes} classes)"
     try:
         value = loss_fn(logits, masks)
     except PLUGIN_FAILURES as exc:
-        raise Problem(f"{name}: failed on logits of shape {tuple(logits.shape)} and targets of shape {tuple(masks.shape)} "
-                      f"({data.mode}, {data.num_classes} classes): {type(exc).__name__}: {exc}") from exc
-    if not isinstance(value, torch.Tensor):
-        raise Problem(f"{name}: returned a {type(value).__name__}; a loss must return a scalar tensor")
-    if value.ndim != 0:
-        raise Problem(f"{name}: returned a tensor of shape {tuple(value.shape)}; a loss must return a scalar")
-    if not bool(torch.isfinite(value)):
-        raise Problem(f"{name}: returned {value.item()} on {len(masks)} real images of the dataset; a loss must be finite")
-    if not value.requires_grad:
-        raise Problem(f"{name}: returned a tensor without a gradient; a loss must be computed from the logits")
+        raise Problem(f"{name}: failed on {on}: {type(exc).__name__}: {exc}") from exc
+    check_loss_value(name, value, f"{len(masks)} real images of the dataset", on)
     return value
 
 
-def _check_values(name, call, values, count, what):
-    if not isinstance(values, (list, tuple)) or len(values) != count:
-        size = f"{len(values)} values" if isinstance(values, (list, tuple)) else f"a {type(values).__name__}"
-        raise Problem(f"{name}: {call} returned {size} for {count}; expected a list of {count} floats, {what}")
-    for value in values:
-        _check_value(name, call, value)
-
-
-def _check_value(name, call, value):
-    """A metric value is a float, NaN when undefined, that a JSON record can hold."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or math.isinf(value) or not _storable(value):
-        raise Problem(f"{name}: {call} returned {value!r} ({type(value).__name__}); a metric value must be a float, "
-                      "finite or NaN, that a JSON record can hold (e.g. float(x))")
+def _all_ignored_loss(loss_fn, logits, masks, data, name):
+    try:
+        check_all_ignored_loss(name, loss_fn, logits, data.ignore_index, masks.shape)
+    except Problem:
+        raise
+    except PLUGIN_FAILURES as exc:
+        raise Problem(f"{name}: failed on a batch whose every pixel is ignored (targets {tuple(masks.shape)} all "
+                      f"{data.ignore_index}): {type(exc).__name__}: {exc}") from exc
 
 
 def _storable(value) -> bool:
@@ -531,9 +523,7 @@ def _unmatched_lr_mult(keys, names, architecture) -> str:
             f"{architecture}: a key must be part of a parameter's full name; this model's names begin with {shown}")
 
 
-def _named(component) -> str:
-    """How a problem names a component: kind, name and the plugin that provides it."""
-    return f"{component.kind} {component.name!r} ({component.provider} {component.version})"
+_named = named
 
 
 def _variants(labels):

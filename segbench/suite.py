@@ -350,12 +350,31 @@ def _check_gate_metrics(rules, variants, catalogue, problems):
     if not rules or not variants:
         return
     metrics = list(dict.fromkeys(m["name"] for v in variants for m in v.config["eval"]["metrics"]))
-    directions = {name: metric_direction(catalogue.get("metric", name)) for name in metrics}
     for rule in rules:
         problem = unknown_metric_problem(rule, metrics + list(COST_FIELDS))
-        problem = problem or direction_problem(rule, higher_is_better(rule.metric, directions))
+        if problem is None and rule.metric in metrics:
+            problem = _metric_rule_direction_problem(rule, catalogue.get("metric", rule.metric))
+        elif problem is None:
+            problem = direction_problem(rule, higher_is_better(rule.metric))
         if problem:
             problems.add("gate.rules", problem)
+
+
+def _metric_rule_direction_problem(rule, component):
+    """The rule guards the metric in the direction its scores show (a perfect prediction
+    against a wrong one), so that a wrongly declared direction is not carried into the
+    hint; the preflight refuses that declaration, naming the fix."""
+    from .component_checks import probed_direction  # imports torch: only for gate rules on metrics
+
+    declared = metric_direction(component)
+    probed = probed_direction(component)
+    if probed is None or probed[0] == declared:
+        return direction_problem(rule, declared)
+    checked, perfect, wrong = probed
+    problem = direction_problem(rule, checked)
+    note = (f"metric {component.name!r} is registered with higher_is_better={declared}, but a perfect prediction scores "
+            f"{perfect:.4g} and a wrong one {wrong:.4g}: register it with higher_is_better={checked}")
+    return f"{problem} ({note})" if problem else None
 
 
 def _base_config(raw, problems):

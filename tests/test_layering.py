@@ -36,7 +36,7 @@ PACKAGE = Path(segbench.__file__).parent
 # readers of records (report, gate) beside the training code, never importing it.
 LAYERS = [
     {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers"},  # depend on nothing of segbench
-    {"extensions", "hookspecs", "components", "params", "plugins", "records", "schema", "design", "format"},  # contracts
+    {"extensions", "hookspecs", "components", "component_checks", "params", "plugins", "records", "schema", "design", "format"},  # contracts
     {"statistics", "power", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
     {"gate", "doctor", "report", "planning", "stored_report"},  # read records only
     {"suite", "engine", "progress", "execute", "preflight"},  # a suite, and one run of it

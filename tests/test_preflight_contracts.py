@@ -52,7 +52,8 @@ class Detached(nn.Module):
 class BinaryOnly(nn.Module):
     def forward(self, logits, target):
         valid = target != 255
-        return nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float())
+        summed = nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float(), reduction="sum")
+        return summed / valid.sum().clamp(min=1) + 0 * logits.sum()  # finite when every pixel is ignored
 
 
 def per_pixel_loss(mode, num_classes, ignore_index):

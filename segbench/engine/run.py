@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..component_checks import named
 from ..costs import COST_HIGHER_IS_BETTER
 from ..data import SegmentationData
 from ..data.augment import augment_generator
@@ -32,6 +33,10 @@ SAMPLE_COUNT = 4
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class MetricMiscounted(RuntimeError):
+    """A metric's per_image() does not hold one value per validation image."""
 
 
 @dataclass
@@ -179,12 +184,26 @@ def _run_one(variant, seed: int, catalogue, cache_dir, on_epoch=None) -> dict:
         "curves": curves,
         "metrics": {name: metric.compute() for name, metric in metrics.items()},
         "per_class": {name: _per_class(metric, data) for name, metric in metrics.items() if metric.per_class() is not None},
-        "per_image": {name: metric.per_image() for name, metric in metrics.items()},
+        "per_image": per_image_values(metrics, len(data.val), catalogue),
         "higher_is_better": {**{name: bool(metric.higher_is_better) for name, metric in metrics.items()}, **COST_HIGHER_IS_BETTER},
         "bootstrap": image_replicates(metrics, len(data.val)),
         "cost": cost,
         "samples": samples,
     }
+
+
+def per_image_values(metrics: dict, n_images: int, catalogue) -> dict:
+    """Each metric's per_image(), one value per validation image: a metric that kept
+    images from an earlier evaluation (a cached instance) or lost some fails the run."""
+    values = {name: metric.per_image() for name, metric in metrics.items()}
+    for name, per_image in values.items():
+        count = len(per_image) if isinstance(per_image, (list, tuple)) else None
+        if count != n_images:
+            got = f"{count} values" if count is not None else f"a {type(per_image).__name__}"
+            raise MetricMiscounted(
+                f"{named(catalogue.get('metric', name))}: per_image() returned {got} for {n_images} validation images; expected "
+                "one per image seen by this evaluation (a metric instance must start empty: its factory must return a new one each call)")
+    return values
 
 
 def image_replicates(metrics: dict, n_images: int) -> dict:

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ..component_checks import check_all_ignored_loss, check_loss_value
 from ._base import ComponentContract
 
 MODES = ("binary", "multiclass", "multilabel")
@@ -29,7 +30,7 @@ class LossContract(ComponentContract):
     num_classes = 3  # multiclass and multilabel; binary always has 2 classes and one logit channel
     ignore_index = 255
     ignored_fraction = 0.2
-    # Confidence levels of a correct prediction; the loss must fall as they grow.
+    # Confidence levels of a correct prediction; the loss must fall as they grow (or stay at 0).
     perfect_scales = (0.0, 1.0, 3.0, 10.0)
 
     def reference(self, logits, target, mode) -> torch.Tensor | None:
@@ -95,32 +96,51 @@ class LossContract(ComponentContract):
         if mode not in self.modes:
             pytest.skip(f"loss {self.name!r} does not support {mode}")
 
+    def value(self, mode, logits, target, on):
+        """The loss on ``logits`` and ``target``, checked as the preflight checks it: a
+        finite scalar tensor connected to the logits."""
+        value = self.build(mode)(logits, target)
+        check_loss_value(self.described(), value, on, f"{mode} logits {tuple(logits.shape)} and targets {tuple(target.shape)}")
+        return value
+
     # --- contract -------------------------------------------------------------------
 
     def test_is_registered_with_a_description(self):
-        assert self.component().description, f"loss {self.name!r} has no one-line description"
+        self.expect(self.component().description, "has no one-line description: give add_loss(description=...) or a docstring")
 
     def test_refuses_modes_it_does_not_support(self):
         for mode in [m for m in MODES if m not in self.modes] + list(UNKNOWN_MODES):
-            with pytest.raises(ValueError, match=mode):
+            try:
                 self.build(mode)
+            except ValueError as error:
+                self.expect(mode in str(error), f"building it in mode {mode!r} raised ValueError({str(error)!r}), which does not "
+                                                "name the mode; say which mode is not supported")
+            except Exception as error:  # noqa: BLE001 - the wrong kind of refusal, named
+                self.fail(f"building it in mode {mode!r} raised {type(error).__name__}: {error}; expected a ValueError naming the mode")
+            else:
+                self.fail(f"building it in mode {mode!r} succeeded; a loss raises ValueError in a mode it does not support "
+                          f"(the contract expects these modes: {', '.join(self.modes)})")
 
     @pytest.mark.parametrize("mode", MODES)
     def test_is_a_finite_differentiable_scalar(self, mode):
         self.skip_unless_supported(mode)
         target = self.target(mode)
         logits = self.logits(mode, target)
-        value = self.build(mode)(logits, target)
-        assert value.ndim == 0 and torch.isfinite(value)
+        value = self.value(mode, logits, target, "random logits")
         value.backward()
-        assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+        self.expect(logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0,
+                    lambda: f"{mode}: the gradient of its value on random logits {tuple(logits.shape)} is "
+                            f"{'missing' if logits.grad is None else 'zero or not finite'}; expected a finite, non-zero gradient")
 
     @pytest.mark.parametrize("mode", MODES)
     def test_decreases_toward_a_perfect_prediction(self, mode):
         self.skip_unless_supported(mode)
         loss, target = self.build(mode), self.target(mode)
         values = [float(loss(self.confident_logits(mode, target, s), target)) for s in self.perfect_scales]
-        assert all(a > b for a, b in zip(values, values[1:])), f"not decreasing: {values}"
+        # a loss that has reached 0 (a hinge past its margin) may stay there
+        self.expect(all(a > b or a == b == 0 for a, b in zip(values, values[1:])),
+                    f"{mode}: on correct predictions of growing confidence (logit margins {list(self.perfect_scales)}) it gave "
+                    f"{[round(v, 6) for v in values]}; expected strictly decreasing values (or staying at 0)")
 
     @pytest.mark.parametrize("mode", MODES)
     def test_ignored_pixels_change_neither_value_nor_gradient(self, mode):
@@ -128,23 +148,23 @@ class LossContract(ComponentContract):
         loss, target = self.build(mode), self.target(mode)
         logits = self.logits(mode, target)
         ignored = self.ignored(mode, target)
-        assert ignored.any()
+        self.expect(ignored.any(), "the test's targets have no ignored pixel; raise ignored_fraction")
         changed = torch.where(ignored, 20 * torch.randn_like(logits), logits.detach()).requires_grad_()
-        torch.testing.assert_close(loss(changed, target), loss(logits, target))
+        on = f"{mode}: logits changed only at pixels whose target is ignore_index {self.ignore_index}"
+        torch.testing.assert_close(loss(changed, target), loss(logits, target),
+                                   msg=lambda m: f"{self.described()}: {on} changed its value: {m}")
         loss(changed, target).backward()
         loss(logits, target).backward()
-        assert (changed.grad[ignored] == 0).all()
-        torch.testing.assert_close(changed.grad[~ignored], logits.grad[~ignored])
+        self.expect((changed.grad[ignored] == 0).all(), f"{on}: the gradient at ignored pixels is not zero")
+        torch.testing.assert_close(changed.grad[~ignored], logits.grad[~ignored],
+                                   msg=lambda m: f"{self.described()}: {on} changed the gradient at the other pixels: {m}")
 
     @pytest.mark.parametrize("mode", MODES)
     def test_an_all_ignored_batch_gives_a_finite_value(self, mode):
+        """As the preflight checks it, on the suite's real batch."""
         self.skip_unless_supported(mode)
         target = torch.full(self.target_shape(mode, (2, 4, 4)), self.ignore_index)
-        logits = self.logits(mode, target)
-        value = self.build(mode)(logits, target)
-        assert value.ndim == 0 and torch.isfinite(value)
-        value.backward()
-        assert torch.isfinite(logits.grad).all()
+        check_all_ignored_loss(self.described(), self.build(mode), self.logits(mode, target), self.ignore_index, target.shape)
 
     @pytest.mark.parametrize("mode", MODES)
     def test_matches_the_independent_reference(self, mode):
@@ -154,4 +174,5 @@ class LossContract(ComponentContract):
         expected = self.reference(logits, target, mode)
         if expected is None:
             pytest.skip(f"loss {self.name!r} has no reference")
-        torch.testing.assert_close(self.build(mode)(logits, target), expected.to(logits.dtype), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(self.build(mode)(logits, target), expected.to(logits.dtype), rtol=1e-5, atol=1e-6,
+                                   msg=lambda m: f"{self.described()}: {mode}: its value on random logits differs from the reference: {m}")

@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ..component_checks import (check_declared_direction, check_metric_direction, check_metric_keeps_no_state, check_metric_outputs,
+                                check_metric_values, metric_outputs)
 from ..components import metric_direction
 from ..metrics import Metric
 from ._base import ComponentContract
@@ -56,9 +58,18 @@ class MetricContract(ComponentContract):
         return pred, target.masked_fill(ignored, self.ignore_index)
 
     def measured(self, pred, target) -> Metric:
+        """A new metric updated once with the batch; what it gives is checked to be floats
+        a record holds (as the preflight checks it), so every test below reads floats."""
         metric = self.build()
-        metric.update(pred, target)
+        outputs = metric_outputs(self.described(), metric, pred, target)
+        check_metric_outputs(self.described(), outputs, len(target), self.num_classes)
         return metric
+
+    def per_image(self, metric, images, on="") -> list:
+        """``metric.per_image()``, one float per image seen."""
+        values = metric.per_image()
+        check_metric_values(self.described(), "per_image()", values, images, f"one per image seen{on}")
+        return values
 
     def side_by_side(self, pred, target):
         """The images as one image, with an ignored column between them that no class is
@@ -82,7 +93,19 @@ class MetricContract(ComponentContract):
 
     def test_is_registered_and_builds_a_metric(self):
         metric = self.build()
-        assert isinstance(metric, Metric) and isinstance(metric.higher_is_better, bool)
+        self.expect(isinstance(metric, Metric), lambda: f"its factory returned {type(metric).__name__}; expected a "
+                                                        "segbench.metrics.Metric (subclass it)")
+        check_declared_direction(self.described(), metric_direction(self.component()), metric)
+
+    def test_values_are_floats_a_record_can_hold(self):
+        pred, target = self.label_maps()
+        self.measured(pred, target)  # checks compute(), per_image() and per_class()
+
+    def test_a_new_instance_each_call_keeping_no_state(self):
+        """As the preflight checks it: two metrics from the factory are distinct objects and,
+        each updated once with the same batch, give the same values."""
+        pred, target = self.label_maps()
+        check_metric_keeps_no_state(self.described(), self.build, pred, target, self.num_classes)
 
     def test_matches_the_independent_reference(self):
         pred, target = self.label_maps()
@@ -91,17 +114,18 @@ class MetricContract(ComponentContract):
             pytest.skip(f"metric {self.name!r} has no reference")
         value, per_class = expected
         metric = self.measured(pred, target)
-        assert metric.compute() == pytest.approx(value)
+        on = f"{len(pred)} random label maps {tuple(pred.shape)}"
+        self.expect_close(metric.compute(), value, f"compute() on {on} against the reference")
         if per_class is not None:
-            assert metric.per_class() == pytest.approx(list(per_class), nan_ok=True)
+            self.expect_close(metric.per_class(), list(per_class), f"per_class() on {on} against the reference")
         per_image = [self.reference(pred[i : i + 1], target[i : i + 1])[0] for i in range(len(pred))]
-        assert metric.per_image() == pytest.approx(per_image, nan_ok=True)
+        self.expect_close(metric.per_image(), per_image, f"per_image() on {on} against the reference, image by image")
 
     def test_per_image_has_one_value_per_image_seen(self):
         metric = self.build()
         for seed, images in [(0, 4), (1, 3)]:
             metric.update(*self.label_maps(seed, images=images))
-        assert len(metric.per_image()) == 7
+        self.per_image(metric, 7, " (two updates, of 4 and 3 images)")
 
     @pytest.mark.parametrize("cuts", [[2], [1, 2, 5], [3, 4]])
     def test_updates_accumulate_like_one_big_batch(self, cuts):
@@ -109,58 +133,79 @@ class MetricContract(ComponentContract):
         whole, split = self.measured(pred, target), self.build()
         for start, stop in zip([0, *cuts], [*cuts, len(pred)]):
             split.update(pred[start:stop], target[start:stop])
-        assert split.compute() == pytest.approx(whole.compute())
-        assert split.per_image() == pytest.approx(whole.per_image(), nan_ok=True)
+        on = f"6 images given in batches cut at {cuts}, against the same images in one batch"
+        self.expect_close(split.compute(), whole.compute(), f"compute() on {on}")
+        self.expect_close(self.per_image(split, 6), whole.per_image(), f"per_image() on {on}")
         if whole.per_class() is not None:
-            assert split.per_class() == pytest.approx(whole.per_class(), nan_ok=True)
+            self.expect_close(split.per_class(), whole.per_class(), f"per_class() on {on}")
 
     def test_dataset_value_pools_all_pixels_rather_than_averaging_images(self):
         pred, target = self.label_maps(images=4)
         metric = self.measured(pred, target)
         as_one_image = self.measured(*self.side_by_side(pred, target))
-        assert metric.compute() == pytest.approx(as_one_image.compute())
+        self.expect_close(metric.compute(), as_one_image.compute(),
+                          "compute() on 4 images against the same 4 images side by side as one (pixels pooled over the images)")
         per_image = metric.per_image()
-        assert metric.compute() != pytest.approx(sum(per_image) / len(per_image))
+        mean = sum(per_image) / len(per_image)
+        self.expect(metric.compute() != pytest.approx(mean),
+                    f"compute() = {metric.compute():.6g} on 4 images is the mean of per_image() {per_image}; the dataset value must "
+                    "pool the pixels of all images (e.g. sum confusion matrices), not average the images")
 
     def test_ignored_pixels_are_not_scored(self):
         pred, target = self.label_maps()
         target[..., -4:] = self.ignore_index  # a wide ignored band, beyond any prediction reach
         changed = self.out_of_reach(target == self.ignore_index)
-        assert changed[..., -1].all()
+        self.expect(changed[..., -1].all(), f"prediction_reach = {self.prediction_reach} reaches past the 4-pixel ignored band "
+                                            "this test changes the prediction in; use a smaller prediction_reach")
         shuffled = torch.where(changed, (pred + 1) % self.num_classes, pred)
         metric, reshuffled = self.measured(pred, target), self.measured(shuffled, target)
-        assert reshuffled.compute() == pytest.approx(metric.compute())
-        assert reshuffled.per_image() == pytest.approx(metric.per_image(), nan_ok=True)
+        on = f"predictions changed only at pixels whose target is ignore_index {self.ignore_index}"
+        self.expect_close(reshuffled.compute(), metric.compute(), f"compute() with {on}")
+        self.expect_close(reshuffled.per_image(), metric.per_image(), f"per_image() with {on}")
 
     def test_an_image_with_every_pixel_ignored_is_nan(self):
         pred, target = self.label_maps(images=2)
         target[0] = self.ignore_index
         metric = self.measured(pred, target)
-        first, second = metric.per_image()
-        assert math.isnan(first) and math.isfinite(second)
-        assert metric.compute() == pytest.approx(self.measured(pred[1:], target[1:]).compute())
+        first, second = self.per_image(metric, 2)
+        self.expect(math.isnan(first) and math.isfinite(second),
+                    f"per_image() on 2 images, the first with every pixel ignored, gave [{first}, {second}]; expected [nan, a finite value]")
+        self.expect_close(metric.compute(), self.measured(pred[1:], target[1:]).compute(),
+                          "compute() on 2 images, the first with every pixel ignored, against the second image alone")
 
     def test_a_perfect_prediction_scores_perfectly(self):
         if self.perfect_score is None:
             pytest.skip("no perfect score declared")
         _, target = self.label_maps()
         metric = self.measured(target.clone(), target)
-        assert metric.compute() == pytest.approx(self.perfect_score)
-        assert metric.per_image() == pytest.approx([self.perfect_score] * len(target))
+        on = "a perfect prediction (the targets themselves)"
+        hint = " (a metric on another scale: subclass MetricContract and set perfect_score)"
+        self.expect_close(metric.compute(), self.perfect_score, f"compute() on {on}{hint}")
+        self.expect_close(metric.per_image(), [self.perfect_score] * len(target), f"per_image() on {on}{hint}")
 
     def test_a_class_absent_from_prediction_and_target_is_nan_and_left_out(self):
         metric = self.measured(*self.label_maps())
-        assert math.isfinite(metric.compute())
+        on = f"label maps where class {self.absent_class} is absent from both prediction and target"
+        self.expect(math.isfinite(metric.compute()), f"compute() on {on} gave {metric.compute()}; expected a finite value")
         per_class = metric.per_class()
         if per_class is None:
             pytest.skip(f"metric {self.name!r} has no per-class form")
-        assert len(per_class) == self.num_classes
-        assert math.isnan(per_class[self.absent_class])
+        absent = per_class[self.absent_class]
         present = [v for c, v in enumerate(per_class) if c != self.absent_class]
-        assert all(math.isfinite(v) for v in present)
+        self.expect(math.isnan(absent) and all(math.isfinite(v) for v in present),
+                    f"per_class() on {on} gave {per_class}; expected NaN for class {self.absent_class} and finite values for the others")
 
     def test_declares_whether_higher_is_better(self):
-        assert self.build().higher_is_better is self.higher_is_better
+        declared = self.build().higher_is_better
+        self.expect(declared is self.higher_is_better,
+                    f"the metric's higher_is_better is {declared!r}; this contract expects {self.higher_is_better}")
+
+    def test_direction_agrees_with_the_scores(self):
+        """As the preflight checks it: a perfect prediction scores better than a wrong one
+        in the declared direction."""
+        _, target = self.label_maps()
+        check_metric_direction(self.described(), self.build, target, self.num_classes, self.ignore_index,
+                               metric_direction(self.component()))
 
     def test_image_statistics_rebuild_the_dataset_and_image_values(self):
         """Summed over every image, the statistics give the dataset value; over one image,
@@ -170,12 +215,17 @@ class MetricContract(ComponentContract):
         statistics = metric.image_statistics()
         if statistics is None:
             pytest.skip(f"metric {self.name!r} has no image statistics (no image evidence in reports)")
-        assert len(statistics) == 5
-        assert metric.from_statistics(statistics.sum(0)) == pytest.approx(metric.compute())
-        assert [metric.from_statistics(s) for s in statistics] == pytest.approx(metric.per_image(), nan_ok=True)
+        self.expect(len(statistics) == 5, f"image_statistics() on 5 images has {len(statistics)} rows; expected one per image")
+        self.expect_close(metric.from_statistics(statistics.sum(0)), metric.compute(),
+                          "from_statistics() of the statistics summed over 5 images, against compute()")
+        self.expect_close([metric.from_statistics(s) for s in statistics], metric.per_image(),
+                          "from_statistics() of each image's statistics, against per_image()")
         draw = torch.tensor([0, 0, 3, 4, 4])
         weights = torch.bincount(draw, minlength=5).double().numpy()[None]
-        assert metric.bootstrap(weights)[0] == pytest.approx(self.measured(pred[draw], target[draw]).compute())
+        self.expect_close(metric.bootstrap(weights)[0], self.measured(pred[draw], target[draw]).compute(),
+                          "bootstrap() of images 0, 0, 3, 4, 4, against compute() on those images")
 
     def test_component_direction_matches_the_metric(self):
-        assert metric_direction(self.component()) is self.higher_is_better
+        direction = metric_direction(self.component())
+        self.expect(direction is self.higher_is_better,
+                    f"registered (or annotated) with higher_is_better={direction}; this contract expects {self.higher_is_better}")

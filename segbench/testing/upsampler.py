@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..component_checks import check_upsampler_output
 from ._base import ComponentContract
 
 # Capabilities the contract reads (the standard plugins' vocabulary, docs/writing-plugins.md).
@@ -80,29 +81,30 @@ class UpsamplerContract(ComponentContract):
 
     def test_is_registered_with_a_description_and_known_params(self):
         component = self.component()
-        assert component.description, f"upsampler {self.name!r} has no one-line description"
-        assert "\n" not in component.description
-        assert set(self.params) <= set(component.params), "params must be keyword-only factory arguments"
+        self.expect(component.description, "has no one-line description: give add_upsampler(description=...) or a docstring")
+        self.expect("\n" not in component.description, f"its description {component.description!r} has several lines; give one")
+        unknown = sorted(set(self.params) - set(component.params))
+        self.expect(not unknown, f"the contract's params {unknown} are not keyword-only arguments of its factory "
+                                 f"(it takes {sorted(component.params) or 'none'})")
 
     @pytest.mark.parametrize("height, width", [(5, 7), (8, 8)])
     def test_output_is_scale_times_the_input(self, channels, height, width):
         in_channels, out_channels = channels
         for scale in self.scales_to_check():
             upsampler = self.build(in_channels, out_channels, scale)
-            output = self.call(upsampler, torch.randn(2, in_channels, height, width))
-            expected = (2, out_channels, scale * height, scale * width)
-            assert tuple(output.shape) == expected, (
-                f"scale {scale}, {in_channels} -> {out_channels} channels: output {tuple(output.shape)}, "
-                f"expected (N, C_out, s*H, s*W) = {expected}")
+            x = torch.randn(2, in_channels, height, width)
+            check_upsampler_output(self.described(), self.call(upsampler, x), tuple(x.shape), out_channels, scale)
 
     def test_gradient_reaches_input_and_parameters(self, channels):
         upsampler = self.build(*channels, self.scales_to_check()[0])
         x = torch.randn(2, channels[0], 6, 5, requires_grad=True)
         output = self.call(upsampler, x)
         (output * torch.randn_like(output)).sum().backward()
-        assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+        on = f"{channels[0]} -> {channels[1]} channels, input {tuple(x.shape)}"
+        self.expect(x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0,
+                    f"{on}: the gradient does not reach its input (missing, zero or not finite)")
         for name, parameter in upsampler.named_parameters():
-            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, f"no gradient for {name}"
+            self.expect(parameter.grad is not None and parameter.grad.abs().sum() > 0, f"{on}: its parameter {name} gets no gradient")
 
     def test_matches_its_reference(self):
         channels = self.channel_pairs[0][0]
@@ -113,7 +115,8 @@ class UpsamplerContract(ComponentContract):
             expected = self.reference(x, scale, *extra)
             if expected is None:
                 pytest.skip(f"upsampler {self.name!r} has no reference output")
-            torch.testing.assert_close(upsampler(x, *extra), expected)
+            torch.testing.assert_close(upsampler(x, *extra), expected, msg=lambda m, scale=scale: (
+                f"{self.described()}: at scale {scale} on input {tuple(x.shape)} its output differs from the reference: {m}"))
 
     def test_bf16_autocast_stays_close_to_fp32(self):
         """Under bf16 autocast (what ``amp = "auto"`` picks on recent GPUs; CPU autocast has
@@ -130,7 +133,8 @@ class UpsamplerContract(ComponentContract):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 mixed = upsampler(x, *extra).float()
         error = (mixed - reference).abs().max() / reference.abs().max()
-        assert error <= BF16_TOLERANCE, f"bf16 output off by {error:.3f} of the output's range (tolerance {BF16_TOLERANCE})"
+        self.expect(error <= BF16_TOLERANCE, f"on input {tuple(x.shape)} at scale {scale}, its bf16 output is off by {error:.3f} of "
+                                             f"the fp32 output's range; expected at most {BF16_TOLERANCE}")
 
     def test_an_interpolation_exposes_its_mode(self):
         """An upsampler requiring only ``interpolate:<mode>`` returns, channels preserved,
@@ -140,5 +144,7 @@ class UpsamplerContract(ComponentContract):
             pytest.skip(f"upsampler {self.name!r} is not an interpolation")
         (capability,) = required
         upsampler = self.build(4, 4, 2)
-        assert f"interpolate:{upsampler.mode}" == capability
-        assert hasattr(upsampler, "align_corners")
+        mode = getattr(upsampler, "mode", None)
+        self.expect(f"interpolate:{mode}" == capability, f"it requires {capability!r}, but the module it builds has mode {mode!r}; "
+                                                         "an interpolation exposes the mode it requires")
+        self.expect(hasattr(upsampler, "align_corners"), "the module it builds has no align_corners attribute; an interpolation exposes it")

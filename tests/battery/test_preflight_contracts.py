@@ -26,7 +26,7 @@ from torch import nn
 
 from segbench import hookimpl
 from segbench.data import SegmentationData, TensorPairs
-from segbench.metrics import Metric
+from segbench.metrics import ConfusionMatrixMetric, Metric
 
 
 class Returns(nn.Module):
@@ -46,7 +46,8 @@ def fail(message):
 
 def binary_bce(logits, target):
     valid = target != 255
-    return nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float())
+    summed = nn.functional.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float(), reduction="sum")
+    return summed / valid.sum().clamp(min=1) + 0 * logits.sum()  # finite when every pixel is ignored
 
 
 LOSSES = {
@@ -148,7 +149,26 @@ METRICS = {
     "tensor_per_class_metric": lambda: Fixed(0.5, per_class=torch.zeros(7)),
     "raising_metric": lambda: Fixed(0.5, raises=True),
     "nan_metric": lambda: Fixed(math.nan),
+    "array_per_image_metric": lambda: Fixed(0.5, per_image=np.array([0.5, 0.5])),
+    "dict_metric": lambda: Fixed({"miou": 0.5}),
 }
+
+
+class ErrorRate(ConfusionMatrixMetric):
+    """1 - pixel accuracy, left at the default direction (higher is better): wrong."""
+
+    def score(self, confusion):
+        return confusion.diagonal() / confusion.sum(1)
+
+    def reduce(self, per_class, confusion):
+        return float(1 - confusion.trace() / confusion.sum())
+
+
+CACHED = {}
+
+
+def cached_metric(num_classes, ignore_index):
+    return CACHED.setdefault("metric", ErrorRate(num_classes, ignore_index))
 
 
 def metric_factory(name):
@@ -210,6 +230,8 @@ def segbench_metrics(register):
     for name in METRICS:
         register.add_metric(name, metric_factory(name), higher_is_better=True)
     register.add_metric("set_default_metric", set_default_metric, higher_is_better=True)
+    register.add_metric("wrong_direction_metric", ErrorRate)
+    register.add_metric("cached_metric", cached_metric, higher_is_better=False)
 
 
 @hookimpl
@@ -303,6 +325,18 @@ CASES = [
     Case("metric-raising", metric("raising_metric"), 2,
          f"metric 'raising_metric' {BY}: failed on label maps of shape (2, 32, 32): ValueError: boom in the metric", suite=TINY),
     Case("metric-nan-is-valid", metric("nan_metric"), 0, "2 variant(s) x 2 seed(s)", suite=TINY),
+    Case("metric-array-per-image", metric("array_per_image_metric"), 2,
+         value("array_per_image_metric", "per_image()", "a ndarray for 2; expected a list of 2 floats"), suite=TINY),
+    Case("metric-dict", metric("dict_metric"), 2, value("dict_metric", "compute()", "{'miou': 0.5} (dict)"), suite=TINY),
+    Case("metric-wrong-direction", metric("wrong_direction_metric"), 2,
+         f"metric 'wrong_direction_metric' {BY}: declared higher is better (higher_is_better=True), but a perfect prediction on 2 "
+         "label maps scores 0 and a wrong one 1; register it with higher_is_better=False", suite=TINY),
+    Case("metric-wrong-direction-on-run", [*RUN, "--set", 'eval.metrics=["miou", "wrong_direction_metric"]'], 2,
+         "register it with higher_is_better=False", suite=TINY),
+    Case("metric-cached-instance", metric("cached_metric"), 2,
+         f"metric 'cached_metric' {BY}: its factory returned the same object twice", suite=TINY),
+    Case("metric-cached-instance-on-run", [*RUN, "--set", 'eval.metrics=["miou", "cached_metric"]'], 2,
+         "must return a new instance each call", suite=TINY),
     Case("metric-set-default", metric("set_default_metric"), 2, f"metric 'set_default_metric' {BY}: parameter classes has the default {{1}} (set)", suite=TINY),
     # datasets: every label a class index or ignore_index
     Case("labels-above", dataset('name = "stray_labels", label = 7'), 2,
