@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import math
 import random
 from collections.abc import Mapping
 
