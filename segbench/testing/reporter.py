@@ -200,7 +200,7 @@ def working_directory(path: Path):
 def snapshot(root: Path) -> dict:
     """Relative path -> what it is (a folder, a link and its target, a file's hash) of
     everything under ``root``, and of what lies beside ``root`` (not below it)."""
-    seen = {f"../{entry.name}": "beside" for entry in root.parent.iterdir() if entry != root}
+    seen = {f"../{entry.name}": _stamp(entry) for entry in root.parent.iterdir() if entry != root}
     for folder, names, files in os.walk(root):
         for name in names + files:
             path = Path(folder, name)
@@ -213,6 +213,14 @@ def snapshot(root: Path) -> dict:
                 with contextlib.suppress(OSError):
                     seen[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return seen
+
+
+def _stamp(path: Path):
+    """Size and modification time: what lies beside the sandbox is not read, only listed."""
+    with contextlib.suppress(OSError):
+        status = path.lstat()
+        return (status.st_size, status.st_mtime_ns)
+    return None
 
 
 def changes(before: dict, after: dict) -> list:
