@@ -107,27 +107,28 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
 def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executor_name, notes):
     """Run what is wanted and not finished yet, round by round: a fixed list of seeds is
     one round; adaptive seeds add rounds while comparisons are open. What the executor
-    returns is checked against what it was sent (see :class:`RoundCheck`); what it got
-    wrong is warned about and appended to ``notes``. Returns every record in the suite's
-    order."""
+    returns is checked against what it was sent (:class:`RoundCheck`, :class:`MissingRuns`);
+    what it got wrong is warned about and appended to ``notes``. Returns every record in
+    the suite's order."""
     done = {} if rerun else finished_records(suite, store)
     attempted, reused = set(), set()
-    missed, first_sent = Counter(), {}
+    missing = MissingRuns(executor_name)
     limit = round_limit(suite)
     with Progress(0, quiet=quiet) as progress:
         on_epoch = progress.epoch if executor.shows_epochs else None
 
-        def note(text):
-            notes.append(text)
-            progress.warn(text)
-
-        def keep(record):
+        def keep(record) -> bool:
+            """Write ``record``; True when the suite stops here (--fail-fast)."""
             record = store.write_record(record)
             progress.finished(record, suite.primary)
             key = (record["variant_id"], record["seed"])
             attempted.add(key)
             done[key] = record
             return fail_fast and record["status"] != "ok"
+
+        def note(text):
+            notes.append(text)
+            progress.warn(text)
 
         try:
             for round_number in itertools.count(1):
@@ -139,10 +140,9 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
                 if not pending:
                     break
                 if round_number > limit:  # cannot happen while each round makes progress; a guard against a loop
-                    raise ExecutorError(f"executor \"{executor_name}\": {len(pending)} run(s) still not returned after {limit} rounds: "
-                                        f"{run_names(pending)}; the finished runs are kept")
-                for variant, seed in pending:
-                    first_sent.setdefault((variant.id, seed), time.perf_counter())
+                    raise ExecutorError(f'executor "{executor_name}": {len(pending)} run(s) still not returned after {limit} '
+                                        f"rounds: {run_names(pending)}; the finished runs are kept")
+                missing.sending(pending)
                 progress.expect(len(pending))
                 check = RoundCheck(pending, executor_name)
                 for record in executor.records(suite, pending, cache_dir, on_epoch):
@@ -152,15 +152,11 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
                     elif keep(record):
                         return _in_order(suite, done)
                 for variant, seed in check.missing():
-                    key = (variant.id, seed)
-                    missed[key] += 1
-                    if missed[key] < MISSING_LIMIT:
-                        note(f"executor \"{executor_name}\" did not return run {run_names([(variant, seed)])}; it is sent again")
+                    lost = missing.failed_record(suite, variant, seed)
+                    if lost is None:
+                        note(f'executor "{executor_name}" did not return run {run_names([(variant, seed)])}; it is sent again')
                         progress.expect(-1)  # counted again when it is sent again
-                        continue
-                    error = {"type": "RunNotReturned", "message": f"executor \"{executor_name}\" did not return this run "
-                             f"(sent {missed[key]} times)", "hint": "a bug in the executor: it must return one record per run it is given"}
-                    if keep(failed_record(suite, variant, seed, error, first_sent[key])):
+                    elif keep(lost):
                         return _in_order(suite, done)
         finally:
             executor.close()
@@ -174,6 +170,31 @@ def round_limit(suite) -> int:
     """The most rounds a suite may take: each round records a run or counts a run missing,
     so ``MISSING_LIMIT`` rounds per run (and one to find nothing pending) is a bound."""
     return MISSING_LIMIT * len(list(suite.runs())) + 1
+
+
+class MissingRuns:
+    """The runs an executor left out, counted over the rounds: sent again the first time,
+    failed the ``MISSING_LIMIT``-th ("executor X did not return this run")."""
+
+    def __init__(self, executor_name):
+        self.executor = executor_name
+        self.counts = Counter()
+        self.first_sent = {}  # (variant id, seed) -> time.perf_counter() when first sent
+
+    def sending(self, pending):
+        for variant, seed in pending:
+            self.first_sent.setdefault((variant.id, seed), time.perf_counter())
+
+    def failed_record(self, suite, variant, seed) -> dict | None:
+        """The run's failed record once it is missing for good; None: send it again."""
+        key = (variant.id, seed)
+        self.counts[key] += 1
+        if self.counts[key] < MISSING_LIMIT:
+            return None
+        error = {"type": "RunNotReturned",
+                 "message": f'executor "{self.executor}" did not return this run (sent {self.counts[key]} times)',
+                 "hint": "a bug in the executor: it must return one record per run it is given"}
+        return failed_record(suite, variant, seed, error, self.first_sent[key])
 
 
 class RoundCheck:
@@ -190,11 +211,11 @@ class RoundCheck:
 
     def problem(self, record) -> str | None:
         """Why ``record`` is not kept, or None (it is then counted as returned)."""
-        who = f"executor \"{self.executor}\""
+        who = f'executor "{self.executor}"'
         if not isinstance(record, dict):
             return f"{who} returned {type(record).__name__} {_clipped(record)} where a run's record (a dict) was expected; ignored"
         key = (record.get("variant_id"), record.get("seed"))
-        if key not in self.sent or isinstance(key[1], bool):
+        if not isinstance(key[0], str) or type(key[1]) is not int or key not in self.sent:
             label = record.get("label", "?")
             return (f"{who} returned a record of a run it was not sent (variant {_clipped(label)}, id {_clipped(key[0])}, "
                     f"seed {_clipped(key[1])}); ignored, not written")

@@ -116,7 +116,7 @@ def test_a_record_returned_twice_is_named(outcomes):
 
 def test_a_timeout_not_enforced_is_a_hang_the_deadline_ends(outcomes):
     text = failure(outcomes, "ignores_timeouts", TIMEOUT)
-    assert (f'executor "ignores_timeouts" of "contract-test" running loss=contract_planted(action=hang) seed=0 (timeout_s = 2) '
+    assert ('executor "ignores_timeouts" of "contract-test" running loss=contract_planted(action=hang) seed=0 (timeout_s = 2) '
             "did not end within 7 s") in text
 
 

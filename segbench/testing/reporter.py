@@ -128,7 +128,8 @@ class ReporterContract(ExtensionContract):
     def test_survives_an_empty_result_set(self, sandbox):
         self.input_name = "an empty result set (a suite folder without records)"
         store = self.store(sandbox, [])
-        self.write(sandbox, report_context([], store.load_summary(required=True), store.report_dir, store.load_samples, store.suite_dir))
+        meta = store.load_summary(required=True)
+        self.write(sandbox, report_context([], meta, store.report_dir, store.load_samples, store.suite_dir))
 
     def test_survives_a_damaged_result_set(self, sandbox):
         self.input_name = "a damaged result set (failed runs, NaN metrics and curves, a variant without a finite value)"
