@@ -3,10 +3,10 @@ every component a plugin distribution registers.
 
 ``pytest --segbench-contracts`` adds one contract test class per component (upsampler,
 architecture, loss, metric, dataset), executor and reporter that the distribution under
-test registers, with its default parameters (or options). The distribution under test is the one named by ``[project] name`` in
-the ``pyproject.toml`` of pytest's rootdir; ``--segbench-dist NAME`` (repeatable, and
-implying ``--segbench-contracts``) names others instead (``segbench`` is the standard
-set). A component with a required parameter is skipped, naming it: subclass its contract
+test registers, with its default parameters (or options). The distribution under test is
+the one named by ``[project] name`` in the ``pyproject.toml`` of pytest's rootdir;
+``--segbench-dist NAME`` (repeatable, and implying ``--segbench-contracts``) names others
+instead (``segbench`` is the standard set). A component with a required parameter is skipped, naming it: subclass its contract
 class and set ``params`` instead.
 
 pytest loads this module in every run of every project where segbench is installed, so it
