@@ -47,7 +47,8 @@ def where_written(report) -> str:
         return f"report: {report['html']}"
     folder, names = report["dir"], report.get("reporters") or []
     if not names:
-        return f"report: no reporter is installed (`segbench list reporters`), so no report file was written in {folder}"
+        return (f"report: no reporter that runs on every report is installed (`segbench list reporters`), so no report file "
+                f"was written in {folder}")
     written = report.get("written") or []
     if not written:
         return f"report: the reporters ({', '.join(names)}) wrote no file in {folder}"

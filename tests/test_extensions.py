@@ -383,7 +383,8 @@ def test_a_report_without_a_page_says_what_was_written_not_a_missing_index_html(
     report_dir = finished / "through" / "report"
     assert main(["report", str(finished), "-p", "no:reporters"]) == 0
     out = capsys.readouterr().out
-    assert f"report: no reporter is installed (`segbench list reporters`), so no report file was written in {report_dir}" in out
+    assert ("report: no reporter that runs on every report is installed (`segbench list reporters`), so no report file was "
+            f"written in {report_dir}") in out
     assert "index.html" not in out and not (report_dir / "index.html").exists()
     assert main(["report", str(finished), "-p", str(plugin_file), "-p", "no:reporters"]) == 0
     assert f"report: no reporter writes index.html; 1 file(s) written in {report_dir}: runs_seen.txt" in capsys.readouterr().out
