@@ -65,6 +65,7 @@ SHOWN = 12  # paths named in a failure, at most
 
 class ReporterContract(ExtensionContract):
     kind = "reporter"
+    input_name = "the records of a finished tiny suite"  # what the check gives the reporter, for its messages
 
     # --- helpers --------------------------------------------------------------------
 
@@ -116,8 +117,6 @@ class ReporterContract(ExtensionContract):
             f"{sandbox.work.relative_to(sandbox.root)}; paths relative to {sandbox.root}):\n  "
             + "\n  ".join(f"{path} ({what})" for path, what in outside[:SHOWN]))
         return returned
-
-    input_name = "the records of a finished tiny suite"
 
     # --- contract -------------------------------------------------------------------
 
