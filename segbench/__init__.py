@@ -29,6 +29,7 @@ _PUBLIC = {
     "check_params": "params",
     # executors and reporters
     "ExecutorOption": "extensions",
+    "ReporterOption": "extensions",
     "ReportContext": "extensions",
     "ReportSection": "extensions",
     "PAGE_ORDER": "extensions",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time names load 
         ExecutorOption as ExecutorOption,
         ReportContext as ReportContext,
         ReportSection as ReportSection,
+        ReporterOption as ReporterOption,
     )
     from .hookspecs import hookimpl as hookimpl
     from .metrics import (

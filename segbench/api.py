@@ -13,7 +13,7 @@ from pathlib import Path
 from .components import KINDS, Catalogue, metric_direction
 from .doctor import diagnose
 from .errors import SegbenchError
-from .extensions import ReporterError, chosen_reporters
+from .extensions import ReporterError, ReporterFailure, chosen_reporters
 from .format import plural
 from .layout import is_suite_folder
 from .plugins import load_catalogue
@@ -58,7 +58,8 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
         except SegbenchError:
             store.remove_if_new()
             raise
-        return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner, store=store)
+        return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner, store=store,
+                            executor_name=executor)
 
 
 
@@ -81,22 +82,35 @@ def rebuild_report(results_dir, plugins=()) -> dict:
     return current_report(records, meta, store, load_catalogue(plugins).reporters, redraw=True)
 
 
+def find_reporter(name, plugins=()):
+    """The registered reporter ``name`` (segbench.extensions.Reporter); an unknown name is
+    bad input, naming the valid ones."""
+    return load_catalogue(plugins).reporter(name)
+
+
 def run_reporter(name, results_dir, options=None, plugins=()):
     """Run the one reporter ``name`` (an exporter such as ``mlflow``, or a default one) on a
-    results folder's records, with its ``options``; returns what its ``write`` returned.
-    An unknown name or bad options are bad input (exit 2); a reporter that fails otherwise
-    raises ReporterError (exit 1: the results were fine, the export was not)."""
-    from .report import report_context  # heavy
-
-    reporter = load_catalogue(plugins).reporter(name)
-    store, meta, records = _stored_results(results_dir)
-    context = report_context(records, meta, store.report_dir, store.load_samples, store.suite_dir)
+    results folder's records, with its ``options`` (by option name, as it declares them:
+    ``segbench export NAME --help``); returns what its ``write`` returned. An unknown
+    name or bad options are bad input (exit 2); a reporter that fails otherwise raises
+    ReporterError (exit 1: the results were fine, the export was not)."""
+    reporter = find_reporter(name, plugins)
+    given = reporter.option_values(options)
+    context = stored_context(results_dir)
     try:
-        return reporter.write(replace(context, options=dict(options or {})))
+        return reporter.write(replace(context, options=given))
     except SegbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin's failure, named with its plugin
-        raise ReporterError(f'reporter "{name}" of "{reporter.provider}" failed: {type(exc).__name__}: {exc}') from exc
+        raise ReporterError(ReporterFailure(reporter, exc)) from exc
+
+
+def stored_context(results_dir):
+    """The ReportContext of a results folder's stored records, as every reporter gets it."""
+    from .report import report_context  # heavy
+
+    store, meta, records = _stored_results(results_dir)
+    return report_context(records, meta, store.report_dir, store.load_samples, store.suite_dir)
 
 
 def _stored_results(results_dir):

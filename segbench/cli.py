@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tomllib
+import traceback
 
 # Light modules only (no torch, pandas or matplotlib at import): every command imports this
 # module, and those that read results must start at once (tests/test_layering.py).
@@ -18,9 +19,10 @@ from . import __version__, api, crash, gate
 from . import schema as suite_schema
 from .doctor import format_diagnosis
 from .errors import SegbenchError
-from .extensions import format_extensions
+from .extensions import ReporterError, format_extensions
 from .format import format_components, format_matrix, format_plan, format_stats
 from .outputs import image_suffixes, output_file
+from .stored_report import where_written
 from .text import one_line, terminal
 
 DATA_CACHE_FLAGS = ("--data-cache", "--cache-dir")
@@ -31,13 +33,14 @@ DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser = build_parser(run_executors(argv))
+        parser = build_parser(run_executors(argv), export_reporter(argv))
     except SegbenchError as exc:  # a plugin that -p names, or an installed one, does not load
         print(f"segbench: error: {terminal(exc)}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - as below: a bug is exit 3, never a bare traceback
         return crash.report_internal_error(exc, argv, "--debug" in argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # for the crash log of a reporter that fails
     try:
         with crash.step(f"running `segbench {args.command}`"):
             code = args.handler(args)
@@ -67,6 +70,17 @@ def run_executors(argv) -> dict:
         return {}
     plugins, _ = _plugin_flag(argparse.ArgumentParser(add_help=False)).parse_known_args(argv)
     return {executor.name: executor for executor in api.list_executors(plugins.plugin)}
+
+
+def export_reporter(argv):
+    """For ``segbench export NAME``, the reporter NAME (installed, or of its ``-p``
+    plugins), whose options become flags of the command; None otherwise."""
+    words = _plugin_flag(argparse.ArgumentParser(add_help=False))
+    words.add_argument("words", nargs="*")
+    known, _ = words.parse_known_args(argv)
+    if known.words[:1] != ["export"] or len(known.words) < 2:
+        return None
+    return api.find_reporter(known.words[1], known.plugin)  # an unknown name is bad input, whatever flags follow
 
 
 def _plugin_flag(parser):
@@ -100,7 +114,7 @@ def executor_options(args) -> dict:
     return {key.removeprefix("executor_option:"): value for key, value in vars(args).items() if key.startswith("executor_option:")}
 
 
-def build_parser(executors=None) -> argparse.ArgumentParser:
+def build_parser(executors=None, exporter=None) -> argparse.ArgumentParser:
     plugin_options = _plugin_flag(argparse.ArgumentParser(add_help=False))
     suite_options = argparse.ArgumentParser(add_help=False, parents=[plugin_options])
     suite_options.add_argument("suite", help="suite file (TOML)")
@@ -141,7 +155,7 @@ def build_parser(executors=None) -> argparse.ArgumentParser:
     add_data_commands(commands, plugin_options)
     add_gate_commands(commands)
     add_report_command(commands, plugin_options)
-    add_export_command(commands, plugin_options)
+    add_export_command(commands, plugin_options, exporter)
     add_debug_flag(parser)
     return parser
 
@@ -216,33 +230,52 @@ def add_report_command(commands, plugin_options):
 def report_command(args) -> int:
     report = api.rebuild_report(args.results, args.plugin)
     print(report["wide_text" if args.wide else "text"])
-    print(f"\nreport: {report['html']}")
-    return 1 if reporters_failed(report) else 0
+    print(f"\n{terminal(where_written(report))}")
+    return 1 if reporters_failed(report, args) else 0
 
 
-def add_export_command(commands, plugin_options):
+def add_export_command(commands, plugin_options, exporter=None):
+    """``segbench export NAME DIR`` with the options NAME declares as flags (an exporter
+    registers them like an executor: segbench.ReporterOption)."""
     export = commands.add_parser("export", parents=[plugin_options], help="send a results folder to a tracker with an exporter "
-                                 "(`segbench list reporters`), e.g. `segbench export mlflow results/` (install segbench[mlflow])")
+                                 "(`segbench list reporters`), e.g. `segbench export mlflow results/` (install segbench[mlflow]); "
+                                 "`segbench export NAME --help` lists NAME's options")
     export.add_argument("exporter", metavar="NAME", help="the exporter (a reporter), e.g. mlflow")
     export.add_argument("results", metavar="DIR", help=RESULTS_HELP)
-    # Options a tracker's exporter takes (passed to it as tracking_uri and experiment).
-    export.add_argument("--tracking-uri", metavar="URI", help="where the tracker keeps runs (mlflow: default $MLFLOW_TRACKING_URI, else ./mlruns)")
-    export.add_argument("--experiment", metavar="NAME", help="the experiment to log into (mlflow: default $MLFLOW_EXPERIMENT_NAME, else segbench)")
+    if exporter is not None and exporter.options:
+        group = export.add_argument_group(f"options of {exporter.name}")
+        for option in exporter.options:
+            try:
+                group.add_argument(option.flag, dest=f"reporter_option:{option.name}", default=argparse.SUPPRESS,
+                                   metavar=option.metavar or option.name.upper(), help=option.help)
+            except argparse.ArgumentError:
+                raise SegbenchError(f"reporter {exporter.name} declares the option {option.flag}, which `segbench export` has "
+                                    "already; rename the option") from None
     export.set_defaults(handler=export_command)
 
 
 def export_command(args) -> int:
-    options = {key: value for key, value in (("tracking_uri", args.tracking_uri), ("experiment", args.experiment)) if value is not None}
-    result = api.run_reporter(args.exporter, args.results, options, args.plugin)
+    options = {key.removeprefix("reporter_option:"): value for key, value in vars(args).items() if key.startswith("reporter_option:")}
+    try:
+        result = api.run_reporter(args.exporter, args.results, options, args.plugin)
+    except ReporterError as exc:
+        reporters_failed({"failures": [exc.failure]}, args)
+        return exc.exit_code
     print(terminal(getattr(result, "text", None) or f"{args.exporter}: exported {args.results}"))
     return 0
 
 
-def reporters_failed(report) -> bool:
-    """Name each reporter that failed (its outputs are missing; the others were written)."""
+def reporters_failed(report, args) -> bool:
+    """Name each reporter that failed (its outputs are missing; the others were written),
+    with its traceback in the crash-log folder (and here with --debug)."""
     failures = report.get("failures") or []
     for failure in failures:
-        print(f"segbench: {terminal(one_line(str(failure)))}", file=sys.stderr)
+        error = failure.error
+        error.segbench_step = f'running reporter "{failure.reporter.name}"'
+        log = crash.write_crash_log(error, args.argv, kind=f"reporter-{failure.reporter.name}")
+        print(f"segbench: {terminal(one_line(str(failure)))} (traceback: {log}; --debug prints it)", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(error, file=sys.stderr)
     return bool(failures)
 
 
@@ -281,8 +314,8 @@ def run_command(args) -> int:
     outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast,
                       args.quiet, args.cache_dir, args.executor, executor_options=executor_options(args))
     print(outcome.report["wide_text" if args.wide else "text"])
-    print(f"\nreport: {outcome.report['html']}")
-    failed_reporters = reporters_failed(outcome.report)
+    print(f"\n{terminal(where_written(outcome.report))}")
+    failed_reporters = reporters_failed(outcome.report, args)
     if outcome.failures:
         names = "; ".join(one_line(f"{r['label']} seed {r['seed']}: {r['error']['type']}: {r['error']['message']}") for r in outcome.failures)
         print(f"segbench: {len(outcome.failures)} run(s) failed: {names}", file=sys.stderr)

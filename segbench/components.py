@@ -138,10 +138,12 @@ class Registrar:
         """``factory(**options)`` returns the executor; ``options`` are ExecutorOption items."""
         self.executors.append(new_executor(name, factory, description, options, self.provider, self.version))
 
-    def add_reporter(self, name, write, *, description="", default=True, order=0, check=None):
+    def add_reporter(self, name, write, *, description="", default=True, order=0, check=None, options=()):
         """``write(context)`` writes an output; a ``default=False`` reporter is an exporter.
-        ``check()``, if given, raises SegbenchError when the reporter cannot run here."""
-        self.reporters.append(new_reporter(name, write, description, default, order, self.provider, self.version, check))
+        ``check()``, if given, raises SegbenchError when the reporter cannot run here;
+        ``options`` (ReporterOption items) are its flags on ``segbench export NAME``."""
+        self.reporters.append(new_reporter(name, write, description, default, order, self.provider, self.version, check,
+                                           options))
 
     def _add(self, kind, name, factory, description, requires=(), provides=(), higher_is_better=None, id_neutral=()):
         if not isinstance(name, str) or not name.isidentifier():

@@ -42,9 +42,10 @@ def crash_dir() -> Path:
     return Path(platformdirs.user_log_dir("segbench"))
 
 
-def write_crash_log(exc: BaseException, argv) -> Path:
+def write_crash_log(exc: BaseException, argv, kind: str = "crash") -> Path:
     """The traceback and enough context to reproduce; falls back to the temp folder when
-    the log folder cannot be written."""
+    the log folder cannot be written. ``kind`` begins the file's name (``reporter-NAME``
+    for a plugin's failure: no "crash" of segbench)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = "".join([
         f"segbench {__version__}, Python {platform.python_version()}, {platform.platform()}\n",
@@ -55,7 +56,7 @@ def write_crash_log(exc: BaseException, argv) -> Path:
     for folder in (crash_dir(), Path(tempfile.gettempdir())):
         with contextlib.suppress(OSError):
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"crash-{stamp}-{os.getpid()}.log"
+            path = folder / f"{kind}-{stamp}-{os.getpid()}.log"
             path.write_text(text, encoding="utf-8")
             return path
     return Path("(no crash log could be written)")

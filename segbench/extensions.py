@@ -24,17 +24,21 @@ PAGE_ORDER = 100  # the built-in HTML page runs after the reporters whose sectio
 
 
 @dataclass(frozen=True)
-class ExecutorOption:
-    """A command-line option of an executor: ``--name-with-dashes VALUE`` on ``segbench run``,
-    passed to the executor's factory as the keyword ``name``. ``type`` turns the text typed
-    into the value (``int``, ``float``, ``str`` or any one-argument callable); ``default``
-    is what the factory gets when the option is not given."""
+class Option:
+    """A command-line option of an executor (``--name-with-dashes VALUE`` on ``segbench
+    run``, passed to its factory as the keyword ``name``) or of a reporter (on ``segbench
+    export NAME``, given to ``write`` in ``context.options["name"]``). ``type`` turns the
+    text typed into the value (``int``, ``float``, ``str`` or any one-argument callable);
+    ``default`` is what is passed when the option is not given. ``destination``: the option
+    says where the extension writes (a folder, a file or a URI such as a tracker's), so
+    the reporter contract points it into its sandbox and lets it write there."""
 
     name: str
     type: Callable[[str], Any] = str
     default: Any = None
     help: str = ""
     metavar: str | None = None
+    destination: bool = False
 
     @property
     def flag(self) -> str:
@@ -50,6 +54,23 @@ class ExecutorOption:
         except (TypeError, ValueError) as exc:
             kind = getattr(self.type, "__name__", "value")
             raise SegbenchError(f"{self.flag}: invalid {kind} value {given!r} ({exc})") from None
+
+
+ExecutorOption = Option  # the names a plugin imports; one class
+ReporterOption = Option
+
+
+def option_values(options: Sequence[Option], given: Mapping[str, Any] | None, owner: str) -> dict:
+    """Every declared option's value: ``given`` (by option name) over the defaults. An
+    option ``owner`` (``--executor process``, ``exporter mlflow``) does not declare is bad
+    input, naming the options it takes."""
+    given = dict(given or {})
+    declared = {option.name: option for option in options}
+    stray = sorted(set(given) - set(declared))
+    if stray:
+        takes = ", ".join(option.flag for option in options) or "no options"
+        raise SegbenchError(f"{', '.join('--' + s.replace('_', '-') for s in stray)}: not an option of {owner} (it takes {takes})")
+    return {name: option.value(given[name]) if name in given else option.default for name, option in declared.items()}
 
 
 @dataclass(frozen=True)
@@ -69,14 +90,7 @@ class Executor:
         """The executor, with ``given`` option values (by option name) over the declared
         defaults. An option this executor does not declare is bad input, as is a value
         its factory refuses (ValueError or TypeError, or a SegbenchError)."""
-        given = dict(given or {})
-        declared = {option.name: option for option in self.options}
-        stray = sorted(set(given) - set(declared))
-        if stray:
-            takes = ", ".join(option.flag for option in self.options) or "no options"
-            raise SegbenchError(f"{', '.join('--' + s.replace('_', '-') for s in stray)}: not an option of --executor {self.name} "
-                                f"(it takes {takes})")
-        values = {name: option.value(given[name]) if name in given else option.default for name, option in declared.items()}
+        values = option_values(self.options, given, f"--executor {self.name}")
         try:
             return self.factory(**values)
         except SegbenchError:
@@ -90,7 +104,9 @@ class Reporter:
     """A registered reporter: ``write(context)`` with a :class:`ReportContext`. A default
     reporter runs on every report; the others (exporters) only when a suite lists them in
     ``[report] exporters`` or ``segbench export NAME`` names them. Reporters run by ascending
-    ``order``, then in the order they were registered."""
+    ``order``, then in the order they were registered. ``options`` (:class:`Option` items)
+    are the flags of ``segbench export NAME``; ``write`` finds their values, defaults
+    filled in, in ``context.options``."""
 
     name: str
     write: Callable[["ReportContext"], Any]
@@ -103,6 +119,15 @@ class Reporter:
     # say); run before training for a suite's exporters, so that hours of runs are not
     # followed by an export that was never going to work.
     check: Callable[[], None] | None = None
+    options: tuple = ()
+
+    def option_values(self, given: Mapping[str, Any] | None = None) -> dict:
+        """``given`` (by option name) over the declared defaults; an undeclared option is
+        bad input naming the flags this reporter takes. A reporter that declares none (as
+        before segbench had ReporterOption) gets ``given`` as it is, from the Python API."""
+        if not self.options:
+            return dict(given or {})
+        return option_values(self.options, given, f"{'reporter' if self.default else 'exporter'} {self.name}")
 
     def ready(self) -> str | None:
         """Why this reporter cannot run here, or None."""
@@ -154,7 +179,8 @@ class ReportContext:
 
 @dataclass(frozen=True)
 class ReporterFailure:
-    """A reporter that raised: its name and the exception; the other outputs were written."""
+    """A reporter that raised: its name and the exception (with its traceback, for the
+    crash log); the other outputs were written."""
 
     reporter: Reporter
     error: BaseException
@@ -166,7 +192,18 @@ class ReporterFailure:
 
 class ReporterError(SegbenchError):
     """A reporter failed after the runs were recorded: exit 1, something failed (the input
-    was good and the records are kept)."""
+    was good and the records are kept). ``failure`` says which, with the exception."""
+
+    exit_code = 1
+
+    def __init__(self, failure: ReporterFailure):
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+class ExecutorError(SegbenchError):
+    """An executor kept back runs past every round the runner allows: exit 1 (the finished
+    runs are kept)."""
 
     exit_code = 1
 
@@ -175,11 +212,7 @@ def new_executor(name, factory, description, options, provider, version) -> Exec
     _check_name("executor", name, provider)
     if not callable(factory):
         raise PluginError(f'plugin "{provider}" registers executor "{name}" with a non-callable factory')
-    options = tuple(options)
-    bad = [o for o in options if not isinstance(o, ExecutorOption) or not o.name.isidentifier() or not callable(o.type)]
-    if bad or len({o.name for o in options}) < len(options):
-        raise PluginError(f'plugin "{provider}" registers executor "{name}" with options={options!r}: expected '
-                          "ExecutorOption(name, type, default, help) items with distinct identifier names")
+    options = _checked_options("executor", name, options, provider)
     missing = [o.name for o in options if not _accepts_keyword(factory, o.name)]
     if missing:
         raise PluginError(f'plugin "{provider}" registers executor "{name}": its factory takes no keyword {", ".join(missing)}, '
@@ -187,7 +220,16 @@ def new_executor(name, factory, description, options, provider, version) -> Exec
     return Executor(name, factory, description or _first_line(factory.__doc__), options, provider, version)
 
 
-def new_reporter(name, write, description, default, order, provider, version, check=None) -> Reporter:
+def _checked_options(kind, name, options, provider) -> tuple:
+    options = tuple(options)
+    bad = [o for o in options if not isinstance(o, Option) or not o.name.isidentifier() or not callable(o.type)]
+    if bad or len({o.name for o in options}) < len(options):
+        raise PluginError(f'plugin "{provider}" registers {kind} "{name}" with options={options!r}: expected '
+                          f"{kind.capitalize()}Option(name, type, default, help) items with distinct identifier names")
+    return options
+
+
+def new_reporter(name, write, description, default, order, provider, version, check=None, options=()) -> Reporter:
     _check_name("reporter", name, provider)
     if not callable(write):
         raise PluginError(f'plugin "{provider}" registers reporter "{name}" with a non-callable write')
@@ -196,7 +238,8 @@ def new_reporter(name, write, description, default, order, provider, version, ch
                           "expected True or False, and an integer")
     if check is not None and not callable(check):
         raise PluginError(f'plugin "{provider}" registers reporter "{name}" with a non-callable check')
-    return Reporter(name, write, description or _first_line(write.__doc__), default, order, provider, version, check)
+    options = _checked_options("reporter", name, options, provider)
+    return Reporter(name, write, description or _first_line(write.__doc__), default, order, provider, version, check, options)
 
 
 def chosen_reporters(reporters: Mapping[str, Reporter], exporters: Sequence[str] = ()) -> list[Reporter]:
@@ -211,9 +254,11 @@ def run_reporters(reporters: Sequence[Reporter], context: ReportContext,
     """Call each reporter with ``context``, its own ``options`` and the sections of those
     before it. One that raises is recorded and the rest still run: its failure must not
     cost the other outputs."""
+    # Bad options are bad input, found before any reporter runs.
+    given = {reporter.name: reporter.option_values((options or {}).get(reporter.name)) for reporter in reporters}
     sections, failures = [], []
     for reporter in reporters:
-        mine = replace(context, options=dict((options or {}).get(reporter.name) or {}), sections=tuple(sections))
+        mine = replace(context, options=given[reporter.name], sections=tuple(sections))
         try:
             sections.extend(_sections(reporter, reporter.write(mine)))
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's failure stays its own
@@ -242,12 +287,12 @@ def format_extensions(kind: str, entries) -> str:
     lines = [f"{kind}s:"]
     for entry in entries:
         lines.append(f"  {entry.name:<{width}}  {one_line(entry.description)}  [{one_line(entry.provider)} {one_line(entry.version)}]")
-        if isinstance(entry, Executor):
-            options = ", ".join(f"{o.flag} ({o.default!r})" for o in entry.options) or "(none)"
-            lines.append(f"  {'':<{width}}  options: {one_line(options)}")
-        else:
+        if not isinstance(entry, Executor):
             runs = "every report" if entry.default else f"when listed in [report] exporters, or by `segbench export {entry.name}`"
             lines.append(f"  {'':<{width}}  runs: {runs}")
+        if isinstance(entry, Executor) or entry.options:
+            options = ", ".join(f"{o.flag} ({o.default!r})" for o in entry.options) or "(none)"
+            lines.append(f"  {'':<{width}}  options: {one_line(options)}")
     return "\n".join(lines)
 
 

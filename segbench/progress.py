@@ -50,6 +50,10 @@ class Progress:
         self._line(f"done  {record['label']} seed={record['seed']}: {result} ({record['wall_seconds']:.1f} s)")
         self.bar.update(1)
 
+    def warn(self, text):
+        """A problem shown even with ``-q`` (an executor that lost a run, say)."""
+        tqdm.write(one_line(f"segbench: warning: {text}"), file=sys.stderr)
+
     def _close_epochs(self):
         if self.epochs is not None:
             self.epochs.close()

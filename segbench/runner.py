@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .data.cache import resolve_cache_dir, showing_progress
@@ -12,12 +15,15 @@ from .executors.local import LocalExecutor
 from .plugins import load_catalogue
 from .components import metric_direction, unknown_name_message
 from .errors import SuiteError
+from .execute import failed_record
+from .extensions import ExecutorError
 from .preflight import suite_problems
 from .progress import Progress
 from .verdicts import judge_family, metric_values, seeds_wanted
 from .stored_report import current_report
 from .store import ResultStore, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
+from .text import clipped
 
 
 @dataclass
@@ -26,6 +32,7 @@ class SuiteOutcome:
     store: ResultStore
     records: list
     report: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)  # what the executor got wrong (runs missing, twice, not sent)
 
     @property
     def failures(self):
@@ -77,32 +84,54 @@ def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finis
 
 
 def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None, executor=None,
-                 store=None) -> SuiteOutcome:
+                 store=None, executor_name=None) -> SuiteOutcome:
     """Run ``suite`` into ``output``; pass the ``store`` whose lock the caller already holds
-    (``segbench run`` takes it before its preflight), else the lock is taken here."""
+    (``segbench run`` takes it before its preflight), else the lock is taken here.
+    ``executor_name`` is the name the executor was chosen by (``--executor NAME``): the
+    runner names it when the executor misbehaves."""
     held = store is not None
     store = store or ResultStore(output, suite.name)
     cache_dir = resolve_cache_dir(cache_dir)
     executor = executor or LocalExecutor()
+    name = executor_name or getattr(executor, "name", None) or type(executor).__name__
     with contextlib.nullcontext() if held else store.lock():
         write_text_atomic(store.folder.suite_file, suite.text)
         meta = suite_summary(suite)
         write_json_atomic(store.summary_path, meta)
-        records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor)
+        notes = []
+        records = _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, name, notes)
         report = current_report(records, meta, store, suite.catalogue.reporters, suite.report_exporters)
-    return SuiteOutcome(suite, store, records, report)
+    return SuiteOutcome(suite, store, records, report, notes)
 
 
-def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
+def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executor_name, notes):
     """Run what is wanted and not finished yet, round by round: a fixed list of seeds is
-    one round; adaptive seeds add rounds while comparisons are open. Returns every record
-    in the suite's order."""
+    one round; adaptive seeds add rounds while comparisons are open. What the executor
+    returns is checked against what it was sent (:class:`RoundCheck`, :class:`MissingRuns`);
+    what it got wrong is warned about and appended to ``notes``. Returns every record in
+    the suite's order."""
     done = {} if rerun else finished_records(suite, store)
     attempted, reused = set(), set()
+    missing = MissingRuns(executor_name)
+    limit = round_limit(suite)
     with Progress(0, quiet=quiet) as progress:
         on_epoch = progress.epoch if executor.shows_epochs else None
+
+        def keep(record) -> bool:
+            """Write ``record``; True when the suite stops here (--fail-fast)."""
+            record = store.write_record(record)
+            progress.finished(record, suite.primary)
+            key = (record["variant_id"], record["seed"])
+            attempted.add(key)
+            done[key] = record
+            return fail_fast and record["status"] != "ok"
+
+        def note(text):
+            notes.append(text)
+            progress.warn(text)
+
         try:
-            while True:
+            for round_number in itertools.count(1):
                 wanted = wanted_runs(suite, done)
                 for key in [k for k in wanted if k in done and k not in reused and k not in attempted]:
                     reused.add(key)
@@ -110,18 +139,102 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor):
                 pending = [(suite.variant(v), seed) for v, seed in wanted if (v, seed) not in done and (v, seed) not in attempted]
                 if not pending:
                     break
+                if round_number > limit:  # cannot happen while each round makes progress; a guard against a loop
+                    raise ExecutorError(f'executor "{executor_name}": {len(pending)} run(s) still not returned after {limit} '
+                                        f"rounds: {run_names(pending)}; the finished runs are kept")
+                missing.sending(pending)
                 progress.expect(len(pending))
+                check = RoundCheck(pending, executor_name)
                 for record in executor.records(suite, pending, cache_dir, on_epoch):
-                    record = store.write_record(record)
-                    progress.finished(record, suite.primary)
-                    key = (record["variant_id"], record["seed"])
-                    attempted.add(key)
-                    done[key] = record
-                    if fail_fast and record["status"] != "ok":
+                    problem = check.problem(record)
+                    if problem:
+                        note(problem)
+                    elif keep(record):
+                        return _in_order(suite, done)
+                for variant, seed in check.missing():
+                    lost = missing.failed_record(suite, variant, seed)
+                    if lost is None:
+                        note(f'executor "{executor_name}" did not return run {run_names([(variant, seed)])}; it is sent again')
+                        progress.expect(-1)  # counted again when it is sent again
+                    elif keep(lost):
                         return _in_order(suite, done)
         finally:
             executor.close()
     return _in_order(suite, done)
+
+
+MISSING_LIMIT = 2  # a run the executor leaves out this many times fails, naming the executor
+
+
+def round_limit(suite) -> int:
+    """The most rounds a suite may take: each round records a run or counts a run missing,
+    so ``MISSING_LIMIT`` rounds per run (and one to find nothing pending) is a bound."""
+    return MISSING_LIMIT * len(list(suite.runs())) + 1
+
+
+class MissingRuns:
+    """The runs an executor left out, counted over the rounds: sent again the first time,
+    failed the ``MISSING_LIMIT``-th ("executor X did not return this run")."""
+
+    def __init__(self, executor_name):
+        self.executor = executor_name
+        self.counts = Counter()
+        self.first_sent = {}  # (variant id, seed) -> time.perf_counter() when first sent
+
+    def sending(self, pending):
+        for variant, seed in pending:
+            self.first_sent.setdefault((variant.id, seed), time.perf_counter())
+
+    def failed_record(self, suite, variant, seed) -> dict | None:
+        """The run's failed record once it is missing for good; None: send it again."""
+        key = (variant.id, seed)
+        self.counts[key] += 1
+        if self.counts[key] < MISSING_LIMIT:
+            return None
+        error = {"type": "RunNotReturned",
+                 "message": f'executor "{self.executor}" did not return this run (sent {self.counts[key]} times)',
+                 "hint": "a bug in the executor: it must return one record per run it is given"}
+        return failed_record(suite, variant, seed, error, self.first_sent[key])
+
+
+class RoundCheck:
+    """What came back from an executor in one round against what it was sent: each run
+    sent must come back once. A duplicate keeps the first record; a record of a run not
+    sent (another variant or seed, or no record at all) is left out. Either is named,
+    with the executor, by :meth:`problem`; :meth:`missing` lists the runs that did not
+    come back."""
+
+    def __init__(self, pending, executor_name):
+        self.sent = {(variant.id, seed): (variant, seed) for variant, seed in pending}
+        self.returned = set()
+        self.executor = executor_name
+
+    def problem(self, record) -> str | None:
+        """Why ``record`` is not kept, or None (it is then counted as returned)."""
+        who = f'executor "{self.executor}"'
+        if not isinstance(record, dict):
+            return f"{who} returned {type(record).__name__} {_clipped(record)} where a run's record (a dict) was expected; ignored"
+        key = (record.get("variant_id"), record.get("seed"))
+        if not isinstance(key[0], str) or type(key[1]) is not int or key not in self.sent:
+            label = record.get("label", "?")
+            return (f"{who} returned a record of a run it was not sent (variant {_clipped(label)}, id {_clipped(key[0])}, "
+                    f"seed {_clipped(key[1])}); ignored, not written")
+        if key in self.returned:
+            return f"{who} returned run {run_names([self.sent[key]])} twice; the first record is kept, the second ignored"
+        self.returned.add(key)
+        return None
+
+    def missing(self) -> list:
+        return [run for key, run in self.sent.items() if key not in self.returned]
+
+
+def run_names(runs) -> str:
+    """``label seed=N`` of each (variant, seed), for a message."""
+    return ", ".join(f"{variant.label} seed={seed}" for variant, seed in runs)
+
+
+def _clipped(value) -> str:
+    return clipped(repr(value), 80)
 
 
 def finished_records(suite, store) -> dict:

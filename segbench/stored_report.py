@@ -40,6 +40,22 @@ def current_report(records, meta, store, reporters=None, exporters=(), redraw=Fa
     return report
 
 
+def where_written(report) -> str:
+    """Where the report is, in one line: its page, or, when no reporter wrote one (none
+    installed, or none that writes index.html), the files the reporters wrote."""
+    if report.get("reused") or report["html"] in report.get("written", ()):
+        return f"report: {report['html']}"
+    folder, names = report["dir"], report.get("reporters") or []
+    if not names:
+        return (f"report: no reporter that runs on every report is installed (`segbench list reporters`), so no report file "
+                f"was written in {folder}")
+    written = report.get("written") or []
+    if not written:
+        return f"report: the reporters ({', '.join(names)}) wrote no file in {folder}"
+    files = ", ".join(str(path.relative_to(folder)) for path in written)
+    return f"report: no reporter writes {REPORT_INDEX}; {len(written)} file(s) written in {folder}: {files}"
+
+
 def _report_fingerprint(records, meta) -> str:
     text = json.dumps({"records": records, "meta": meta, "segbench": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -17,6 +17,7 @@ import pytest
 
 from segbench import api
 from segbench.cli import main
+from segbench.testing._base import installed_catalogue
 from test_plugin_distribution import DOCS, GENERATED, ROOT, docs_file_blocks, pip
 
 EXAMPLES = {name: ROOT / "plugins" / "examples" / name for name in ("segbench-example-executor", "segbench-example-reporter")}
@@ -56,7 +57,9 @@ def examples_target(tmp_path_factory):
 @pytest.fixture
 def installed(examples_target, monkeypatch):
     monkeypatch.syspath_prepend(str(examples_target))
+    installed_catalogue.cache_clear()  # the contracts' catalogue, loaded once per session: now with the examples
     yield examples_target
+    installed_catalogue.cache_clear()
     for module in MODULES.values():
         sys.modules.pop(module, None)
 
@@ -125,10 +128,34 @@ def test_segbench_lists_the_installed_executor_and_reporter_and_no_name_disables
     assert "did you mean no:segbench-example-reporter?" in capsys.readouterr().err
 
 
-def test_the_examples_own_tests_pass_against_the_installed_distributions(installed):
-    for name in EXAMPLES:
-        code = pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:benchmark", str(EXAMPLES[name] / "tests")])
-        assert code == 0, name
+class Outcomes:
+    def __init__(self):
+        self.seen = {}
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            self.seen[report.nodeid] = (report.outcome, str(report.longrepr or "")[-2000:])
+
+
+CONTRACTS = {"segbench-example-executor": "ExecutorContract[subprocess]", "segbench-example-reporter": "ReporterContract[leaderboard]"}
+CHECKS = {"ExecutorContract": ["test_returns_exactly_one_record_per_run_it_is_given", "test_stops_when_the_runner_stops_at_a_failed_run",
+                               "test_a_run_past_its_timeout_is_a_failed_record", "test_close_after_a_partial_iteration_releases_it"],
+          "ReporterContract": ["test_writes_only_inside_its_output_folder", "test_survives_an_empty_result_set",
+                               "test_survives_a_damaged_result_set", "test_is_deterministic"]}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_the_examples_own_tests_and_segbench_contracts_pass_against_the_installed_distributions(installed, name):
+    """Their pyproject.toml sets --segbench-contracts: the contract of the executor (or
+    reporter) they register runs beside their own tests, and passes."""
+    outcomes = Outcomes()
+    code = pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:benchmark", "-W", "ignore::DeprecationWarning",
+                        str(EXAMPLES[name] / "tests")], plugins=[outcomes])
+    failed = {nodeid: text for nodeid, (outcome, text) in outcomes.seen.items() if outcome != "passed"}
+    assert code == 0 and not failed, failed
+    contract = CONTRACTS[name]
+    ran = sorted(nodeid.split("::")[-1] for nodeid in outcomes.seen if nodeid.startswith(f"segbench-contracts::{contract}::"))
+    assert ran == sorted(CHECKS[contract.split("[")[0]]), f"{contract}: {ran}"
 
 
 # --- docs/writing-plugins.md shows them -------------------------------------------------------

@@ -260,7 +260,7 @@ def test_cli_export_exits_0_and_2(results, store_uri, tmp_path, monkeypatch, cap
     (tmp_path / "a-file").write_text("")
     assert main(["export", "mlflow", str(results), "--tracking-uri", str(tmp_path / "a-file" / "mlruns")]) == 2
     assert "a-file/mlruns: [Errno 20] Not a directory" in capsys.readouterr().err
-    with pytest.raises(SegbenchError, match="no option 'tracking_url'; valid: tracking_uri, experiment"):
+    with pytest.raises(SegbenchError, match="--tracking-url: not an option of exporter mlflow .it takes --tracking-uri, --experiment"):
         api.run_reporter("mlflow", results, {"tracking_url": store_uri})
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if segbench[mlflow] were not installed: `import mlflow` fails

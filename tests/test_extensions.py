@@ -12,7 +12,8 @@ from segbench import plugins
 from segbench.cli import main
 from segbench.components import Catalogue, Registrar
 from segbench.errors import PluginError, SegbenchError
-from segbench.extensions import (PAGE_ORDER, ExecutorOption, ReportContext, ReportSection, chosen_reporters, run_reporters)
+from segbench.extensions import (PAGE_ORDER, ExecutorOption, ReportContext, ReporterOption, ReportSection, chosen_reporters,
+                                 run_reporters)
 from segbench.report import write_report
 from segbench.runner import run_prepared
 from segbench.suite import load_suite
@@ -38,6 +39,7 @@ def make(*, workers: int = 1, label: str = "x"):
     (lambda r: r.add_executor("fine", make, options=[ExecutorOption("threads", int)]), "its factory takes no keyword threads"),
     (lambda r: r.add_reporter("fine", lambda context: None, default="yes"), "expected True or False"),
     (lambda r: r.add_reporter("fine", None), "non-callable write"),
+    (lambda r: r.add_reporter("fine", lambda context: None, options=["uri"]), "expected ReporterOption"),
 ])
 def test_an_invalid_registration_names_the_plugin_and_the_problem(call, expected):
     with pytest.raises(PluginError) as error:
@@ -136,13 +138,16 @@ def test_default_reporters_run_by_order_then_registration_and_exporters_last_as_
     register.add_reporter("first", reporter("first"))
     register.add_reporter("export_b", reporter("export_b", section=False), default=False)
     register.add_reporter("second", reporter("second", section=False))
-    register.add_reporter("export_a", reporter("export_a"), default=False)
+    register.add_reporter("export_a", reporter("export_a"), default=False,
+                          options=[ReporterOption("uri"), ReporterOption("retries", int, 3)])
     reporters = Catalogue(reporters=register.reporters).reporters
     chosen = chosen_reporters(reporters, ["export_a"])
     assert [r.name for r in chosen] == ["first", "second", "page", "export_a"]  # export_b: not asked for
     assert run_reporters(chosen, context(tmp_path), {"export_a": {"uri": "x"}}) == []
     assert calls == [("first", [], {}), ("second", ["first"], {}), ("page", ["first"], {}),
-                     ("export_a", ["first", "page"], {"uri": "x"})]
+                     ("export_a", ["first", "page"], {"uri": "x", "retries": 3})], "declared defaults fill in"
+    with pytest.raises(SegbenchError, match=r"^--url: not an option of exporter export_a \(it takes --uri, --retries\)$"):
+        run_reporters(chosen, context(tmp_path), {"export_a": {"url": "x"}})
 
 
 def test_a_failing_reporter_is_recorded_and_the_others_still_run(tmp_path):
@@ -289,7 +294,7 @@ def test_a_run_goes_through_the_plugins_executor_and_reporters_and_a_failing_exp
     assert not (report_dir / ".fingerprint").exists(), "a report with a failed reporter is drawn again next run"
 
 
-def test_report_exits_1_naming_a_failed_reporter_after_writing_the_others(plugin_file, tmp_path, write_suite, capsys):
+def test_report_exits_1_naming_a_failed_reporter_after_writing_the_others(plugin_file, tmp_path, write_suite, capsys, monkeypatch):
     suite = load_suite(write_suite(SUITE), plugins.load_catalogue, extra_plugins=[str(plugin_file), "no:reporters"])
     run_prepared(suite, tmp_path / "out", quiet=True, cache_dir=tmp_path / "cache", executor=suite.catalogue.executor("stand_in").build())
     failing = tmp_path / "failing_default.py"
@@ -297,9 +302,16 @@ def test_report_exits_1_naming_a_failed_reporter_after_writing_the_others(plugin
                        "    register.add_reporter('fails', lambda context: 1 / 0)\n")
     (tmp_path / "out" / "through" / "report" / "runs_seen.txt").unlink()
     argv = ["report", str(tmp_path / "out"), "-p", str(plugin_file), "-p", str(failing), "-p", "no:reporters"]
+    monkeypatch.setenv("SEGBENCH_CRASH_DIR", str(tmp_path / "logs"))
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert f'segbench: reporter "fails" of "{failing}" failed: ZeroDivisionError: division by zero' in err
+    (log,) = (tmp_path / "logs").glob("reporter-fails-*.log")
+    assert f"(traceback: {log}; --debug prints it)" in err
+    assert 'step: running reporter "fails"' in log.read_text() and "1 / 0" in log.read_text() and "ZeroDivisionError" in log.read_text()
+    assert "Traceback" not in err
+    assert main([*argv, "--debug"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
     assert (tmp_path / "out" / "through" / "report" / "runs_seen.txt").read_text() == "2 []"
     assert "broken_export" not in err, "segbench report runs the default reporters only; exporters run by segbench export"
 
@@ -339,3 +351,84 @@ def test_the_api_takes_executor_options_as_keywords_and_checks_them_before_train
         api.run_suite(tiny_suite, output=tmp_path / "out", **keywords)
     assert str(error.value).startswith(expected)
     assert not (tmp_path / "out").exists()
+
+
+# --- no standard reporter assumed: what a report wrote; an exporter's own options ----------------
+
+EXPORTER = """
+from segbench import ReporterOption, hookimpl
+
+
+def echo(context):
+    (context.report_dir / "echo.txt").write_text(repr(sorted(context.options.items())))
+
+
+@hookimpl
+def segbench_reporters(register):
+    register.add_reporter("echo", echo, default=False, options=[
+        ReporterOption("greeting", str, "hello", "what to say"), ReporterOption("times", int, 1, "how often", metavar="N")])
+"""
+
+
+@pytest.fixture
+def finished(plugin_file, tmp_path, write_suite):
+    """A results folder of the stand-in executor's records; no standard reporter ran."""
+    suite = load_suite(write_suite(SUITE.split("[report]")[0]), plugins.load_catalogue,
+                       extra_plugins=[str(plugin_file), "no:reporters"])
+    run_prepared(suite, tmp_path / "out", quiet=True, cache_dir=tmp_path / "cache", executor=suite.catalogue.executor("stand_in").build())
+    return tmp_path / "out"
+
+
+def test_a_report_without_a_page_says_what_was_written_not_a_missing_index_html(finished, plugin_file, capsys):
+    report_dir = finished / "through" / "report"
+    assert main(["report", str(finished), "-p", "no:reporters"]) == 0
+    out = capsys.readouterr().out
+    assert ("report: no reporter that runs on every report is installed (`segbench list reporters`), so no report file was "
+            f"written in {report_dir}") in out
+    assert "index.html" not in out and not (report_dir / "index.html").exists()
+    assert main(["report", str(finished), "-p", str(plugin_file), "-p", "no:reporters"]) == 0
+    assert f"report: no reporter writes index.html; 1 file(s) written in {report_dir}: runs_seen.txt" in capsys.readouterr().out
+
+
+def test_where_written_names_the_page_when_a_reporter_wrote_it(tmp_path):
+    from segbench.stored_report import where_written
+
+    page = tmp_path / "index.html"
+    report = {"dir": tmp_path, "html": page, "reporters": ["html"], "written": [tmp_path / "a.csv", page]}
+    assert where_written(report) == f"report: {page}"
+    assert where_written({**report, "written": []}) == f"report: the reporters (html) wrote no file in {tmp_path}"
+
+
+def test_export_takes_the_exporters_own_options_as_flags(finished, tmp_path, capsys):
+    exporter = tmp_path / "echo_exporter.py"
+    exporter.write_text(EXPORTER)
+    with pytest.raises(SystemExit):
+        main(["export", "echo", "-p", str(exporter), "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "options of echo: --greeting GREETING what to say --times N how often" in out and "--tracking-uri" not in out
+    assert main(["export", "echo", str(finished), "-p", str(exporter), "--times", "3"]) == 0
+    assert (finished / "through" / "report" / "echo.txt").read_text() == "[('greeting', 'hello'), ('times', 3)]"
+    assert main(["export", "echo", str(finished), "-p", str(exporter), "--times", "many"]) == 2
+    assert "--times: invalid int value 'many'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_code:  # another exporter's flag is no flag of this one
+        main(["export", "echo", str(finished), "-p", str(exporter), "--tracking-uri", "x"])
+    assert exit_code.value.code == 2 and "unrecognized arguments: --tracking-uri x" in capsys.readouterr().err
+    assert main(["list", "reporters", "-p", str(exporter)]) == 0
+    assert "options: --greeting ('hello'), --times (1)" in capsys.readouterr().out
+
+
+def test_mlflow_declares_its_flags_in_its_registration(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "mlflow", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "options of mlflow: --tracking-uri URI where MLflow keeps runs" in out and "--experiment NAME" in out
+
+
+def test_an_exporter_that_fails_in_export_exits_1_with_its_traceback_in_the_crash_log(finished, plugin_file, tmp_path, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CRASH_DIR", str(tmp_path / "logs"))
+    assert main(["export", "broken_export", str(finished), "-p", str(plugin_file)]) == 1
+    err = capsys.readouterr().err
+    (log,) = (tmp_path / "logs").glob("reporter-broken_export-*.log")
+    assert f'reporter "broken_export" of "{plugin_file}" failed: RuntimeError: the exporter is down (traceback: {log}' in err
+    assert 'raise RuntimeError("the exporter is down")' in log.read_text()

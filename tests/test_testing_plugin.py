@@ -77,3 +77,13 @@ def test_a_component_with_a_required_parameter_is_skipped_saying_how_to_test_it(
     component = segbench.load_catalogue().get("loss", "compound")  # needs `terms`
     (mark,) = pytest_plugin.contract_class(component).pytestmark
     assert mark.name == "skip" and "needs parameter(s) terms: subclass segbench.testing.LossContract" in mark.kwargs["reason"]
+
+
+def test_executors_and_reporters_of_a_distribution_get_their_contract_classes():
+    chosen = {(pytest_plugin.kind_of(entry), entry.name): entry for entry in pytest_plugin._components_of(["segbench"])}
+    assert {("executor", "local"), ("executor", "process"), ("executor", "ray")} <= set(chosen)
+    assert {("reporter", name) for name in ("tables", "markdown", "plots", "html", "mlflow")} <= set(chosen)
+    for kind, name, base in [("executor", "process", "ExecutorContract"), ("reporter", "mlflow", "ReporterContract")]:
+        contract = pytest_plugin.contract_class(chosen[(kind, name)])
+        assert contract.__name__ == f"{base}[{name}]" and contract.__mro__[1].__name__ == base and contract.name == name
+        assert not hasattr(contract, "pytestmark"), "options all have defaults: nothing to skip"

@@ -48,7 +48,7 @@ NAME = "mlflow"
 DEFAULT_TRACKING_URI = "./mlruns"  # a local file store: works offline, needs no server
 DEFAULT_EXPERIMENT = "segbench"
 INSTALL_HINT = "pip install 'segbench[mlflow]'"
-OPTIONS = ("tracking_uri", "experiment")  # `segbench export --tracking-uri --experiment`
+OPTIONS = ("tracking_uri", "experiment")  # declared below (EXPORT_OPTIONS): `segbench export mlflow --help`
 # Bump when what a record is logged as changes: every run is then logged again.
 EXPORT_LAYOUT = 1
 
@@ -84,9 +84,18 @@ class ExportSummary:
                 f"{self.unchanged} unchanged; {len(self.artifacts)} report file(s) as artifacts")
 
 
+# `segbench export mlflow --tracking-uri URI --experiment NAME`
+EXPORT_OPTIONS = [
+    segbench.ReporterOption("tracking_uri", str, None, "where MLflow keeps runs (default: $MLFLOW_TRACKING_URI, else ./mlruns)",
+                            metavar="URI", destination=True),
+    segbench.ReporterOption("experiment", str, None, "the experiment to log into (default: $MLFLOW_EXPERIMENT_NAME, else segbench)",
+                            metavar="NAME"),
+]
+
+
 @segbench.hookimpl
 def segbench_reporters(register):
-    register.add_reporter(NAME, write, default=False, check=check_installed,
+    register.add_reporter(NAME, write, default=False, check=check_installed, options=EXPORT_OPTIONS,
                           description="the runs to MLflow: a parent run per suite, a child per variant x seed, the report "
                                       f"as artifacts (needs {INSTALL_HINT}).")
 

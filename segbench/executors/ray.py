@@ -55,6 +55,7 @@ class RayExecutor:
     def __init__(self, address: str | None):
         self.ray = import_ray()
         self.address = address
+        self._waiting = {}  # the tasks of the round being read: close() cancels those left
         self._connect()
 
     def _connect(self):
@@ -75,8 +76,9 @@ class RayExecutor:
         resources = {"num_gpus": 1} if gpus else {"num_cpus": RUN_CPUS}
         remote = self.ray.remote(**resources)(_run_with_threads)
         threads = 0 if gpus else RUN_CPUS
-        waiting = {remote.remote(suite.source, variant.id, seed, str(cache_dir), threads): (variant, seed, time.perf_counter())
-                   for variant, seed in pending}
+        waiting = self._waiting = {
+            remote.remote(suite.source, variant.id, seed, str(cache_dir), threads): (variant, seed, time.perf_counter())
+            for variant, seed in pending}
         while waiting:
             done, _ = self.ray.wait(list(waiting), num_returns=1)
             run = waiting.pop(done[0])
@@ -93,7 +95,14 @@ class RayExecutor:
             return failed_record(suite, variant, seed, error, started)
 
     def close(self):
-        pass
+        """Cancel the runs not yet read (Ctrl-C, --fail-fast): their tasks would go on in
+        the cluster. ``force`` kills a task's worker, which a hung run needs."""
+        for ref in list(self._waiting):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - finished meanwhile, or Ray is gone: nothing left to stop
+                pass
+        self._waiting = {}
 
 
 def _run_with_threads(source, variant_id, seed, cache_dir, threads):

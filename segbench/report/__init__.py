@@ -12,6 +12,8 @@ records, so a report can be rebuilt at any time without training.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from ..extensions import ReportContext, ReportSection, chosen_reporters, run_reporters
@@ -43,7 +45,9 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None, *,
 
         reporters = load_catalogue().reporters
     context = report_context(records, meta, out_dir, load_samples, suite_dir)
-    failures = run_reporters(chosen_reporters(reporters, exporters), context, options)
+    chosen = chosen_reporters(reporters, exporters)
+    before = file_stamps(context.report_dir)
+    failures = run_reporters(chosen, context, options)
     summary = context.summary
     rows = summary_rows(summary)
     return {
@@ -54,7 +58,26 @@ def write_report(records: list, meta: dict, out_dir: Path, load_samples=None, *,
         "text": summary_text(rows, context.records, meta) if rows else "(no runs)",
         "wide_text": summary_text(rows, context.records, meta, wide=True) if rows else "(no runs)",
         "failures": failures,
+        "reporters": [reporter.name for reporter in chosen],
+        "written": written_since(before, context.report_dir),  # what the reporters wrote: no report may have index.html
     }
+
+
+def file_stamps(folder: Path) -> dict:
+    """Path -> (size, modification time) of every file under ``folder``."""
+    stamps = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = Path(root, name)
+            with contextlib.suppress(OSError):  # gone meanwhile
+                status = path.stat()
+                stamps[path] = (status.st_size, status.st_mtime_ns)
+    return stamps
+
+
+def written_since(before: dict, folder: Path) -> list:
+    """The files under ``folder`` that are new or changed since ``before`` (file_stamps)."""
+    return sorted(path for path, stamp in file_stamps(folder).items() if before.get(path) != stamp)
 
 
 def report_context(records: list, meta: dict, out_dir: Path, load_samples=None, suite_dir=None) -> ReportContext:

@@ -1,5 +1,5 @@
-"""Contract tests for segbench components: the checks every standard plugin passes, for
-plugin authors to run on their own.
+"""Contract tests for segbench components, executors and reporters: the checks every
+standard plugin passes, for plugin authors to run on their own.
 
 Two ways to use them (docs/writing-plugins.md, "Testing a plugin"):
 
@@ -36,6 +36,8 @@ _EXPORTS = {
     "LossContract": "loss",
     "MetricContract": "metric",
     "DatasetContract": "dataset",
+    "ExecutorContract": "executor",
+    "ReporterContract": "reporter",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -47,8 +49,10 @@ if TYPE_CHECKING:
         single_torch_thread as single_torch_thread,
     )
     from .dataset import DatasetContract as DatasetContract
+    from .executor import ExecutorContract as ExecutorContract
     from .loss import LossContract as LossContract
     from .metric import MetricContract as MetricContract
+    from .reporter import ReporterContract as ReporterContract
     from .upsampler import UpsamplerContract as UpsamplerContract
 
 

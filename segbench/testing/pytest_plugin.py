@@ -2,11 +2,11 @@
 every component a plugin distribution registers.
 
 ``pytest --segbench-contracts`` adds one contract test class per component (upsampler,
-architecture, loss, metric, dataset) that the distribution under test registers, with its
-default parameters. The distribution under test is the one named by ``[project] name`` in
-the ``pyproject.toml`` of pytest's rootdir; ``--segbench-dist NAME`` (repeatable, and
-implying ``--segbench-contracts``) names others instead (``segbench`` is the standard
-set). A component with a required parameter is skipped, naming it: subclass its contract
+architecture, loss, metric, dataset), executor and reporter that the distribution under
+test registers, with its default parameters (or options). The distribution under test is
+the one named by ``[project] name`` in the ``pyproject.toml`` of pytest's rootdir;
+``--segbench-dist NAME`` (repeatable, and implying ``--segbench-contracts``) names others
+instead (``segbench`` is the standard set). A component with a required parameter is skipped, naming it: subclass its contract
 class and set ``params`` instead.
 
 pytest loads this module in every run of every project where segbench is installed, so it
@@ -32,6 +32,8 @@ CONTRACTS = {
     "loss": "LossContract",
     "metric": "MetricContract",
     "dataset": "DatasetContract",
+    "executor": "ExecutorContract",
+    "reporter": "ReporterContract",
 }
 selected_key = pytest.StashKey[list]()
 
@@ -77,30 +79,40 @@ class ContractModule(pytest.Module):
 
 
 def contract_class(component):
-    """A subclass of the kind's contract class for ``component``, at its defaults."""
+    """A subclass of the kind's contract class for ``component`` (or executor, or
+    reporter), at its defaults."""
     import segbench.testing as testing
 
-    base = getattr(testing, CONTRACTS[component.kind])
+    base = getattr(testing, CONTRACTS[kind_of(component)])
     namespace = {"name": component.name, "__module__": "segbench.testing._collected", **_settings(component)}
-    required = [param.name for param in component.params.values() if param.required]
+    params = getattr(component, "params", {})  # executors and reporters have options, each with a default
+    required = [param.name for param in params.values() if param.required]
     if required:
         namespace["pytestmark"] = [pytest.mark.skip(reason=(
-            f"{component.kind} {component.name!r} needs parameter(s) {', '.join(required)}: subclass "
+            f"{kind_of(component)} {component.name!r} needs parameter(s) {', '.join(required)}: subclass "
             f"segbench.testing.{base.__name__} and set params (docs/writing-plugins.md)"))]
     name = f"{base.__name__}[{component.name}]"
     return type(name, (base,), {**namespace, "__qualname__": name})
 
 
+def kind_of(entry) -> str:
+    """``component.kind``; "executor" or "reporter" for the extensions (segbench.extensions)."""
+    from segbench.extensions import Executor
+
+    return getattr(entry, "kind", None) or ("executor" if isinstance(entry, Executor) else "reporter")
+
+
 def _settings(component) -> dict:
     """What a contract cannot know without a subclass, read off the registration."""
-    if component.kind == "metric":
+    kind = kind_of(component)
+    if kind == "metric":
         from segbench.components import metric_direction
 
         higher_is_better = metric_direction(component)
         # A perfect prediction scores 1 on a higher-is-better metric and 0 on an error or a
         # distance; a metric on another scale subclasses MetricContract and sets perfect_score.
         return {"higher_is_better": higher_is_better, "perfect_score": 1.0 if higher_is_better else 0.0}
-    if component.kind == "loss":
+    if kind == "loss":
         return {"modes": property(_supported_modes)}
     return {}
 
@@ -136,12 +148,14 @@ def _rootdir_project(rootpath: Path) -> str:
 
 
 def _components_of(names) -> list:
-    """The components registered by the distributions ``names``, in catalogue order."""
+    """The components, executors and reporters registered by the distributions ``names``,
+    in catalogue order."""
     from segbench.errors import SegbenchError
     from segbench.testing._base import installed_catalogue
 
     try:
-        components = installed_catalogue().all()
+        catalogue = installed_catalogue()
+        components = [*catalogue.all(), *catalogue.executors.values(), *catalogue.reporters.values()]
     except SegbenchError as error:
         raise pytest.UsageError(f"{OPTION}: segbench cannot load its plugins: {error}") from None
     by_dist: dict[str, list] = {}
@@ -151,7 +165,7 @@ def _components_of(names) -> list:
     if missing:
         installed = ", ".join(sorted({c.provider for c in components})) or "none"
         raise pytest.UsageError(
-            f"{OPTION}: distribution {', '.join(map(repr, missing))} registers no segbench component: is it installed "
+            f"{OPTION}: distribution {', '.join(map(repr, missing))} registers no segbench component, executor or reporter: is it installed "
             f"(pip install -e .) with a [project.entry-points.segbench] table? Distributions with components: {installed}"
         )
     return [component for name in dict.fromkeys(map(_normalized, names)) for component in by_dist[name]]
