@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -394,3 +395,16 @@ def test_list_remarks_on_a_description_contradicting_the_direction_when_scores_c
     wrong, right = register.components
     assert direction_remark(wrong, True) == "but its description says 'lower is better': fix one of them"
     assert direction_remark(right, True) == ""
+
+
+def test_no_contract_checks_with_assert_statements():
+    """A contract's checks are calls, not ``assert`` statements: those vanish under
+    ``python -O`` and, outside test modules, fail without the values that explain them."""
+    import ast
+
+    import segbench.testing
+
+    folder = Path(segbench.testing.__file__).parent
+    asserts = [f"{path.name}:{node.lineno}" for path in sorted(folder.glob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Assert)]
+    assert asserts == []

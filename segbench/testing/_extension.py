@@ -66,6 +66,13 @@ class ExtensionContract:
         entry = self.registered()
         return f'{self.kind} "{entry.name}" of "{entry.provider}"'
 
+    def expect(self, condition, message):
+        """Fail with ``message`` (a callable giving the text, so that it is built only on
+        failure) unless ``condition``: a plain ``assert`` would vanish under ``python -O``
+        and, outside test modules, say nothing of the values."""
+        if not condition:
+            pytest.fail(message() if callable(message) else message, pytrace=False)
+
 
 class Overdue(BaseException):
     """A check ran past its deadline. A BaseException, so that neither segbench's run

@@ -55,44 +55,42 @@ class DatasetContract(ComponentContract):
     # --- the contract ---------------------------------------------------------------
 
     def test_returns_segmentation_data(self, data):
-        assert isinstance(data, SegmentationData), f"the factory returned a {type(data).__name__}, not a SegmentationData"
+        self.expect(isinstance(data, SegmentationData), lambda: f"the factory returned a {type(data).__name__}, not a SegmentationData")
         for split, samples in self.splits(data).items():
-            assert isinstance(samples, (TensorPairs, ImageList, MapSamples)), (
-                f"{split} is a {type(samples).__name__}; a split is a TensorPairs, an ImageList or a MapSamples")
-        assert data.mode in MODES, f"mode {data.mode!r} is not one of {MODES}"
+            self.expect(isinstance(samples, (TensorPairs, ImageList, MapSamples)), lambda: f"{split} is a {type(samples).__name__}; a split is a TensorPairs, an ImageList or a MapSamples")
+        self.expect(data.mode in MODES, lambda: f"mode {data.mode!r} is not one of {MODES}")
 
     def test_classes_are_named_and_background_first(self, data):
-        assert isinstance(data.classes, list) and len(data.classes) >= 2, f"classes must be a list of 2 or more names: {data.classes!r}"
-        assert all(isinstance(name, str) and name for name in data.classes), f"class names must be non-empty text: {data.classes!r}"
-        assert len(set(data.classes)) == len(data.classes), f"class names must be unique: {data.classes!r}"
-        assert data.classes[0] == self.background_name, f"the first class is {data.classes[0]!r}, not {self.background_name!r}"
+        self.expect(isinstance(data.classes, list) and len(data.classes) >= 2, lambda: f"classes must be a list of 2 or more names: {data.classes!r}")
+        self.expect(all(isinstance(name, str) and name for name in data.classes), lambda: f"class names must be non-empty text: {data.classes!r}")
+        self.expect(len(set(data.classes)) == len(data.classes), lambda: f"class names must be unique: {data.classes!r}")
+        self.expect(data.classes[0] == self.background_name, lambda: f"the first class is {data.classes[0]!r}, not {self.background_name!r}")
         if data.mode == "binary":
-            assert data.num_classes == 2, f"a binary dataset has 2 classes, not {data.num_classes}"
+            self.expect(data.num_classes == 2, lambda: f"a binary dataset has 2 classes, not {data.num_classes}")
 
     def test_ignore_index_is_not_a_class(self, data):
-        assert isinstance(data.ignore_index, int), f"ignore_index must be an int, got {data.ignore_index!r}"
-        assert not 0 <= data.ignore_index < data.num_classes, f"ignore_index {data.ignore_index} is a class index"
+        self.expect(isinstance(data.ignore_index, int), lambda: f"ignore_index must be an int, got {data.ignore_index!r}")
+        self.expect(not 0 <= data.ignore_index < data.num_classes, lambda: f"ignore_index {data.ignore_index} is a class index")
 
     def test_splits_are_not_empty(self, data):
         for split, samples in self.splits(data).items():
-            assert len(samples) > 0, f"{split} is empty"
+            self.expect(len(samples) > 0, lambda: f"{split} is empty")
 
     def test_images_are_uint8_rgb(self, data):
         for split, samples in self.splits(data).items():
             for index, (image, _) in _checked_samples(samples):
-                assert image.dtype == torch.uint8, f"{split} sample {index}: image dtype {image.dtype}, not uint8"
-                assert image.ndim == 3 and image.shape[0] == 3 and min(image.shape[1:]) > 0, (
-                    f"{split} sample {index}: image shape {tuple(image.shape)}, not (3, H, W)")
+                self.expect(image.dtype == torch.uint8, lambda: f"{split} sample {index}: image dtype {image.dtype}, not uint8")
+                self.expect(image.ndim == 3 and image.shape[0] == 3 and min(image.shape[1:]) > 0, lambda: f"{split} sample {index}: image shape {tuple(image.shape)}, not (3, H, W)")
 
     def test_masks_are_integer_label_maps_matching_images(self, data):
         for split, samples in self.splits(data).items():
             for dtype, index in split_mask_dtypes(samples).items():  # every stored mask; map-style reads check their own
                 problem = mask_dtype_problem(dtype)
-                assert problem is None, f"{self.described()}: {split} {samples.describe(index)}: {problem}"
+                self.expect(problem is None, lambda: f"{split} {samples.describe(index)}: {problem}")
             for index, (image, mask) in _checked_samples(samples):
                 problem = mask_dtype_problem(mask.dtype)
-                assert problem is None, f"{self.described()}: {split} sample {index}: {problem}"
-                assert mask.shape == image.shape[1:], f"{split} sample {index}: mask {tuple(mask.shape)}, image {tuple(image.shape)}"
+                self.expect(problem is None, lambda: f"{split} sample {index}: {problem}")
+                self.expect(mask.shape == image.shape[1:], lambda: f"{split} sample {index}: mask {tuple(mask.shape)}, image {tuple(image.shape)}")
 
     def test_mask_values_are_classes_or_ignored(self, data):
         allowed = set(range(data.num_classes)) | {data.ignore_index}
@@ -100,30 +98,30 @@ class DatasetContract(ComponentContract):
             found = set()
             for _, (_, mask) in _checked_samples(samples):
                 found |= set(torch.unique(mask).tolist())
-            assert found <= allowed, f"{split} has mask values {sorted(found - allowed)}; valid are classes 0..{data.num_classes - 1} and {data.ignore_index}"
+            self.expect(found <= allowed, lambda: f"{split} has mask values {sorted(found - allowed)}; valid are classes 0..{data.num_classes - 1} and {data.ignore_index}")
 
     def test_splits_have_foreground(self, data):
         for split, samples in self.splits(data).items():
             foreground = any(((mask != 0) & (mask != data.ignore_index)).any() for _, (_, mask) in _checked_samples(samples, every=True))
-            assert foreground, f"{split} has no foreground pixel"
+            self.expect(foreground, lambda: f"{split} has no foreground pixel")
 
     def test_batches_are_normalised_floats_and_long_masks(self, data):
         if isinstance(data.train, MapSamples):
             pytest.skip("map-style samples are batched by segbench's loader, not by the dataset")
         images, masks = data.train.batch(torch.tensor([0, len(data.train) - 1]))
-        assert images.dtype == torch.float32 and images.shape[:2] == (2, 3)
-        assert masks.dtype == torch.int64 and masks.shape == (2, *images.shape[2:])
+        self.expect(images.dtype == torch.float32 and images.shape[:2] == (2, 3), lambda: f"batch(): images come back {images.dtype} of shape {tuple(images.shape)}; expected float32 (N, 3, H, W) with N = 2")
+        self.expect(masks.dtype == torch.int64 and masks.shape == (2, *images.shape[2:]), lambda: f"batch(): masks come back {masks.dtype} of shape {tuple(masks.shape)}; expected int64 (2, {images.shape[2]}, {images.shape[3]})")
 
     def test_a_second_build_is_identical(self, data, tmp_path_factory):
         again = self.build(tmp_path_factory.mktemp("dataset-cache-again"))
-        assert again.classes == data.classes, f"classes differ between builds: {data.classes} vs {again.classes}"
-        assert (again.ignore_index, again.mode) == (data.ignore_index, data.mode)
+        self.expect(again.classes == data.classes, lambda: f"classes differ between builds: {data.classes} vs {again.classes}")
+        self.expect((again.ignore_index, again.mode) == (data.ignore_index, data.mode), lambda: f"ignore_index and mode differ between builds: {(data.ignore_index, data.mode)} vs {(again.ignore_index, again.mode)}")
         for split, samples in self.splits(data).items():
             other = self.splits(again)[split]
-            assert len(other) == len(samples), f"{split}: {len(samples)} samples, then {len(other)}"
+            self.expect(len(other) == len(samples), lambda: f"{split}: {len(samples)} samples, then {len(other)}")
             for (index, (image, mask)), (_, (image_again, mask_again)) in zip(_checked_samples(samples), _checked_samples(other)):
-                assert torch.equal(image_again, image), f"{split} sample {index}: the image differs between builds"
-                assert torch.equal(mask_again, mask), f"{split} sample {index}: the mask differs between builds"
+                self.expect(torch.equal(image_again, image), lambda: f"{split} sample {index}: the image differs between builds")
+                self.expect(torch.equal(mask_again, mask), lambda: f"{split} sample {index}: the mask differs between builds")
 
     # --- map-style samples --------------------------------------------------------------------
 
@@ -140,10 +138,9 @@ class DatasetContract(ComponentContract):
         for split, samples in _present(map_style).items():
             for index in _indices(samples):
                 first, second = read_sample(samples, index), read_sample(samples, index)
-                assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1]), (
-                    f"{split} sample {index} reads differently the second time; read(index) must give the same sample")
+                self.expect(torch.equal(first[0], second[0]) and torch.equal(first[1], second[1]), lambda: f"{split} sample {index} reads differently the second time; read(index) must give the same sample")
                 name = samples.describe(index)
-                assert isinstance(name, str) and name, f"{split}: describe({index}) returned {name!r}; it names the sample in errors"
+                self.expect(isinstance(name, str) and name, lambda: f"{split}: describe({index}) returned {name!r}; it names the sample in errors")
 
     def test_map_style_samples_survive_pickling(self, map_style):
         for split, samples in _present(map_style).items():
@@ -152,10 +149,10 @@ class DatasetContract(ComponentContract):
             except Exception as error:  # noqa: BLE001 - any failure is the finding
                 pytest.fail(f"{split}: {type(samples).__name__} cannot be pickled ({type(error).__name__}: {error}); loader "
                             "workers receive a copy: keep paths and plain data in it, not open files or lambdas")
-            assert len(copy) == len(samples)
+            self.expect(len(copy) == len(samples), lambda: f"{split}: a pickled copy has {len(copy)} samples, the original {len(samples)}")
             image, mask = read_sample(copy, len(copy) - 1)
             expected = read_sample(samples, len(samples) - 1)
-            assert torch.equal(image, expected[0]) and torch.equal(mask, expected[1]), f"{split}: a pickled copy reads other samples"
+            self.expect(torch.equal(image, expected[0]) and torch.equal(mask, expected[1]), lambda: f"{split}: a pickled copy reads other samples")
 
     def test_both_data_paths_give_the_same_samples(self, tmp_path_factory):
         built = {}
@@ -166,11 +163,10 @@ class DatasetContract(ComponentContract):
             pytest.skip("the dataset builds its samples as tensors: it is always held in memory")
         for split in SPLITS:
             memory, streamed = getattr(built["memory"], split), getattr(built["streaming"], split)
-            assert len(memory) == len(streamed), f"{split}: {len(memory)} samples in memory, {len(streamed)} streamed"
+            self.expect(len(memory) == len(streamed), lambda: f"{split}: {len(memory)} samples in memory, {len(streamed)} streamed")
             for index in _indices(memory):
                 held, read = memory.raw(index), streamed.raw(index)
-                assert torch.equal(held[0], read[0]) and torch.equal(held[1], read[1]), (
-                    f"{split} sample {index} differs between the memory and the streaming path")
+                self.expect(torch.equal(held[0], read[0]) and torch.equal(held[1], read[1]), lambda: f"{split} sample {index} differs between the memory and the streaming path")
 
 
 

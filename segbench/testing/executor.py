@@ -146,13 +146,12 @@ class ExecutorContract(ExtensionContract):
         check = RoundCheck(pending, self.registered().name)
         problems = [problem for problem in map(check.problem, returned) if problem]
         problems += [f"{self.who()} did not return run {self.sent([run])}" for run in check.missing()]
-        assert not problems, f"{self.who()} was given {self.sent(pending)}; what came back:\n  " + "\n  ".join(problems)
+        self.expect(not problems, lambda: f"{self.who()} was given {self.sent(pending)}; what came back:\n  " + "\n  ".join(problems))
         store = ResultStore(planted.folder / "results", suite.name, quiet=True)
         for record in returned:
             run = f"{record['label']} seed={record['seed']}"
             store.write_record(record)
-            assert store.load(record["variant_id"], record["seed"]) is not None, (
-                f"{self.who()} returned a record of {run} that the store reads back as damaged: {store.damaged[-1].problem}")
+            self.expect(store.load(record["variant_id"], record["seed"]) is not None, lambda: f"{self.who()} returned a record of {run} that the store reads back as damaged: {store.damaged[-1].problem}")
         self.check_statuses(returned, works.id)
 
     def check_statuses(self, returned, works_id):
@@ -160,11 +159,10 @@ class ExecutorContract(ExtensionContract):
             run = f"{record['label']} seed={record['seed']}"
             error = record.get("error") or {}
             if record["variant_id"] == works_id:
-                assert record["status"] == "ok", (f"{self.who()}: run {run} (loss ce) works in this process, but came back "
+                self.expect(record["status"] == "ok", lambda: f"{self.who()}: run {run} (loss ce) works in this process, but came back "
                                                   f"{record['status']!r}: {error.get('type')}: {error.get('message')}")
             else:
-                assert record["status"] == "failed" and PLANTED_MESSAGE in str(error.get("message")), (
-                    f"{self.who()}: run {run} raises RuntimeError({PLANTED_MESSAGE!r}) at its first step; expected a failed "
+                self.expect(record["status"] == "failed" and PLANTED_MESSAGE in str(error.get("message")), lambda: f"{self.who()}: run {run} raises RuntimeError({PLANTED_MESSAGE!r}) at its first step; expected a failed "
                     f"record with that message, got status {record['status']!r}, error {error!r}")
 
     def test_stops_when_the_runner_stops_at_a_failed_run(self, planted):
@@ -178,8 +176,7 @@ class ExecutorContract(ExtensionContract):
         with deadline(self.deadline_s, f"{self.who()} running {self.sent(pending)} until the first failed record"), \
                 single_torch_thread():
             returned = self.records(executor, suite, pending, planted, stop=lambda record: record.get("status") != "ok")
-        assert returned and returned[-1].get("status") == "failed", (
-            f"{self.who()} was given {self.sent(pending)}, the first failing at once; it returned no failed record: "
+        self.expect(returned and returned[-1].get("status") == "failed", lambda: f"{self.who()} was given {self.sent(pending)}, the first failing at once; it returned no failed record: "
             f"{[(r.get('label'), r.get('seed'), r.get('status')) for r in returned]}")
         self.check_released(before, "stopped at the first failed record (--fail-fast)")
 
@@ -189,11 +186,10 @@ class ExecutorContract(ExtensionContract):
         pending = [(hangs, 0)]
         with deadline(self.timeout_s + self.deadline_s, f"{self.who()} running {self.sent(pending)} (timeout_s = {self.timeout_s:g})"):
             returned = self.records(self.build(), suite, pending, planted)
-        assert len(returned) == 1, f"{self.who()} was given one run, {self.sent(pending)}; it returned {len(returned)} records"
+        self.expect(len(returned) == 1, lambda: f"{self.who()} was given one run, {self.sent(pending)}; it returned {len(returned)} records")
         error = returned[0].get("error") or {}
         said = f"{error.get('type')}: {error.get('message')}"
-        assert returned[0].get("status") == "failed" and "timeout" in said.lower(), (
-            f"{self.who()}: run {self.sent(pending)} hangs, [train] timeout_s = {self.timeout_s:g}; expected a failed record "
+        self.expect(returned[0].get("status") == "failed" and "timeout" in said.lower(), lambda: f"{self.who()}: run {self.sent(pending)} hangs, [train] timeout_s = {self.timeout_s:g}; expected a failed record "
             f"saying it timed out, got status {returned[0].get('status')!r}, error {said}")
 
     def test_close_after_a_partial_iteration_releases_it(self, planted):
@@ -213,7 +209,7 @@ class ExecutorContract(ExtensionContract):
         give_up = time.monotonic() + self.close_s
         while (left := child_processes() - before) and time.monotonic() < give_up:
             time.sleep(0.1)
-        assert not left, f"{self.who()} {when}: close() returned, but its process(es) {sorted(left)} still run"
+        self.expect(not left, lambda: f"{self.who()} {when}: close() returned, but its process(es) {sorted(left)} still run")
 
 
 def child_processes() -> set:

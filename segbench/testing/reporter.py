@@ -111,8 +111,7 @@ class ReporterContract(ExtensionContract):
             except Exception as exc:  # noqa: BLE001 - named with the reporter and the input, then shown with its traceback
                 raise ReporterContractFailure(f"{self.who()} raised {type(exc).__name__}: {exc}, on {self.input_name}") from exc
         outside = [change for change in changes(before, snapshot(sandbox.root)) if not _inside(sandbox.root / change[0], allowed)]
-        assert not outside, (
-            f"{self.who()} wrote outside its output folder {context.report_dir.relative_to(sandbox.root)}"
+        self.expect(not outside, lambda: f"{self.who()} wrote outside its output folder {context.report_dir.relative_to(sandbox.root)}"
             f"{' and its destinations' if len(allowed) > 1 else ''} ({self.input_name}; the working directory was "
             f"{sandbox.work.relative_to(sandbox.root)}; paths relative to {sandbox.root}):\n  "
             + "\n  ".join(f"{path} ({what})" for path, what in outside[:SHOWN]))
@@ -150,9 +149,9 @@ class ReporterContract(ExtensionContract):
             outputs.append((files_of(context.report_dir), _sections(returned)))
         (first, first_sections), (second, second_sections) = outputs
         differ = sorted(path for path in set(first) | set(second) if first.get(path) != second.get(path))
-        assert not differ, (f"{self.who()} is not deterministic: run twice on the same records at the same path, these "
+        self.expect(not differ, lambda: f"{self.who()} is not deterministic: run twice on the same records at the same path, these "
                             f"files of its output folder differ (or exist once): {', '.join(differ[:SHOWN])}")
-        assert first_sections == second_sections, (f"{self.who()} is not deterministic: run twice on the same records, it "
+        self.expect(first_sections == second_sections, lambda: f"{self.who()} is not deterministic: run twice on the same records, it "
                                                    f"returned different sections: {first_sections!r} then {second_sections!r}")
 
 
