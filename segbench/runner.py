@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,14 +15,16 @@ from .engine import resolve_device
 from .executors.local import LocalExecutor
 from .plugins import load_catalogue
 from .components import metric_direction, unknown_name_message
+from .crash import write_crash_log
 from .errors import SuiteError
 from .execute import failed_record
 from .extensions import ExecutorError
 from .preflight import suite_problems
 from .progress import Progress
+from .records import record_problem
 from .verdicts import judge_family, metric_values, seeds_wanted
 from .stored_report import current_report
-from .store import ResultStore, write_json_atomic, write_text_atomic
+from .store import ResultStore, to_json_safe, write_json_atomic, write_text_atomic
 from .suite import Suite, load_suite
 from .text import clipped
 
@@ -145,12 +148,20 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
                 missing.sending(pending)
                 progress.expect(len(pending))
                 check = RoundCheck(pending, executor_name)
-                for record in executor.records(suite, pending, cache_dir, on_epoch):
-                    problem = check.problem(record)
-                    if problem:
-                        note(problem)
-                    elif keep(record):
+                try:
+                    for record in executor.records(suite, pending, cache_dir, on_epoch):
+                        problem = check.problem(record)
+                        if problem:
+                            note(problem)
+                        elif keep(check.sound(record, suite, missing.first_sent)):
+                            return _in_order(suite, done)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - the executor is a plugin: its failure fails the runs it kept
+                    note(executor_failed(executor_name, exc))
+                    if any(keep(missing.failed_record(suite, variant, seed, exc)) for variant, seed in check.missing()):
                         return _in_order(suite, done)
+                    continue
                 for variant, seed in check.missing():
                     lost = missing.failed_record(suite, variant, seed)
                     if lost is None:
@@ -185,16 +196,30 @@ class MissingRuns:
         for variant, seed in pending:
             self.first_sent.setdefault((variant.id, seed), time.perf_counter())
 
-    def failed_record(self, suite, variant, seed) -> dict | None:
-        """The run's failed record once it is missing for good; None: send it again."""
+    def failed_record(self, suite, variant, seed, raised: BaseException | None = None) -> dict | None:
+        """The run's failed record once it is missing for good, or at once when the executor
+        ``raised`` before returning it; None: send it again."""
         key = (variant.id, seed)
         self.counts[key] += 1
-        if self.counts[key] < MISSING_LIMIT:
+        if raised is not None:
+            error = {"type": "ExecutorFailed", "message": f'executor "{self.executor}" raised before returning this run: '
+                                                          f"{type(raised).__name__}: {clipped(str(raised), 300)}",
+                     "hint": "a bug in the executor, or in what it runs on; the crash log holds its traceback"}
+        elif self.counts[key] < MISSING_LIMIT:
             return None
-        error = {"type": "RunNotReturned",
-                 "message": f'executor "{self.executor}" did not return this run (sent {self.counts[key]} times)',
-                 "hint": "a bug in the executor: it must return one record per run it is given"}
+        else:
+            error = {"type": "RunNotReturned",
+                     "message": f'executor "{self.executor}" did not return this run (sent {self.counts[key]} times)',
+                     "hint": "a bug in the executor: it must return one record per run it is given"}
         return failed_record(suite, variant, seed, error, self.first_sent[key])
+
+
+def executor_failed(executor_name, exc: BaseException) -> str:
+    """The note for an executor whose ``records()`` raised: its runs not returned yet fail,
+    the records it returned are kept, and its traceback goes to a crash log."""
+    log = write_crash_log(exc, sys.argv[1:], kind=f"executor-{executor_name}")
+    return (f'executor "{executor_name}" raised {type(exc).__name__}: {clipped(str(exc), 200)}; the runs it had not returned '
+            f"fail, those it returned are kept (traceback: {log})")
 
 
 class RoundCheck:
@@ -226,6 +251,18 @@ class RoundCheck:
 
     def missing(self) -> list:
         return [run for key, run in self.sent.items() if key not in self.returned]
+
+    def sound(self, record, suite, first_sent) -> dict:
+        """``record`` (a run sent, returned once), or a failed record in its place when it
+        is not a run record the store can keep (a field missing, a wrong type)."""
+        problem = record_problem(to_json_safe(record))
+        if problem is None:
+            return record
+        variant, seed = self.sent[(record["variant_id"], record["seed"])]
+        error = {"type": "MalformedRecord",
+                 "message": f'executor "{self.executor}" returned a record that is no run record: {clipped(problem, 300)}',
+                 "hint": "a bug in the executor: return the record segbench.execute made for the run, unchanged"}
+        return failed_record(suite, variant, seed, error, first_sent[(variant.id, seed)])
 
 
 def run_names(runs) -> str:

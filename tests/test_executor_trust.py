@@ -1,7 +1,9 @@
 """The runner trusts no executor (segbench/runner.py, RoundCheck): each round, what came back
 is checked against what was sent. A misbehaving executor plugin, loaded with -p, plants
 one fault at a time through `segbench run`: a run dropped once (sent again, noted), a run
-dropped always (a failed record naming the executor, exit 1, the other records kept), a
+dropped always (a failed record naming the executor, exit 1, the other records kept), an
+executor that raises midway (its runs not returned fail; its traceback is logged), a
+malformed record (its run fails, naming the field), a
 record returned twice (the first kept), a record of a run never sent, and a record of the
 wrong variant. Each must end quickly: a watchdog fails the test instead of hanging."""
 
@@ -48,6 +50,11 @@ PLUGIN = """
                 if first and self.fault == "wrong_variant":
                     other = next(v for v in suite.variants if v.id != variant.id)
                     yield record(suite, other, seed)
+                    continue
+                if index == 2 and self.fault == "raise_midway":
+                    raise ConnectionError("the cluster went away")
+                if first and self.fault == "malformed":
+                    yield {**record(suite, variant, seed), "metrics": "lost"}
                     continue
                 yield record(suite, variant, seed)
                 if first and self.fault == "duplicate":
@@ -190,3 +197,28 @@ def test_rounds_are_bounded_even_if_runs_were_sent_again_without_end(run_with, m
     assert len(rounds_sent(out)) == 3
     assert f'executor "misbehaving": 1 run(s) still not returned after 3 rounds: {N} seed=0; the finished runs are kept' in err
     assert len(records) == 3
+
+
+def test_an_executor_that_raises_fails_the_runs_it_kept_and_its_traceback_is_logged(run_with, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGBENCH_CRASH_DIR", str(tmp_path / "logs"))
+    code, out, err, records = run_with("raise_midway")
+    assert code == 1, "runs failed: exit 1, not an internal error (3)"
+    assert rounds_sent(out) == [[(N, 0), (N, 1), (B, 0), (B, 1)]], "its runs failed at once, not sent again"
+    assert [records[key]["status"] for key in [(N, 0), (N, 1)]] == ["ok", "ok"], "what it returned is kept"
+    for key in [(B, 0), (B, 1)]:
+        assert records[key]["error"]["message"] == ('executor "misbehaving" raised before returning this run: '
+                                                    "ConnectionError: the cluster went away")
+    (log,) = (tmp_path / "logs").glob("executor-misbehaving-*.log")
+    assert "ConnectionError: the cluster went away" in log.read_text() and "Traceback" in log.read_text()
+    assert f'executor "misbehaving" raised ConnectionError: the cluster went away; the runs it had not returned fail' in err
+    assert str(log) in err
+
+
+def test_a_malformed_record_fails_its_run_naming_the_executor_and_the_field(run_with):
+    code, _, err, records = run_with("malformed")
+    assert code == 1
+    failed = records[(N, 0)]
+    assert failed["status"] == "failed" and failed["error"]["type"] == "MalformedRecord"
+    assert failed["error"]["message"].startswith('executor "misbehaving" returned a record that is no run record: ')
+    assert "metrics" in failed["error"]["message"]
+    assert [r["status"] for key, r in sorted(records.items()) if key != (N, 0)] == ["ok", "ok", "ok"]
