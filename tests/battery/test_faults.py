@@ -1,0 +1,86 @@
+"""Battery rows for issue 23, item 11: faults say what happened. ``plan`` refuses a runs.csv
+whose seeds are not integers or repeat a run (exit 2, naming the rows), and plans a spread
+within rounding of 0 as it plans 0; the preflight's time is bounded by ``timeout_s`` and a
+plugin that hangs or dies there is named (exit 2). The damaged-results rows (gate, doctor,
+report) are in test_damaged_results.py."""
+
+import json
+
+import pytest
+
+from .harness import Case, check_case, run_case
+
+PLAN_SUITE = """
+name = "planned"
+seeds = [0, 1, 2]
+baseline = { "model.upsampler" = "nearest" }
+[ablate]
+"model.upsampler" = ["nearest", "bicubic"]
+"""
+HEADER = "variant_id,label,seed,status,miou,wall_seconds\n"
+
+
+def runs_csv(*rows, spread=0.01, base=0.5, ahead=0.05):
+    """A runs.csv of both variants over seeds 0-2 (the baseline at ``base``, bicubic ahead
+    by ``ahead`` +- ``spread``), with ``rows`` (text lines) appended."""
+    lines = [f"a,upsampler=nearest,{seed},ok,{base!r},1" for seed in range(3)]
+    lines += [f"b,upsampler=bicubic,{seed},ok,{base + ahead + spread * (seed - 1)!r},1" for seed in range(3)]
+
+    def setup(tmp):
+        (tmp / "runs.csv").write_text(HEADER + "\n".join(lines + list(rows)) + "\n")
+    return setup
+
+
+def with_seed(text):
+    def setup(tmp):
+        runs_csv()(tmp)
+        path = tmp / "runs.csv"
+        lines = path.read_text().splitlines()
+        lines[2] = lines[2].replace(",1,ok,", f",{text},ok,")
+        path.write_text("\n".join(lines) + "\n")
+    return setup
+
+
+PLAN = ["plan", "{suite}", "--from", "{tmp}/runs.csv"]
+
+CASES = [
+    *[Case(f"plan-seed-{name}", PLAN, 2, f"runs.csv: column 'seed' must hold an integer seed in every row: row 2 holds {shown}",
+           suite=PLAN_SUITE, setup=with_seed(text))
+      for name, text, shown in (("text", "one", "'one'"), ("fractional", "1.5", "'1.5'"), ("empty", "", "''"), ("inf", "inf", "'inf'"))],
+    Case("plan-duplicate-row", PLAN, 2, "the same variant and seed appear in rows 4 and 7 (variant 'upsampler=bicubic' seed 0)",
+         suite=PLAN_SUITE, setup=runs_csv("b,upsampler=bicubic,0,ok,0.56,1")),
+    Case("plan-seed-written-as-float", PLAN, 0, "seeds to detect", suite=PLAN_SUITE, setup=with_seed("1.0")),
+    Case("plan-spread-of-rounding", PLAN, 0, "do not vary (SD 0, or within 1e-12 of the values' scale: taken as 0)",
+         suite=PLAN_SUITE, setup=runs_csv(spread=1e-18, base=0.0, ahead=0.0)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_case(case, tmp_path):
+    check_case(case, tmp_path)
+
+
+@pytest.mark.parametrize("spread", [1e-18, 1e-15, 3e-13])
+def test_a_spread_within_rounding_of_0_plans_as_0_does(spread, tmp_path):
+    """The seeds a plan asks for do not jump from the sign flips' floor to "> 10000" when
+    the paired SD is 1e-18 rather than 0 (with --effect 1e-20, 1e-18 would be a real spread
+    100 times the effect)."""
+    plans = {}
+    for name, value in (("zero", 0.0), ("rounding", spread)):
+        folder = tmp_path / name
+        folder.mkdir()
+        case = Case(name, [*PLAN, "--json", "--effect", "1e-20"], 0, "", suite=PLAN_SUITE, setup=runs_csv(spread=value, base=0.0, ahead=0.0))
+        code, text = run_case(case, folder)
+        assert code == 0, text
+        plans[name] = json.loads(text)["variants"][0]
+    rounding, zero = plans["rounding"], plans["zero"]
+    assert rounding["observed_paired_sd"] > 0 and rounding["paired_sd"] == 0 == zero["paired_sd"] and rounding["no_spread"]
+    assert (rounding["seeds_to_detect"], rounding["seeds_to_show_equivalence"]) == (zero["seeds_to_detect"], zero["seeds_to_show_equivalence"])
+    assert rounding["seeds_to_detect"] == 6  # 2 / 2^6 <= 0.05: the sign flips' floor at alpha 0.05, one comparison
+
+
+def test_a_real_spread_is_kept(tmp_path):
+    case = Case("real", [*PLAN, "--json"], 0, "", suite=PLAN_SUITE, setup=runs_csv(spread=0.01))
+    code, text = run_case(case, tmp_path)
+    row = json.loads(text)["variants"][0]
+    assert code == 0 and row["paired_sd"] == row["observed_paired_sd"] == pytest.approx(0.01) and not row["no_spread"]
