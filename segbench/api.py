@@ -54,7 +54,7 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
     store = ResultStore(output, suite.name)
     with store.lock():  # a second run of this suite is refused now, not after the preflight
         try:
-            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output)
+            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output, executor=runner)
         except SegbenchError:
             store.remove_if_new()
             raise

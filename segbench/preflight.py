@@ -42,6 +42,7 @@ from .engine.device import single_torch_thread
 from .engine.inference import size_groups
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
+from .preflight_watch import checking
 from .store import to_json_safe
 
 # What a plugin may raise in its preflight: its sys.exit() is its own failure, reported
@@ -113,6 +114,11 @@ def _loading(train) -> LoadingRequest:
 
 
 def _build_checked(suite, ref, loading, cache_dir, problems):
+    with checking(f"dataset {ref['name']!r}: building it and checking its labels"):
+        return _checked_dataset(suite, ref, loading, cache_dir, problems)
+
+
+def _checked_dataset(suite, ref, loading, cache_dir, problems):
     try:
         data = build.build_dataset(suite.catalogue, ref, cache_dir, loading=loading)
     except PLUGIN_FAILURES as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
@@ -203,7 +209,8 @@ class _Checks:
     def check(self, label, key, run):
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.outcomes:
-            self.outcomes[key] = _problem_of(run)
+            with checking(_check_step(label, json.loads(key))):
+                self.outcomes[key] = _problem_of(run)
         problem = self.outcomes[key]
         if problem is not None and label not in self.labels.setdefault(problem, []):
             self.labels[problem].append(label)
@@ -213,7 +220,8 @@ class _Checks:
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.build_failures:
             try:
-                return make()
+                with checking(f"building {what}"):
+                    return make()
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any rejection is reported, with its cause
                 cause = f"{type(exc).__name__}: {exc}"
                 self.build_failures[key] = cause if isinstance(exc, SegbenchError) else f"{what} cannot be built: {cause}"
@@ -465,6 +473,15 @@ def _unmatched_lr_mult(keys, names, architecture) -> str:
     shown = ", ".join(prefixes[:LR_MULT_PREFIXES_SHOWN]) + (", ..." if len(prefixes) > LR_MULT_PREFIXES_SHOWN else "")
     return (f"train.lr_mult key{'s' if len(keys) > 1 else ''} {', '.join(said)} match{'' if len(keys) > 1 else 'es'} no parameter of "
             f"{architecture}: a key must be part of a parameter's full name; this model's names begin with {shown}")
+
+
+def _check_step(label, key) -> str:
+    """What one check of :class:`_Checks` is, in words, for segbench.preflight_watch."""
+    kind = key[0]
+    what = {"params": lambda: f"the parameters of {key[1]} {key[2]['name']!r}", "model": lambda: "its model",
+            "step": lambda: "one training step and one evaluation forward", "metric": lambda: f"metric {key[1]['name']!r}",
+            "lr_mult": lambda: "train.lr_mult"}.get(kind, lambda: kind)()
+    return f"variant {label!r}: {what}"
 
 
 def _named(component) -> str:

@@ -13,6 +13,7 @@ from .plugins import load_catalogue
 from .components import metric_direction, unknown_name_message
 from .errors import SuiteError
 from .preflight import suite_problems
+from .preflight_watch import watched_problems
 from .progress import Progress
 from .verdicts import judge_family, metric_values, seeds_wanted
 from .stored_report import current_report
@@ -63,14 +64,19 @@ def check_exporters(suite: Suite) -> None:
         raise SuiteError(suite.path, problems)
 
 
-def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
-    """Build the suite's datasets and models and try them on a tiny batch (preflight)."""
+def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None, executor=None) -> Suite:
+    """Build the suite's datasets and models and try them on a tiny batch (preflight),
+    each step within the suite's timeout_s; where the runs will run: in this process for
+    the local executor (the default), else in a process of its own
+    (segbench.preflight_watch)."""
     if skip_if_finished_in is not None:
         finished = finished_records(suite, ResultStore(skip_if_finished_in, suite.name, quiet=True))  # the run names damage
         if all(run in finished for run in wanted_runs(suite, finished)):
             return suite
+    apart = executor is not None and not isinstance(executor, LocalExecutor)
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
-        problems = suite_problems(suite, resolve_cache_dir(cache_dir))  # builds, and runs each model on a tiny batch
+        # builds, and runs each model on a tiny batch
+        problems = watched_problems(suite_problems, suite, resolve_cache_dir(cache_dir), apart=apart, show_progress=show_progress)
     if problems:  # every problem at once: models and data
         raise SuiteError(suite.path, problems)
     return suite

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .harness import Case, check_case, run_case
+from .harness import Case, check_case, run_case, tiny
 
 PLAN_SUITE = """
 name = "planned"
@@ -84,3 +84,80 @@ def test_a_real_spread_is_kept(tmp_path):
     code, text = run_case(case, tmp_path)
     row = json.loads(text)["variants"][0]
     assert code == 0 and row["paired_sd"] == row["observed_paired_sd"] == pytest.approx(0.01) and not row["no_spread"]
+
+
+# The preflight: each step within timeout_s; a plugin that hangs or dies there is named.
+
+FAULTY = '''
+import os
+import signal
+import time
+
+from segbench import hookimpl
+
+
+def slow(in_channels, out_channels, scale_factor):
+    """Hangs in its factory."""
+    time.sleep(1000)
+
+
+def stubborn(in_channels, out_channels, scale_factor):
+    """Swallows what interrupts it, and hangs again."""
+    try:
+        time.sleep(1000)
+    except BaseException:
+        time.sleep(1000)
+
+
+def dies(in_channels, out_channels, scale_factor):
+    """Ends its process."""
+    os._exit(9)
+
+
+def killed(in_channels, out_channels, scale_factor):
+    """Kills its process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@hookimpl
+def segbench_upsamplers(register):
+    for factory in (slow, stubborn, dies, killed):
+        register.add_upsampler(factory.__name__, factory, requires=["module"])
+'''
+
+
+def faulty_plugin(tmp):
+    (tmp / "faulty.py").write_text(FAULTY)
+
+
+def preflight_case(name, command, upsampler, says, *extra):
+    argv = [command, "{suite}", "-p", "{tmp}/faulty.py", "--set", f'ablate."model.upsampler"=["nearest", "{upsampler}"]',
+            "--set", "train.timeout_s=2", *extra]
+    if command == "run":
+        argv += ["-o", "{tmp}/out", "-q"]
+    return Case(name, argv, 2, says, suite=tiny(), setup=faulty_plugin)
+
+
+HUNG = "the preflight did not finish a step within train.timeout_s = 2 s: it was still checking variant 'upsampler={}': "
+BUILDING = "with upsampler {}()"
+PROCESS = ("--executor", "process", "--workers", "1")
+
+PREFLIGHT_CASES = [
+    # in this process (the local executor, validate): the alarm interrupts the hang
+    preflight_case("validate-hangs", "validate", "slow", HUNG.format("slow")),
+    preflight_case("validate-hangs-names-the-upsampler", "validate", "slow", BUILDING.format("slow")),
+    preflight_case("validate-hangs-and-swallows-the-alarm", "validate", "stubborn", HUNG.format("stubborn")),
+    preflight_case("run-local-hangs", "run", "slow", HUNG.format("slow")),
+    # in a process of its own (any other executor): a hang is killed, a death is named
+    preflight_case("run-process-hangs", "run", "slow", HUNG.format("slow"), *PROCESS),
+    preflight_case("run-process-os-exit", "run", "dies", "the preflight died (exit code 9) while checking variant 'upsampler=dies'",
+                   *PROCESS),
+    preflight_case("run-process-sigkill", "run", "killed",
+                   "the preflight died (signal 9 (SIGKILL)) while checking variant 'upsampler=killed'", *PROCESS),
+]
+
+
+@pytest.mark.parametrize("case", PREFLIGHT_CASES, ids=str)
+def test_preflight_case(case, tmp_path):
+    check_case(case, tmp_path)
+    assert not (tmp_path / "out").exists(), "a preflight that stops leaves no results folder behind"
