@@ -141,6 +141,8 @@ class Pilot:
         source = Path(source)
         if source.is_file():
             return cls(source, _csv_rows(source))
+        if source.exists() and not source.is_dir():  # a named pipe would block the reader
+            raise SegbenchError(f"{source}: not a regular file; give a results folder or the runs.csv of a report")
         results = load_results(source)
         rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", "wall_seconds": record.get("wall_seconds"),
                  **(record.get("metrics") or {})} for v in results.variants for seed, record in v.ok.items()]

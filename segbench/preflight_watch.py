@@ -19,7 +19,7 @@ training step, building architecture unet() with upsampler slow()").
   (``os._exit``, a signal, a segfault) is named with exit 2 instead of ending segbench.
   It is not the default for ``local`` because a fresh interpreter importing torch and the
   plugins added about as much again as ``segbench validate suites/smoke.toml`` takes
-  (measured in the report of issue 23's helper: see docs/guide/troubleshooting.md).
+  (docs/guide/suites.md, "Preflight", gives the measurement).
 """
 
 from __future__ import annotations

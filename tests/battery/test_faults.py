@@ -161,3 +161,10 @@ PREFLIGHT_CASES = [
 def test_preflight_case(case, tmp_path):
     check_case(case, tmp_path)
     assert not (tmp_path / "out").exists(), "a preflight that stops leaves no results folder behind"
+
+
+def test_plan_never_opens_a_named_pipe_as_runs_csv(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "runs.csv")
+    check_case(Case("plan-fifo", PLAN, 2, "runs.csv: not a regular file", suite=PLAN_SUITE), tmp_path)
