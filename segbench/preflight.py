@@ -478,9 +478,12 @@ def _unmatched_lr_mult(keys, names, architecture) -> str:
 def _check_step(label, key) -> str:
     """What one check of :class:`_Checks` is, in words, for segbench.preflight_watch."""
     kind = key[0]
-    what = {"params": lambda: f"the parameters of {key[1]} {key[2]['name']!r}", "model": lambda: "its model",
-            "step": lambda: "one training step and one evaluation forward", "metric": lambda: f"metric {key[1]['name']!r}",
-            "lr_mult": lambda: "train.lr_mult"}.get(kind, lambda: kind)()
+    if kind == "params":
+        what = f"the parameters of {key[1]} {key[2]['name']!r}"
+    elif kind == "metric":
+        what = f"metric {key[1]['name']!r}"
+    else:
+        what = {"model": "its model", "step": "one training step and one evaluation forward", "lr_mult": "train.lr_mult"}.get(kind, kind)
     return f"variant {label!r}: {what}"
 
 

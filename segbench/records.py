@@ -349,13 +349,25 @@ def _summary_contents_problem(summary: dict) -> str | None:
         if strange:
             key, value = next(iter(strange.items()))
             return f"field {name!r} maps {key!r} to a JSON {json_type(value)}, expected {_json_name(kind)}"
-    stats = summary.get("stats") or {}
+    problem = _stats_problem(summary.get("stats") or {}, schema)
+    if problem:
+        return f"field 'stats' key {problem}"
+    return _design_problem(summary.get("design"), schema)
+
+
+def _stats_problem(stats: dict, schema) -> str | None:
+    """``[stats]`` as StatsSettings.to_dict stores it: the schema's ``margin`` in its two
+    forms apart, ``margin`` a number and ``margins`` the table by metric."""
     keys = {**{key.name: key for key in schema.STATS.keys}, "margins": schema.STATS["margin"]}
+    shapes = {"margin": (float, "a number"), "margins": (dict, "a table of metric names to margins")}
     for name, value in stats.items():
         problem = keys[name].problem(value) if name in keys else None
+        kind, shape = shapes.get(name, (object, ""))
+        if problem is None and not _is_a(value, kind):
+            problem = f"expected {shape}, got a JSON {json_type(value)}"
         if problem:
-            return f"field 'stats' key {name!r}: {problem}"
-    return _design_problem(summary.get("design"), schema)
+            return f"{name!r}: {problem}"
+    return None
 
 
 def _design_problem(design, schema) -> str | None:

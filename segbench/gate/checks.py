@@ -187,7 +187,10 @@ def resolve_rules(texts, results: ResultSet) -> tuple[list, str]:
     if texts:
         return parse_rules(texts), "--rule"
     if results.meta.get("gate_rules"):  # the rules the suite ran with, `--set gate.rules=...` included
-        return parse_rules(results.meta["gate_rules"]), str(results.summary_file)
+        try:
+            return parse_rules(results.meta["gate_rules"]), str(results.summary_file)
+        except SegbenchError as exc:
+            raise SegbenchError(f"{results.summary_file}: field 'gate_rules': {exc}") from None
     rules = suite_file_rules(results.suite_file)
     if not rules:
         raise SegbenchError(f"no gate rules: give --rule, or a [gate] table in the suite file "

@@ -123,6 +123,7 @@ SUMMARY_FIELDS = [  # (name, key, value, a fragment of the problem named)
     ("correction", "stats", lambda s: {**s["stats"], "correction": "bonferroni"}, "field 'stats' key 'correction'"),
     ("adaptive-without-bounds", "design", {"kind": "adaptive"}, "field 'design' (adaptive seeds): no min, max"),
     ("design-kind", "design", {"kind": 5}, "field 'design' has kind 5"),
+    ("margin-table", "stats", lambda s: {**s["stats"], "margins": {"miou": 0}}, "field 'stats' key 'margins': expected a number > 0"),
     ("direction-text", "higher_is_better", {"miou": "yes"}, "field 'higher_is_better' maps 'miou' to a JSON string"),
     ("no-metrics", "metrics", [], "field 'primary' is 'miou', which is not one of its 'metrics' []"),
     ("unknown-baseline", "baseline_id", "0123", "field 'baseline_id' is '0123', which is not one of its 'variant_order'"),
@@ -210,6 +211,8 @@ CASES = [
          setup=lambda tmp: next((tmp / "results" / "tiny").glob("suite.json")).unlink(), results=True),
     Case("doctor-suite-json-fifo", DOCTOR, 1, "suite.json: is a named pipe (FIFO)", setup=lambda tmp: made_a_fifo(tmp / "results/tiny/suite.json"),
          results=True),
+    Case("gate-suite-json-bad-rule", ["gate", "{results}", "--baseline", "{tmp}/base.json"], 2, "suite.json: field 'gate_rules': ",
+         setup=with_baseline(edited_summary("gate_rules", ["miou:maxdrop=0.1"])), results=True),
     *[Case(f"{command}-suite-json-{name}", argv, code, says, setup=with_baseline(edited_summary(key, value)), results=True)
       for name, key, value, says in SUMMARY_FIELDS for command, argv, code in (("report", REPORT, 2), ("doctor", DOCTOR, 1), ("gate", GATE, 2))],
     # A damaged baseline file is bad input (exit 2), named with the entry and field at fault.
