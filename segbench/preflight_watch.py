@@ -106,7 +106,7 @@ def watched_problems(problems_of, suite, cache_dir, apart: bool = False, show_pr
     time, or a child that dies, raises SegbenchError (exit 2) naming the step."""
     limit = preflight_limit(suite)
     if apart:
-        return _in_child(suite, cache_dir, limit, show_progress)
+        return _in_child(problems_of, suite, cache_dir, limit, show_progress)
     if limit is None:
         return problems_of(suite, cache_dir)
     with _watched(limit) as expired:
@@ -195,11 +195,12 @@ def _can_alarm() -> bool:
 # ----------------------------------------------------------------------------- in a child process
 
 
-def _in_child(suite, cache_dir, limit, show_progress) -> list:
+def _in_child(problems_of, suite, cache_dir, limit, show_progress) -> list:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked; the process executor's workers spawn too
     connection, child_end = context.Pipe()
-    process = context.Process(target=_serve, args=(child_end, suite.source, str(cache_dir), show_progress), name="segbench-preflight",
-                              daemon=True)
+    # problems_of goes by reference (pickled as its module and name), so this module imports no preflight
+    process = context.Process(target=_serve, args=(child_end, problems_of, suite.source, str(cache_dir), show_progress),
+                              name="segbench-preflight", daemon=True)
     process.start()
     child_end.close()  # so that this end reads EOF once the child is gone
     try:
@@ -246,14 +247,12 @@ def _receive(connection):
         return None
 
 
-def _serve(connection, source: dict, cache_dir: str, show_progress: bool) -> None:
+def _serve(connection, problems_of, source: dict, cache_dir: str, show_progress: bool) -> None:
     """The child: load the suite from its source, run the preflight, send its problems
     (and every change of step on the way)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this process
     from .data.cache import showing_progress
-    from .errors import SegbenchError as BadInput
     from .plugins import load_catalogue
-    from .preflight import suite_problems
     from .suite import load_suite
 
     _listeners.append(lambda steps, started: connection.send(("steps", steps, started)))
@@ -261,8 +260,8 @@ def _serve(connection, source: dict, cache_dir: str, show_progress: bool) -> Non
         suite = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"])
         connection.send(("steps", [], True))  # loaded: the steps' clock starts
         with showing_progress(show_progress):
-            reply = ("done", suite_problems(suite, cache_dir))
-    except BadInput as exc:
+            reply = ("done", problems_of(suite, cache_dir))
+    except SegbenchError as exc:
         reply = ("bad input", str(exc))
     except BaseException:  # noqa: BLE001 - sent to the driver, which reports it as an internal error
         reply = ("crash", traceback.format_exc())
