@@ -475,18 +475,6 @@ def _unmatched_lr_mult(keys, names, architecture) -> str:
             f"{architecture}: a key must be part of a parameter's full name; this model's names begin with {shown}")
 
 
-def _check_step(label, key) -> str:
-    """What one check of :class:`_Checks` is, in words, for segbench.preflight_watch."""
-    kind = key[0]
-    if kind == "params":
-        what = f"the parameters of {key[1]} {key[2]['name']!r}"
-    elif kind == "metric":
-        what = f"metric {key[1]['name']!r}"
-    else:
-        what = {"model": "its model", "step": "one training step and one evaluation forward", "lr_mult": "train.lr_mult"}.get(kind, kind)
-    return f"variant {label!r}: {what}"
-
-
 def _named(component) -> str:
     """How a problem names a component: kind, name and the plugin that provides it."""
     return f"{component.kind} {component.name!r} ({component.provider} {component.version})"
@@ -505,3 +493,15 @@ def _describe(ref):
 
 def _describe_model(model):
     return f"architecture {_describe(model['architecture'])} with upsampler {_describe(model['upsampler'])}"
+
+
+def _check_step(label, key) -> str:
+    """What one check of :class:`_Checks` is, in words, for segbench.preflight_watch."""
+    kind = key[0]
+    if kind == "params":
+        what = f"the parameters of {key[1]} {key[2]['name']!r}"
+    elif kind == "metric":
+        what = f"metric {key[1]['name']!r}"
+    else:
+        what = {"model": "its model", "step": "one training step and one evaluation forward", "lr_mult": "train.lr_mult"}.get(kind, kind)
+    return f"variant {label!r}: {what}"
