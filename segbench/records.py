@@ -11,6 +11,8 @@ on disk and in memory: JSON in, dict out.
 Every reader reads a record through ``read_record`` (the store does, for report, gate,
 compare, plan and doctor). It checks, in this order:
 
+- the file: one that is not a regular file (a named pipe, a device, a link that leads
+  nowhere) is damaged, and never opened for reading (a named pipe would block the reader);
 - the schema version: a record written by a newer segbench stops the command (exit 2,
   naming the file: upgrade segbench) rather than being guessed at or redone; an older one
   is migrated, version by version (``MIGRATIONS``), to the current layout;
