@@ -38,6 +38,7 @@ from .errors import SegbenchError
 
 HANG_GRACE_S = 10.0  # past timeout_s, for the alarm to interrupt a step before segbench gives up on it
 STARTUP_S = 300.0  # for a child preflight to import torch and load the suite's plugins
+UNLIMITED_ABOVE_S = 1e8  # about 3 years: longer is no limit (setitimer overflows from about 1e10 s)
 RETRY_ALARM_S = 1.0  # after the alarm: again every second, should a plugin swallow it
 
 _steps: list = []  # what the preflight is checking, outermost first
@@ -71,9 +72,10 @@ class PreflightTimeout(BaseException):
 
 
 def preflight_limit(suite) -> float | None:
-    """The suite's largest ``[train] timeout_s``; None (no limit) when a variant sets none."""
+    """The suite's largest ``[train] timeout_s``; None (no limit) when a variant sets none,
+    or one beyond ``UNLIMITED_ABOVE_S`` (no alarm holds it)."""
     limits = [variant.config["train"].get("timeout_s") for variant in suite.variants]
-    return None if not limits or None in limits else max(limits)
+    return None if not limits or None in limits or max(limits) > UNLIMITED_ABOVE_S else max(limits)
 
 
 def timeout_text(limit: float, steps: list) -> str:

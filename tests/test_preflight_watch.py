@@ -19,6 +19,8 @@ def suite_with(*timeouts):
 def test_the_limit_is_the_largest_timeout_and_none_when_a_variant_has_none():
     assert preflight_limit(suite_with(2.0, 5.0)) == 5.0
     assert preflight_limit(suite_with(2.0, None)) is None
+    assert preflight_limit(suite_with(1e10)) is None, "beyond what an alarm can hold: no limit, not an OverflowError"
+    assert watched_problems(lambda suite, cache: ["found"], suite_with(1e10), "cache") == ["found"]
 
 
 def hangs_at(*steps, seconds=60.0):
