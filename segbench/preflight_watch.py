@@ -218,15 +218,17 @@ def _await(connection, process, limit) -> list:
     """The child's problems; its steps followed, its deadline enforced, its death named."""
     steps, deadline, loaded = [], time.monotonic() + STARTUP_S, False
     while True:
-        wait_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+        wait_s = None if deadline is None else min(max(0.0, deadline - time.monotonic()), 3600.0)  # selectors overflow far out
         ready = multiprocessing.connection.wait([connection, process.sentinel], wait_s)
         message = _receive(connection) if connection in ready or process.sentinel in ready else None
         if message is None and ready:
             process.join()
             raise SegbenchError(death_text(process.exitcode, steps if loaded else None))
+        if message is None and time.monotonic() < deadline:
+            continue
         if message is None:
-            raise SegbenchError(timeout_text(limit, steps) if limit is not None and steps else
-                                f"the preflight's process did not start within {STARTUP_S:g} s")
+            raise SegbenchError(timeout_text(limit, steps) if loaded else f"the preflight's process did not load the suite within "
+                                f"{STARTUP_S:g} s (importing torch and the suite's plugins)")
         kind, *payload = message
         if kind == "steps":
             (steps, started), loaded = payload, True
