@@ -62,13 +62,14 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
 
 
 
-def prepare(path, plugins=(), overrides=None, cache_dir=None) -> Suite:
+def prepare(path, plugins=(), overrides=None, cache_dir=None, isolated=False) -> Suite:
     """The suite at ``path`` loaded and validated, its models and datasets built and tried
     on a tiny batch (the preflight); nothing trains. Every problem that is bad input is
-    found here (``segbench validate``)."""
+    found here (``segbench validate``). ``isolated``: the preflight runs in a process of
+    its own, so that a plugin that ends its process there is named (exit 2)."""
     from .runner import prepare as prepare_suite  # heavy
 
-    return prepare_suite(path, plugins, overrides, cache_dir)
+    return prepare_suite(path, plugins, overrides, cache_dir, apart=isolated)
 
 
 def rebuild_report(results_dir, plugins=()) -> dict:

@@ -119,7 +119,7 @@ def edited_summary(key, value):
 
 SUMMARY_FIELDS = [  # (name, key, value, a fragment of the problem named)
     ("alpha-text", "stats", lambda s: {**s["stats"], "alpha": "x"}, "suite.json: field 'stats' key 'alpha': expected a number > 0 and < 0.5"),
-    ("alpha-big", "stats", lambda s: {**s["stats"], "alpha": 7}, "field 'stats' key 'alpha': expected a number > 0 and < 0.5, got 7"),
+    ("alpha-big", "stats", lambda s: {**s["stats"], "alpha": 7}, "field 'stats' key 'alpha': expected a number > 0 and < 0.5"),
     ("correction", "stats", lambda s: {**s["stats"], "correction": "bonferroni"}, "field 'stats' key 'correction'"),
     ("adaptive-without-bounds", "design", {"kind": "adaptive"}, "field 'design' (adaptive seeds): no min, max"),
     ("design-kind", "design", {"kind": 5}, "field 'design' has kind 5"),

@@ -154,6 +154,8 @@ PREFLIGHT_CASES = [
                    *PROCESS),
     preflight_case("run-process-sigkill", "run", "killed",
                    "the preflight died (signal 9 (SIGKILL)) while checking variant 'upsampler=killed'", *PROCESS),
+    preflight_case("validate-isolated-os-exit", "validate", "dies", "the preflight died (exit code 9) while checking variant "
+                   "'upsampler=dies': one training step and one evaluation forward, building architecture unet(", "--isolated"),
 ]
 
 
