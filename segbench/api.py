@@ -54,7 +54,7 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
     store = ResultStore(output, suite.name)
     with store.lock():  # a second run of this suite is refused now, not after the preflight
         try:
-            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output)
+            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output, executor=runner)
         except SegbenchError:
             store.remove_if_new()
             raise
@@ -63,13 +63,14 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
 
 
 
-def prepare(path, plugins=(), overrides=None, cache_dir=None) -> Suite:
+def prepare(path, plugins=(), overrides=None, cache_dir=None, isolated=False) -> Suite:
     """The suite at ``path`` loaded and validated, its models and datasets built and tried
     on a tiny batch (the preflight); nothing trains. Every problem that is bad input is
-    found here (``segbench validate``)."""
+    found here (``segbench validate``). ``isolated``: the preflight runs in a process of
+    its own, so that a plugin that ends its process there is named (exit 2)."""
     from .runner import prepare as prepare_suite  # heavy
 
-    return prepare_suite(path, plugins, overrides, cache_dir)
+    return prepare_suite(path, plugins, overrides, cache_dir, apart=isolated)
 
 
 def rebuild_report(results_dir, plugins=()) -> dict:

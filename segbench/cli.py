@@ -138,6 +138,8 @@ def build_parser(executors=None, exporter=None) -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", parents=[suite_options], help="check a suite and print its variants x seeds; trains nothing")
     validate.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
+    validate.add_argument("--isolated", action="store_true", help="run the preflight in a process of its own, so that a plugin that "
+                          "crashes it is named (a fresh interpreter: a few seconds more)")
     validate.set_defaults(handler=validate_command)
 
     listing = commands.add_parser("list", parents=[plugin_options], help="list installed components, executors or reporters")
@@ -324,7 +326,7 @@ def run_command(args) -> int:
 
 
 def validate_command(args) -> int:
-    suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides), args.cache_dir)
+    suite = api.prepare(args.suite, args.plugin, parse_overrides(args.overrides), args.cache_dir, args.isolated)
     print(format_plan(suite))
     return 0
 

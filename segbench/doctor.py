@@ -1,4 +1,6 @@
-"""``segbench doctor RESULTS_DIR``: what is damaged in a results folder, which runs
+"""``segbench doctor RESULTS_DIR``: what is damaged or missing in a results folder (a record
+that is not a regular file, such as a named pipe or a link that leads nowhere, is damaged;
+so is a ``suite.json`` that is missing or whose fields are out of bounds), which runs
 ``segbench run`` would redo, and which are finished. It only reads: nothing is moved or
 written (``segbench run`` moves damaged records aside as it redoes their runs). A record
 written by a newer segbench is not damage: like every reader, doctor stops with exit 2,
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .layout import RECORD_NAME, run_folders, seed_of
-from .store import ResultStore, find_suite_dir
+from .store import Damage, ResultStore, find_suite_dir
 from .text import one_line
 
 
@@ -45,7 +47,15 @@ def diagnose(results_dir) -> Diagnosis:
     for record in sorted(records, key=lambda r: (rank.get(r["variant_id"], len(rank)), r["variant_id"])):
         if record["status"] == "ok":
             finished.setdefault(record["label"], []).append(record["seed"])
-    return Diagnosis(suite_dir, store.damaged, redo, finished)
+    return Diagnosis(suite_dir, _summary_missing(store) + store.damaged, redo, finished)
+
+
+def _summary_missing(store: ResultStore) -> list:
+    """``suite.json`` absent: the records are there, but the report cannot be drawn."""
+    if os.path.lexists(store.summary_path):
+        return []
+    return [Damage(store.summary_path, f"is missing (`segbench run` writes it): the report cannot be drawn without it; "
+                                       f"run the suite again with the same -o to write it (finished runs are kept)")]
 
 
 def _missing(summary: dict, store: ResultStore) -> list:
@@ -69,7 +79,7 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     counts = f"{runs} finished run(s), {len(diagnosis.damaged)} damaged file(s), {len(diagnosis.redo)} run(s) to redo"
     lines = [f"{one_line(diagnosis.suite_dir)}: {counts}"]
     if diagnosis.damaged:
-        lines += ["", "damaged (left out by report, gate and compare):"]
+        lines += ["", "damaged or missing (report and compare leave these out; gate refuses to judge them):"]
         lines += [f"  {one_line(damage)}" for damage in diagnosis.damaged]
     if diagnosis.redo:
         lines += ["", "`segbench run` would redo (moving damaged records aside as *.corrupt):"]

@@ -17,6 +17,7 @@ files hold. It imports nothing of segbench, so any layer may use it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,10 @@ class SuiteFolder:
         return self.runs / variant_id / seed_folder(seed) / RECORD_NAME
 
     def records(self) -> list[Path]:
-        """Every record file under ``runs/``, in path order."""
-        return sorted(self.runs.glob(f"*/{SEED_PREFIX}*/{RECORD_NAME}"))
+        """Every record file under ``runs/``, in path order: a link that leads nowhere too
+        (glob leaves those out), so that it is named as damage, not taken for no run."""
+        return sorted(folder / RECORD_NAME for folder in self.runs.glob(f"*/{SEED_PREFIX}*/")
+                      if os.path.lexists(folder / RECORD_NAME))
 
     def baseline(self, suite_name: str) -> Path:
         """Where ``segbench baseline save`` puts the suite's baseline by default."""

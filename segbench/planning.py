@@ -46,6 +46,7 @@ from .statistics import paired_differences
 from .text import csv_cell
 
 PLAN_SCHEMA = 1
+ZERO_SPREAD = 1e-12  # a paired SD at most this share of the values' scale is rounding: taken as 0
 MIN_PILOT_SEEDS = 3  # fewer paired seeds give too rough a spread to plan with
 MAX_LISTED_SEEDS = 64  # the most an adaptive design may run; a longer seed list is not a command line anyone should paste
 
@@ -63,11 +64,13 @@ def plan_suite(suite, pilot: "Pilot", directions: dict, effect: float | None = N
     baseline = pilot.values(suite.baseline, primary)
     rows, short = [], []
     for variant in candidates:
-        diffs = paired_differences(baseline, pilot.values(variant, primary))
+        values = pilot.values(variant, primary)
+        diffs = paired_differences(baseline, values)
         if len(diffs) < MIN_PILOT_SEEDS:
             short.append(f"{one_line(variant.label)}: {len(diffs)}")
             continue
-        rows.append(_row(variant, diffs, effect, margin, level, power))
+        scale = max(abs(value) for value in [*baseline.values(), *values.values()])
+        rows.append(_row(variant, diffs, effect, margin, level, power, scale))
     if short:
         raise SegbenchError(
             f"{pilot.source}: too few paired seeds to estimate the spread of {', '.join(short)}; `segbench plan` needs at least "
@@ -104,14 +107,23 @@ def check_request(effect, power) -> None:
         raise SegbenchError(f"--power {power!r}: expected a probability between 0 and 1, e.g. --power 0.8")
 
 
-def _row(variant, diffs, effect, margin, level, power) -> dict:
-    sd = float(diffs.std(ddof=1))
+def _row(variant, diffs, effect, margin, level, power, scale) -> dict:
+    observed = float(diffs.std(ddof=1))
+    sd = spread(observed, scale)
     return {
         "variant": variant.label, "variant_id": variant.id, "pilot_seeds": len(diffs),
-        "observed_diff": float(diffs.mean()), "paired_sd": sd,
+        "observed_diff": float(diffs.mean()), "paired_sd": sd, "observed_paired_sd": observed, "no_spread": sd == 0,
         "seeds_to_detect": seeds_to_detect_from_pilot(effect, sd, len(diffs) - 1, level, power),
         "seeds_to_show_equivalence": seeds_to_show_equivalence_from_pilot(sd, len(diffs) - 1, margin, level, power),
     }
+
+
+def spread(sd: float, scale: float) -> float:
+    """The paired SD, 0 when it is within float rounding of the values' ``scale`` (at most
+    ``ZERO_SPREAD`` x max(scale, 1)): differences that agree but for rounding are no spread
+    at all, so that 1e-18 plans as 0 does. With no spread the t-test is certain, and the
+    sign flips decide the count: the fewest seeds with which they can reach the level."""
+    return 0.0 if sd <= ZERO_SPREAD * max(scale, 1.0) else sd
 
 
 class Pilot:
@@ -129,6 +141,8 @@ class Pilot:
         source = Path(source)
         if source.is_file():
             return cls(source, _csv_rows(source))
+        if source.exists() and not source.is_dir():  # a named pipe would block the reader
+            raise SegbenchError(f"{source}: not a regular file; give a results folder or the runs.csv of a report")
         results = load_results(source)
         rows = [{"variant_id": v.id, "label": v.label, "seed": seed, "status": "ok", "wall_seconds": record.get("wall_seconds"),
                  **(record.get("metrics") or {})} for v in results.variants for seed, record in v.ok.items()]
@@ -152,17 +166,68 @@ class Pilot:
 
 
 def _csv_rows(path) -> list:
+    """The rows of a report's runs.csv, each seed an integer and each (variant, seed) once;
+    anything else is bad input naming the rows (row 1 is the line after the header)."""
     import pandas as pd
 
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={"seed": str, "variant_id": str}, keep_default_na=False, na_values={"seed": []})
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise SegbenchError(f"{path}: cannot read it as a report's runs.csv: {exc}") from None
     missing = {"variant_id", "label", "seed", "status"} - set(table.columns)
     if missing:
         raise SegbenchError(f"{path}: not a segbench runs.csv (no column {', '.join(sorted(missing))}); give a results folder "
                             "or the runs.csv of a report")
-    return table.to_dict("records")
+    rows = [{**row, **{name: _number_or_none(value) for name, value in row.items() if name not in TEXT_COLUMNS}}
+            for row in table.to_dict("records")]
+    _check_seeds(path, rows)
+    return rows
+
+
+TEXT_COLUMNS = ("variant_id", "label", "seed", "status")
+SHOWN_ROWS = 5
+
+
+def _number_or_none(value):
+    """A number column's cell as pandas reads it, an empty cell as None (read without
+    pandas' NaN guessing so that the seed column stays text)."""
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip() else None
+        except ValueError:
+            return value
+    return value
+
+
+def _check_seeds(path, rows: list) -> None:
+    """Each seed an integer, each (variant, seed) in one row: a fractional seed cut to an
+    integer, or a run counted twice, would give a wrong spread without a word."""
+    bad = [f"row {index} holds {row['seed']!r}" for index, row in enumerate(rows, 1) if _seed(row["seed"]) is None]
+    if bad:
+        raise SegbenchError(f"{path}: column 'seed' must hold an integer seed in every row: {_listed(bad)}")
+    seen, repeated = {}, []
+    for index, row in enumerate(rows, 1):
+        row["seed"] = _seed(row["seed"])
+        key = (row["variant_id"], row["seed"])
+        if key in seen:
+            repeated.append(f"rows {seen[key]} and {index} (variant {one_line(row['label'])!r} seed {row['seed']})")
+        seen.setdefault(key, index)
+    if repeated:
+        raise SegbenchError(f"{path}: each run must be one row, but the same variant and seed appear in {_listed(repeated)}; "
+                            "remove the repeated rows, or plan from the results folder")
+
+
+def _seed(text) -> int | None:
+    """The integer a seed cell holds ("3", or "3.0" as a spreadsheet may write it), else None."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
+def _listed(items: list) -> str:
+    return ", ".join(items[:SHOWN_ROWS]) + (f" and {len(items) - SHOWN_ROWS} more" if len(items) > SHOWN_ROWS else "")
 
 
 def format_plan_table(plan: dict) -> str:
@@ -178,6 +243,11 @@ def format_plan_table(plan: dict) -> str:
              f"{one_line(plan['baseline'])!r}, spread from {plan['results']}",
              f"alpha {plan['alpha']:g}, {correction}; power {plan['power']:.0%}", ""]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    flat = [one_line(r["variant"]) for r in plan["variants"] if r.get("no_spread")]
+    if flat:
+        lines += ["", f"{', '.join(flat)}: the pilot's paired differences do not vary (SD 0, or within {ZERO_SPREAD:g} of the values' "
+                  "scale: taken as 0), so the counts are the fewest seeds with which the sign flips can reach the level. A pilot "
+                  "with no spread says little about the spread to come: check that its runs really differ by seed."]
     lines += ["", "Seeds are paired: each count is for the variant and the baseline alike. The power is the decision rule's "
               "(t-test and sign flips), averaged over what the true SD may be given the pilot's seeds. Equivalence "
               "assumes a true difference of 0; adaptive seeds { min, max } stop early where a comparison is decided.", ""]

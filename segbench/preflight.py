@@ -45,6 +45,7 @@ from .engine.device import single_torch_thread
 from .engine.inference import size_groups
 from .engine.logits import AUX, MAIN, split_logits
 from .errors import SegbenchError, SuiteError
+from .preflight_watch import checking
 from .store import to_json_safe
 
 # What a plugin may raise in its preflight: its sys.exit() is its own failure, reported
@@ -117,6 +118,11 @@ def _loading(train) -> LoadingRequest:
 
 
 def _build_checked(suite, ref, loading, cache_dir, problems):
+    with checking(f"dataset {ref['name']!r}: building it and checking its labels"):
+        return _checked_dataset(suite, ref, loading, cache_dir, problems)
+
+
+def _checked_dataset(suite, ref, loading, cache_dir, problems):
     try:
         data = build.build_dataset(suite.catalogue, ref, cache_dir, loading=loading)
     except PLUGIN_FAILURES as exc:  # noqa: BLE001 - the dataset's own message says what is wrong
@@ -223,7 +229,8 @@ class _Checks:
     def check(self, label, key, run):
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.outcomes:
-            self.outcomes[key] = _problem_of(run)
+            with checking(_check_step(label, json.loads(key))):
+                self.outcomes[key] = _problem_of(run)
         problem = self.outcomes[key]
         if problem is not None and label not in self.labels.setdefault(problem, []):
             self.labels[problem].append(label)
@@ -233,7 +240,8 @@ class _Checks:
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.build_failures:
             try:
-                return make()
+                with checking(f"building {what}"):
+                    return make()
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any rejection is reported, with its cause
                 cause = f"{type(exc).__name__}: {exc}"
                 self.build_failures[key] = cause if isinstance(exc, SegbenchError) else f"{what} cannot be built: {cause}"
@@ -540,3 +548,15 @@ def _describe(ref):
 
 def _describe_model(model):
     return f"architecture {_describe(model['architecture'])} with upsampler {_describe(model['upsampler'])}"
+
+
+def _check_step(label, key) -> str:
+    """What one check of :class:`_Checks` is, in words, for segbench.preflight_watch."""
+    kind = key[0]
+    if kind == "params":
+        what = f"the parameters of {key[1]} {key[2]['name']!r}"
+    elif kind == "metric":
+        what = f"metric {key[1]['name']!r}"
+    else:
+        what = {"model": "its model", "step": "one training step and one evaluation forward", "lr_mult": "train.lr_mult"}.get(kind, kind)
+    return f"variant {label!r}: {what}"

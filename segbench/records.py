@@ -11,6 +11,8 @@ on disk and in memory: JSON in, dict out.
 Every reader reads a record through ``read_record`` (the store does, for report, gate,
 compare, plan and doctor). It checks, in this order:
 
+- the file: one that is not a regular file (a named pipe, a device, a link that leads
+  nowhere) is damaged, and never opened for reading (a named pipe would block the reader);
 - the schema version: a record written by a newer segbench stops the command (exit 2,
   naming the file: upgrade segbench) rather than being guessed at or redone; an older one
   is migrated, version by version (``MIGRATIONS``), to the current layout;
@@ -32,6 +34,7 @@ import io
 import json
 import math
 import os
+import stat
 import types
 import typing
 import zipfile
@@ -326,11 +329,63 @@ def summary_problem(summary) -> str | None:
     if missing:
         return f"is not a suite summary: no {', '.join(missing)}"
     problem = _type_problem(summary, SUMMARY_FIELDS)
-    for name in ("metrics", "variant_order"):
-        strange = [item for item in summary[name] if not isinstance(item, str)] if problem is None else []
+    for name in ("metrics", "variant_order", "gate_rules", "overrides"):
+        strange = [item for item in summary.get(name) or [] if not isinstance(item, str)] if problem is None else []
         if strange:
             return f"field {name!r} holds a JSON {json_type(strange[0])}, expected only strings"
-    return problem
+    return problem or _summary_contents_problem(summary)
+
+
+def _summary_contents_problem(summary: dict) -> str | None:
+    """What the report and the gate compute with: each table's entries, the settings
+    within the suite file's own bounds (segbench.schema), the primary metric among the
+    metrics and the baseline among the variants."""
+    from . import schema  # pure Python, but only needed here
+
+    if summary["primary"] not in summary["metrics"]:
+        return f"field 'primary' is {summary['primary']!r}, which is not one of its 'metrics' {summary['metrics']}"
+    if summary["baseline_id"] not in summary["variant_order"]:
+        return f"field 'baseline_id' is {summary['baseline_id']!r}, which is not one of its 'variant_order' {summary['variant_order']}"
+    for name, kind in (("labels", str), ("higher_is_better", bool)):
+        strange = {key: value for key, value in (summary.get(name) or {}).items() if not _is_a(value, kind)}
+        if strange:
+            key, value = next(iter(strange.items()))
+            return f"field {name!r} maps {key!r} to a JSON {json_type(value)}, expected {_json_name(kind)}"
+    problem = _stats_problem(summary.get("stats") or {}, schema)
+    if problem:
+        return f"field 'stats' key {problem}"
+    return _design_problem(summary.get("design"), schema)
+
+
+def _stats_problem(stats: dict, schema) -> str | None:
+    """``[stats]`` as StatsSettings.to_dict stores it: the schema's ``margin`` in its two
+    forms apart, ``margin`` a number and ``margins`` the table by metric."""
+    keys = {**{key.name: key for key in schema.STATS.keys}, "margins": schema.STATS["margin"]}
+    shapes = {"margin": (float, "a number"), "margins": (dict, "a table of metric names to margins")}
+    for name, value in stats.items():
+        problem = keys[name].problem(value) if name in keys else None
+        kind, shape = shapes.get(name, (object, ""))
+        if problem is None and not _is_a(value, kind):
+            problem = f"expected {shape}, got a JSON {json_type(value)}"
+        if problem:
+            return f"{name!r}: {problem}"
+    return None
+
+
+def _design_problem(design, schema) -> str | None:
+    if design is None:
+        return None
+    kind = design.get("kind")
+    if kind == "fixed":
+        problem = schema.SEEDS.options[0].problem(design.get("seeds"), "seeds")
+    elif kind == "adaptive":
+        table = schema.ADAPTIVE_SEEDS
+        missing = [name for name in table.required if name not in design]
+        problem = f"no {', '.join(missing)}" if missing else next(
+            (f"{key.name!r}: {p}" for key in table.keys if key.name in design for p in [key.problem(design[key.name])] if p), None)
+    else:
+        return f"field 'design' has kind {kind!r}; valid: 'fixed' or 'adaptive'"
+    return f"field 'design' ({kind} seeds): {problem}" if problem else None
 
 
 def samples_problem(samples) -> str | None:
@@ -458,13 +513,17 @@ def read_json_file(path) -> tuple:
     ``path`` cannot be read as JSON."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _regular_file_text(path)
     except IsADirectoryError:
         return None, "is a directory, not a file"
     except UnicodeDecodeError:
         return None, "is not UTF-8 text (binary garbage?)"
+    except FileNotFoundError as exc:
+        return None, _dangling(path) or f"cannot be read ({exc.strerror or exc})"
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror or exc})"
+    except _NotRegular as exc:
+        return None, str(exc)
     if not text.strip():
         return None, "is empty"
     try:
@@ -474,6 +533,42 @@ def read_json_file(path) -> tuple:
         return None, f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}){'; it looks truncated' if cut else ''}"
     except RecursionError:
         return None, "is not valid JSON: nested too deeply"
+
+
+class _NotRegular(Exception):
+    """A path that is not a regular file (a named pipe, a socket, a device)."""
+
+
+def _regular_file_text(path: Path) -> str:
+    """The text of the regular file at ``path``. It is opened without blocking and checked
+    before it is read: a named pipe in a record's place would otherwise block the reader
+    for ever, a device feed it without end."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(handle).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(f"is {_file_kind(mode)}, not a regular file")
+        with os.fdopen(handle, "rb") as file:
+            handle = None
+            return file.read().decode("utf-8")
+    finally:
+        if handle is not None:
+            os.close(handle)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((word for test, word in kinds if test(mode)), "not a file")
+
+
+def _dangling(path: Path) -> str | None:
+    """What a symbolic link that leads nowhere is, or None when ``path`` is not one."""
+    if not path.is_symlink():
+        return None
+    return f"is a symbolic link to {os.readlink(path)!r}, which does not exist (a dangling link)"
 
 
 def json_type(value) -> str:

@@ -20,6 +20,7 @@ from .errors import SuiteError
 from .execute import failed_record
 from .extensions import ExecutorError
 from .preflight import suite_problems
+from .preflight_watch import watched_problems
 from .progress import Progress
 from .records import record_problem
 from .verdicts import judge_family, metric_values, seeds_wanted
@@ -42,14 +43,15 @@ class SuiteOutcome:
         return [r for r in self.records if r["status"] != "ok"]
 
 
-def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
+def prepare(path, plugins=(), overrides=None, cache_dir=None, show_progress=False, skip_if_finished_in=None, apart=False) -> Suite:
     """Load and validate a suite, check its devices, build its models and datasets once:
     everything that can be bad input is found here, before anything trains.
 
     When every run already has a finished record under the results folder
     ``skip_if_finished_in``, nothing will train, so the builds are skipped (that makes
-    re-running a finished suite quick)."""
-    return check_suite(load_checked(path, plugins, overrides), cache_dir, show_progress, skip_if_finished_in)
+    re-running a finished suite quick). ``apart``: the preflight in a process of its own
+    (segbench.preflight_watch)."""
+    return check_suite(load_checked(path, plugins, overrides), cache_dir, show_progress, skip_if_finished_in, apart=apart)
 
 
 def load_checked(path, plugins=(), overrides=None) -> Suite:
@@ -73,14 +75,19 @@ def check_exporters(suite: Suite) -> None:
         raise SuiteError(suite.path, problems)
 
 
-def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None) -> Suite:
-    """Build the suite's datasets and models and try them on a tiny batch (preflight)."""
+def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None, executor=None, apart=False) -> Suite:
+    """Build the suite's datasets and models and try them on a tiny batch (preflight),
+    each step within the suite's timeout_s; where the runs will run: in this process for
+    the local executor (the default) unless ``apart``, else in a process of its own
+    (segbench.preflight_watch)."""
     if skip_if_finished_in is not None:
         finished = finished_records(suite, ResultStore(skip_if_finished_in, suite.name, quiet=True))  # the run names damage
         if all(run in finished for run in wanted_runs(suite, finished)):
             return suite
+    apart = apart or (executor is not None and not isinstance(executor, LocalExecutor))
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
-        problems = suite_problems(suite, resolve_cache_dir(cache_dir))  # builds, and runs each model on a tiny batch
+        # builds, and runs each model on a tiny batch
+        problems = watched_problems(suite_problems, suite, resolve_cache_dir(cache_dir), apart=apart, show_progress=show_progress)
     if problems:  # every problem at once: models and data
         raise SuiteError(suite.path, problems)
     return suite

@@ -17,8 +17,9 @@ import numpy as np
 from .. import __version__
 from ..errors import SegbenchError
 from ..layout import SuiteFolder
-from ..records import upgraded
+from ..records import json_type, upgraded
 from ..store import read_json_file, write_json_atomic
+from ..text import clipped
 from .results import ResultSet, load_results
 
 FORMAT = "segbench-baseline"
@@ -125,10 +126,7 @@ def load_baseline(path) -> Baseline:
     if problem:
         raise SegbenchError(f"baseline file {path}: {problem}; save it again with: segbench baseline save RESULTS_DIR -o {path}")
     payload = _check_format(path, payload)
-    try:
-        variants = [_read_variant(entry) for entry in payload["variants"]]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SegbenchError(f"baseline file {path} is damaged: {type(exc).__name__}: {exc}") from None
+    variants = [_read_variant(path, index, entry) for index, entry in enumerate(payload["variants"])]
     directions = payload.get("higher_is_better")
     directions = {str(k): v for k, v in directions.items() if isinstance(v, bool)} if isinstance(directions, dict) else {}
     return Baseline(path, str(payload.get("suite", "")), str(payload.get("created", "")), str(payload.get("segbench_version", "")), variants,
@@ -137,24 +135,76 @@ def load_baseline(path) -> Baseline:
 
 def _check_format(path, payload) -> dict:
     """The baseline of version SCHEMA (an older one migrated); a newer one: exit 2, upgrade segbench."""
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT or not isinstance(payload.get("variants"), list):
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SegbenchError(f"{path} is not a segbench baseline (write one with `segbench baseline save`)")
+    if not isinstance(payload.get("variants"), list):
+        raise SegbenchError(f"baseline file {path} is damaged: field 'variants' is a JSON {json_type(payload.get('variants'))}, expected "
+                            f"a list; save it again with: segbench baseline save RESULTS_DIR -o {path}")
     payload = upgraded(payload, f"baseline file {path}", SCHEMA, MIGRATIONS, unversioned=None)
     if payload.get("schema") != SCHEMA:
         raise SegbenchError(f"baseline file {path} has schema {payload.get('schema')!r}; this segbench reads schema {SCHEMA}: save the baseline again")
     return payload
 
 
-def _read_variant(entry) -> BaselineVariant:
+class _Damaged(Exception):
+    """What is wrong with one entry of a baseline file."""
+
+
+def _read_variant(path, index: int, entry) -> BaselineVariant:
+    """The ``index``-th variant of the baseline at ``path``; exit 2 naming the entry and
+    the field that is not as ``save_baseline`` writes it."""
+    where = f"variants[{index}]"
+    try:
+        if not isinstance(entry, dict):
+            raise _Damaged(f"is a JSON {json_type(entry)}, expected an object")
+        where += f" (id {entry.get('id')!r})"
+        return _variant_of(entry)
+    except _Damaged as problem:
+        raise SegbenchError(f"baseline file {path} is damaged: {where} {problem}; save it again with: "
+                            f"segbench baseline save RESULTS_DIR -o {path}") from None
+
+
+def _variant_of(entry: dict) -> BaselineVariant:
+    variant_id, label, seeds = entry.get("id"), entry.get("label", entry.get("id")), entry.get("seeds", [])
+    if not isinstance(variant_id, str) or not variant_id:
+        raise _Damaged(f"has no variant id: 'id' is a JSON {json_type(variant_id)}, expected a string")
+    if not isinstance(label, str):
+        raise _Damaged(f"has a label that is a JSON {json_type(label)}, expected a string")
+    if not isinstance(seeds, list) or not all(_is_seed(seed) for seed in seeds):
+        raise _Damaged(f"field 'seeds' is {_shown(seeds)}, expected a list of integer seeds")
     fields = {}
     for group in GROUPS:
-        for name, summary in (entry.get(group) or {}).items():
-            fields.setdefault(name, {_seed(s): float(v) for s, v in summary["values"].items() if _finite(v)})
-    return BaselineVariant(str(entry["id"]), str(entry.get("label", entry["id"])), list(entry.get("seeds", [])), fields)
+        table = entry.get(group)
+        table = {} if table is None else table
+        if not isinstance(table, dict):
+            raise _Damaged(f"field {group!r} is a JSON {json_type(table)}, expected an object of field summaries")
+        for name, summary in table.items():
+            fields.setdefault(name, _values_of(f"{group}.{name}", summary))
+    return BaselineVariant(variant_id, label, list(seeds), fields)
 
 
-def _seed(key):
-    return int(key) if str(key).lstrip("-").isdigit() else key
+def _values_of(where: str, summary) -> dict:
+    """``{seed: value}`` of one field's summary; a null value (not measured) is left out."""
+    values = summary.get("values") if isinstance(summary, dict) else None
+    if not isinstance(values, dict):
+        raise _Damaged(f"field {where!r} has no 'values' object (seed -> number)")
+    read = {}
+    for seed, value in values.items():
+        if not str(seed).lstrip("-").isdigit():
+            raise _Damaged(f"field {where!r} has a value for seed {seed!r}, expected an integer seed")
+        if value is not None and not _finite(value):
+            raise _Damaged(f"field {where!r} value of seed {seed} is {_shown(value)}, expected a finite number (or null)")
+        if value is not None:
+            read[int(seed)] = float(value)
+    return read
+
+
+def _is_seed(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    return clipped(repr(value), 60) if isinstance(value, str) else f"a JSON {json_type(value)}"
 
 
 def _finite(value) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..degenerate import collapsed_reason, variant_reason
 from ..design import StatsSettings
 from ..errors import SegbenchError
-from ..text import clipped
+from ..text import clipped, one_line
 from ..numbers import NOT_AVAILABLE, number, p_text, signed
 from ..power import fewest_seeds_to_decide
 from ..verdicts import WORSE, Judgement, decide_family
@@ -157,7 +157,8 @@ def run_gate(results_dir, baseline_path, rules=None) -> GateResult:
     """Gate the result set in ``results_dir`` against a saved baseline. ``rules`` are rule
     strings (``--rule``); when empty, the ``[gate]`` table of the suite stored with the
     results gives them. Raises :class:`SegbenchError` (exit 2) on bad input."""
-    results = load_results(results_dir)
+    results = load_results(results_dir, quiet=True)
+    refuse_damage(results)
     baseline = load_baseline(baseline_path)
     rules, source = resolve_rules(rules, results)
     check_metrics(rules, baseline)
@@ -172,11 +173,24 @@ def run_gate(results_dir, baseline_path, rules=None) -> GateResult:
 
 
 
+def refuse_damage(results: ResultSet) -> None:
+    """A damaged record or ``suite.json`` is bad input (exit 2), not a regression nor a
+    pass: gating around a left-out run would judge other seeds than the baseline's."""
+    if results.damaged:
+        listed = "\n".join(f"  {one_line(damage)}" for damage in results.damaged)
+        raise SegbenchError(f"{results.suite_dir}: {len(results.damaged)} damaged file(s), so the results cannot be gated:\n{listed}\n"
+                            f"`segbench doctor {results.suite_dir}` lists them; `segbench run` the suite with the same -o redoes "
+                            "damaged runs and writes suite.json again")
+
+
 def resolve_rules(texts, results: ResultSet) -> tuple[list, str]:
     if texts:
         return parse_rules(texts), "--rule"
     if results.meta.get("gate_rules"):  # the rules the suite ran with, `--set gate.rules=...` included
-        return parse_rules(results.meta["gate_rules"]), str(results.summary_file)
+        try:
+            return parse_rules(results.meta["gate_rules"]), str(results.summary_file)
+        except SegbenchError as exc:
+            raise SegbenchError(f"{results.summary_file}: field 'gate_rules': {exc}") from None
     rules = suite_file_rules(results.suite_file)
     if not rules:
         raise SegbenchError(f"no gate rules: give --rule, or a [gate] table in the suite file "

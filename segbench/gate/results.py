@@ -45,6 +45,7 @@ class ResultSet:
     suite_dir: Path
     variants: list
     meta: dict = field(default_factory=dict)  # suite.json: name, order, stats settings, directions
+    damaged: list = field(default_factory=list)  # segbench.store.Damage of each file left out
 
     def get(self, variant_id: str) -> VariantRuns | None:
         return next((v for v in self.variants if v.id == variant_id), None)
@@ -68,11 +69,12 @@ class ResultSet:
         return SuiteFolder(self.suite_dir).summary
 
 
-def load_results(directory) -> ResultSet:
+def load_results(directory, quiet: bool = False) -> ResultSet:
     """Read every sound record of the one suite under ``directory`` (damaged files are
-    named on stderr and left out); exit 2 when there is none or several suites."""
+    left out, listed in ``damaged`` and, unless ``quiet``, named on stderr); exit 2 when
+    there is none or several suites."""
     suite_dir = find_suite_dir(directory)
-    store = ResultStore(suite_dir.parent, suite_dir.name)
+    store = ResultStore(suite_dir.parent, suite_dir.name, quiet=quiet)
     meta = store.load_summary(required=False)  # the name and order are niceties; the records are what counts
     records = store.records()
     if not records:
@@ -80,7 +82,8 @@ def load_results(directory) -> ResultSet:
             raise SegbenchError(f"{directory} holds no usable run records ({len(store.damaged)} damaged file(s) left out; "
                                 f"`segbench doctor {directory}` lists them, `segbench run` redoes their runs)")
         raise SegbenchError(f"{directory} holds no run records (expected {suite_dir}/{RECORD_TEMPLATE})")
-    return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta)
+    return ResultSet(meta.get("name") or suite_dir.name, suite_dir, _group(records, meta.get("variant_order") or []), meta,
+                     list(store.damaged))
 
 
 def match_variants(saved, results: ResultSet) -> dict:
