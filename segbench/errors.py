@@ -20,3 +20,24 @@ class SuiteError(SegbenchError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         count = len(self.problems)
         super().__init__(f"{path}: {count} problem{'s' if count != 1 else ''}:\n{lines}")
+
+
+class WriteError(SegbenchError):
+    """A file segbench writes could not be written (disk full, read-only, a file in the
+    way): exit 2, naming the path and the system's reason; nothing half-written stays."""
+
+    def __init__(self, path, error: OSError):
+        self.path, self.reason = path, error.strerror or str(error)
+        super().__init__(f"could not write {path}: {self.reason}")
+
+
+class RunNotRecorded(WriteError):
+    """A finished run whose record could not be written: the suite stops (exit 1); the
+    records already written are kept, and `segbench run` resumes once the folder is fixed."""
+
+    exit_code = 1
+
+    def __init__(self, failed: WriteError, run: str):
+        self.path, self.reason = failed.path, failed.reason
+        SegbenchError.__init__(self, f"{failed}; the run {run} is not recorded, so the suite stopped; the finished records are "
+                                     "kept: free space or fix the folder, then `segbench run` again to go on")
