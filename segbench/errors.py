@@ -38,6 +38,11 @@ class RunNotRecorded(WriteError):
     exit_code = 1
 
     def __init__(self, failed: WriteError, run: str):
-        self.path, self.reason = failed.path, failed.reason
-        SegbenchError.__init__(self, f"{failed}; the run {run} is not recorded, so the suite stopped; the finished records are "
-                                     "kept: free space or fix the folder, then `segbench run` again to go on")
+        self.path, self.reason, self.run = failed.path, failed.reason, run
+        self.finished_runs = None  # counted by segbench.api.run once the suite has stopped
+        SegbenchError.__init__(self, str(failed))
+
+    def __str__(self):
+        kept = "the finished runs are kept" if self.finished_runs is None else f"{self.finished_runs} finished runs kept"
+        return (f"{self.args[0]}; the run {self.run} is not recorded, so the suite stopped; {kept}: free space or fix the folder, "
+                "then `segbench run` again to go on")

@@ -270,19 +270,29 @@ def write_json_atomic(path: Path, payload) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in its folder, then rename. A
-    failed write (disk full, read-only, a file where a folder should be) raises WriteError
-    naming ``path``; the temporary file is removed whatever stops the write (an exception,
-    Ctrl-C, SIGTERM); only a kill -9 can leave one, which the next `segbench run` removes."""
+    """Write ``text`` to ``path`` through a temporary file in its folder, then rename (see
+    ``atomic_file``)."""
+    with atomic_file(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """A temporary path in ``path``'s folder to write; renamed to ``path`` when the block
+    ends well. A failed write (disk full, read-only, a file where a folder should be) raises
+    WriteError naming ``path``; the temporary file is removed whatever stops the write (an
+    exception, Ctrl-C, SIGTERM); only a kill -9 can leave one, which the next `segbench run`
+    removes."""
     path = Path(path)
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
+        os.close(handle)
+        yield Path(temporary)
         os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(temporary, path)
     except BaseException as exc:
