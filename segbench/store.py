@@ -205,8 +205,8 @@ class ResultStore:
                 folder.mkdir(parents=True, exist_ok=True)
                 probe_write(folder)
             except OSError as exc:
-                raise SegbenchError(f"cannot write results to {folder}: {exc.strerror or exc}; give -o/--output a folder you can "
-                                    "write to") from None
+                reason = "a file is in the way, not a folder" if os.path.lexists(folder) and not folder.is_dir() else exc.strerror or exc
+                raise SegbenchError(f"cannot write results to {folder}: {reason}; give -o/--output a folder you can write to") from None
 
     def remove_if_new(self) -> None:
         """Undo the folders the lock created, when the run stops before writing anything
