@@ -83,7 +83,7 @@ def stopped(exc: KeyboardInterrupt) -> int:
         print(f"segbench: terminated: {finished} finished runs kept" if finished is not None else
               "segbench: terminated; finished runs are kept", file=sys.stderr)
         return crash.TERMINATED
-    print(f"segbench: interrupted; finished runs are kept{f' ({finished})' if finished is not None else ''}", file=sys.stderr)
+    print(f"segbench: interrupted; finished runs are kept{f' ({finished} finished runs)' if finished is not None else ''}", file=sys.stderr)
     return 130
 
 
