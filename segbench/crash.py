@@ -99,6 +99,18 @@ def write_crash_log(exc: BaseException, argv) -> Path:
     return Path("(no crash log could be written)")
 
 
+def save_elsewhere(name: str, text: str) -> Path | None:
+    """Keep ``text`` that could not be written where it belongs (a record on a full disk)
+    in the crash-log folder, else the temp folder; None when neither can be written."""
+    for folder in (crash_dir(), Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return path
+    return None
+
+
 def report_internal_error(exc: BaseException, argv, debug: bool) -> int:
     where = getattr(exc, "segbench_step", None)
     log = write_crash_log(exc, argv)

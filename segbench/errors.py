@@ -37,12 +37,14 @@ class RunNotRecorded(WriteError):
 
     exit_code = 1
 
-    def __init__(self, failed: WriteError, run: str):
-        self.path, self.reason, self.run = failed.path, failed.reason, run
+    def __init__(self, failed: WriteError, run: str, saved=None, record_path=None):
+        self.path, self.reason, self.run, self.saved = failed.path, failed.reason, run, saved
+        self.record_path = record_path
         self.finished_runs = None  # counted by segbench.api.run once the suite has stopped
         SegbenchError.__init__(self, str(failed))
 
     def __str__(self):
         kept = "the finished runs are kept" if self.finished_runs is None else f"{self.finished_runs} finished runs kept"
-        return (f"{self.args[0]}; the run {self.run} is not recorded, so the suite stopped; {kept}: free space or fix the folder, "
-                "then `segbench run` again to go on")
+        saved = f" (its record is saved as {self.saved}: move it to {self.record_path} to keep the run)" if self.saved else ""
+        return (f"{self.args[0]}; the run {self.run} is not recorded{saved}, so the suite stopped; {kept}: free space or fix the "
+                "folder, then `segbench run` again to go on")

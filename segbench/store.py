@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
+from .crash import save_elsewhere
 from .errors import RunNotRecorded, SegbenchError, WriteError
 from .layout import RECORD_NAME, SUMMARY_NAME, SuiteFolder
 from .records import DamagedFile, Record, decode_arrays, encode_arrays, read_json_file, read_record, read_samples, read_summary
@@ -93,7 +94,10 @@ class ResultStore:
         try:
             return self._write_record(record)
         except WriteError as exc:
-            raise RunNotRecorded(exc, f"{one_line(record.get('label'))} seed {record.get('seed')}") from None
+            saved = save_elsewhere(f"unwritten-{record['variant_id']}-seed-{record['seed']}-{os.getpid()}.json",
+                                   json.dumps(to_json_safe(record), indent=1, allow_nan=False))
+            raise RunNotRecorded(exc, f"{one_line(record.get('label'))} seed {record.get('seed')}", saved,
+                                 self.record_path(record["variant_id"], record["seed"])) from None
 
     def _write_record(self, record: dict) -> dict:
         samples = record.get("samples")

@@ -238,7 +238,8 @@ def meta_problem(path: Path) -> str | None:
         meta = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return f"meta.yaml cannot be read: {type(exc).__name__}"
-    return None if isinstance(meta, dict) and meta.get("run_id") == path.parent.name else "meta.yaml is empty or incomplete"
+    ours = isinstance(meta, dict) and path.parent.name in (meta.get("run_id"), meta.get("run_uuid"))  # run_uuid: older MLflow
+    return None if ours else "meta.yaml is empty or incomplete"
 
 
 def metric_problem(run_dir: Path) -> str | None:

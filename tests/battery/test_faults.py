@@ -135,8 +135,9 @@ def test_a_plugin_non_exception_names_the_plugin_file_not_a_traceback(tmp_path, 
 
 def test_a_record_that_cannot_be_written_stops_the_suite_and_keeps_the_finished_ones(tmp_path, monkeypatch, capsys):
     """The disk fills after the first record: the second run's record cannot be written.
-    The suite stops (exit 1) naming the path and the reason; the first record stays whole
-    and no temporary file is left."""
+    The suite stops (exit 1) naming the path and the reason; the first record stays whole,
+    the unwritten one is kept in the crash-log folder, and no temporary file is left."""
+    monkeypatch.setenv("SEGBENCH_CRASH_DIR", str(tmp_path / "crash"))
     (tmp_path / "suite.toml").write_text(TINY)
     real_fsync, records = os.fsync, []
 
@@ -155,6 +156,8 @@ def test_a_record_that_cannot_be_written_stops_the_suite_and_keeps_the_finished_
     assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "ok"
     assert f"could not write {Path(records[1]).parent / 'record.json'}: No space left on device" in error
     assert "the suite stopped; 1 finished runs kept" in error
+    saved = Path(error.split("its record is saved as ")[1].split(": move it to")[0])  # nothing computed is lost
+    assert json.loads(saved.read_text())["status"] == "ok" and f"move it to {Path(records[1]).parent / 'record.json'}" in error
     assert not list((tmp_path / "out").rglob("*.tmp")), "a temporary file was left"
 
 
