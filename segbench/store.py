@@ -210,6 +210,7 @@ class ResultStore:
                 probe_write(folder)
             except OSError as exc:
                 reason = "a file is in the way, not a folder" if os.path.lexists(folder) and not folder.is_dir() else exc.strerror or exc
+                self.remove_if_new()
                 raise SegbenchError(f"cannot write results to {folder}: {reason}; give -o/--output a folder you can write to") from None
 
     def remove_if_new(self) -> None:
@@ -217,7 +218,8 @@ class ResultStore:
         (bad input found by the preflight leaves no empty results folder behind)."""
         with contextlib.suppress(OSError):
             self.folder.lock.unlink()
-            for folder in [self.runs_dir, *getattr(self, "_created", [])]:
+        for folder in [self.runs_dir, *getattr(self, "_created", [])]:
+            with contextlib.suppress(OSError):
                 folder.rmdir()  # only empty ones: anything written stays
 
     def _clear_summary(self) -> None:

@@ -252,3 +252,31 @@ def test_sigterm_stops_a_run_with_one_line_keeping_its_records_and_no_temporary_
     assert stderr.count("terminated") == 1 and "Traceback" not in stderr
     assert 1 <= len(kept) < 8 and all(json.loads(path.read_text())["status"] == "ok" for path in kept)
     assert not list(out.rglob("*.tmp")), "a temporary file was left"
+
+
+def test_a_read_only_results_folder_is_exit_2_before_anything_trains(tmp_path, monkeypatch, capsys):
+    """As a read-only file system answers (EROFS, which root meets too): the probe write at
+    the lock fails, so nothing is built or trained and nothing is left behind."""
+    import segbench.store
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(segbench.store, "probe_write", read_only)
+    (tmp_path / "suite.toml").write_text(TINY)
+    assert main(["run", str(tmp_path / "suite.toml"), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert f"cannot write results to {tmp_path / 'out' / 'tiny'}: Read-only file system" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists(), "the folders it made are removed again"
+
+
+def test_baseline_save_past_the_file_size_limit_is_exit_2(tmp_path):
+    """A real limit (``ulimit -f``): Python ignores SIGXFSZ, so the write fails with EFBIG."""
+    from .harness import finished_results
+
+    results = finished_results()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = f"ulimit -f 1 && exec {sys.executable} -m segbench baseline save {results} -o {tmp_path / 'base.json'}"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"could not write {tmp_path / 'base.json'}: File too large" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir()), "no half file, no temporary file"
