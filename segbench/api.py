@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .components import KINDS, Catalogue, metric_direction
+from .crash import is_interrupt
 from .doctor import diagnose
-from .errors import SegbenchError
+from .errors import RunNotRecorded, SegbenchError
 from .extensions import ReporterError, ReporterFailure, chosen_reporters
 from .format import plural
 from .layout import is_suite_folder
@@ -48,6 +49,7 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
     runner's SuiteOutcome."""
     from .runner import check_suite, load_checked, run_prepared  # heavy: torch; so are prepare and the data functions
 
+    output, cache_dir = absolute(output), absolute(cache_dir)  # once: a plugin's os.chdir must not move them
     suite = load_checked(path, plugins, overrides)
     given = {**(executor_options or {}), **{k: v for k, v in (("workers", workers), ("ray_address", ray_address)) if v is not None}}
     runner = suite.catalogue.executor(executor).build(given)
@@ -58,8 +60,23 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
         except SegbenchError:
             store.remove_if_new()
             raise
-        return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner, store=store,
-                            executor_name=executor)
+        try:
+            return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner,
+                                store=store)
+        except (KeyboardInterrupt, RunNotRecorded) as stopped:  # the CLI says how many finished runs are kept
+            stopped.finished_runs = count_finished(suite, store)
+            raise
+
+
+def absolute(path):
+    """``path`` made absolute from the current directory (None stays None)."""
+    return None if path is None else Path(path).absolute()
+
+
+def count_finished(suite, store) -> int:
+    """How many of the suite's runs have a finished record in ``store``."""
+    quiet = ResultStore(store.root, suite.name, quiet=True)
+    return sum(quiet.finished(variant.id, seed) for variant, seed in suite.runs())
 
 
 
@@ -102,7 +119,9 @@ def run_reporter(name, results_dir, options=None, plugins=()):
         return reporter.write(replace(context, options=given))
     except SegbenchError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a plugin's failure, named with its plugin
+    except BaseException as exc:  # noqa: BLE001 - a plugin's failure, named with its plugin; Ctrl-C stops
+        if is_interrupt(exc):
+            raise
         raise ReporterError(ReporterFailure(reporter, exc)) from exc
 
 

@@ -32,6 +32,14 @@ DATA_CACHE_HELP = "decoded-sample cache (default: $SEGBENCH_DATA_CACHE, else the
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    with crash.sigterm_stops_cleanly():  # SIGTERM stops as Ctrl-C does: one line, temporary files removed
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:  # before a command started, or while printing its outcome
+            return stopped(exc)
+
+
+def _main(argv) -> int:
     try:
         parser = build_parser(run_executors(argv), export_reporter(argv))
     except SegbenchError as exc:  # a plugin that -p names, or an installed one, does not load
@@ -39,8 +47,14 @@ def main(argv=None) -> int:
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - as below: a bug is exit 3, never a bare traceback
         return crash.report_internal_error(exc, argv, "--debug" in argv)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - as below
+        print(f"segbench: error: {terminal(crash.foreign_base_exception(exc))}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     args.argv = argv  # for the crash log of a reporter that fails
+    absolute_paths(args)
     try:
         with crash.step(f"running `segbench {args.command}`"):
             code = args.handler(args)
@@ -49,9 +63,8 @@ def main(argv=None) -> int:
     except SegbenchError as exc:
         print(f"segbench: error: {terminal(exc)}", file=sys.stderr)  # it may quote suite text
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("segbench: interrupted; finished runs are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return stopped(exc)
     except SystemExit as exc:  # only plugin code calls sys.exit() inside a command
         print(f"segbench: error: a plugin called sys.exit({exc.code!r}) while {getattr(exc, 'segbench_step', 'loading')}; "
               "a plugin must raise an exception instead", file=sys.stderr)
@@ -61,6 +74,33 @@ def main(argv=None) -> int:
         return 141  # what a shell reports for SIGPIPE
     except Exception as exc:  # noqa: BLE001 - the one boundary that turns any bug into exit 3
         return crash.report_internal_error(exc, argv, args.debug)
+    except BaseException as exc:  # noqa: BLE001 - only plugin code raises one that is no Exception
+        print(f"segbench: error: {terminal(crash.foreign_base_exception(exc))}", file=sys.stderr)
+        return 2
+
+
+def stopped(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (130) or SIGTERM (143): one line saying what is kept."""
+    finished = getattr(exc, "finished_runs", None)
+    if isinstance(exc, crash.Terminated):
+        print(f"segbench: terminated: {finished} finished runs kept" if finished is not None else
+              "segbench: terminated; finished runs are kept", file=sys.stderr)
+        return crash.TERMINATED
+    print(f"segbench: interrupted; finished runs are kept{f' ({finished} finished runs)' if finished is not None else ''}", file=sys.stderr)
+    return 130
+
+
+OUTPUT_ARGUMENTS = ("output", "cache_dir", "directory", "markdown", "junit")
+
+
+def absolute_paths(args) -> None:
+    """Every path the command writes to, made absolute once, now: a plugin that calls
+    os.chdir later must not move where the results go (results folders it reads are made
+    absolute by segbench.store)."""
+    for name in OUTPUT_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value:
+            setattr(args, name, os.path.abspath(value))
 
 
 def run_executors(argv) -> dict:

@@ -10,8 +10,10 @@ import contextlib
 import datetime
 import os
 import platform
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -19,6 +21,42 @@ from . import __version__
 
 CRASH_DIR_ENV = "SEGBENCH_CRASH_DIR"
 INTERNAL_ERROR = 3
+TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops the way Ctrl-C does: the
+    finished runs are kept, workers stopped and temporary files removed on the way out."""
+
+
+@contextlib.contextmanager
+def sigterm_stops_cleanly():
+    """While inside, SIGTERM raises Terminated in the main thread (once: a second SIGTERM
+    ends the process at once). Only in the process that installed it: a forked child that
+    inherits the handler dies of SIGTERM as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != owner:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` stops segbench itself (Ctrl-C, SIGTERM) rather than failing a plugin's
+    work: any other BaseException a plugin raises is that plugin's failure."""
+    return isinstance(exc, KeyboardInterrupt)
 
 
 @contextlib.contextmanager
@@ -27,7 +65,7 @@ def step(description: str):
     innermost step wins, so the user reads "while drawing the report", not "while running"."""
     try:
         yield
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # noqa: BLE001 - named, then raised on as it was
         if not hasattr(exc, "segbench_step"):
             exc.segbench_step = description
         raise
@@ -62,6 +100,18 @@ def write_crash_log(exc: BaseException, argv, kind: str = "crash") -> Path:
     return Path("(no crash log could be written)")
 
 
+def save_elsewhere(name: str, text: str) -> Path | None:
+    """Keep ``text`` that could not be written where it belongs (a record on a full disk)
+    in the crash-log folder, else the temp folder; None when neither can be written."""
+    for folder in (crash_dir(), Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return path
+    return None
+
+
 def report_internal_error(exc: BaseException, argv, debug: bool) -> int:
     where = getattr(exc, "segbench_step", None)
     log = write_crash_log(exc, argv)
@@ -71,3 +121,21 @@ def report_internal_error(exc: BaseException, argv, debug: bool) -> int:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     return INTERNAL_ERROR
+
+
+def foreign_base_exception(exc: BaseException) -> str:
+    """A plugin raised a BaseException that is neither an Exception nor Ctrl-C: name it and
+    the plugin code it came from (the innermost frame outside segbench)."""
+    where = plugin_frame(exc)
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"{where or 'plugin code'} raised {type(exc).__name__}{f': {message}' if message else ''}"
+            f"{f' while {exc.segbench_step}' if getattr(exc, 'segbench_step', None) else ''}; {type(exc).__name__} derives from "
+            "BaseException, not Exception: a plugin must raise an Exception (e.g. RuntimeError)")
+
+
+def plugin_frame(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc``'s traceback outside segbench's own
+    package, where a plugin's code raised it; "" when there is none."""
+    package = Path(__file__).resolve().parent
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if package not in Path(frame.filename).resolve().parents]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""

@@ -22,14 +22,15 @@ import time
 import traceback
 import warnings
 
+from .crash import is_interrupt
 from .environment import run_environment
 from .records import RECORD_SCHEMA
 
 
 def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
-    """Train one run. Any exception, a plugin's ``sys.exit()`` and going past
-    ``[train] timeout_s`` become a failed record, never a crashed suite; only
-    KeyboardInterrupt stops the suite (the finished runs are kept)."""
+    """Train one run. Any exception, a plugin's ``sys.exit()`` or other BaseException and
+    going past ``[train] timeout_s`` become a failed record, never a crashed suite; only
+    KeyboardInterrupt (Ctrl-C, SIGTERM) stops the suite (the finished runs are kept)."""
     from .engine import run_one  # heavy: torch; see the module docstring
 
     started = time.perf_counter()
@@ -40,7 +41,9 @@ def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
             measured = run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch)
         record.update(measured)
         record["status"] = "ok"
-    except (Exception, SystemExit, Timeout) as exc:  # noqa: BLE001 - isolation is the point
+    except BaseException as exc:  # noqa: BLE001 - isolation is the point: a plugin's BaseException fails its run
+        if is_interrupt(exc):
+            raise
         record["status"] = "failed"
         record["error"] = describe_failure(exc)
     finally:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .crash import is_interrupt
 from .errors import PluginError, SegbenchError
 from .text import one_line
 
@@ -261,7 +262,9 @@ def run_reporters(reporters: Sequence[Reporter], context: ReportContext,
         mine = replace(context, options=given[reporter.name], sections=tuple(sections))
         try:
             sections.extend(_sections(reporter, reporter.write(mine)))
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's failure stays its own
+        except BaseException as exc:  # noqa: BLE001 - a plugin's failure stays its own; Ctrl-C stops
+            if is_interrupt(exc):
+                raise
             failures.append(ReporterFailure(reporter, exc))
     return failures
 

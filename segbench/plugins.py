@@ -34,6 +34,7 @@ import pluggy
 
 from . import hookspecs
 from .components import Catalogue, Registrar
+from .crash import is_interrupt
 from .errors import PluginError
 
 ENTRY_POINT_GROUP = "segbench"
@@ -220,7 +221,9 @@ def _load_entry_point(entry_point):
     version = dist.version if dist else "?"
     try:
         module = entry_point.load()
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, or any a plugin defines; not Ctrl-C
+        if is_interrupt(exc):
+            raise
         raise PluginError(
             f'Error importing plugin "{entry_point.name}" ({entry_point.value}) of '
             f'distribution "{dist_name} {version}": {type(exc).__name__}: {exc}'
@@ -320,8 +323,10 @@ def _import_file(spec, path: Path, identity: str):
         module = importlib.util.module_from_spec(import_spec)
         sys.modules[module_name] = module
         import_spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, or any a plugin defines; not Ctrl-C
         sys.modules.pop(module_name, None)
+        if is_interrupt(exc):
+            raise
         raise PluginError(f'Error importing plugin "{spec}" (file {path}): {type(exc).__name__}: {exc}') from exc
     return module
 
@@ -335,7 +340,9 @@ def _import_module(spec):
                 f'plugin "{spec}" not found: give an importable module name or a path to a .py file'
             ) from exc
         raise PluginError(f'Error importing plugin "{spec}": {type(exc).__name__}: {exc}') from exc
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, or any a plugin defines; not Ctrl-C
+        if is_interrupt(exc):
+            raise
         raise PluginError(f'Error importing plugin "{spec}": {type(exc).__name__}: {exc}') from exc
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout
-from .errors import SegbenchError
+from .crash import save_elsewhere
+from .errors import RunNotRecorded, SegbenchError, WriteError
 from .layout import RECORD_NAME, SUMMARY_NAME, SuiteFolder
 from .records import DamagedFile, Record, decode_arrays, encode_arrays, read_json_file, read_record, read_samples, read_summary
 from .text import one_line
@@ -46,8 +47,8 @@ class ResultStore:
     """``<root>/<suite>/runs/<variant-id>/seed-<n>/record.json`` plus the report folder."""
 
     def __init__(self, root, suite_name: str, quiet: bool = False):
-        self.root = Path(root)
-        self.folder = SuiteFolder.of(root, suite_name)
+        self.root = Path(root).absolute()  # once: a plugin's os.chdir must not move the results
+        self.folder = SuiteFolder.of(self.root, suite_name)
         self.suite_dir = self.folder.path
         self.runs_dir = self.folder.runs
         self.report_dir = self.folder.report
@@ -88,7 +89,17 @@ class ResultStore:
     def write_record(self, record: dict) -> dict:
         """Write a run's record; the validation inputs its predictions refer to go once per
         dataset to ``samples/<key>.json`` (the same for every run on that dataset). Returns
-        the record as stored (what ``load`` gives back)."""
+        the record as stored (what ``load`` gives back). A write that fails (disk full,
+        read-only) raises RunNotRecorded naming the path and the run: the suite stops there."""
+        try:
+            return self._write_record(record)
+        except WriteError as exc:
+            saved = save_elsewhere(f"unwritten-{record['variant_id']}-seed-{record['seed']}-{os.getpid()}.json",
+                                   json.dumps(to_json_safe(record), indent=1, allow_nan=False))
+            raise RunNotRecorded(exc, f"{one_line(record.get('label'))} seed {record.get('seed')}", saved,
+                                 self.record_path(record["variant_id"], record["seed"])) from None
+
+    def _write_record(self, record: dict) -> dict:
         samples = record.get("samples")
         if samples and "inputs" in samples:
             record = {**record, "samples": {k: v for k, v in samples.items() if k != "inputs"}}
@@ -181,6 +192,7 @@ class ResultStore:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SegbenchError(f"{self.suite_dir} is in use by another segbench run; wait for it or use --output") from None
+            remove_stale_temporaries(self.suite_dir)  # a killed run's (kill -9): none is being written now
             self._clear_summary()  # the holder writes suite.json again
             try:
                 yield
@@ -188,19 +200,26 @@ class ResultStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _make_suite_dir(self):
-        self._created = [folder for folder in (self.suite_dir, *self.suite_dir.parents) if not folder.exists()]
-        try:
-            self.suite_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SegbenchError(f"cannot write results to {self.suite_dir}: {exc.strerror or exc}; give -o/--output a folder you can "
-                                "write to") from None
+        """Create the suite's folder and try a write in it and in ``runs/``: a folder that
+        cannot be written (read-only, full, a file in the way) is bad input now (exit 2),
+        before anything trains."""
+        self._created = [folder for folder in (self.suite_dir, *self.suite_dir.parents) if not os.path.lexists(folder)]
+        for folder in (self.suite_dir, self.runs_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe_write(folder)
+            except OSError as exc:
+                reason = "a file is in the way, not a folder" if os.path.lexists(folder) and not folder.is_dir() else exc.strerror or exc
+                self.remove_if_new()
+                raise SegbenchError(f"cannot write results to {folder}: {reason}; give -o/--output a folder you can write to") from None
 
     def remove_if_new(self) -> None:
         """Undo the folders the lock created, when the run stops before writing anything
         (bad input found by the preflight leaves no empty results folder behind)."""
         with contextlib.suppress(OSError):
             self.folder.lock.unlink()
-            for folder in getattr(self, "_created", []):
+        for folder in [self.runs_dir, *getattr(self, "_created", [])]:
+            with contextlib.suppress(OSError):
                 folder.rmdir()  # only empty ones: anything written stays
 
     def _clear_summary(self) -> None:
@@ -247,27 +266,71 @@ def samples_key(dataset_ref: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
 def write_json_atomic(path: Path, payload) -> None:
     """Write to a temporary file in the same folder, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_json_safe(payload), indent=1, allow_nan=False)
     write_text_atomic(path, text)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+    """Write ``text`` to ``path`` through a temporary file in its folder, then rename (see
+    ``atomic_file``)."""
+    with atomic_file(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """A temporary path in ``path``'s folder to write; renamed to ``path`` when the block
+    ends well. A failed write (disk full, read-only, a file where a folder should be) raises
+    WriteError naming ``path``; the temporary file is removed whatever stops the write (an
+    exception, Ctrl-C, SIGTERM); only a kill -9 can leave one, which the next `segbench run`
+    removes."""
+    path = Path(path)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+        os.close(handle)
+        yield Path(temporary)
         os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+    except BaseException as exc:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise WriteError(path, exc) from None
         raise
+
+
+def probe_write(folder: Path) -> None:
+    """Write and remove a small file in ``folder``: raises OSError when it cannot be written."""
+    handle, probe = tempfile.mkstemp(dir=folder, prefix=".segbench-probe.", suffix=TEMPORARY_SUFFIX)
+    try:
+        os.write(handle, b"segbench")
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+        os.unlink(probe)
+
+
+def remove_stale_temporaries(folder: Path) -> list:
+    """Remove the temporary files an atomic write left when its process was killed outright
+    (``.<name>.<random>.tmp``); call it only while holding the folder's lock."""
+    removed = []
+    for temporary in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}"):
+        if temporary.is_file() and not temporary.is_symlink():
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+                removed.append(temporary)
+    return removed
 
 
 def read_json(path: Path):

@@ -277,3 +277,115 @@ def test_a_suite_listing_mlflow_without_it_installed_is_refused_before_training(
     assert "report.exporters: mlflow: the MLflow exporter needs mlflow" in error and "pip install 'segbench[mlflow]'" in error
     assert main(["run", str(tmp_path / "export.toml"), "-o", str(tmp_path / "out"), "-q"]) == 2
     assert not (tmp_path / "out" / "export" / "runs").exists(), "nothing may train"
+
+
+# ---------------------------------------------------------------------------- interrupted exports
+
+CLIENT_CALLS = ("search_runs", "create_run", "log_batch", "set_terminated", "set_tag", "delete_run", "delete_tag", "log_artifact")
+
+
+def interrupting_client(monkeypatch, after: int) -> list:
+    """Make the MLflow client raise KeyboardInterrupt at its ``after``-th call (0: the first);
+    returns the list of calls made, so that a test can tell how many an export makes."""
+    calls = []
+    for name in CLIENT_CALLS:
+        original = getattr(MlflowClient, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if len(calls) == after:
+                raise KeyboardInterrupt(f"interrupted at call {after} ({_name})")
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, name, counted)
+    return calls
+
+
+def assert_exported_once(uri: str, records: list):
+    """MLflow reads the experiment; one parent, and each record once, complete."""
+    parents, children = split(runs_of(uri))
+    assert len(parents) == 1, [p.info.run_id for p in parents]
+    keys = sorted(c.data.tags.get("segbench.run_key", "(untagged)") for c in children)
+    assert keys == sorted(exporter.run_key("export", r["variant_id"], r["seed"]) for r in records)
+    assert all(exporter.COMPLETE_TAG in c.data.tags and c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+
+
+def test_an_export_interrupted_at_any_call_is_finished_by_the_next_without_duplicates(results, tmp_path, monkeypatch):
+    """Ctrl-C at each MLflow call of an export (the parent, each run, each artifact): the
+    next export leaves exactly one complete run per record and MLflow reads the experiment."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store, meta, records = stored(results)
+    with monkeypatch.context() as patch:
+        total = interrupting_client(patch, after=10**9)
+        export(results, (tmp_path / "count").as_uri())
+    assert len(total) > 20, total
+    for after in range(0, len(total), 2 if len(total) > 40 else 1):
+        uri = (tmp_path / f"cut-{after}").as_uri()
+        with monkeypatch.context() as patch:
+            interrupting_client(patch, after)
+            with pytest.raises(KeyboardInterrupt):
+                export(results, uri)
+        again = export(results, uri)
+        assert again.logged + again.replaced + again.unchanged == len(records), (after, again)
+        assert_exported_once(uri, records)
+
+
+def test_a_run_folder_left_damaged_by_a_killed_export_is_set_aside_and_logged_again(results, store_uri, capsys):
+    """What a kill inside MLflow's own writes left before (an empty meta.yaml, an empty
+    metric file) made every later export fail; now those folders are set aside and named."""
+    _, _, records = stored(results)
+    export(results, store_uri)
+    _, children = split(runs_of(store_uri))
+    store_dir = Path(store_uri.removeprefix("file://"))
+    experiment_dir = store_dir / children[0].info.experiment_id
+    empty_meta = experiment_dir / children[0].info.run_id / "meta.yaml"
+    empty_meta.write_text("")
+    metric = next((experiment_dir / children[1].info.run_id / "metrics").iterdir())
+    metric.write_text("")
+    cut_at_creation = experiment_dir / "0123456789abcdef0123456789abcdef"  # a run cut inside create_run: no tags yet
+    cut_at_creation.mkdir()
+    (cut_at_creation / "meta.yaml").write_text("")
+
+    again = export(results, store_uri)
+    assert (again.logged, again.replaced, again.unchanged) == (2, 0, 2)  # the set-aside runs are no longer seen
+    assert_exported_once(store_uri, records)
+    warnings = capsys.readouterr().err
+    assert str(empty_meta.parent) in warnings and f"metric file metrics/{metric.name} is empty" in warnings
+    assert str(cut_at_creation) in warnings and (cut_at_creation / "meta.yaml.segbench-damaged").exists()
+
+
+SIGTERM_DURING_EXPORT = """
+import os, signal, sys
+from mlflow.store.tracking.file_store import FileStore
+from segbench.cli import main
+
+original, calls = FileStore.set_tag, []
+
+def set_tag(self, run_id, tag):  # SIGTERM inside create_run of the 2nd run (after its meta.yaml, before its tags)
+    calls.append(tag.key)
+    if len(calls) == 12:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return original(self, run_id, tag)
+
+FileStore.set_tag = set_tag
+sys.exit(main(["export", "mlflow", sys.argv[1], "--tracking-uri", sys.argv[2]]))
+"""
+
+
+def test_sigterm_inside_an_export_stops_it_between_runs_and_the_next_export_finishes(results, store_uri, tmp_path):
+    import os
+    import subprocess
+
+    _, _, records = stored(results)
+    script = tmp_path / "export_and_term.py"
+    script.write_text(SIGTERM_DURING_EXPORT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), str(results), store_uri], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "segbench: terminated; finished runs are kept", done.stderr
+    _, children = split(runs_of(store_uri))
+    assert 0 < len(children) < len(records) and all(exporter.COMPLETE_TAG in c.data.tags for c in children)  # whole runs only
+
+    again = export(results, store_uri)
+    assert again.unchanged == len(children) and again.logged == len(records) - len(children)
+    assert_exported_once(store_uri, records)

@@ -21,6 +21,13 @@ hash is unchanged is skipped; a changed one (a re-run, a new label) is replaced:
 run is deleted (MLflow keeps it as "deleted" until ``mlflow gc``) and logged anew, since
 MLflow params cannot be changed in place.
 
+An interrupted export loses nothing and breaks nothing (see ``Exporter``): each run is
+created with its keys as tags and marked complete (``segbench.export_sha256``) last, so the
+next export finds a half-logged run and replaces it; Ctrl-C and SIGTERM wait until the run
+being logged is whole; and in a local file store, a run folder an earlier kill left
+unreadable (an empty ``meta.yaml``, an empty metric file) is set aside before the export,
+so that MLflow can read the experiment again.
+
 Suite text (names, labels, config keys) is untrusted: it becomes values, never a path.
 Keys are reduced to the characters MLflow allows, and artifact paths are segbench's own
 report file names. mlflow is imported only when exporting, so segbench works without the
@@ -35,11 +42,14 @@ import importlib.util
 import json
 import os
 import re
+import signal
+import sys
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import segbench
 from segbench import SegbenchError
@@ -60,6 +70,8 @@ METRICS_PER_BATCH = 1000
 UNSAFE_KEY_CHARACTER = re.compile(r"[^A-Za-z0-9_.\- ]")  # ASCII only; no "/" (a folder in a file store) nor ":" (Windows)
 SAFE_ARTIFACT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 SUITE_ROLE, RUN_ROLE = "suite", "run"
+COMPLETE_TAG = "segbench.export_sha256"  # logged last: a run without it was interrupted
+SET_ASIDE_SUFFIX = ".segbench-damaged"  # meta.yaml renamed so: MLflow no longer reads that run folder
 # What the parent logs of each comparison (summary.csv's columns, under the same names).
 COMPARISON_METRICS = ("delta", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted", "equivalence_ci_low", "equivalence_ci_high")
 
@@ -123,6 +135,8 @@ def export_suite(records, meta, report_dir, suite_dir=None, tracking_uri=None, e
     with file_store_allowed(tracking_uri), mlflow_errors(tracking_uri, mlflow):
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         experiment_id = experiment_id_for(client, experiment)
+        if is_file_store(tracking_uri):
+            set_aside_damaged_runs(file_store_path(tracking_uri) / experiment_id, suite_key(meta.get("name") or ""))
         exporter = Exporter(client, mlflow, experiment_id, meta)
         done = exporter.export(records, report_files(report_dir, suite_dir), list(summary or ()))
     done.tracking_uri, done.experiment = tracking_uri, experiment
@@ -182,6 +196,76 @@ def mlflow_errors(tracking_uri, mlflow):
         raise SegbenchError(f"MLflow at {tracking_uri}: {exc.message}") from None
     except OSError as exc:  # a file store it cannot write
         raise SegbenchError(f"MLflow at {tracking_uri}: {exc}; give --tracking-uri (or $MLFLOW_TRACKING_URI) a store you can write") from None
+
+
+def file_store_path(tracking_uri: str) -> Path:
+    return Path(unquote(urlparse(tracking_uri).path))
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block ends, then act as they would have: a run is
+    never left half-written by them (in a file store, an empty meta.yaml or metric file
+    makes the whole experiment unreadable to MLflow). Only on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {number: signal.signal(number, lambda signum, frame: caught.append(signum)) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(caught):
+            signal.raise_signal(number)
+
+
+def set_aside_damaged_runs(experiment_dir: Path, key: str) -> list:
+    """Run folders of this experiment that MLflow cannot read, left by an export killed
+    while MLflow wrote them: a ``meta.yaml`` that is empty or not YAML, or (in a run of this
+    suite) a metric file with no value. Each is set aside by renaming its ``meta.yaml``
+    (MLflow then skips the folder, and its files stay for a look) and named on stderr; the
+    export then logs that run anew. Another tool's run with a damaged metric is left as it is."""
+    set_aside = []
+    if not experiment_dir.is_dir():
+        return set_aside
+    for run_dir in sorted(d for d in experiment_dir.iterdir() if d.is_dir() and not d.is_symlink() and (d / "meta.yaml").is_file()):
+        problem = meta_problem(run_dir / "meta.yaml") or (metric_problem(run_dir) if run_suite_key(run_dir) in (key, None) else None)
+        if problem:
+            (run_dir / "meta.yaml").rename(run_dir / f"meta.yaml{SET_ASIDE_SUFFIX}")
+            set_aside.append(run_dir)
+            print(f"segbench: warning: MLflow run folder {run_dir} is damaged ({problem}), likely by an interrupted export; set aside "
+                  f"(meta.yaml renamed meta.yaml{SET_ASIDE_SUFFIX}), its run is exported again", file=sys.stderr)
+    return set_aside
+
+
+def meta_problem(path: Path) -> str | None:
+    import yaml  # MLflow's own dependency
+
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return f"meta.yaml cannot be read: {type(exc).__name__}"
+    ours = isinstance(meta, dict) and path.parent.name in (meta.get("run_id"), meta.get("run_uuid"))  # run_uuid: older MLflow
+    return None if ours else "meta.yaml is empty or incomplete"
+
+
+def metric_problem(run_dir: Path) -> str | None:
+    """A metric file MLflow cannot read: every line is ``timestamp value step``."""
+    for path in sorted((run_dir / "metrics").rglob("*")):
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if not lines or any(len(line.split()) not in (2, 3) for line in lines):
+                return f"metric file {path.relative_to(run_dir)} is empty or cut"
+    return None
+
+
+def run_suite_key(run_dir: Path) -> str | None:
+    """The run's ``segbench.suite_key`` tag, None when it has none (not segbench's, or cut
+    before its tags were written)."""
+    tag = run_dir / "tags" / "segbench.suite_key"
+    return tag.read_text(encoding="utf-8", errors="replace").strip() if tag.is_file() else None
 
 
 def experiment_id_for(client, name: str) -> str:
@@ -435,7 +519,13 @@ def is_number(value) -> bool:
 
 
 class Exporter:
-    """Logs plans into one experiment, reusing what an earlier export left there."""
+    """Logs plans into one experiment, reusing what an earlier export left there.
+
+    Crash-safe: each unit of work (the parent, one run, one artifact) is written with Ctrl-C
+    and SIGTERM deferred; a run is created with its keys as tags (so a cut run is found next
+    time) and marked complete with ``segbench.export_sha256`` last. The next export keeps one
+    complete run per key and deletes every other one of the suite (a duplicate, a half-logged
+    run), so each record is in the experiment exactly once."""
 
     def __init__(self, client, mlflow, experiment_id: str, meta: dict):
         self.client, self.entities, self.experiment_id, self.meta = client, mlflow.entities, experiment_id, meta
@@ -443,37 +533,48 @@ class Exporter:
     def export(self, records: list, artifacts: list, summary: list = ()) -> ExportSummary:
         plan = parent_plan(records, self.meta, summary)
         existing = self.existing_runs(plan.tags["segbench.suite_key"])
-        parent_id = self.parent_run(plan, existing)
+        with signals_deferred():
+            parent_id = self.parent_run(plan, existing.pop(SUITE_ROLE, []))
         summary = ExportSummary("", "", self.experiment_id, parent_id)
         for record in records:
-            self.export_run(run_plan(record, self.meta), parent_id, existing, summary)
+            run = run_plan(record, self.meta)
+            with signals_deferred():
+                self.export_run(run, parent_id, existing.pop(run.tags["segbench.run_key"], []), summary)
+        with signals_deferred():
+            self.delete_incomplete(existing)
         for path, folder in artifacts:
-            self.client.log_artifact(parent_id, str(path), folder)
+            with signals_deferred():
+                self.client.log_artifact(parent_id, str(path), folder)
             summary.artifacts.append(f"{folder}/{path.name}" if folder else path.name)
-        self.client.set_terminated(parent_id, plan.status, plan.end_ms)
+        with signals_deferred():
+            self.client.set_terminated(parent_id, plan.status, plan.end_ms)
         return summary
 
     def existing_runs(self, key: str) -> dict:
-        """The active runs of this suite, by run key (the parent under ``suite``)."""
+        """The active runs of this suite, by run key (the parents under ``suite``), the
+        newest first (MLflow's default order); a run with neither is under None."""
         runs, token = {}, None
         while True:
             page = self.client.search_runs([self.experiment_id], f"tags.`segbench.suite_key` = '{key}'", max_results=1000, page_token=token)
             for run in page:
                 tags = run.data.tags
                 role_key = SUITE_ROLE if tags.get("segbench.role") == SUITE_ROLE else tags.get("segbench.run_key")
-                runs.setdefault(role_key, run)  # the newest first (MLflow's default order)
+                runs.setdefault(role_key, []).append(run)
             token = page.token
             if not token:
                 return runs
 
-    def parent_run(self, plan: RunPlan, existing: dict) -> str:
+    def parent_run(self, plan: RunPlan, candidates: list) -> str:
         """The suite's run, reused unless its settings changed (params cannot change in
-        place: it is replaced, and its children are logged again under the new one)."""
-        run = existing.get(SUITE_ROLE)
+        place: it is replaced, and its children are logged again under the new one). Any
+        other parent of the suite (left by an interrupted export) is deleted."""
+        run = candidates[0] if candidates else None
+        for extra in candidates[1:]:
+            self.client.delete_run(extra.info.run_id)
         if run is not None and any(run.data.params.get(k, v) != v for k, v in plan.params.items()):
             self.client.delete_run(run.info.run_id)
             run = None
-        run_id = run.info.run_id if run else self.client.create_run(self.experiment_id, plan.start_ms, run_name=plan.name).info.run_id
+        run_id = run.info.run_id if run else self.create_run(plan, {}).info.run_id
         stale = set(run.data.tags) - set(plan.tags) if run else set()
         for key in sorted(k for k in stale if k.startswith("segbench.outcome.")):  # a variant no longer in the suite
             self.client.delete_tag(run_id, key)
@@ -481,23 +582,40 @@ class Exporter:
         self.log(run_id, plan.tags, params, plan.metrics, plan.end_ms)
         return run_id
 
-    def export_run(self, plan: RunPlan, parent_id: str, existing: dict, summary: ExportSummary) -> None:
+    def export_run(self, plan: RunPlan, parent_id: str, earlier: list, summary: ExportSummary) -> None:
+        """Keep the one complete, unchanged run of this record; delete every other (an old
+        version, a duplicate, a half-logged one) and log it anew when none is kept."""
         digest = plan.digest()
-        old = existing.get(plan.tags["segbench.run_key"])
-        if old is not None:
-            tags = old.data.tags
-            if tags.get("segbench.export_sha256") == digest and tags.get("mlflow.parentRunId") == parent_id:
-                summary.unchanged += 1
-                return
-            self.client.delete_run(old.info.run_id)  # params are immutable: replace the run
-        run_id = self.client.create_run(self.experiment_id, plan.start_ms, {"mlflow.parentRunId": parent_id}, run_name=plan.name).info.run_id
+        kept = next((run for run in earlier if run.data.tags.get(COMPLETE_TAG) == digest
+                     and run.data.tags.get("mlflow.parentRunId") == parent_id), None)
+        for run in earlier:
+            if run is not kept:
+                self.client.delete_run(run.info.run_id)  # params are immutable: replace the run
+        if kept is not None:
+            summary.unchanged += 1
+            return
+        run_id = self.create_run(plan, {"mlflow.parentRunId": parent_id}).info.run_id
         self.log(run_id, plan.tags, plan.params, plan.metrics, plan.end_ms)
         self.client.set_terminated(run_id, plan.status, plan.end_ms)
-        self.client.set_tag(run_id, "segbench.export_sha256", digest)  # last: a half-logged run is redone next time
-        if old is None:
-            summary.logged += 1
-        else:
+        self.client.set_tag(run_id, COMPLETE_TAG, digest)  # last: a half-logged run is replaced next time
+        if any(COMPLETE_TAG in run.data.tags for run in earlier):
             summary.replaced += 1
+        else:
+            summary.logged += 1
+
+    def create_run(self, plan: RunPlan, tags: dict):
+        """A run that carries its keys from the start, so that an export cut before its
+        first log call still leaves a run the next export finds (and replaces)."""
+        keys = {k: v for k, v in plan.tags.items() if k in ("segbench.role", "segbench.suite_key", "segbench.run_key")}
+        return self.client.create_run(self.experiment_id, plan.start_ms, {**tags, **keys}, run_name=plan.name)
+
+    def delete_incomplete(self, left: dict) -> None:
+        """Runs of this suite no record asked for: a half-logged one (no completion tag) is
+        deleted; a complete one (of a record since removed) stays, as before."""
+        for runs in left.values():
+            for run in runs:
+                if COMPLETE_TAG not in run.data.tags:
+                    self.client.delete_run(run.info.run_id)
 
     def log(self, run_id: str, tags: dict, params: dict, metrics: list, timestamp_ms) -> None:
         """In batches within MLflow's limits per request."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegbenchError
+from ..store import atomic_file
 from ..text import literal_text, plot_label
 from .samples import SegmentationData
 from .stats import check_split
@@ -70,9 +71,11 @@ def draw_sample(data: SegmentationData, split: str, index: int, output, title: s
     figure.legend(handles=[h for h in handles if h], loc="outside right center", fontsize=8, frameon=False)
     figure.suptitle(plot_label(title) or f"{split} #{index} ({image.shape[1]}x{image.shape[0]})")
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
+    try:
+        with atomic_file(output) as temporary:  # a full disk or read-only folder: WriteError (exit 2), no half file
+            figure.savefig(temporary, dpi=110, format=output.suffix.lstrip(".").lower() or None)
+    finally:
+        plt.close(figure)
     return output
 
 
