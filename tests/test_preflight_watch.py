@@ -1,6 +1,6 @@
 """segbench.preflight_watch: each preflight step within the suite's timeout_s, named when
 it hangs; the alarm of whoever called segbench is put back. (A plugin that hangs or dies
-in a real preflight: tests/battery/test_faults.py.)"""
+in a real preflight: tests/battery/test_plan_and_preflight_faults.py.)"""
 
 import signal
 import time
