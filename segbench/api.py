@@ -62,7 +62,7 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
             raise
         try:
             return run_prepared(suite, output, rerun=rerun, fail_fast=fail_fast, quiet=quiet, cache_dir=cache_dir, executor=runner,
-                                store=store)
+                                store=store, executor_name=executor)
         except (KeyboardInterrupt, RunNotRecorded) as stopped:  # the CLI says how many finished runs are kept
             stopped.finished_runs = count_finished(suite, store)
             raise

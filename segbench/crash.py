@@ -53,10 +53,15 @@ def sigterm_stops_cleanly():
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+class Halt(BaseException):
+    """Raised by a watchdog of segbench's own (a contract's deadline, say) to stop what runs
+    inside it: like Ctrl-C, never taken for the failure of the plugin it interrupts."""
+
+
 def is_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` stops segbench itself (Ctrl-C, SIGTERM) rather than failing a plugin's
-    work: any other BaseException a plugin raises is that plugin's failure."""
-    return isinstance(exc, KeyboardInterrupt)
+    """Whether ``exc`` stops segbench itself (Ctrl-C, SIGTERM, a :class:`Halt`) rather than
+    failing a plugin's work: any other BaseException a plugin raises is that plugin's failure."""
+    return isinstance(exc, (KeyboardInterrupt, Halt))
 
 
 @contextlib.contextmanager

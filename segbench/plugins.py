@@ -226,7 +226,7 @@ def _load_entry_point(entry_point):
             raise
         raise PluginError(
             f'Error importing plugin "{entry_point.name}" ({entry_point.value}) of '
-            f'distribution "{dist_name} {version}": {type(exc).__name__}: {exc}'
+            f'distribution "{dist_name} {version}": {_raised(exc)}'
         ) from exc
     source = _source_of(module) if dist is not None and _is_editable(dist) else ""
     return f"{dist_name}:{entry_point.name}", module, Provider(dist_name, version, source=source)
@@ -327,7 +327,7 @@ def _import_file(spec, path: Path, identity: str):
         sys.modules.pop(module_name, None)
         if is_interrupt(exc):
             raise
-        raise PluginError(f'Error importing plugin "{spec}" (file {path}): {type(exc).__name__}: {exc}') from exc
+        raise PluginError(f'Error importing plugin "{spec}" (file {path}): {_raised(exc)}') from exc
     return module
 
 
@@ -343,7 +343,14 @@ def _import_module(spec):
     except BaseException as exc:  # noqa: BLE001 - SystemExit, or any a plugin defines; not Ctrl-C
         if is_interrupt(exc):
             raise
-        raise PluginError(f'Error importing plugin "{spec}": {type(exc).__name__}: {exc}') from exc
+        raise PluginError(f'Error importing plugin "{spec}": {_raised(exc)}') from exc
+
+
+def _raised(exc: BaseException) -> str:
+    """What a plugin's import raised, in words: ``called sys.exit(4)`` or ``Type: message``."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _call_hooks(manager):

@@ -227,9 +227,10 @@ class _Checks:
             self.check(label, ["lr_mult", config["model"], config["train"]["lr_mult"]], lambda: self.lr_mult(config))
 
     def check(self, label, key, run):
+        step = _check_step(label, key)
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.outcomes:
-            with checking(_check_step(label, json.loads(key))):
+            with checking(step):
                 self.outcomes[key] = _problem_of(run)
         problem = self.outcomes[key]
         if problem is not None and label not in self.labels.setdefault(problem, []):

@@ -15,7 +15,7 @@ from .engine import resolve_device
 from .executors.local import LocalExecutor
 from .plugins import load_catalogue
 from .components import metric_direction, unknown_name_message
-from .crash import write_crash_log
+from .crash import is_interrupt, write_crash_log
 from .errors import SuiteError
 from .execute import failed_record
 from .extensions import ExecutorError
@@ -155,20 +155,17 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
                 missing.sending(pending)
                 progress.expect(len(pending))
                 check = RoundCheck(pending, executor_name)
-                try:
-                    for record in executor.records(suite, pending, cache_dir, on_epoch):
-                        problem = check.problem(record)
-                        if problem:
-                            note(problem)
-                        elif keep(check.sound(record, suite, missing.first_sent)):
+                for record in _returned(executor.records(suite, pending, cache_dir, on_epoch)):
+                    if isinstance(record, ExecutorRaised):
+                        note(executor_failed(executor_name, record.error))
+                        if any(keep(missing.failed_record(suite, variant, seed, record.error)) for variant, seed in check.given_up()):
                             return _in_order(suite, done)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - the executor is a plugin: its failure fails the runs it kept
-                    note(executor_failed(executor_name, exc))
-                    if any(keep(missing.failed_record(suite, variant, seed, exc)) for variant, seed in check.missing()):
+                        break
+                    problem = check.problem(record)
+                    if problem:
+                        note(problem)
+                    elif keep(check.sound(record, suite, missing.first_sent)):
                         return _in_order(suite, done)
-                    continue
                 for variant, seed in check.missing():
                     lost = missing.failed_record(suite, variant, seed)
                     if lost is None:
@@ -179,6 +176,30 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
         finally:
             executor.close()
     return _in_order(suite, done)
+
+
+@dataclass
+class ExecutorRaised:
+    """What :func:`_returned` yields when the executor's ``records()`` raised."""
+
+    error: BaseException
+
+
+def _returned(records):
+    """The executor's records, then an :class:`ExecutorRaised` if its iteration raised:
+    only the executor's own failure, not one of segbench's writing what it returned."""
+    iterator = iter(records)
+    while True:
+        try:
+            record = next(iterator)
+        except StopIteration:
+            return
+        except BaseException as exc:  # noqa: BLE001 - the executor is a plugin
+            if is_interrupt(exc):
+                raise
+            yield ExecutorRaised(exc)  # the executor is a plugin: its failure fails the runs it kept
+            return
+        yield record
 
 
 MISSING_LIMIT = 2  # a run the executor leaves out this many times fails, naming the executor
@@ -258,6 +279,12 @@ class RoundCheck:
 
     def missing(self) -> list:
         return [run for key, run in self.sent.items() if key not in self.returned]
+
+    def given_up(self) -> list:
+        """The runs missing now, counted as returned: they fail without being sent again."""
+        runs = self.missing()
+        self.returned.update((variant.id, seed) for variant, seed in runs)
+        return runs
 
     def sound(self, record, suite, first_sent) -> dict:
         """``record`` (a run sent, returned once), or a failed record in its place when it

@@ -321,7 +321,8 @@ def test_pytest_segbench_contracts_fails_on_a_broken_component_naming_it_and_the
     failed = {nodeid: text for nodeid, (outcome, text) in outcomes.items() if outcome == "failed"}
     assert failed and all(n.startswith("segbench-contracts::UpsamplerContract[broken_upsampler]::") for n in failed)
     message = failed["segbench-contracts::UpsamplerContract[broken_upsampler]::test_output_is_scale_times_the_input[4to6-5-7]"]
-    assert "4 -> 6 channels: output (2, 4, 10, 14), expected (N, C_out, s*H, s*W) = (2, 6, 10, 14)" in message
+    assert ("returned a tensor of shape (2, 4, 10, 14) for input (2, 4, 5, 7) with out_channels=6, scale_factor=2; an upsampler "
+            "must return (N, out_channels, H*scale_factor, W*scale_factor)") in message
     assert {n.split("::")[1] for n in outcomes} == {"UpsamplerContract[broken_upsampler]", "UpsamplerContract[fine_upsampler]"}
 
 

@@ -135,7 +135,8 @@ def test_a_record_of_the_current_version_is_read_as_it_is(tmp_path):
 
 JSON_READERS = {"records.py", "store.py",
                 "gate/baseline.py",  # a baseline is not a record: its own format and version (gate.baseline.SCHEMA)
-                "data/cache.py"}  # nor is a sample-cache entry's index: its own format (data.cache.ENTRY_FORMAT)
+                "data/cache.py",  # nor is a sample-cache entry's index: its own format (data.cache.ENTRY_FORMAT)
+                "plugins.py"}  # nor a distribution's direct_url.json (PEP 610), which says an install is editable
 PARSERS = {"load", "loads", "read_json_file", "read_json"}
 
 

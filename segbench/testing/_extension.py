@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from ..components import Catalogue, Registrar
+from ..crash import Halt
 from ._base import installed_catalogue
 
 # The cheapest suite that trains for real: shapes at 32 px, a one-epoch U-Net with the
@@ -74,9 +75,10 @@ class ExtensionContract:
             pytest.fail(message() if callable(message) else message, pytrace=False)
 
 
-class Overdue(BaseException):
-    """A check ran past its deadline. A BaseException, so that neither segbench's run
-    isolation nor a plugin's ``except Exception`` takes it for the run's own failure."""
+class Overdue(Halt):
+    """A check ran past its deadline. A :class:`segbench.crash.Halt`, so that neither
+    segbench's run isolation nor a plugin's ``except Exception`` takes it for the run's own
+    failure."""
 
 
 @contextlib.contextmanager

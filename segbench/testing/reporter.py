@@ -164,8 +164,8 @@ def finished_runs():
     """The tiny suite and its records, run for real once per process (a few seconds)."""
     folder = Path(tempfile.mkdtemp(prefix="segbench-reporter-contract-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    (folder / "suite.toml").write_text(TINY_SUITE.format(name=SUITE_NAME, seeds="[0, 1]", body=ABLATE))
-    suite = load_suite(folder / "suite.toml", load_catalogue)
+    (folder / "contract_suite.toml").write_text(TINY_SUITE.format(name=SUITE_NAME, seeds="[0, 1]", body=ABLATE))
+    suite = load_suite(folder / "contract_suite.toml", load_catalogue)
     with single_torch_thread():
         records = [run_in_process(suite, variant, seed, folder / "cache") for variant, seed in suite.runs()]
     failed = [f"{r['label']} seed {r['seed']}: {r['error']['message']}" for r in records if r["status"] != "ok"]

@@ -67,7 +67,7 @@ def losses(*names, plugins=False) -> str:
 VALIDATE = ["validate", "{suite}", "--set"]
 RUN = ["run", "{suite}", "-o", "{tmp}/out", "-q"]
 RUN_PLUGIN = [*RUN, "-p", "{tmp}/misbehaving.py"]
-BAD_TIMEOUT = "train.timeout_s: expected a number of seconds > 0 (leave it out for no limit)"
+BAD_TIMEOUT = "train.timeout_s: expected a number of seconds > 0 and at most 2,592,000 (30 days; leave it out for no limit)"
 
 CASES = [
     Case("timeout-zero", [*VALIDATE, "train.timeout_s=0"], 2, f"{BAD_TIMEOUT}, got 0", suite=tiny()),
