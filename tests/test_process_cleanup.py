@@ -1,6 +1,6 @@
 """The process executor's workers do not outlive segbench: stopped (SIGTERM, as CI
-cancellation, `timeout` and Slurm send it) or killed (SIGKILL), the driver takes its
-workers, and the processes they started, with it within a few seconds."""
+cancellation, `timeout` and Slurm send it; SIGHUP, a closed terminal) or killed (SIGKILL),
+the driver takes its workers, and the processes they started, with it within a few seconds."""
 
 from __future__ import annotations
 
@@ -139,13 +139,14 @@ def hanging_driver(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_sigterm_stops_every_worker_and_keeps_the_finished_run(hanging_driver):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_every_worker_and_keeps_the_finished_run(hanging_driver, signum):
     driver, pids, out = hanging_driver
-    driver.send_signal(signal.SIGTERM)
+    driver.send_signal(signum)
     driver.wait(timeout=GONE_WITHIN_S)
     stderr = stderr_text(out.parent)
     wait_for(lambda: not any(alive(pid) for pid in pids), GONE_WITHIN_S, f"workers and their children {pids} to end")
-    assert driver.returncode == 128 + signal.SIGTERM, stderr
+    assert driver.returncode == 128 + signum, stderr
     assert "terminated: 1 finished runs kept" in stderr
     records = [json.loads(path.read_text()) for path in out.glob("cleanup/runs/*/seed-*/record.json")]
     assert [(record["label"], record["status"]) for record in records] == [("finishes", "ok")]
