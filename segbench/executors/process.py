@@ -17,10 +17,9 @@ running; nor can a single task be stopped there.
 No worker outlives the driver. Each leads a process group of its own, with whatever it
 starts (DataLoader workers): Ctrl-C, SIGTERM or SIGHUP of the driver (segbench.crash turns
 the last two into the same clean stop) closes the pool, which kills each busy worker's
-whole group. A
-driver killed outright (SIGKILL) runs nothing, so each worker watches a "lifeline" pipe
-whose other end only the driver holds: the kernel closes it when the driver dies, however
-it dies, and the worker then kills its own group.
+whole group. A driver killed outright (SIGKILL) runs nothing, so each worker watches a
+"lifeline" pipe whose other end only the driver holds: the kernel closes it when the
+driver dies, however it dies, and the worker then kills its own group.
 """
 
 from __future__ import annotations
