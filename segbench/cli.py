@@ -80,12 +80,12 @@ def _main(argv) -> int:
 
 
 def stopped(exc: KeyboardInterrupt) -> int:
-    """Ctrl-C (130) or SIGTERM (143): one line saying what is kept."""
+    """Ctrl-C (130), SIGTERM (143) or SIGHUP (129): one line saying what is kept."""
     finished = getattr(exc, "finished_runs", None)
     if isinstance(exc, crash.Terminated):
         print(f"segbench: terminated: {finished} finished runs kept" if finished is not None else
               "segbench: terminated; finished runs are kept", file=sys.stderr)
-        return crash.TERMINATED
+        return exc.exit_code
     print(f"segbench: interrupted; finished runs are kept{f' ({finished} finished runs)' if finished is not None else ''}", file=sys.stderr)
     return 130
 

@@ -25,32 +25,39 @@ TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM 
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it stops the way Ctrl-C does: the
-    finished runs are kept, workers stopped and temporary files removed on the way out."""
+    """SIGTERM (or SIGHUP), raised where the program is, so that it stops the way Ctrl-C
+    does: the finished runs are kept, workers stopped and temporary files removed on the way
+    out. ``exit_code`` is what a shell reports for a process that signal ended."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__()
+        self.exit_code = 128 + signum
 
 
 @contextlib.contextmanager
 def sigterm_stops_cleanly():
-    """While inside, SIGTERM raises Terminated in the main thread (once: a second SIGTERM
-    ends the process at once). Only in the process that installed it: a forked child that
-    inherits the handler dies of SIGTERM as usual."""
+    """While inside, SIGTERM, and SIGHUP (a closed terminal or ssh session), raise Terminated
+    in the main thread (once: a second one ends the process at once). Only in the process
+    that installed it: a forked child that inherits the handler dies of the signal as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     owner = os.getpid()
 
     def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signum, signal.SIG_DFL)
         if os.getpid() != owner:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             return
-        raise Terminated()
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    signums = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, stop) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 class Halt(BaseException):

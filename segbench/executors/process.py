@@ -13,14 +13,23 @@ alarm (segbench.execute.time_limit) normally ends it first, but not a hang insid
 call. The pool is hand-made rather than concurrent.futures': there one dead worker
 breaks the whole pool, fails every pending run, and does not say which run it was
 running; nor can a single task be stopped there.
+
+No worker outlives the driver. Each leads a process group of its own, with whatever it
+starts (DataLoader workers): Ctrl-C, SIGTERM or SIGHUP of the driver (segbench.crash turns
+the last two into the same clean stop) closes the pool, which kills each busy worker's
+whole group. A driver killed outright (SIGKILL) runs nothing, so each worker watches a
+"lifeline" pipe whose other end only the driver holds: the kernel closes it when the
+driver dies, however it dies, and the worker then kills its own group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -148,9 +157,11 @@ class _Worker:
     def __init__(self, context, gpu, threads):
         self.context, self.gpu, self.threads = context, gpu, threads
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, gpu, threads), name="segbench-worker")
+        lifeline, self.lifeline = context.Pipe(duplex=False)  # never written: only its closing speaks
+        self.process = context.Process(target=serve, args=(child, gpu, threads, lifeline), name="segbench-worker")
         self.process.start()
-        child.close()  # so that the worker's end reads EOF once this process is gone
+        child.close()  # so that the worker's ends read EOF once this process is gone
+        lifeline.close()
         self.job = None
 
     def assign(self, job, task):
@@ -190,10 +201,17 @@ class _Worker:
         self.kill()
 
     def kill(self):
-        if self.process.is_alive():
+        """Kill the worker and every process it started (its process group, see serve)."""
+        if hasattr(os, "killpg"):
+            # the group that the worker leads: none until it has called setsid, and a pid
+            # is not reused while its group lives, so this never reaches another process
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.is_alive():  # killed before it led a group of its own
             self.process.kill()
         self.process.join()
         self.connection.close()
+        self.lifeline.close()
 
 
 def describe_death(exitcode) -> dict:
@@ -212,9 +230,12 @@ def describe_death(exitcode) -> dict:
     return error
 
 
-def serve(connection, gpu, threads):
+def serve(connection, gpu, threads, lifeline):
     """A worker's life: take (source, variant id, seed, cache dir) tasks until told to stop
-    (None) or the driver is gone; say "started" once the run begins, then send its record."""
+    (None) or the driver is gone; say "started" once the run begins, then send its record.
+    Whenever the driver dies, ``lifeline`` reads EOF and the worker ends with all it started."""
+    lead_own_group()
+    die_with_the_driver(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -239,3 +260,26 @@ def serve(connection, gpu, threads):
             connection.send(reply)
         except OSError:  # the driver has gone
             return
+
+
+def lead_own_group():
+    """Make this worker the leader of a new session and process group, which whatever it
+    starts joins: the driver ends them all at once (``killpg``), and a Ctrl-C typed in the
+    terminal reaches the driver alone."""
+    if hasattr(os, "setsid"):
+        os.setsid()
+
+
+def die_with_the_driver(lifeline):
+    """Kill this worker and its group once the driver is gone, even mid-run: a daemon thread
+    blocks on ``lifeline``, which reads EOF when the driver's end closes (it exits or is
+    killed). Not PR_SET_PDEATHSIG: that would kill the worker alone, leaving its own children."""
+
+    def watch():
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        if hasattr(os, "killpg") and os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="segbench-lifeline", daemon=True).start()
