@@ -21,7 +21,6 @@ from . import __version__
 
 CRASH_DIR_ENV = "SEGBENCH_CRASH_DIR"
 INTERNAL_ERROR = 3
-TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended
 
 
 class Terminated(KeyboardInterrupt):
