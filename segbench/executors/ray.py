@@ -122,8 +122,9 @@ class RayExecutor:
         resources = {"num_gpus": 1} if gpus else {"num_cpus": RUN_CPUS}
         remote = self.ray.remote(**resources)(_run_with_threads)
         threads = 0 if gpus else RUN_CPUS
+        source = self.ray.put(suite.source)  # the suite's text goes into the object store once, not once per task
         waiting = self._waiting = {
-            self._task(remote, variant, seed).remote(suite.source, variant.id, seed, str(cache_dir), threads):
+            self._task(remote, variant, seed).remote(source, variant.id, seed, str(cache_dir), threads):
                 (variant, seed, time.perf_counter())
             for variant, seed in pending}
         while waiting:
