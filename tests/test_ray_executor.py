@@ -175,3 +175,16 @@ def test_ray_started_by_segbench_keeps_its_log_lines_and_the_workers_output_out_
     monkeypatch.setattr(ray_executor, "import_ray", NotStartedRay)
     RayExecutor(None)
     assert started["log_to_driver"] is False and started["logging_level"] >= logging.ERROR
+
+
+def test_env_may_be_repeated_or_comma_separated_and_every_name_is_forwarded(monkeypatch):
+    from segbench.cli import build_parser, executor_options
+    from segbench.executors.ray import env_names, forwarded_env
+    from segbench.plugins import load_catalogue as catalogue
+
+    parser = build_parser(catalogue([]).executors)
+    args = parser.parse_args(["run", "x.toml", "--executor", "ray", "--env", "HF_HOME", "--env", "TORCH_HOME,MY_TOKEN"])
+    names = env_names(executor_options(args)["env"])
+    assert names == ["HF_HOME", "TORCH_HOME", "MY_TOKEN"]
+    environ = {"HF_HOME": "/h", "TORCH_HOME": "/t", "MY_TOKEN": "k", "SEGBENCH_COCO": "/coco", "OTHER": "x"}
+    assert forwarded_env(names, environ) == {"HF_HOME": "/h", "TORCH_HOME": "/t", "MY_TOKEN": "k", "SEGBENCH_COCO": "/coco"}

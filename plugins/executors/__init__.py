@@ -10,8 +10,8 @@ WORKERS = ExecutorOption("workers", int, 1, "worker processes (default 1): one G
 RAY_ADDRESS = ExecutorOption("ray_address", str, None, "the Ray cluster to run on (default: start a local one)",
                              metavar="auto|HOST:PORT")
 
-ENV = ExecutorOption("env", str, None, "more environment variables the Ray tasks get, as set here (SEGBENCH_* always go)",
-                     metavar="NAME[,NAME...]")
+ENV = ExecutorOption("env", str, None, "another environment variable the Ray tasks get, as set here (SEGBENCH_* always go); "
+                     "repeat it or separate names by commas", metavar="NAME", repeat=True)
 
 
 def local():

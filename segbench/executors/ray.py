@@ -64,11 +64,10 @@ def import_ray():
 
 
 def env_names(given) -> list[str]:
-    """The names ``--env`` gives: comma-separated text, or (from the Python API) a list."""
-    if not given:
-        return []
-    parts = given.split(",") if isinstance(given, str) else list(given)
-    return [str(part).strip() for part in parts if str(part).strip()]
+    """The names ``--env`` gives: one text or a list of them (the flag repeated, or from
+    the Python API), each maybe comma-separated."""
+    texts = [given] if isinstance(given, str) else list(given or ())
+    return [name.strip() for text in texts for name in str(text).split(",") if name.strip()]
 
 
 def forwarded_env(names=(), environ=None) -> dict:
