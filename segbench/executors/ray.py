@@ -30,6 +30,7 @@ from .task import run_task
 
 RUN_CPUS = 1
 MAX_RETRIES = 3  # Ray's default for a task whose worker or node died; a Python error is never retried
+RETRIED_DEATHS = ("WorkerCrashedError", "NodeDiedError")  # what Ray raises once those retries are spent
 INSTALL_HINT = "install the extra: pip install 'segbench[ray]'"
 FORWARDED_PREFIX = "SEGBENCH_"  # segbench's own variables: the data folders, the cache
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -172,8 +173,12 @@ def task_failure(exc: BaseException) -> dict:
             break
         cause = inner
     text = terminal(cause).strip() if cause is not exc else (terminal(exc).strip().splitlines() or [repr(exc)])[0]
-    return {"type": type(cause).__name__, "message": f"Ray could not finish the run: {text}",
-            "traceback": terminal(traceback_text).strip()}
+    error = {"type": type(cause).__name__, "message": f"Ray could not finish the run: {text}",
+             "traceback": terminal(traceback_text).strip()}
+    if type(exc).__name__ in RETRIED_DEATHS:
+        error["hint"] = (f"Ray ran this task {MAX_RETRIES + 1} times and its worker or node died each time: "
+                         "look for the out-of-memory killer or a lost node in Ray's logs")
+    return error
 
 
 def _is_task_error(exc) -> bool:
