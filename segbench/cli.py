@@ -143,6 +143,7 @@ def add_executor_flags(run, executors: dict):
     for flag, (option, users) in flags.items():
         try:
             group.add_argument(flag, dest=f"executor_option:{option.name}", default=argparse.SUPPRESS,
+                               action="append" if option.repeat else "store",
                                metavar=option.metavar or option.name.upper(),
                                help=f"{option.help} [--executor {', '.join(users)}]")
         except argparse.ArgumentError:

@@ -32,7 +32,8 @@ class Option:
     text typed into the value (``int``, ``float``, ``str`` or any one-argument callable);
     ``default`` is what is passed when the option is not given. ``destination``: the option
     says where the extension writes (a folder, a file or a URI such as a tracker's), so
-    the reporter contract points it into its sandbox and lets it write there."""
+    the reporter contract points it into its sandbox and lets it write there. ``repeat``:
+    the flag may be given several times, and the value is the list of texts given."""
 
     name: str
     type: Callable[[str], Any] = str
@@ -40,6 +41,7 @@ class Option:
     help: str = ""
     metavar: str | None = None
     destination: bool = False
+    repeat: bool = False
 
     @property
     def flag(self) -> str:

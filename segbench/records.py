@@ -75,6 +75,8 @@ class Environment(TypedDict, total=False):
     segbench_commit: Annotated[str | None, "git commit of segbench's source; null for an installed release"]
     suite_commit: Annotated[str | None, "git commit of the repository holding the suite file; null outside one"]
     git_commit: Annotated[str | None, "records before segbench_commit and suite_commit: the working directory's commit"]
+    attempts: Annotated[int, "Ray only: the attempt of its task that gave this record; above 1 when Ray ran it again"]
+    retried_because: Annotated[str, "Ray only, when attempts is above 1: why Ray ran the task again"]
 
 
 class RunError(TypedDict, total=False):

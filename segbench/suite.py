@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,21 +102,27 @@ def read_suite_file(path) -> tuple[Path, str, dict]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SegbenchError(f"suite file {path} cannot be read: {exc}") from None
+    return path, text, parse_suite_text(path, text)
+
+
+def parse_suite_text(path: Path, text: str) -> dict:
+    """The suite file ``path``'s ``text`` as TOML; a syntax error names the file."""
     try:
-        return path, text, tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         where = "" if "line" in str(exc) else f" (the file ends at line {len(text.splitlines())})"
         raise SuiteError(path, [f"TOML syntax error: {exc}{where}"]) from None
 
 
-def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suite:
+def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None, text=None) -> Suite:
     """Read, validate and expand a suite file.
 
     ``catalogue_loader(plugins, base_dir)`` returns the component catalogue (so the suite's
     own ``plugins`` list is honoured); ``overrides`` maps dotted keys to values, applied
-    on top of the file (``--set train.epochs=1``).
+    on top of the file (``--set train.epochs=1``). ``text``: the file's content as read
+    elsewhere (a worker gets it in ``suite.source``), so the file itself is not read.
     """
-    path, text, raw = read_suite_file(path)
+    path, text, raw = read_suite_file(path) if text is None else (Path(path), text, parse_suite_text(Path(path), text))
     problems = Problems()
     overrides = dict(overrides or {})
     settings = read_overrides(overrides, raw, problems)
@@ -136,7 +143,9 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None) -> Suit
         for where, message in margin_metric_problems(header["stats"], metrics):
             problems.add(where, message)
     problems.raise_if_any(path)
-    source = {"path": str(path), "plugins": extra_plugins, "overrides": overrides}
+    # What a worker needs to load it again wherever it runs, not from this directory: the
+    # absolute path (the suite's own plugins are found next to it) and the text as read here.
+    source = {"path": os.path.abspath(path), "text": text, "plugins": extra_plugins, "overrides": overrides}
     text = _note_overrides(text, overrides)
     design = header["design"]
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,

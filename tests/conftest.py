@@ -74,3 +74,22 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in gpu_items:
         item.add_marker(pytest.mark.skip(reason=CUDA_MISSING))
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """One local Ray instance for a test module, which never writes into the user's home:
+    ``ray.init()`` keeps files (an auth token) under ``~/.ray``, and a token left there
+    stops this machine's nodes from joining a cluster without token auth. Ray is started
+    in a folder of its own, so its workers' working directory is not the tests'."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    home = tmp_path_factory.mktemp("ray-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))  # for as long as Ray runs: the driver may write there too
+        with pytest.MonkeyPatch.context() as place:
+            place.chdir(tmp_path_factory.mktemp("ray-workers-cwd"))
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            yield ray, home
+        finally:
+            ray.shutdown()

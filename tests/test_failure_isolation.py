@@ -256,6 +256,7 @@ def test_a_task_ray_could_not_finish_is_a_failed_record_of_its_run(write_suite):
     assert record["status"] == "failed" and record["variant_id"] == suite.variants[1].id and record["seed"] == 0
     assert record["error"]["type"] == "WorkerCrashedError"
     assert record["error"]["message"] == "Ray could not finish the run: The worker died unexpectedly while executing this task."
+    assert record["error"]["hint"].startswith("Ray ran this task 4 times and its worker or node died each time")
     assert record["wall_seconds"] >= 2
 
 

@@ -10,6 +10,9 @@ WORKERS = ExecutorOption("workers", int, 1, "worker processes (default 1): one G
 RAY_ADDRESS = ExecutorOption("ray_address", str, None, "the Ray cluster to run on (default: start a local one)",
                              metavar="auto|HOST:PORT")
 
+ENV = ExecutorOption("env", str, None, "another environment variable the Ray tasks get, as set here (SEGBENCH_* always go); "
+                     "repeat it or separate names by commas", metavar="NAME", repeat=True)
+
 
 def local():
     """One run after another in this process (the default); shows each epoch."""
@@ -27,15 +30,15 @@ def process(*, workers: int = 1):
     return ProcessExecutor(workers)
 
 
-def ray(*, ray_address: str | None = None):
+def ray(*, ray_address: str | None = None, env=None):
     """One Ray task per run on a Ray cluster; needs pip install 'segbench[ray]'."""
     from segbench.executors.ray import RayExecutor
 
-    return RayExecutor(ray_address)
+    return RayExecutor(ray_address, env)
 
 
 @hookimpl
 def segbench_executors(register):
     register.add_executor("local", local)
     register.add_executor("process", process, options=[WORKERS])
-    register.add_executor("ray", ray, options=[RAY_ADDRESS])
+    register.add_executor("ray", ray, options=[RAY_ADDRESS, ENV])

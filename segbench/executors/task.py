@@ -18,7 +18,8 @@ def find_run(source: dict, variant_id: str):
     """The suite loaded from ``source`` (once per process) and its variant ``variant_id``."""
     key = json.dumps(source, sort_keys=True, default=str)
     if key not in _suites:
-        _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"])
+        _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"],
+                                  text=source.get("text"))
     suite = _suites[key]
     return suite, suite.variant(variant_id)
 
