@@ -72,10 +72,12 @@ def preflight(suite, cache_dir=None) -> None:
         raise SuiteError(suite.path, problems)
 
 
-def suite_problems(suite, cache_dir) -> list:
-    """Every problem found before training, one line each: components first, then data."""
-    datasets, problems = built_datasets(suite, cache_dir)
-    return model_problems(suite, datasets) + problems
+def suite_problems(suite, cache_dir, only=None) -> list:
+    """Every problem found before training, one line each: components first, then data.
+    ``only`` (variant ids) limits the checks to those variants: the ones with runs to do."""
+    variants = [variant for variant in suite.variants if only is None or variant.id in only]
+    datasets, problems = built_datasets(suite, cache_dir, variants)
+    return model_problems(suite, datasets, variants) + problems
 
 
 def dataset_problems(suite, cache_dir) -> list:
@@ -85,12 +87,13 @@ def dataset_problems(suite, cache_dir) -> list:
 # ----------------------------------------------------------------------------- datasets
 
 
-def built_datasets(suite, cache_dir):
-    """Each distinct dataset of the suite, built once (and so cached for the runs), by
-    :func:`dataset_key`; None where it is bad input: a missing root, a bad annotation
-    file, an empty subset, labels out of range. Returns (datasets, problems)."""
+def built_datasets(suite, cache_dir, variants=None):
+    """Each distinct dataset of the suite's ``variants`` (default: all), built once (and so
+    cached for the runs), by :func:`dataset_key`; None where it is bad input: a missing
+    root, a bad annotation file, an empty subset, labels out of range. Returns (datasets,
+    problems)."""
     problems, datasets, unbatchable = [], {}, {}
-    for variant in suite.variants:
+    for variant in suite.variants if variants is None else variants:
         ref, train = variant.config["dataset"], variant.config["train"]
         key = dataset_key(variant.config)
         if key not in datasets:
@@ -176,7 +179,7 @@ def _labels_outside(split, num_classes, ignore_index) -> list:
 # ----------------------------------------------------------------------------- components
 
 
-def model_problems(suite, datasets=None) -> list:
+def model_problems(suite, datasets=None, variants=None) -> list:
     """Build and run each distinct model, loss and metric as the module docstring says.
 
     One line per distinct failure; variants that fail the same way share the line (seven
@@ -185,7 +188,7 @@ def model_problems(suite, datasets=None) -> list:
     model is built: how a loss or a metric is built depends on the dataset."""
     checks = _Checks(suite.catalogue)
     with _generators_kept(), single_torch_thread():
-        for variant in suite.variants:
+        for variant in suite.variants if variants is None else variants:
             checks.variant(variant, (datasets or {}).get(dataset_key(variant.config)))
     return checks.problems()
 

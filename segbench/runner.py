@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import sys
@@ -80,14 +81,18 @@ def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finis
     each step within the suite's timeout_s; where the runs will run: in this process for
     the local executor (the default) unless ``apart``, else in a process of its own
     (segbench.preflight_watch)."""
+    problems_of = suite_problems
     if skip_if_finished_in is not None:
         finished = finished_records(suite, ResultStore(skip_if_finished_in, suite.name, quiet=True))  # the run names damage
-        if all(run in finished for run in wanted_runs(suite, finished)):
+        pending = {variant_id for variant_id, seed in wanted_runs(suite, finished) if (variant_id, seed) not in finished}
+        if not pending:
             return suite
+        # only the variants with runs to do: adding one variant to a finished suite checks one model, not all
+        problems_of = functools.partial(suite_problems, only=frozenset(pending))
     apart = apart or (executor is not None and not isinstance(executor, LocalExecutor))
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
         # builds, and runs each model on a tiny batch
-        problems = watched_problems(suite_problems, suite, resolve_cache_dir(cache_dir), apart=apart, show_progress=show_progress)
+        problems = watched_problems(problems_of, suite, resolve_cache_dir(cache_dir), apart=apart, show_progress=show_progress)
     if problems:  # every problem at once: models and data
         raise SuiteError(suite.path, problems)
     return suite
