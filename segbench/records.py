@@ -68,13 +68,23 @@ class Environment(TypedDict, total=False):
     python: Annotated[str, "Python version"]
     platform: Annotated[str, "platform.platform()"]
     cpu_count: Annotated[int | None, "os.cpu_count()"]
-    torch_threads: Annotated[int, "torch.get_num_threads()"]
+    torch_threads: Annotated[int, "torch threads the run computed with ([train] threads); a CPU run's last bits depend on it"]
     cuda: Annotated[str | None, "CUDA version torch was built with; null without a GPU"]
     gpu: Annotated[str | None, "name of GPU 0; null without one"]
     packages: Annotated[dict[str, str | None], "version of each package that changes results; null: not installed"]
     segbench_commit: Annotated[str | None, "git commit of segbench's source; null for an installed release"]
     suite_commit: Annotated[str | None, "git commit of the repository holding the suite file; null outside one"]
     git_commit: Annotated[str | None, "records before segbench_commit and suite_commit: the working directory's commit"]
+
+
+class RanOn(TypedDict, total=False):
+    """Which machine and device ran the run (``segbench.environment.ran_on``); the cost figures are this device's."""
+
+    hostname: Annotated[str, "the host the run ran on"]
+    executor: Annotated[str, 'the executor that ran it ("local", "process", "ray", ...)']
+    device_name: Annotated[str | None, "the GPU's name, or the CPU's model for a CPU run; null when the run failed before choosing"]
+    ray_node_id: Annotated[str, "the Ray node that ran it; only under Ray"]
+    slurm_job_id: Annotated[str, 'the Slurm job ("<array job>_<task>" for an array task); only under Slurm']
 
 
 class RunError(TypedDict, total=False):
@@ -167,6 +177,7 @@ class Record(TypedDict, total=False):
     finished_at: Annotated[str, "when it ended (ISO 8601, UTC)"]
     wall_seconds: Annotated[float, "wall time of the whole run: build, train, evaluate, measure"]
     environment: Annotated[Environment, "where it ran"]
+    ran_on: Annotated[RanOn, "which host, executor and device ran it; absent in records before segbench recorded it"]
     device: Annotated[str, 'the torch device it trained on ("cpu", "cuda:0")']
     precision: Annotated[str, 'the autocast precision: "fp32", "bf16" or "fp16"']
     skipped_steps: Annotated[int, "fp16 steps the GradScaler skipped on inf/NaN gradients"]
