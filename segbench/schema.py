@@ -824,8 +824,9 @@ TRAIN = Table((
                 "is the same under every executor and on every node, so local, process, Ray and Slurm runs of one suite give "
                 "bit-identical records on one machine, and a suite resumed elsewhere mixes no numbers computed differently. "
                 "The price is speed on the CPU: a larger model trains on one core (small models and batches gain little from "
-                "more, and shared cores can make more threads slower). On a GPU it matters little. A count > 1 is as "
-                "reproducible, on a machine with that many cores; `\"auto\"` keeps the executor's choice (torch's default, "
+                "more, and shared cores can make more threads slower). On a GPU it matters little. Any fixed count is as "
+                "reproducible (the split follows the count, not the cores; more threads than cores is only slower), "
+                "though another CPU model may still differ in the last bits; `\"auto\"` keeps the executor's choice (torch's default, "
                 "or the process executor's share of the cores) and is not. The record's `environment.torch_threads` says "
                 "what ran. Left out of the variant id at its default."),
     Key("warmup_epochs", Number(minimum=0, note="0 = off"), "linear learning-rate warm-up over this many epochs (fractions allowed)", 0.0),
