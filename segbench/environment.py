@@ -50,12 +50,16 @@ def ran_on(device) -> dict:
     return place
 
 
-def device_name(device: str) -> str:
-    """The GPU's name for a CUDA device, else the CPU's model: cost figures are this device's."""
+def device_name(device: str) -> str | None:
+    """The GPU's name for a CUDA device, else the CPU's model: cost figures are this device's.
+    None when CUDA cannot say (a broken context after a failed run must not lose its record)."""
     if str(device).startswith("cuda"):
         import torch  # a CUDA run has loaded it already
 
-        return torch.cuda.get_device_name(torch.device(device))
+        try:
+            return torch.cuda.get_device_name(torch.device(device))
+        except Exception:  # noqa: BLE001 - see the docstring
+            return None
     return cpu_model()
 
 

@@ -88,3 +88,20 @@ def test_costs_from_one_device_or_old_records_get_no_note(tmp_path, devices):
     markdown = (report["dir"] / "summary.md").read_text()
     assert "devices" not in markdown.split("###")[0] and "Cost by device" not in markdown
     assert not (report["dir"] / "cost_by_device.csv").exists()
+
+
+def test_a_cuda_device_that_cannot_be_named_leaves_the_name_out_not_the_record(monkeypatch):
+    import torch
+
+    def broken(device):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", broken)
+    assert ran_on("cuda:0")["device_name"] is None
+
+
+def test_a_cuda_run_names_its_gpu_not_the_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"Fake GPU {torch.device(device).index}")
+    assert ran_on("cuda:1")["device_name"] == "Fake GPU 1"
