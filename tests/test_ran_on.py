@@ -4,19 +4,17 @@ them by device."""
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import types
 
 import pytest
+from battery.harness import tiny
 
 from segbench.cli import main
 from segbench.environment import cpu_model, ran_on
 from segbench.records import read_record
 from segbench.report import write_report
-
-from battery.harness import tiny
 
 
 def test_a_record_says_which_host_executor_and_device_ran_it(tmp_path):

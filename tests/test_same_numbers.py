@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from battery.harness import Case, check_case, tiny
 
 from segbench.cli import main
 from segbench.plugins import load_catalogue
 from segbench.suite import load_suite
-
-from battery.harness import Case, check_case, tiny
 
 COMPUTED = ("metrics", "curves", "per_class", "per_image")  # what a run computes, compared bit for bit
 
