@@ -23,8 +23,11 @@ import traceback
 import warnings
 
 from .crash import is_interrupt
-from .environment import run_environment
+from .environment import ran_on, run_environment
 from .records import RECORD_SCHEMA
+from .schema import TRAIN
+
+DEFAULT_THREADS = TRAIN["threads"].default  # a configuration resolved before the key existed
 
 
 def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
@@ -32,12 +35,15 @@ def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
     going past ``[train] timeout_s`` become a failed record, never a crashed suite; only
     KeyboardInterrupt (Ctrl-C, SIGTERM) stops the suite (the finished runs are kept)."""
     from .engine import run_one  # heavy: torch; see the module docstring
+    from .engine.device import torch_threads
 
     started = time.perf_counter()
     record = new_record(suite, variant, seed)
     gc.freeze()  # what exists now is not the run's: the collection after it need not scan it
+    train = variant.config["train"]
     try:
-        with time_limit(variant.config["train"].get("timeout_s")):
+        with time_limit(train.get("timeout_s")), torch_threads(train.get("threads", DEFAULT_THREADS)) as threads:
+            record["environment"]["torch_threads"] = threads
             measured = run_one(variant, seed, suite.catalogue, cache_dir, on_epoch=on_epoch)
         record.update(measured)
         record["status"] = "ok"
@@ -48,6 +54,7 @@ def execute(suite, variant, seed, cache_dir, on_epoch=None) -> dict:
         record["error"] = describe_failure(exc)
     finally:
         release_memory()
+    record["ran_on"] = ran_on(record.get("device"))
     return finish_record(record, started)
 
 

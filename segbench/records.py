@@ -68,7 +68,7 @@ class Environment(TypedDict, total=False):
     python: Annotated[str, "Python version"]
     platform: Annotated[str, "platform.platform()"]
     cpu_count: Annotated[int | None, "os.cpu_count()"]
-    torch_threads: Annotated[int, "torch.get_num_threads()"]
+    torch_threads: Annotated[int, "torch threads the run computed with ([train] threads); a CPU run's last bits depend on it"]
     cuda: Annotated[str | None, "CUDA version torch was built with; null without a GPU"]
     gpu: Annotated[str | None, "name of GPU 0; null without one"]
     packages: Annotated[dict[str, str | None], "version of each package that changes results; null: not installed"]
@@ -77,6 +77,16 @@ class Environment(TypedDict, total=False):
     git_commit: Annotated[str | None, "records before segbench_commit and suite_commit: the working directory's commit"]
     attempts: Annotated[int, "Ray only: the attempt of its task that gave this record; above 1 when Ray ran it again"]
     retried_because: Annotated[str, "Ray only, when attempts is above 1: why Ray ran the task again"]
+
+
+class RanOn(TypedDict, total=False):
+    """Which machine and device ran the run (``segbench.environment.ran_on``); the cost figures are this device's."""
+
+    hostname: Annotated[str, "the host the run ran on"]
+    executor: Annotated[str, 'the executor that ran it ("local", "process", "ray", ...)']
+    device_name: Annotated[str | None, "the GPU's name, or the CPU's model for a CPU run; null when the run failed before choosing"]
+    ray_node_id: Annotated[str, "the Ray node that ran it; only under Ray"]
+    slurm_job_id: Annotated[str, 'the Slurm job ("<array job>_<task>" for an array task); only under Slurm']
 
 
 class RunError(TypedDict, total=False):
@@ -169,6 +179,7 @@ class Record(TypedDict, total=False):
     finished_at: Annotated[str, "when it ended (ISO 8601, UTC)"]
     wall_seconds: Annotated[float, "wall time of the whole run: build, train, evaluate, measure"]
     environment: Annotated[Environment, "where it ran"]
+    ran_on: Annotated[RanOn, "which host, executor and device ran it; absent in records before segbench recorded it"]
     device: Annotated[str, 'the torch device it trained on ("cpu", "cuda:0")']
     precision: Annotated[str, 'the autocast precision: "fp32", "bf16" or "fp16"']
     skipped_steps: Annotated[int, "fp16 steps the GradScaler skipped on inf/NaN gradients"]

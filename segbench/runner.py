@@ -134,7 +134,7 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
 
         def keep(record) -> bool:
             """Write ``record``; True when the suite stops here (--fail-fast)."""
-            record = store.write_record(record)
+            record = store.write_record(with_executor(record, executor_name))
             progress.finished(record, suite.primary)
             key = (record["variant_id"], record["seed"])
             attempted.add(key)
@@ -181,6 +181,12 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
         finally:
             executor.close()
     return _in_order(suite, done)
+
+
+def with_executor(record: dict, executor_name: str) -> dict:
+    """The record with the executor that ran it in ``ran_on``: the run itself cannot tell."""
+    place = record.get("ran_on")
+    return {**record, "ran_on": {**(place if isinstance(place, dict) else {}), "executor": executor_name}}
 
 
 @dataclass

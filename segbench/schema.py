@@ -683,6 +683,7 @@ MAX_RESIZE = 8192
 MAX_RATIO = 8.0
 MAX_CROP = 4096
 MAX_DATA_WORKERS = 256
+MAX_TORCH_THREADS = 1024
 MAX_INFERENCE_SIZE = 8192
 # 30 days: far below what the run's alarm (setitimer) and the process executor's waits
 # (threading.TIMEOUT_MAX, about 292 years) can take, so a limit that passes validation is enforced.
@@ -816,6 +817,18 @@ TRAIN = Table((
         in_id=False, expected=f'an integer from 0 to {MAX_DATA_WORKERS} or "auto"',
         details="Random draws are seeded per sample from the run's seed and the sample's place in the run, so a run computes the "
                 "same numbers with any number of workers; the record says how many fed it."),
+    Key("threads", AnyOf((Integer(1, MAX_TORCH_THREADS), Choice(("auto",)))),
+        'torch threads each run computes with (torch.set_num_threads): a count, or "auto" for whatever the executor left', 1,
+        id_neutral=True, expected=f'an integer from 1 to {MAX_TORCH_THREADS} or "auto"',
+        details="CPU reductions split their work by thread, so the thread count changes a CPU run's last bits. The default, 1, "
+                "is the same under every executor and on every node, so local, process, Ray and Slurm runs of one suite give "
+                "bit-identical records on one machine, and a suite resumed elsewhere mixes no numbers computed differently. "
+                "The price is speed on the CPU: a larger model trains on one core (small models and batches gain little from "
+                "more, and shared cores can make more threads slower). On a GPU it matters little. Any fixed count is as "
+                "reproducible (the split follows the count, not the cores; more threads than cores is only slower), "
+                "though another CPU model may still differ in the last bits; `\"auto\"` keeps the executor's choice (torch's default, "
+                "or the process executor's share of the cores) and is not. The record's `environment.torch_threads` says "
+                "what ran. Left out of the variant id at its default."),
     Key("warmup_epochs", Number(minimum=0, note="0 = off"), "linear learning-rate warm-up over this many epochs (fractions allowed)", 0.0),
     Key("min_lr", Number(minimum=0), "the learning rate cosine and poly decay to (mmengine's eta_min), in every parameter group", 0.0,
         id_neutral=True, expected="a finite number >= 0, below the optimizer's lr",

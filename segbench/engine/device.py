@@ -47,3 +47,20 @@ def single_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(setting):
+    """Run torch on the ``[train] threads`` the suite asks for (``"auto"`` or None: as the
+    executor left this process), and yield the count in effect. CPU reductions split their
+    work by thread, so this count, not the executor or the node's cores, decides a CPU
+    run's last bits. The process's own count is restored after (the local executor runs in
+    the driver). Inter-op threads are left alone: torch fixes them once parallel work has
+    started, and they schedule whole ops, so they change no number."""
+    before = torch.get_num_threads()
+    if isinstance(setting, int) and not isinstance(setting, bool):
+        torch.set_num_threads(setting)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

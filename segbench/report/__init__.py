@@ -21,6 +21,7 @@ from ..layout import REPORT_INDEX, RUNS_TABLE
 from ..store import decode_arrays, write_text_atomic
 from ..text import csv_text
 from . import html, plots
+from .devices import cost_by_device
 from .frames import factor_columns, metric_directions, ordered_variants, per_class_frame, runs_frame, summary_frame
 from .markdown import summary_markdown
 from .provenance import header_lines
@@ -105,6 +106,9 @@ def write_tables(context: ReportContext):
     write_text_atomic(out_dir / "summary.csv", csv_text(context.summary, index=False))
     if context.per_class is not None and len(context.per_class):
         write_text_atomic(out_dir / "per_class.csv", csv_text(context.per_class, index_label="variant"))
+    by_device = cost_by_device(context.records, ordered_variants(context.runs, context.meta))
+    if not by_device.empty:
+        write_text_atomic(out_dir / "cost_by_device.csv", csv_text(by_device, index=False))
 
 
 def write_markdown(context: ReportContext):

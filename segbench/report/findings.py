@@ -15,6 +15,7 @@ from ..degenerate import collapsed_runs, suite_reason, variant_reason
 from ..numbers import duration, interval, missing, p_text, signed
 from ..power import seeds_to_detect_from_pilot
 from ..verdicts import BASELINE, BETTER, DEGENERATE, EQUIVALENT, INCONCLUSIVE, UNSTABLE, WORSE, confidence
+from .devices import device_note
 
 MAX_SEEDS_NAMED = 100  # beyond this, "more than 100 seeds": a plan, not a rerun
 # Winner's curse: a better/worse from few seeds overstates the difference. Measured with segbench.simulation
@@ -58,6 +59,9 @@ def warnings(records: list, meta: dict) -> list:
     if failed:
         lines.append(f"FAILED: {len(failed)} of {len(records)} runs ("
                      + ", ".join(f"{r['label']} seed {r['seed']}" for r in failed[:5]) + (", ..." if len(failed) > 5 else "") + ")")
+    devices = device_note(records)
+    if devices:
+        lines.append(devices)
     return lines
 
 

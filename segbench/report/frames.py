@@ -11,6 +11,7 @@ from ..statistics import image_bootstrap, mean_ci
 from ..store import decode_arrays
 from ..degenerate import collapsed_runs, failure_reason, suite_reason, variant_reason
 from ..verdicts import BASELINE, DEGENERATE, INCONCLUSIVE, UNSTABLE, judge_family, metric_values
+from .devices import device_of
 from .table import row_outcome
 
 
@@ -29,6 +30,7 @@ def _run_row(record):
         "baseline": record.get("is_baseline", False),
         "wall_seconds": record.get("wall_seconds"),
         "error": (record.get("error") or {}).get("message"),
+        "device": device_of(record),
     }
     row.update({f"factor.{k}": _plain(v) for k, v in record.get("factors", {}).items()})
     row.update(record.get("metrics") or {})

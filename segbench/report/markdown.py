@@ -8,7 +8,9 @@ early and a newline cannot end a row."""
 from __future__ import annotations
 
 from ..design import DEFAULT_MARGIN
+from ..numbers import number
 from ..text import escape_markdown
+from .devices import TIMED_COSTS, cost_by_device
 from .findings import findings
 from .table import compact, legend, markdown_table, summary_columns
 
@@ -25,12 +27,27 @@ def summary_markdown(rows: list, records: list, meta: dict, header: list) -> str
     lines += [markdown_table(compact(columns), rows, _cell), "", "### Every column", "",
               markdown_table(columns, rows, _cell), "", escape_markdown(explanation(meta)), ""]
     lines += [f"- **{escape_markdown(label)}**: {escape_markdown(doc)}" for label, doc in legend(columns)]
+    lines += device_section(records, [row.get("variant_id") for row in rows])
     failures = [r for r in records if r["status"] != "ok"]
     if failures:
         lines += ["", f"**{len(failures)} failed run(s):**", ""]
         lines += [f"- {escape_markdown(r['label'])} seed {r['seed']}: {escape_markdown(r['error']['type'])}: "
                   f"{escape_markdown(r['error']['message'])}" for r in failures]
     return "\n".join(lines) + "\n"
+
+
+def device_section(records: list, order: list) -> list:
+    """The timed costs of each variant on each device, when the runs ran on several."""
+    table = cost_by_device(records, order)
+    if table.empty:
+        return []
+    head = ["variant", "device", "runs", *(name.replace("_", " ") for name in TIMED_COSTS)]
+    lines = ["", "### Cost by device", "", "The runs ran on more than one kind of device; these costs are each device's own.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.to_dict("records"):
+        cells = [row["variant"], row["device"], str(row["runs"]), *(number(row[f"cost.{name}"]) for name in TIMED_COSTS)]
+        lines.append("| " + " | ".join(escape_markdown(str(cell)) for cell in cells) + " |")
+    return lines
 
 
 def _cell(text: str) -> str:
