@@ -26,6 +26,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +268,8 @@ def _plugin_file(spec: str, base_dir: Path | None) -> Path | None:
     if not spec.strip():
         raise PluginError("a plugin is named by an empty string; give a module name or a path to a .py file")
     path = Path(os.path.abspath(Path(base_dir or ".") / spec))
+    if str(path) in _SHIPPED:  # its content came with the suite: the driver's file need not be here
+        return path
     if path.is_dir() and (spec.endswith(".py") or not _module_like(spec)):
         raise PluginError(f'plugin "{spec}" is a directory ({path}); give a .py file or an importable module name')
     if not spec.endswith(".py") and not path.is_file():
@@ -276,6 +279,53 @@ def _plugin_file(spec: str, base_dir: Path | None) -> Path | None:
     return path
 
 
+# Local plugin files shipped by content (a worker on another machine): the driver's
+# absolute path -> this machine's copy, while :func:`shipped_plugin_files` is in effect.
+_SHIPPED: dict = {}
+SHIPPED_DIR = "segbench-plugin-files"
+
+
+def plugin_file_contents(specs, base_dir: Path | None = None) -> dict:
+    """The absolute path and bytes of each local plugin file among ``specs`` (located as
+    :func:`load_catalogue` locates them), for a worker that has not got them."""
+    files = {}
+    for spec in specs:
+        path = None if spec.startswith(DISABLE) else _plugin_file(spec, base_dir)
+        if path is not None:
+            try:
+                files[str(path)] = Path(_SHIPPED.get(str(path), path)).read_bytes()
+            except OSError as exc:
+                raise PluginError(f'plugin file "{path}" cannot be read: {exc.strerror or exc}') from None
+    return files
+
+
+@contextlib.contextmanager
+def shipped_plugin_files(files: dict | None):
+    """Within this block, the plugin files ``files`` names (the driver's absolute path ->
+    its bytes) are read from copies written under the temporary folder, one folder per
+    content: the driver's path need not exist here. A copy keeps the file's name and bytes,
+    so its identity in variant ids and its datasets' cache keys are the driver's."""
+    copies = {path: _copy_of(path, content) for path, content in (files or {}).items()}
+    before = dict(_SHIPPED)
+    _SHIPPED.update(copies)
+    try:
+        yield
+    finally:
+        _SHIPPED.clear()
+        _SHIPPED.update(before)
+
+
+def _copy_of(path: str, content: bytes) -> Path:
+    folder = Path(tempfile.gettempdir()) / SHIPPED_DIR / hashlib.sha256(content).hexdigest()[:16]
+    copy = folder / Path(path).name
+    if not copy.is_file() or copy.read_bytes() != content:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{copy.name}.{os.getpid()}.partial"  # atomic: workers of one node may write it at once
+        partial.write_bytes(content)
+        os.replace(partial, copy)
+    return copy
+
+
 def _module_like(spec: str) -> bool:
     return all(part.isidentifier() for part in spec.split("."))
 
@@ -283,9 +333,10 @@ def _module_like(spec: str) -> bool:
 def _load_local(spec: str, base_dir: Path | None):
     path = _plugin_file(spec, base_dir)
     if path is not None:
-        identity = _content_identity(path.stem, path)
-        module = _check_implements_hooks(spec, _import_file(spec, path, identity))
-        return f"file:{path}", module, Provider(str(path), "local", identity, source=str(path))
+        read = _SHIPPED.get(str(path), path)  # a worker's copy of the driver's file, else the file itself
+        identity = _content_identity(path.stem, read)
+        module = _check_implements_hooks(spec, _import_file(spec, read, identity))
+        return f"file:{path}", module, Provider(str(path), "local", identity, source=str(read))
     module = _check_implements_hooks(spec, _import_module(spec))
     source = Path(getattr(module, "__file__", None) or "")
     identity = _content_identity(spec, source) if source.is_file() else ""

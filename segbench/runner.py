@@ -17,7 +17,7 @@ from .executors.local import LocalExecutor
 from .plugins import load_catalogue
 from .components import metric_direction, unknown_name_message
 from .crash import is_interrupt, write_crash_log
-from .errors import SuiteError
+from .errors import SegbenchError, SuiteError
 from .execute import failed_record
 from .extensions import ExecutorError
 from .preflight import suite_problems
@@ -180,6 +180,7 @@ def _run_all(suite, store, cache_dir, rerun, fail_fast, quiet, executor, executo
                         return _in_order(suite, done)
         finally:
             executor.close()
+            notes.extend(getattr(executor, "notes", None) or ())  # what it warned about itself (a Ray node left out)
     return _in_order(suite, done)
 
 
@@ -200,16 +201,18 @@ def _returned(records):
     """The executor's records, then an :class:`ExecutorRaised` if its iteration raised:
     only the executor's own failure, not one of segbench's writing what it returned."""
     iterator = iter(records)
+    returned = False
     while True:
         try:
             record = next(iterator)
         except StopIteration:
             return
         except BaseException as exc:  # noqa: BLE001 - the executor is a plugin
-            if is_interrupt(exc):
-                raise
+            if is_interrupt(exc) or (isinstance(exc, SegbenchError) and not returned):
+                raise  # refused before returning any run (no Ray node can run the suite): bad input, nothing sent
             yield ExecutorRaised(exc)  # the executor is a plugin: its failure fails the runs it kept
             return
+        returned = True
         yield record
 
 

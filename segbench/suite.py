@@ -27,7 +27,7 @@ from .errors import SegbenchError, SuiteError
 from .format import format_value
 from .gate.rules import COST_FIELDS, direction_problem, gate_rules, higher_is_better, unknown_metric_problem
 from .params import check_params, describe_value
-from .plugins import locate_plugin
+from .plugins import locate_plugin, plugin_file_contents
 from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, NO_DEFAULT, OPTIMIZER, SECTIONS, SETTING_SECTIONS, SUITE,
                      TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, resolve, resolve_value, section_defaults,
                      unknown_key_message)
@@ -145,7 +145,9 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None, text=No
     problems.raise_if_any(path)
     # What a worker needs to load it again wherever it runs, not from this directory: the
     # absolute path (the suite's own plugins are found next to it) and the text as read here.
-    source = {"path": os.path.abspath(path), "text": text, "plugins": extra_plugins, "overrides": overrides}
+    # Local plugin files travel by content: a worker needs the installed packages, not these files.
+    source = {"path": os.path.abspath(path), "text": text, "plugins": extra_plugins, "overrides": overrides,
+              "plugin_files": plugin_file_contents(extra_plugins + suite_plugins)}
     text = _note_overrides(text, overrides)
     design = header["design"]
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,

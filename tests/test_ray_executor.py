@@ -90,21 +90,31 @@ def test_a_suite_given_by_a_relative_path_runs_where_the_workers_cannot_resolve_
         assert "attempts" not in local_records[key]["environment"]
 
 
-def test_a_task_that_fails_outside_the_run_records_its_real_cause_without_escapes(local_ray, suite_folder):
-    """A worker that cannot load the suite (here: the file is gone and no text was sent)
-    raises before the run starts; Ray wraps that in a coloured RayTaskError whose first line
-    says nothing. The record keeps the cause and its traceback, as plain text."""
+def _reads_the_suite_from_a_moved_file(source, variant_id, seed, cache_dir, threads):
+    """A run's task as on a worker that must read the suite file, which has moved."""
+    from segbench.executors.task import run_task
+
+    return run_task({**source, "path": source["path"] + ".moved-away", "text": None}, variant_id, seed, cache_dir)
+
+
+def test_a_task_that_fails_outside_the_run_records_its_real_cause_without_escapes(local_ray, suite_folder, monkeypatch):
+    """A task that raises before its run starts (here: its worker cannot read the suite
+    file; the node check passed); Ray wraps that in a coloured RayTaskError whose first
+    line says nothing. The record keeps the cause and its traceback, as plain text; with
+    one node, the run is not sent again, and one failure does not drain the node."""
+    import segbench.executors.ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "_run_with_threads", _reads_the_suite_from_a_moved_file)
     suite = load_suite(suite_folder / "executors.toml", load_catalogue)
-    gone = str(suite_folder / "moved-away.toml")
-    suite = dataclasses.replace(suite, source={**suite.source, "path": gone, "text": None})
     executor = RayExecutor(None)
     records = list(executor.records(suite, [(suite.variants[0], 0)], resolve_cache_dir()))
     assert len(records) == 1
     error = records[0]["error"]
     assert records[0]["status"] == "failed" and error["type"] == "SegbenchError"
-    assert error["message"] == f"Ray could not finish the run: suite file {gone} does not exist"
+    assert error["message"] == f"Ray could not finish the run: suite file {suite.source['path']}.moved-away does not exist"
     assert "read_suite_file" in error["traceback"]
     assert not any("\x1b" in text for text in (error["message"], error["traceback"]))
+    assert executor.notes == []
 
 
 def _probe():

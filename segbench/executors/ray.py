@@ -21,11 +21,17 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
 
 from ..errors import SegbenchError
 from ..execute import failed_record
-from ..text import terminal
+from ..text import one_line, terminal
+from .ray_nodes import Dispatch, checked_nodes, last_line, nodes_for_runs
 from .task import run_task
 
 RUN_CPUS = 1
@@ -100,6 +106,7 @@ class RayExecutor:
         self.address = address
         self.env = forwarded_env(env_names(env))  # bad --env is bad input before Ray starts
         self._waiting = {}  # the tasks of the round being read: close() cancels those left
+        self.notes = []  # nodes left out or drained: the runner keeps these in the suite's outcome
         self._connect()
 
     def _connect(self):
@@ -123,30 +130,76 @@ class RayExecutor:
         remote = self.ray.remote(**resources)(_run_with_threads)
         threads = 0 if gpus else RUN_CPUS
         source = self.ray.put(suite.source)  # the suite's text goes into the object store once, not once per task
-        waiting = self._waiting = {
-            self._task(remote, variant, seed).remote(source, variant.id, seed, str(cache_dir), threads):
-                (variant, seed, time.perf_counter())
-            for variant, seed in pending}
-        while waiting:
+        variant_ids = list(dict.fromkeys(variant.id for variant, _ in pending))
+        nodes = checked_nodes(self.ray, nodes_for_runs(self.ray, resources), resources, source, variant_ids, str(cache_dir), self._warn)
+        dispatch = Dispatch(nodes, self._warn)
+        queue = deque(_Run(variant, seed, time.perf_counter()) for variant, seed in pending)
+        waiting = self._waiting = {}
+        while queue or waiting:
+            self._send(queue, dispatch, waiting, remote, source, str(cache_dir), threads)
+            if not waiting:  # runs left, and no node may take them
+                while queue:
+                    run = queue.popleft()
+                    yield failed_record(suite, run.variant, run.seed, run.no_node_error(dispatch.none_left()), run.started)
+                break
             done, _ = self.ray.wait(list(waiting), num_returns=1)
-            run = waiting.pop(done[0])
-            yield self._record(done[0], suite, *run)
+            run, node = waiting.pop(done[0])
+            record = self._record(done[0], suite, run, node, dispatch)
+            if record is None:
+                queue.appendleft(run)  # sent again, to another node
+            else:
+                yield record
 
-    def _task(self, remote, variant, seed):
+    def _send(self, queue, dispatch, waiting, remote, source, cache_dir, threads):
+        """Send each queued run that a node has a free slot for; a run no node may take any
+        more stays queued (the caller fails it once nothing is running)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        kept = deque()
+        while queue:
+            run = queue.popleft()
+            node = dispatch.node_for(run.tried)
+            if node is None:
+                kept.append(run)
+                continue
+            task = self._task(remote, run.variant, run.seed, scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False))
+            waiting[task.remote(source, run.variant.id, run.seed, cache_dir, threads)] = (run, node)
+            dispatch.sent(node)
+        queue.extend(kept)
+
+    def _record(self, ref, suite, run, node, dispatch):
+        """The run's record; None when its task failed outside the run on ``node`` and
+        another node may take it. A task that Ray could not finish on any node it was sent
+        to (its worker died, the node was lost, it raised outside the run) is a failed run,
+        not a crashed suite."""
+        try:
+            record = self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - Ray raises several types for a lost task
+            cause = last_line(exc)
+            dispatch.failed(node, cause)
+            run.tried.append(node)
+            run.causes.append(f"{node.name}: {cause}")
+            if dispatch.could_take(run.tried):
+                return None
+            error = task_failure(exc)
+            if len(run.tried) > 1:
+                error["hint"] = "its task failed outside the run on each node it was sent to: " + "; ".join(run.causes)
+            return failed_record(suite, run.variant, run.seed, error, run.started)
+        dispatch.returned(node)
+        return run.annotated(record)
+
+    def _task(self, remote, variant, seed, **placed):
         """The remote function as one run's task: named after it, retried only when its
-        worker or node died, with segbench's environment variables."""
-        options = {"name": task_name(variant, seed), "max_retries": MAX_RETRIES, "retry_exceptions": False}
+        worker or node died, with segbench's environment variables; ``placed``: where it runs."""
+        options = {"name": task_name(variant, seed), "max_retries": MAX_RETRIES, "retry_exceptions": False, **placed}
         if self.env:
             options["runtime_env"] = {"env_vars": dict(self.env)}
         return remote.options(**options)
 
-    def _record(self, ref, suite, variant, seed, started):
-        """The task's record; a task that Ray could not finish (its worker died, the node
-        was lost, it raised outside the run) is a failed run, not a crashed suite."""
-        try:
-            return self.ray.get(ref)
-        except Exception as exc:  # noqa: BLE001 - Ray raises several types for a lost task
-            return failed_record(suite, variant, seed, task_failure(exc), started)
+    def _warn(self, text):
+        """A problem with a node: on stderr even with -q, and kept in the suite's notes."""
+        self.notes.append(text)
+        tqdm.write(one_line(f"segbench: warning: {text}"), file=sys.stderr)
 
     def close(self):
         """Cancel the runs not yet read (Ctrl-C, --fail-fast): their tasks would go on in
@@ -157,6 +210,30 @@ class RayExecutor:
             except Exception:  # noqa: BLE001 - finished meanwhile, or Ray is gone: nothing left to stop
                 pass
         self._waiting = {}
+
+
+@dataclass(eq=False)
+class _Run:
+    """One run on its way through the cluster: the nodes whose task failed it so far."""
+
+    variant: object
+    seed: int
+    started: float
+    tried: list = field(default_factory=list)
+    causes: list = field(default_factory=list)
+
+    def no_node_error(self, why: str) -> dict:
+        tried = f"; it failed outside the run on {'; '.join(self.causes)}" if self.causes else ""
+        return {"type": "NoRayNode", "message": f"Ray could not finish the run: {why}{tried}",
+                "hint": "the nodes named on stderr (and in the suite's notes) lack what the runs need; fix them and run again"}
+
+    def annotated(self, record):
+        """The record, saying on which nodes its task failed before (the attempts there count)."""
+        environment = record.get("environment") if isinstance(record, dict) else None
+        if self.causes and isinstance(environment, dict):
+            environment["attempts"] = environment.get("attempts", 1) + len(self.causes)
+            environment["retried_because"] = "its task failed outside the run on " + "; ".join(self.causes)
+        return record
 
 
 def task_failure(exc: BaseException) -> dict:

@@ -7,21 +7,33 @@ from __future__ import annotations
 
 import json
 
+from ..errors import SegbenchError
 from ..execute import execute, failed_record
-from ..plugins import load_catalogue
+from ..plugins import load_catalogue, shipped_plugin_files
 from ..suite import load_suite
 
 _suites: dict = {}  # per worker process: each suite is loaded once
 
 
-def find_run(source: dict, variant_id: str):
-    """The suite loaded from ``source`` (once per process) and its variant ``variant_id``."""
+def load_source(source: dict):
+    """The suite as the driver loaded it, from ``source`` (once per process): its text, and
+    its local plugin files by content (``plugin_files``), so that neither need exist here."""
     key = json.dumps(source, sort_keys=True, default=str)
     if key not in _suites:
-        _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"],
-                                  text=source.get("text"))
-    suite = _suites[key]
-    return suite, suite.variant(variant_id)
+        with shipped_plugin_files(source.get("plugin_files")):
+            _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"],
+                                      overrides=source["overrides"], text=source.get("text"))
+    return _suites[key]
+
+
+def find_run(source: dict, variant_id: str):
+    """The suite loaded from ``source`` and its variant ``variant_id``."""
+    suite = load_source(source)
+    variant = next((variant for variant in suite.variants if variant.id == variant_id), None)
+    if variant is None:
+        raise SegbenchError(f"suite {source['path']} has no variant {variant_id} here: the worker loaded another suite than "
+                            "the driver (a plugin whose code differs between the machines changes the variant ids)")
+    return suite, variant
 
 
 def run_in_process(suite, variant, seed: int, cache_dir, on_epoch=None) -> dict:
