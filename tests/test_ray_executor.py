@@ -19,6 +19,8 @@ from segbench.plugins import load_catalogue
 from segbench.runner import resolve_cache_dir
 from segbench.suite import load_suite
 
+COMPUTED = ("metrics", "curves", "per_class", "per_image")  # what a run computes
+
 SUITE = """
 name = "executors"
 seeds = [0, 1]
@@ -67,11 +69,12 @@ def suite_folder(tmp_path):
     return folder
 
 
-def test_a_suite_given_by_a_relative_path_runs_where_the_workers_cannot_resolve_it(local_ray, suite_folder, tmp_path,
+def test_a_suite_given_by_a_relative_path_runs_where_the_workers_cannot_resolve_it_with_the_local_executor_s_bits(local_ray, suite_folder, tmp_path,
                                                                                     monkeypatch, capsys):
     """The README's form, `segbench run suites/x.toml --executor ray`, from a directory that
-    is not the workers' (they resolve a relative path from theirs): every run finishes, with
-    the local executor's results."""
+    is not the workers' (they resolve a relative path from theirs): every run finishes, and
+    what it computed is bitwise the local executor's (tests/test_same_numbers.py does the
+    same for the process executor)."""
     monkeypatch.chdir(suite_folder)
     ray, _ = local_ray
     assert ray.get(ray.remote(_working_directory).remote()) != str(suite_folder)  # the workers are elsewhere
@@ -85,7 +88,9 @@ def test_a_suite_given_by_a_relative_path_runs_where_the_workers_cannot_resolve_
     assert ray_records.keys() == local_records.keys() and len(ray_records) == 4
     for key, record in ray_records.items():
         assert record["status"] == "ok", record.get("error")
-        assert record["metrics"] == pytest.approx(local_records[key]["metrics"], abs=1e-6), key
+        for computed in COMPUTED:  # bit for bit: the suite's thread count, not the executor's, decides the float path
+            assert record.get(computed) == local_records[key].get(computed), f"{computed} of {key} differs under Ray"
+        assert record["ran_on"]["executor"] == "ray" and record["ran_on"]["ray_node_id"]
         assert record["environment"]["attempts"] == 1 and "retried_because" not in record["environment"]
         assert "attempts" not in local_records[key]["environment"]
 
@@ -198,3 +203,204 @@ def test_env_may_be_repeated_or_comma_separated_and_every_name_is_forwarded(monk
     assert names == ["HF_HOME", "TORCH_HOME", "MY_TOKEN"]
     environ = {"HF_HOME": "/h", "TORCH_HOME": "/t", "MY_TOKEN": "k", "SEGBENCH_COCO": "/coco", "OTHER": "x"}
     assert forwarded_env(names, environ) == {"HF_HOME": "/h", "TORCH_HOME": "/t", "MY_TOKEN": "k", "SEGBENCH_COCO": "/coco"}
+
+
+PLUGIN = """
+import segbench
+
+
+@segbench.hookimpl
+def segbench_losses(register):
+    import torch.nn.functional as F
+
+    register.add_loss("shipped_ce", lambda mode, num_classes, ignore_index: lambda logits, masks: F.cross_entropy(
+        logits, masks.long(), ignore_index=ignore_index), description="cross-entropy from a plugin file")
+"""
+
+
+def _with_plugin_file(folder):
+    (folder / "plugins").mkdir()
+    (folder / "plugins" / "shipped.py").write_text(PLUGIN)
+    suite = SUITE.replace('name = "executors"', 'name = "executors"\nplugins = ["plugins/shipped.py"]').replace(
+        "batch_size = 4", 'batch_size = 4\nloss = "shipped_ce"')
+    (folder / "executors.toml").write_text(suite)
+    return folder / "executors.toml"
+
+
+def test_a_worker_loads_local_plugin_files_from_their_content_with_the_same_identity(suite_folder, tmp_path):
+    """What a worker on another machine gets: the suite's text and its plugin files' bytes.
+    With the driver's files gone, the suite loads with the same variant ids, the same
+    plugin identity and the same dataset cache key (its source fingerprint)."""
+    from segbench.engine.build import dataset_origin
+    from segbench.executors import task
+
+    driver = load_suite(_with_plugin_file(suite_folder), load_catalogue)
+    plugin = str(suite_folder / "plugins" / "shipped.py")
+    assert driver.source["plugin_files"] == {plugin: PLUGIN.encode()}
+    origin = dataset_origin(driver.catalogue.get("loss", "shipped_ce"))
+    moved = tmp_path / "moved-away"
+    suite_folder.rename(moved)  # neither the suite nor its plugin file is where the driver read them
+    task._suites.clear()
+    worker, variant = task.find_run(driver.source, driver.variants[1].id)
+    assert [v.id for v in worker.variants] == [v.id for v in driver.variants] and variant.id == driver.variants[1].id
+    loss = worker.catalogue.get("loss", "shipped_ce")
+    assert loss.provenance == driver.catalogue.get("loss", "shipped_ce").provenance
+    assert dataset_origin(loss) == origin and loss.provider == plugin  # named as the driver names it
+    assert not (suite_folder / "plugins" / "shipped.py").exists() and moved.is_dir()
+
+
+def test_an_edited_plugin_file_is_not_mixed_with_the_one_the_driver_read(suite_folder):
+    """Each content gets its own copy: a worker never runs another version of the plugin
+    than the one whose hash is in the variant ids."""
+    from segbench.plugins import shipped_plugin_files
+
+    from segbench.plugins import _SHIPPED
+
+    plugin = str(suite_folder / "gone.py")
+    with shipped_plugin_files({plugin: b"A = 1\n"}):
+        first = _SHIPPED[plugin]
+    with shipped_plugin_files({plugin: b"A = 2\n"}):
+        second = _SHIPPED[plugin]
+    assert first != second and first.name == second.name == "gone.py"
+    assert (first.read_bytes(), second.read_bytes()) == (b"A = 1\n", b"A = 2\n") and not _SHIPPED
+
+
+def test_ray_runs_a_suite_whose_plugin_file_the_workers_have_not(local_ray, suite_folder, tmp_path, monkeypatch):
+    """The plugin file is removed after the driver read it: the node check and the runs
+    load it from the content shipped with the suite."""
+    path = _with_plugin_file(suite_folder)
+    suite = load_suite(path, load_catalogue)
+    (suite_folder / "plugins" / "shipped.py").unlink()
+    records = list(RayExecutor(None).records(suite, [(suite.variants[0], 0)], resolve_cache_dir()))
+    assert [r["status"] for r in records] == ["ok"], records[0].get("error")
+    assert records[0]["config"]["train"]["loss"]["name"] == "shipped_ce"
+
+
+NODELESS = """
+import segbench
+
+
+@segbench.hookimpl
+def segbench_losses(register):
+    pass
+"""
+
+
+def test_no_node_that_can_import_the_plugins_is_exit_2_naming_each_node_before_any_run(local_ray, suite_folder, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """A plugin module the driver imports (it is on its sys.path) and the nodes cannot:
+    each node is named with the reason; nothing is sent, nothing recorded."""
+    modules = tmp_path / "only-on-the-driver"
+    modules.mkdir()
+    (modules / "driver_only_plugin.py").write_text(NODELESS)
+    monkeypatch.syspath_prepend(str(modules))
+    (suite_folder / "executors.toml").write_text(SUITE.replace('name = "executors"', 'name = "executors"\nplugins = ["driver_only_plugin"]'))
+    out = tmp_path / "out"
+    assert main(["run", str(suite_folder / "executors.toml"), "-o", str(out), "-q", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    ray, _ = local_ray
+    node = ray.get_runtime_context().get_node_id()
+    assert f"(id {node[:12]}) is left out: PluginError: plugin \"driver_only_plugin\" not found" in err, err
+    assert "no Ray node can run this suite, so nothing was sent" in err
+    assert not list(out.glob("executors/runs/*/seed-*/record.json"))
+
+
+class _FakeRay:
+    """Just enough of Ray to follow where the executor sends each run: the tasks run when
+    read, in the order sent; a run's task on a node in ``failing`` raises outside the run."""
+
+    def __init__(self, hosts, failing=()):
+        self.hosts, self.failing, self.sent = hosts, set(failing), []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": float(len(self.hosts))}
+
+    def nodes(self):
+        return [{"NodeID": _node_id(host), "Alive": True, "NodeManagerHostname": host, "Resources": {"CPU": 1.0}} for host in self.hosts]
+
+    def put(self, value):
+        return value
+
+    def remote(self, function=None, **resources):
+        def remote_function(function):
+            return SimpleNamespace(options=lambda **options: SimpleNamespace(
+                remote=lambda *args: _Ref(function, args, options["scheduling_strategy"].node_id)))
+
+        return remote_function if function is None else remote_function(function)
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        from segbench.executors.ray_nodes import node_problem
+
+        if ref.function is node_problem:
+            return None
+        source, variant_id, seed = ref.args[:3]
+        self.sent.append((variant_id, seed, ref.node))
+        if ref.node in map(_node_id, self.failing):
+            raise RuntimeError(f"the worker on node {ref.node[:8]} could not start")
+        return {"variant_id": variant_id, "seed": seed, "status": "ok", "environment": {"attempts": 1}}
+
+    def cancel(self, ref, force=False):
+        pass
+
+
+@dataclasses.dataclass(eq=False)
+class _Ref:
+    function: object
+    args: tuple
+    node: str
+
+
+def _node_id(host):
+    return (host.encode().hex() * 28)[:56]  # what Ray's NodeID takes: 28 bytes in hex
+
+
+def _runs(count):
+    return [(SimpleNamespace(id=f"v{index}", label=f"v{index}"), 0) for index in range(count)]
+
+
+def _executor_on(fake, monkeypatch):
+    import segbench.executors.ray as ray_executor
+
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: fake)
+    return RayExecutor("auto")
+
+
+def test_a_node_that_fails_two_runs_in_a_row_outside_the_run_is_drained_and_its_runs_go_elsewhere(monkeypatch, capsys):
+    fake = _FakeRay(["bad-", "good"], failing=["bad-"])
+    executor = _executor_on(fake, monkeypatch)
+    records = list(executor.records(SimpleNamespace(source={}), _runs(5), "cache"))
+    assert sorted(r["variant_id"] for r in records) == [f"v{i}" for i in range(5)] and {r["status"] for r in records} == {"ok"}
+    on_bad = [variant for variant, _, node in fake.sent if node == _node_id("bad-")]
+    assert len(on_bad) == 2  # then drained: no third run went there
+    drained = ("Ray node bad- (id 6261642d6261) is drained: 2 runs in a row failed there outside the run (last: RuntimeError: "
+               "the worker on node 6261642d could not start); its runs go to the other nodes")
+    assert executor.notes == [drained] and drained in capsys.readouterr().err
+    resent = [r for r in records if r["variant_id"] in on_bad]
+    for record in resent:  # not counted as the runs' failures: the other node ran them; the record says so
+        assert record["environment"]["attempts"] == 2
+        assert record["environment"]["retried_because"] == ("its task failed outside the run on Ray node bad- (id 6261642d6261): "
+                                                            "RuntimeError: the worker on node 6261642d could not start")
+
+
+def test_runs_that_no_node_can_finish_fail_with_each_node_s_cause_and_the_drained_nodes_named(monkeypatch):
+    from segbench.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "failed_record", lambda suite, variant, seed, error, started: {
+        "variant_id": variant.id, "seed": seed, "status": "failed", "error": error})
+    fake = _FakeRay(["aaaa", "bbbb"], failing=["aaaa", "bbbb"])
+    executor = _executor_on(fake, monkeypatch)
+    records = list(executor.records(SimpleNamespace(source={}), _runs(4), "cache"))
+    assert len(records) == 4 and {r["status"] for r in records} == {"failed"}
+    assert len(executor.notes) == 2 and all("is drained" in note for note in executor.notes)
+    tried_both = [r for r in records if r["error"]["type"] == "RuntimeError"]
+    assert tried_both and "failed outside the run on each node it was sent to: Ray node aaaa" in tried_both[0]["error"]["hint"]
+    left = [r for r in records if r["error"]["type"] == "NoRayNode"]
+    assert left and all("no Ray node is left to run it: Ray node aaaa (id 616161616161) drained, Ray node bbbb "
+                        "(id 626262626262) drained" in r["error"]["message"] for r in left)
