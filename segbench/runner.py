@@ -37,7 +37,7 @@ class SuiteOutcome:
     store: ResultStore
     records: list
     report: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)  # what the executor got wrong (runs missing, twice, not sent)
+    notes: list = field(default_factory=list)  # what the executor got wrong (runs missing, twice, not sent), and its own notes
 
     @property
     def failures(self):
@@ -199,7 +199,8 @@ class ExecutorRaised:
 
 def _returned(records):
     """The executor's records, then an :class:`ExecutorRaised` if its iteration raised:
-    only the executor's own failure, not one of segbench's writing what it returned."""
+    only the executor's own failure, not one of segbench's writing what it returned. A
+    SegbenchError before its first record is bad input, raised (nothing was sent)."""
     iterator = iter(records)
     returned = False
     while True:

@@ -1,19 +1,21 @@
 """One Ray task per run on a Ray cluster.
 
 Each task asks Ray for one GPU when the cluster has GPUs, otherwise for ``RUN_CPUS`` CPUs
-and runs torch on that many threads, so Ray packs as many runs on a node as it has cores.
+and runs torch on that many threads.
 
-A task needs nothing of the driver's working directory: it gets the suite's text and its
-absolute path (``suite.source``), and the suite's local plugins by absolute path. The
-plugins, the installed packages and the data must be reachable on every node (a shared
-filesystem, or one machine). segbench's own environment variables (``SEGBENCH_*``: the
-data folders, the cache) and those named with ``--env`` reach the tasks through Ray's
-``runtime_env``. Records come back to the driver, which writes them.
+A task needs nothing of the driver's files: it gets the suite's text and its absolute path
+(``suite.source``), and the suite's local plugin files by content. The installed packages
+and the data must be there on every node. segbench's own environment variables
+(``SEGBENCH_*``: the data folders, the cache) and those named with ``--env`` reach the
+tasks through Ray's ``runtime_env``. Records come back to the driver, which writes them.
+
+Before the runs go out, each node is checked once (:mod:`.ray_nodes`); each run is then
+pinned to a good node with a free slot. A node whose tasks fail twice in a row outside
+the run is drained, and its runs go to other nodes.
 
 Retries: Ray runs a task again when its worker or node died (``MAX_RETRIES`` times), never
 when the run raised in Python; a record says how many attempts its run took
-(``environment.attempts``).
-"""
+(``environment.attempts``)."""
 
 from __future__ import annotations
 
