@@ -1,3 +1,4 @@
+import os
 import textwrap
 
 import pytest
@@ -93,3 +94,18 @@ def local_ray(tmp_path_factory):
             yield ray, home
         finally:
             ray.shutdown()
+            forget_ray_auth()
+
+
+def forget_ray_auth():
+    """A local ``ray.init()`` (Ray 2.60) turns token authentication on for this process
+    (``RAY_AUTH_MODE=token`` in its environment, and Ray's cached config) and keeps it
+    after ``ray.shutdown()``: a later ``ray.init(address=...)`` to a cluster without tokens
+    then fails. The tests never set it themselves, so it goes; Ray's own tests reset the
+    cache so (older Rays have nothing to reset)."""
+    os.environ.pop("RAY_AUTH_MODE", None)
+    try:
+        from ray._private.authentication_test_utils import reset_auth_token_state
+    except ImportError:
+        return
+    reset_auth_token_state()

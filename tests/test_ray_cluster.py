@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import segbench
+from conftest import forget_ray_auth
 from segbench.cli import main
 
 pytestmark = pytest.mark.ray_cluster
@@ -162,6 +163,7 @@ def cluster():
     plugin_dir.mkdir()
     (plugin_dir / "cluster_plugin.py").write_text(PLUGIN)
     nodes = LoopbackCluster(root, plugin_dir)
+    forget_ray_auth()  # a local Ray of another test module would have this process ask the cluster for a token
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(nodes.home))  # the driver's Ray files too
         patch.syspath_prepend(str(plugin_dir))  # the driver imports the plugin; only the good nodes have it
@@ -173,6 +175,7 @@ def cluster():
             yield ray, nodes
         finally:
             ray.shutdown()
+            forget_ray_auth()
             nodes.stop()
     assert not nodes.leftover_pids(), "a Ray process of the test cluster outlived it"
     shutil.rmtree(root, ignore_errors=True)
