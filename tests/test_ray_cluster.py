@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import forget_ray_auth
 
 import segbench
-from conftest import forget_ray_auth
 from segbench.cli import main
 
 pytestmark = pytest.mark.ray_cluster
@@ -225,7 +225,7 @@ def test_a_planted_error_outside_the_run_shows_its_real_cause_in_the_record(clus
     from segbench.plugins import load_catalogue
     from segbench.suite import load_suite
 
-    ray, nodes = cluster
+    _, nodes = cluster
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the nodes cannot import this test module
     monkeypatch.setattr(ray_executor, "_run_with_threads", _reads_the_suite_from_a_moved_file)
     (tmp_path / "cluster.toml").write_text(SUITE)

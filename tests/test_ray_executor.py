@@ -252,9 +252,7 @@ def test_a_worker_loads_local_plugin_files_from_their_content_with_the_same_iden
 def test_an_edited_plugin_file_is_not_mixed_with_the_one_the_driver_read(suite_folder):
     """Each content gets its own copy: a worker never runs another version of the plugin
     than the one whose hash is in the variant ids."""
-    from segbench.plugins import shipped_plugin_files
-
-    from segbench.plugins import _SHIPPED
+    from segbench.plugins import _SHIPPED, shipped_plugin_files
 
     plugin = str(suite_folder / "gone.py")
     with shipped_plugin_files({plugin: b"A = 1\n"}):
@@ -339,7 +337,7 @@ class _FakeRay:
 
         if ref.function is node_problem:
             return None
-        source, variant_id, seed = ref.args[:3]
+        _, variant_id, seed = ref.args[:3]
         self.sent.append((variant_id, seed, ref.node))
         if ref.node in map(_node_id, self.failing):
             raise RuntimeError(f"the worker on node {ref.node[:8]} could not start")
@@ -404,3 +402,38 @@ def test_runs_that_no_node_can_finish_fail_with_each_node_s_cause_and_the_draine
     left = [r for r in records if r["error"]["type"] == "NoRayNode"]
     assert left and all("no Ray node is left to run it: Ray node aaaa (id 616161616161) drained, Ray node bbbb "
                         "(id 626262626262) drained" in r["error"]["message"] for r in left)
+
+
+class _NotingExecutor:
+    """An executor that warns about a worker and runs in this process, or refuses the suite."""
+
+    name, shows_epochs = "noting", False
+
+    def __init__(self, refuse=False):
+        self.refuse, self.notes, self.sent = refuse, [], 0
+
+    def records(self, suite, pending, cache_dir, on_epoch=None):
+        from segbench.errors import SegbenchError
+        from segbench.executors.task import run_in_process
+
+        if self.refuse:
+            raise SegbenchError("no worker can run this suite: worker w1 lacks the data")
+        self.notes.append("worker w1 is left out: it lacks the data")
+        for variant, seed in pending:
+            self.sent += 1
+            yield run_in_process(suite, variant, seed, cache_dir)
+
+    def close(self):
+        pass
+
+
+def test_the_executor_s_notes_reach_the_suite_outcome_and_a_refusal_before_any_run_is_bad_input(suite_folder, tmp_path):
+    from segbench.errors import SegbenchError
+    from segbench.runner import run_prepared
+
+    suite = load_suite(suite_folder / "executors.toml", load_catalogue, overrides={"seeds": [0], "ablate": {}})
+    outcome = run_prepared(suite, tmp_path / "out", quiet=True, executor=_NotingExecutor())
+    assert outcome.notes == ["worker w1 is left out: it lacks the data"] and not outcome.failures
+    with pytest.raises(SegbenchError, match="no worker can run this suite: worker w1 lacks the data"):
+        run_prepared(suite, tmp_path / "refused", quiet=True, executor=_NotingExecutor(refuse=True))
+    assert not list((tmp_path / "refused").glob("*/runs/*/seed-*/record.json"))

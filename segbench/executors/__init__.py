@@ -12,8 +12,8 @@ through the ``segbench_executors`` hook, as a third-party executor is (segbench.
 ``segbench.executors.task`` holds what any executor calls to produce a run's record.
 
 Workers load the suite again from its text as the driver read it (``suite.source``: with
-its absolute path, the same plugins and overrides), so they need nothing of the driver's
-working directory; they find the variant by its id and run it exactly as the local
+its absolute path, the same plugins and overrides, its local plugin files by content), so
+they need nothing of the driver's files; they find the variant by its id and run it exactly as the local
 executor would, so results do not depend on the executor. Whatever ends a run (an exception, ``sys.exit()``, its ``timeout_s``, a
 worker that dies, a task Ray loses) ends in that run's failed record, never in the suite.
 """

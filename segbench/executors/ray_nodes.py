@@ -12,6 +12,7 @@ and its failed runs are sent to another node.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from ..errors import SegbenchError
@@ -71,7 +72,8 @@ def checked_nodes(ray, nodes, resources, source_ref, variant_ids, cache_dir, war
     answered, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
     reasons = {refs[ref]: f"did not finish its check within {timeout:g} s (no free worker, or the check hung)" for ref in late}
     for ref in late:
-        ray.cancel(ref, force=True)
+        with contextlib.suppress(Exception):  # finished meanwhile, or its node is gone: nothing left to stop
+            ray.cancel(ref, force=True)
     for ref in answered:
         try:
             problem = ray.get(ref)
