@@ -177,8 +177,9 @@ def cluster():
             ray.shutdown()
             forget_ray_auth()
             nodes.stop()
-    assert not nodes.leftover_pids(), "a Ray process of the test cluster outlived it"
-    shutil.rmtree(root, ignore_errors=True)
+            leftovers = nodes.leftover_pids()
+            shutil.rmtree(root, ignore_errors=True)
+    assert not leftovers, f"Ray processes of the test cluster outlived it: {leftovers}"
 
 
 def _node_ids(ray):
