@@ -4,7 +4,9 @@ Each distinct dataset is built once (and so cached for the runs) and its labels 
 checked. Each distinct model, loss and metric is built against the real dataset its
 variant trains on (its mode, class count and ``ignore_index``) and run once on a tiny real
 batch: one forward and backward of each distinct model + loss, as the first training step
-would do, one evaluation forward, and one update and compute of each metric. On the way
+would do, one evaluation forward, and one update and compute of each metric. Each distinct
+model (architecture and upsampler with their parameters, and the dataset's class count) is
+built once, however many variants share it: they are checked one after another. On the way
 every plugin contract the engine relies on is checked (see ``segbench.hookspecs``):
 
 - logits (N, C, H, W), C being 1 for a binary dataset, else its class count;
@@ -186,18 +188,37 @@ def model_problems(suite, datasets=None, variants=None) -> list:
     upsamplers on an encoder whose weights cannot be fetched are one problem, not seven).
     Without a variant's dataset (bad input, reported by :func:`built_datasets`) only its
     model is built: how a loss or a metric is built depends on the dataset."""
-    checks = _Checks(suite.catalogue)
+    variants = suite.variants if variants is None else variants
+    checks = _Checks(suite.catalogue, [variant.label for variant in variants])
     with _generators_kept(), single_torch_thread():
-        for variant in suite.variants if variants is None else variants:
+        for variant in by_model(variants):
             checks.variant(variant, (datasets or {}).get(dataset_key(variant.config)))
     return checks.problems()
+
+
+def by_model(variants) -> list:
+    """``variants`` with those sharing a model next to each other (in order of each
+    model's first variant), so that each distinct model is built once and only one is
+    held at a time (:meth:`_Checks.model`)."""
+    first = {}
+    for index, variant in enumerate(variants):
+        first.setdefault(model_key(variant.config["model"]), index)
+    return sorted(variants, key=lambda variant: first[model_key(variant.config["model"])])
+
+
+def model_key(model_ref) -> str:
+    """What determines a built network besides its output channels: the architecture and
+    the upsampler, with their parameters."""
+    return json.dumps(model_ref, sort_keys=True, default=str)
 
 
 class _Checks:
     """Runs each distinct check once and remembers its outcome for the variants sharing it."""
 
-    def __init__(self, catalogue):
+    def __init__(self, catalogue, order=()):
         self.catalogue = catalogue
+        self.order = {label: index for index, label in enumerate(order)}  # problems are listed in the suite's order
+        self.built: dict[str, object] = {}  # the model being checked: (its model key, output channels) -> it
         self.outcomes: dict[str, str | None] = {}  # check -> its problem, or None
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
         self.labels: dict[str, list] = {}  # problem -> the variants that have it
@@ -205,7 +226,12 @@ class _Checks:
         self.ignored_labels: dict[int, bool] = {}  # id(dataset) -> whether its train masks hold ignore_index
 
     def problems(self) -> list:
-        return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
+        """One line per problem, in the suite's order of the variants (checked model by model)."""
+        def place(label):
+            return self.order.get(label, len(self.order))
+
+        lines = sorted(self.labels.items(), key=lambda item: min(map(place, item[1])))
+        return [f"{_variants(sorted(labels, key=place))}: {problem}" for problem, labels in lines]
 
     def variant(self, variant, data):
         label, config = variant.label, variant.config
@@ -267,9 +293,17 @@ class _Checks:
                               f"which a JSON record cannot hold; a parameter must be {STORABLE}")
 
     def model(self, model_ref, channels):
-        model = self.build(["model", model_ref, channels], _describe_model(model_ref),
-                           lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
-        key = json.dumps(model_ref, sort_keys=True, default=str)
+        """The model, built once for all the variants sharing it: they come one after
+        another (:func:`by_model`), so only the current model is kept. Its gradients are
+        cleared for each check that trains it."""
+        key = model_key(model_ref)
+        model = self.built.get(json.dumps([key, channels]))
+        if model is None:
+            model = self.build(["model", model_ref, channels], _describe_model(model_ref),
+                               lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
+            self.built = {k: v for k, v in self.built.items() if json.loads(k)[0] == key}  # an earlier model is done with
+            self.built[json.dumps([key, channels])] = model
+        model.zero_grad(set_to_none=True)
         self.parameter_names.setdefault(key, [name for name, _ in model.named_parameters()])
         return model
 
@@ -277,7 +311,7 @@ class _Checks:
         """Every ``[train] lr_mult`` key must be part of some parameter's name: one that is
         not (a typo, another architecture's names) would silently change nothing."""
         model_ref = config["model"]
-        names = self.parameter_names.get(json.dumps(model_ref, sort_keys=True, default=str))
+        names = self.parameter_names.get(model_key(model_ref))
         if names is None:  # only if its own check failed to build it: then this raises that failure
             names = [name for name, _ in self.model(model_ref, FALLBACK_CHANNELS).named_parameters()]
         unmatched = [key for key in config["train"]["lr_mult"] if not any(key in name for name in names)]
@@ -397,8 +431,10 @@ class _WatchedUpsamplers:
     """The catalogue, with every upsampler the model builds checking its output shape on
     each call, so that a wrong one is named, not the architecture it breaks."""
 
-    def __init__(self, catalogue):
+    def __init__(self, catalogue, order=()):
         self.catalogue = catalogue
+        self.order = {label: index for index, label in enumerate(order)}  # problems are listed in the suite's order
+        self.built: dict[str, object] = {}  # the model being checked: (its model key, output channels) -> it
 
     def get(self, kind, name):
         component = self.catalogue.get(kind, name)
