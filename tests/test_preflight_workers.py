@@ -22,6 +22,7 @@ import json
 import math
 import time
 
+import torch
 from torch import nn
 
 from segbench import hookimpl
@@ -36,14 +37,44 @@ def where():
     return {"pid": os.getpid(), "process": multiprocessing.current_process().name, "parent": parent}
 
 
-def counted(out_channels, make_upsampler, *, width=4, hang_s=0.0):
-    """A two-layer net; width 0 is refused, as a bad variant."""
+def log(**entry):
     with open(os.environ["SEGBENCH_TEST_BUILDS"], "a") as file:
-        file.write(json.dumps({"width": width, **where()}) + "\\n")
+        file.write(json.dumps({**entry, **where()}) + "\\n")
+
+
+class NoBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(context, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(context, gradient):
+        raise RuntimeError("this layer has no backward")
+
+
+class Counted(nn.Module):
+    """A two-layer net that logs each training forward."""
+
+    def __init__(self, width, out_channels, broken_backward):
+        super().__init__()
+        self.width, self.broken_backward = width, broken_backward
+        self.layers = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                                    nn.Conv2d(width, out_channels, 1))
+
+    def forward(self, images):
+        if self.training:
+            log(forward=self.width, images=len(images))
+        logits = self.layers(images)
+        return NoBackward.apply(logits) if self.broken_backward else logits
+
+
+def counted(out_channels, make_upsampler, *, width=4, hang_s=0.0, broken_backward=False):
+    """Width 0 is refused, as a bad variant."""
+    log(width=width)
     time.sleep(hang_s)
     if width < 1:
         raise ValueError(f"width must be at least 1, got {width}")
-    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, out_channels, 1))
+    return Counted(width, out_channels, broken_backward)
 
 
 class NotANumber(nn.Module):
@@ -109,8 +140,8 @@ TWENTY = '''"model.architecture.width" = [4, 8]
 "train.batch_size" = [1, 2]'''
 BAD_WIDTH = '''"model.architecture.width" = [4, 0]
 "train.loss" = ["ce", "dice"]'''
-BAD_MESSAGE = ("variants 'width=0, loss=ce', 'width=0, loss=dice': architecture counted(width=0, hang_s=0.0) with upsampler nearest() "
-               "cannot be built: ValueError: width must be at least 1, got 0")
+BAD_MESSAGE = ("variants 'width=0, loss=ce', 'width=0, loss=dice': architecture counted(width=0, hang_s=0.0, broken_backward=False) "
+               "with upsampler nearest() cannot be built: ValueError: width must be at least 1, got 0")
 
 
 @pytest.fixture
@@ -126,8 +157,14 @@ def files(tmp_path, monkeypatch):
             path.write_text(SUITE.format(ablate=ablate))
             return path
 
-        def builds(self):
+        def logged(self):
             return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+        def builds(self):
+            return [entry for entry in self.logged() if "width" in entry]
+
+        def forwards(self):
+            return [entry for entry in self.logged() if "forward" in entry]
 
         def clear(self):
             log.unlink(missing_ok=True)
@@ -153,6 +190,8 @@ def test_twenty_variants_sharing_two_models_build_two(files, monkeypatch):
     preflight_only(monkeypatch)
     assert api.run(files.suite(TWENTY), files.out, plugins=[files.plugin], quiet=True) == "not run"
     assert sorted(build["width"] for build in files.builds()) == [4, 8], "each distinct model is built once"
+    # and trained once per batch it meets (a batch of one image for batch_size = 1), not once per loss
+    assert sorted((entry["forward"], entry["images"]) for entry in files.forwards()) == [(4, 1), (4, 2), (8, 1), (8, 2)]
 
 
 def test_the_per_variant_checks_still_run_for_each_variant_sharing_a_model(files, capsys):
@@ -169,6 +208,17 @@ def test_a_shared_model_that_fails_names_every_variant_of_it_and_is_built_once(f
     assert BAD_MESSAGE in capsys.readouterr().err
     assert sorted(build["width"] for build in files.builds()) == [0, 4]
     assert not files.out.exists(), "nothing ran"
+
+
+def test_a_shared_model_whose_backward_fails_is_named_with_every_loss_that_meets_it(files, capsys):
+    suite = files.suite('"model.architecture.broken_backward" = [true]\n"train.loss" = ["ce", "dice"]')
+    assert run_cli(files, suite) == 2
+    err = capsys.readouterr().err
+    for loss in ("ce", "dice"):
+        assert (f"variant 'broken_backward=true, loss={loss}': architecture 'counted' (" in err
+                and f"with upsampler 'nearest' with loss '{loss}' (segbench" in err), err
+    assert err.count("backward failed: RuntimeError: this layer has no backward") == 2, err
+    assert len(files.forwards()) == 1, "one forward for both losses"
 
 
 # ----------------------------------------------------------------------------- on the workers
@@ -198,7 +248,7 @@ def test_a_step_that_hangs_on_a_worker_is_named_within_timeout_s(files, capsys):
     assert run_cli(files, suite, "--executor", "process", "--preflight-on", "workers", "--set", "train.timeout_s=2") == 2
     err = capsys.readouterr().err
     assert ("the preflight did not finish a step within train.timeout_s = 2 s: it was still checking variant 'hang_s=60.0': "
-            "one training step and one evaluation forward, building architecture counted(width=4, hang_s=60.0) with upsampler nearest()") in err, err
+            "one training step and one evaluation forward, building architecture counted(width=4, hang_s=60.0, broken_backward=False) with upsampler nearest()") in err, err
 
 
 def test_local_workers_are_the_driver(files, capsys):
