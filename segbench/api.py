@@ -32,7 +32,9 @@ def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, f
     or as keywords with ``__`` for the dots: ``run_suite(path, train__epochs=1)``.
     ``executor`` is ``local``, ``process`` (with ``workers``), ``ray`` (with
     ``ray_address``) or any installed executor, with its options in ``executor_options``
-    (``{"workers": 2}``); results do not depend on it. ``preflight_on``: as :func:`run`.
+    (``{"workers": 2}``); results do not depend on it. ``preflight_on``: where the checks
+    before training run, ``"driver"`` (this machine, the default) or ``"workers"`` (one of
+    the executor's workers; local, process and ray can).
     """
     from .report import runs_frame  # heavy: pandas
 

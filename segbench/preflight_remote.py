@@ -52,7 +52,7 @@ def check_on_worker(source: dict, variant_ids, cache_dir: str) -> dict:
         return {BAD_INPUT: str(exc)}
 
 
-def problems_from(reply: dict) -> list:
+def preflight_problems(reply: dict) -> list:
     """The problem lines of :func:`check_on_worker`'s reply; SegbenchError (exit 2) when
     the preflight could not finish."""
     if BAD_INPUT in reply:

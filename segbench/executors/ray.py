@@ -161,7 +161,7 @@ class RayExecutor:
     def preflight(self, suite, variant_ids, cache_dir) -> list:
         """The preflight of ``variant_ids`` as one Ray task, placed and given the environment
         as a run's task is (``--preflight-on workers``; segbench.preflight_remote)."""
-        from ..preflight_remote import check_on_worker, problems_from
+        from ..preflight_remote import check_on_worker, preflight_problems
 
         resources = {"num_gpus": 1} if self.ray.cluster_resources().get("GPU", 0) else {"num_cpus": RUN_CPUS}
         options = {"name": "segbench preflight", "max_retries": MAX_RETRIES, "retry_exceptions": False}
@@ -178,7 +178,7 @@ class RayExecutor:
             cause = task_failure(exc)["message"].removeprefix("Ray could not finish the run: ")
             raise SegbenchError(f"--preflight-on workers: Ray could not finish the preflight's task: {cause}; "
                                 "--preflight-on driver runs it on this machine") from None
-        return problems_from(reply)
+        return preflight_problems(reply)
 
 
 def task_failure(exc: BaseException) -> dict:
