@@ -280,3 +280,12 @@ def test_an_unknown_place_is_bad_input(files, monkeypatch):
     preflight_only(monkeypatch)
     with pytest.raises(Exception, match="--preflight-on 'nodes': expected driver or workers"):
         api.run(files.suite(BAD_WIDTH), files.out, plugins=[files.plugin], quiet=True, preflight_on="nodes")
+
+
+def test_after_a_sound_preflight_the_same_workers_run_the_runs(files, capsys):
+    suite = files.suite('"model.architecture.width" = [4]\n"train.loss" = ["ce", "dice"]')
+    assert run_cli(files, suite, "--executor", "process", "--preflight-on", "workers") == 0, capsys.readouterr().err
+    records = list(files.out.glob("workers/runs/*/seed-*/record.json"))
+    assert len(records) == 2 and all(json.loads(path.read_text())["status"] == "ok" for path in records)
+    pids = {build["pid"] for build in files.builds()}
+    assert len(pids) == 1 and os.getpid() not in pids, "one worker checked and ran both (its pool kept for the runs)"

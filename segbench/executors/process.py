@@ -76,7 +76,7 @@ class ProcessExecutor:
     def preflight(self, suite, variant_ids, cache_dir) -> list:
         """The preflight of ``variant_ids`` in the first worker (``--preflight-on workers``),
         each step within the suite's timeout_s: a worker that hangs or dies there is named
-        (exit 2) and replaced."""
+        (exit 2) and killed (the next round starts a fresh one in its place)."""
         if not self._pool:
             self._pool = self._start()
         worker = self._pool[0]
@@ -85,7 +85,7 @@ class ProcessExecutor:
         try:
             return awaited_problems(worker.connection, worker.process, preflight_limit(suite))
         except BaseException:
-            self._pool[0] = worker.replacement()  # still checking, or dead: killed
+            worker.kill()  # still checking (past its time, Ctrl-C), or dead
             raise
 
     def close(self):
