@@ -3,15 +3,17 @@
 Each distinct dataset is built once (and so cached for the runs) and its labels are
 checked. Each distinct model, loss and metric is built against the real dataset its
 variant trains on (its mode, class count and ``ignore_index``) and run once on a tiny real
-batch: one forward and backward of each distinct model + loss, as the first training step
-would do, one evaluation forward, and one update and compute of each metric. Each distinct
-model (architecture and upsampler with their parameters, and the dataset's class count) is
-built once, however many variants share it: they are checked one after another. On the way
+batch, as the first training step would do: each distinct model (architecture and upsampler
+with their parameters, and the dataset's class count) is built once, however many variants
+share it (they are checked one after another), and runs one training forward per distinct
+batch; each distinct loss is tried on those logits, and a loss's gradient goes back through
+the model once; then one evaluation forward, and one update and compute of each metric. On the way
 every plugin contract the engine relies on is checked (see ``segbench.hookspecs``):
 
 - logits (N, C, H, W), C being 1 for a binary dataset, else its class count;
 - an upsampler maps (N, C_in, H, W) to (N, C_out, s*H, s*W);
-- a loss returns a finite scalar tensor whose gradient reaches the model;
+- a loss returns a finite scalar tensor whose gradient reaches the logits, and theirs the
+  model's parameters;
 - every label is in [0, K) or is ``ignore_index``;
 - metric values and component parameters are numbers (or text) a JSON record can hold.
 
@@ -481,11 +483,8 @@ class _WatchedUpsamplers:
     """The catalogue, with every upsampler the model builds checking its output shape on
     each call, so that a wrong one is named, not the architecture it breaks."""
 
-    def __init__(self, catalogue, order=()):
+    def __init__(self, catalogue):
         self.catalogue = catalogue
-        self.order = {label: index for index, label in enumerate(order)}  # problems are listed in the suite's order
-        self.built: dict[str, object] = {}  # the model being checked: (its model key, output channels) -> it
-        self.forwards: dict[str, _Forward] = {}  # the current model's training forwards, by their check's key
 
     def get(self, kind, name):
         component = self.catalogue.get(kind, name)
