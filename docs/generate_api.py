@@ -21,6 +21,7 @@ TOPICS = {
     "params": "Writing a plugin",
     "extensions": "Executors and reporters",
     "executors.task": "Executors and reporters",
+    "preflight_remote": "Executors and reporters",
     "metrics": "Metrics",
     "data.samples": "Datasets",
     "data.cache": "Datasets",

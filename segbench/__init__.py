@@ -36,6 +36,8 @@ _PUBLIC = {
     "run_task": "executors.task",
     "run_in_process": "executors.task",
     "failed_run": "executors.task",
+    "check_on_worker": "preflight_remote",
+    "preflight_problems": "preflight_remote",
     # metrics
     "Metric": "metrics",
     "ConfusionMatrixMetric": "metrics",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time names load 
         confusion_matrices as confusion_matrices,
     )
     from .params import check_params as check_params
+    from .preflight_remote import check_on_worker as check_on_worker, preflight_problems as preflight_problems
     from .plugins import load_catalogue as load_catalogue
 
 

@@ -24,29 +24,35 @@ from .suite import Suite, load_suite
 
 
 def run_suite(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=True,
-              cache_dir=None, executor="local", workers=None, ray_address=None, executor_options=None, **setting_overrides):
+              cache_dir=None, executor="local", workers=None, ray_address=None, executor_options=None, preflight_on="driver",
+              **setting_overrides):
     """Run every variant x seed of the suite at ``path``; returns a DataFrame of runs.
 
     Settings are overridden on top of the file either as ``overrides={"train.epochs": 1}``
     or as keywords with ``__`` for the dots: ``run_suite(path, train__epochs=1)``.
     ``executor`` is ``local``, ``process`` (with ``workers``), ``ray`` (with
     ``ray_address``) or any installed executor, with its options in ``executor_options``
-    (``{"workers": 2}``); results do not depend on it.
+    (``{"workers": 2}``); results do not depend on it. ``preflight_on``: where the checks
+    before training run, ``"driver"`` (this machine, the default) or ``"workers"`` (one of
+    the executor's workers; local, process and ray can).
     """
     from .report import runs_frame  # heavy: pandas
 
     overrides = {**(overrides or {}), **{key.replace("__", "."): value for key, value in setting_overrides.items()}}
-    outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address, executor_options)
+    outcome = run(path, output, plugins, overrides, rerun, fail_fast, quiet, cache_dir, executor, workers, ray_address, executor_options,
+                  preflight_on)
     return runs_frame(outcome.records)
 
 
 def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fast=False, quiet=False, cache_dir=None,
-        executor="local", workers=None, ray_address=None, executor_options=None):
+        executor="local", workers=None, ray_address=None, executor_options=None, preflight_on="driver"):
     """Run the suite at ``path`` with the executor called ``executor`` and its options
     (``executor_options``, by option name; ``workers`` and ``ray_address`` are the standard
     executors' options, kept as keywords). ``outcome.report["failures"]`` lists reporters that
     failed; the rest of the report and every record are written all the same. Returns the
-    runner's SuiteOutcome."""
+    runner's SuiteOutcome. ``preflight_on``: where the checks before training run,
+    ``"driver"`` (this machine) or ``"workers"`` (one of the executor's workers, for an
+    executor with a ``preflight`` method: local, process and ray)."""
     from .runner import check_suite, load_checked, run_prepared  # heavy: torch; so are prepare and the data functions
 
     output, cache_dir = absolute(output), absolute(cache_dir)  # once: a plugin's os.chdir must not move them
@@ -56,7 +62,8 @@ def run(path, output="results", plugins=(), overrides=None, rerun=False, fail_fa
     store = ResultStore(output, suite.name)
     with store.lock():  # a second run of this suite is refused now, not after the preflight
         try:
-            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output, executor=runner)
+            check_suite(suite, cache_dir, show_progress=not quiet, skip_if_finished_in=None if rerun else output, executor=runner,
+                        preflight_on=preflight_on, executor_name=executor)
         except SegbenchError:
             store.remove_if_new()
             raise

@@ -174,6 +174,8 @@ def build_parser(executors=None, exporter=None) -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument("--wide", action="store_true", help=WIDE_HELP)
     run.add_argument(*DATA_CACHE_FLAGS, dest="cache_dir", metavar="DIR", help=DATA_CACHE_HELP)
+    run.add_argument("--preflight-on", choices=["driver", "workers"], default="driver",
+                     help="where the checks before training run: on this machine (default), or on one of the executor's workers")
     add_executor_flags(run, executors or {})
     run.set_defaults(handler=run_command)
 
@@ -355,7 +357,8 @@ def add_gate_commands(commands):
 
 def run_command(args) -> int:
     outcome = api.run(args.suite, args.output, args.plugin, parse_overrides(args.overrides), args.rerun, args.fail_fast,
-                      args.quiet, args.cache_dir, args.executor, executor_options=executor_options(args))
+                      args.quiet, args.cache_dir, args.executor, executor_options=executor_options(args),
+                      preflight_on=args.preflight_on)
     print(outcome.report["wide_text" if args.wide else "text"])
     print(f"\n{terminal(where_written(outcome.report))}")
     failed_reporters = reporters_failed(outcome.report, args)

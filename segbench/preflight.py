@@ -3,13 +3,17 @@
 Each distinct dataset is built once (and so cached for the runs) and its labels are
 checked. Each distinct model, loss and metric is built against the real dataset its
 variant trains on (its mode, class count and ``ignore_index``) and run once on a tiny real
-batch: one forward and backward of each distinct model + loss, as the first training step
-would do, one evaluation forward, and one update and compute of each metric. On the way
+batch, as the first training step would do: each distinct model (architecture and upsampler
+with their parameters, and the dataset's class count) is built once, however many variants
+share it (they are checked one after another), and runs one training forward per distinct
+batch; each distinct loss is tried on those logits, and a loss's gradient goes back through
+the model once; then one evaluation forward, and one update and compute of each metric. On the way
 every plugin contract the engine relies on is checked (see ``segbench.hookspecs``):
 
 - logits (N, C, H, W), C being 1 for a binary dataset, else its class count;
 - an upsampler maps (N, C_in, H, W) to (N, C_out, s*H, s*W);
-- a loss returns a finite scalar tensor whose gradient reaches the model;
+- a loss returns a finite scalar tensor whose gradient reaches the logits, and theirs the
+  model's parameters;
 - every label is in [0, K) or is ``ignore_index``;
 - metric values and component parameters are numbers (or text) a JSON record can hold.
 
@@ -186,18 +190,38 @@ def model_problems(suite, datasets=None, variants=None) -> list:
     upsamplers on an encoder whose weights cannot be fetched are one problem, not seven).
     Without a variant's dataset (bad input, reported by :func:`built_datasets`) only its
     model is built: how a loss or a metric is built depends on the dataset."""
-    checks = _Checks(suite.catalogue)
+    variants = suite.variants if variants is None else variants
+    checks = _Checks(suite.catalogue, [variant.label for variant in variants])
     with _generators_kept(), single_torch_thread():
-        for variant in suite.variants if variants is None else variants:
+        for variant in by_model(variants):
             checks.variant(variant, (datasets or {}).get(dataset_key(variant.config)))
     return checks.problems()
+
+
+def by_model(variants) -> list:
+    """``variants`` with those sharing a model next to each other (in order of each
+    model's first variant), so that each distinct model is built once and only one is
+    held at a time (:meth:`_Checks.model`)."""
+    first = {}
+    for index, variant in enumerate(variants):
+        first.setdefault(model_key(variant.config["model"]), index)
+    return sorted(variants, key=lambda variant: first[model_key(variant.config["model"])])
+
+
+def model_key(model_ref) -> str:
+    """What determines a built network besides its output channels: the architecture and
+    the upsampler, with their parameters."""
+    return json.dumps(model_ref, sort_keys=True, default=str)
 
 
 class _Checks:
     """Runs each distinct check once and remembers its outcome for the variants sharing it."""
 
-    def __init__(self, catalogue):
+    def __init__(self, catalogue, order=()):
         self.catalogue = catalogue
+        self.order = {label: index for index, label in enumerate(order)}  # problems are listed in the suite's order
+        self.built: dict[str, object] = {}  # the model being checked: (its model key, output channels) -> it
+        self.forwards: dict[str, _Forward] = {}  # the current model's training forwards, by their check's key
         self.outcomes: dict[str, str | None] = {}  # check -> its problem, or None
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
         self.labels: dict[str, list] = {}  # problem -> the variants that have it
@@ -205,7 +229,12 @@ class _Checks:
         self.ignored_labels: dict[int, bool] = {}  # id(dataset) -> whether its train masks hold ignore_index
 
     def problems(self) -> list:
-        return [f"{_variants(labels)}: {problem}" for problem, labels in self.labels.items()]
+        """One line per problem, in the suite's order of the variants (checked model by model)."""
+        def place(label):
+            return self.order.get(label, len(self.order))
+
+        lines = sorted(self.labels.items(), key=lambda item: min(map(place, item[1])))
+        return [f"{_variants(sorted(labels, key=place))}: {problem}" for problem, labels in lines]
 
     def variant(self, variant, data):
         label, config = variant.label, variant.config
@@ -218,8 +247,11 @@ class _Checks:
         data_key = dataset_key(config)
         images = step_images(config["train"], len(data.train))
         batch_size = config["train"]["batch_size"] if images == 1 else None  # named by a one-image failure
-        self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key, images, batch_size],
-                   lambda: self.step(config, data, images))
+        # the model runs once per distinct model and batch; each loss is tried on its logits
+        forward_key = ["forward", config["model"], config["train"]["augment"], data_key, images, batch_size]
+        if self.check(label, forward_key, lambda: self.forward(config, data, images, forward_key)) is None:
+            self.check(label, ["step", config["model"], config["train"]["loss"], config["train"]["augment"], data_key, images,
+                               batch_size], lambda: self.step(config, data, self.forwards[json.dumps(forward_key, default=str)]))
         for ref in config["eval"]["metrics"]:
             self.check(label, ["metric", ref, data_key], lambda ref=ref: self.metric(ref, data))
         self.check_lr_mult(label, config)
@@ -229,7 +261,8 @@ class _Checks:
         if config["train"].get("lr_mult"):
             self.check(label, ["lr_mult", config["model"], config["train"]["lr_mult"]], lambda: self.lr_mult(config))
 
-    def check(self, label, key, run):
+    def check(self, label, key, run) -> str | None:
+        """Run the check ``key`` unless it ran already; its problem (or None) is ``label``'s."""
         step = _check_step(label, key)
         key = json.dumps(key, sort_keys=True, default=str)
         if key not in self.outcomes:
@@ -238,6 +271,7 @@ class _Checks:
         problem = self.outcomes[key]
         if problem is not None and label not in self.labels.setdefault(problem, []):
             self.labels[problem].append(label)
+        return problem
 
     def build(self, key, what, make):
         """``make()``; a failure raises Problem, at once for a build that failed before."""
@@ -267,9 +301,18 @@ class _Checks:
                               f"which a JSON record cannot hold; a parameter must be {STORABLE}")
 
     def model(self, model_ref, channels):
-        model = self.build(["model", model_ref, channels], _describe_model(model_ref),
-                           lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
-        key = json.dumps(model_ref, sort_keys=True, default=str)
+        """The model, built once for all the variants sharing it: they come one after
+        another (:func:`by_model`), so only the current model is kept. Its gradients are
+        cleared for each check that trains it."""
+        key = model_key(model_ref)
+        model = self.built.get(json.dumps([key, channels]))
+        if model is None:
+            model = self.build(["model", model_ref, channels], _describe_model(model_ref),
+                               lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
+            if any(json.loads(k)[0] != key for k in self.built):  # an earlier model is done with
+                self.built, self.forwards = {}, {}
+            self.built[json.dumps([key, channels])] = model
+        model.zero_grad(set_to_none=True)
         self.parameter_names.setdefault(key, [name for name, _ in model.named_parameters()])
         return model
 
@@ -277,38 +320,46 @@ class _Checks:
         """Every ``[train] lr_mult`` key must be part of some parameter's name: one that is
         not (a typo, another architecture's names) would silently change nothing."""
         model_ref = config["model"]
-        names = self.parameter_names.get(json.dumps(model_ref, sort_keys=True, default=str))
+        names = self.parameter_names.get(model_key(model_ref))
         if names is None:  # only if its own check failed to build it: then this raises that failure
             names = [name for name, _ in self.model(model_ref, FALLBACK_CHANNELS).named_parameters()]
         unmatched = [key for key in config["train"]["lr_mult"] if not any(key in name for name in names)]
         if unmatched:
             raise Problem(_unmatched_lr_mult(unmatched, names, self.named("architecture", model_ref["architecture"]["name"])))
 
-    def step(self, config, data, images=BATCH_IMAGES):
-        """One training step (forward, loss, backward) on ``images`` images (see
-        :func:`step_images`) and one evaluation forward."""
-        model_ref, loss_ref = config["model"], config["train"]["loss"]
+    def forward(self, config, data, images, key):
+        """The model's training forward on ``images`` images (see :func:`step_images`) and
+        one evaluation forward; the training forward's outputs are kept (``key``) for the
+        losses of every variant that shares this model and batch (:meth:`step`)."""
+        model_ref, augment = config["model"], config["train"]["augment"]
         model = self.model(model_ref, data.output_channels)
-        loss_fn = self.build(["loss", loss_ref, data.mode, data.num_classes, data.ignore_index],
-                             f"loss {_describe(loss_ref)}", lambda: build.build_loss(self.catalogue, loss_ref, data))
         architecture = f"{self.named('architecture', model_ref['architecture']['name'])} with upsampler {model_ref['upsampler']['name']!r}"
-        loss_name = self.named("loss", loss_ref["name"])
-        augment = config["train"]["augment"]
         try:
-            logits, masks = _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, images), data,
-                                        architecture, loss_name)
+            (logits, aux), masks = _train_forward(model, _tiny_batch(data.train, augment, data.ignore_index, images), data, architecture)
         except Problem as problem:
             if images != 1 or len(data.train) < 2:
                 raise
             # Fine on two images: the model cannot train on one (batch norm), which this variant's batches come to.
-            _train_step(model, loss_fn, _tiny_batch(data.train, augment, data.ignore_index, 2), data, architecture, loss_name)
+            _train_forward(model, _tiny_batch(data.train, augment, data.ignore_index, 2), data, architecture)
             raise Problem(_one_image_problem(architecture, problem, config["train"]["batch_size"], len(data.train))) from problem
-        if self.meets_ignored_pixels(data, augment):
-            _all_ignored_loss(loss_fn, logits, masks, data, loss_name)
+        self.forwards[json.dumps(key, default=str)] = _Forward(model, architecture, logits, aux, masks)
         if len(data.val):
             model.eval()
             with torch.no_grad():
                 _logits(model, _tiny_batch(data.val)[0], data, architecture, training=False)
+
+    def step(self, config, data, forward):
+        """The rest of a training step with this variant's loss: the loss on the model's
+        logits (a finite scalar whose gradient reaches them), and its gradient through the
+        model, as the first training step would do."""
+        loss_ref = config["train"]["loss"]
+        loss_fn = self.build(["loss", loss_ref, data.mode, data.num_classes, data.ignore_index],
+                             f"loss {_describe(loss_ref)}", lambda: build.build_loss(self.catalogue, loss_ref, data))
+        loss_name = self.named("loss", loss_ref["name"])
+        gradients = _loss_gradients(loss_fn, forward, data, loss_name)
+        forward.backward(gradients, loss_name)
+        if self.meets_ignored_pixels(data, config["train"]["augment"]):
+            _all_ignored_loss(loss_fn, forward.logits, forward.masks, data, loss_name)
 
     def meets_ignored_pixels(self, data, augment) -> bool:
         """Whether training can see a batch of ignored pixels only: the masks hold
@@ -351,24 +402,59 @@ def step_images(train, images: int) -> int:
     return max(1, min(smallest, BATCH_IMAGES))
 
 
-def _train_step(model, loss_fn, batch, data, architecture, loss_name):
-    """Forward, loss and backward as the first training step does, every contract checked;
-    returns the logits and the masks."""
+def _train_forward(model, batch, data, architecture):
+    """The training forward of the first step, its contracts checked: ((logits, auxiliary
+    logits or None), masks)."""
     images, masks = batch
     model.train()
     with torch.enable_grad():
-        logits, aux = _logits(model, images, data, architecture)
-        loss = _loss_value(loss_fn, logits, masks, data, loss_name)
-        if aux is not None:
-            loss = loss + _loss_value(loss_fn, aux, masks, data, loss_name)
+        return _logits(model, images, data, architecture), masks
+
+
+class _Forward:
+    """One training forward of a model, kept for the losses of the variants that share it:
+    each loss is tried on a copy of its logits (:func:`_loss_gradients`); the first loss's
+    gradient goes back through the model (:meth:`backward`), once."""
+
+    def __init__(self, model, architecture, logits, aux, masks):
+        self.model, self.architecture, self.logits, self.aux, self.masks = model, architecture, logits, aux, masks
+        self.failure = None  # the backward through the model: None until done, then "" or what went wrong
+
+    def outputs(self) -> list:
+        return [self.logits] if self.aux is None else [self.logits, self.aux]
+
+    def backward(self, gradients, loss_name):
+        if self.failure is None:
+            self.failure = self._backward(gradients)
+        if self.failure:
+            raise Problem(f"{self.architecture} with {loss_name}: {self.failure}")
+
+    def _backward(self, gradients) -> str:
+        pairs = [(output, gradient) for output, gradient in zip(self.outputs(), gradients) if gradient is not None]
+        try:
+            torch.autograd.backward([output for output, _ in pairs], [gradient for _, gradient in pairs])
+        except PLUGIN_FAILURES as exc:
+            return f"backward failed: {type(exc).__name__}: {exc}"
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if trainable and all(p.grad is None for p in trainable):
+            return "the gradient of its logits does not reach the model's parameters; the logits must be computed from them"
+        return ""
+
+
+def _loss_gradients(loss_fn, forward, data, loss_name) -> list:
+    """The loss on the forward's logits (and auxiliary logits), as the training step sums
+    it; returns its gradient with respect to each. The loss gets copies, so that what it
+    does to them stays its own."""
+    leaves = [output.detach().requires_grad_() for output in forward.outputs()]
+    with torch.enable_grad():
+        loss = sum(_loss_value(loss_fn, leaf.clone(), forward.masks, data, loss_name) for leaf in leaves)
         try:
             loss.backward()
         except PLUGIN_FAILURES as exc:
-            raise Problem(f"{architecture} with {loss_name}: backward failed: {type(exc).__name__}: {exc}") from exc
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if trainable and all(p.grad is None for p in trainable):
+            raise Problem(f"{forward.architecture} with {loss_name}: backward failed: {type(exc).__name__}: {exc}") from exc
+    if all(leaf.grad is None for leaf in leaves):
         raise Problem(f"{loss_name}: its gradient does not reach the model's parameters; a loss must be computed from the logits")
-    return logits, masks
+    return [leaf.grad for leaf in leaves]
 
 
 def _one_image_problem(architecture, problem, batch_size, images) -> str:
@@ -562,5 +648,6 @@ def _check_step(label, key) -> str:
     elif kind == "metric":
         what = f"metric {key[1]['name']!r}"
     else:
-        what = {"model": "its model", "step": "one training step and one evaluation forward", "lr_mult": "train.lr_mult"}.get(kind, kind)
+        what = {"model": "its model", "forward": "one training step and one evaluation forward", "step": "its loss in that step",
+                "lr_mult": "train.lr_mult"}.get(kind, kind)
     return f"variant {label!r}: {what}"

@@ -201,12 +201,12 @@ def _in_child(problems_of, suite, cache_dir, limit, show_progress) -> list:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked; the process executor's workers spawn too
     connection, child_end = context.Pipe()
     # problems_of goes by reference (pickled as its module and name), so this module imports no preflight
-    process = context.Process(target=_serve, args=(child_end, problems_of, suite.source, str(cache_dir), show_progress),
+    process = context.Process(target=serve_checks, args=(child_end, problems_of, suite.source, str(cache_dir), show_progress),
                               name="segbench-preflight", daemon=True)
     process.start()
     child_end.close()  # so that this end reads EOF once the child is gone
     try:
-        return _await(connection, process, limit)
+        return awaited_problems(connection, process, limit)
     finally:
         if process.is_alive():
             process.kill()
@@ -214,8 +214,10 @@ def _in_child(problems_of, suite, cache_dir, limit, show_progress) -> list:
         connection.close()
 
 
-def _await(connection, process, limit) -> list:
-    """The child's problems; its steps followed, its deadline enforced, its death named."""
+def awaited_problems(connection, process, limit) -> list:
+    """The problems ``process`` sends on ``connection`` (:func:`serve_checks`); its steps
+    followed, each within ``limit`` seconds, its death named. Raises SegbenchError for a
+    step past its time or a process that died (the caller then kills it)."""
     steps, deadline, loaded = [], time.monotonic() + STARTUP_S, False
     while True:
         wait_s = None if deadline is None else min(max(0.0, deadline - time.monotonic()), 3600.0)  # selectors overflow far out
@@ -251,17 +253,21 @@ def _receive(connection):
         return None
 
 
-def _serve(connection, problems_of, source: dict, cache_dir: str, show_progress: bool) -> None:
-    """The child: load the suite from its source, run the preflight, send its problems
-    (and every change of step on the way)."""
+def serve_checks(connection, problems_of, source: dict, cache_dir: str, show_progress: bool) -> None:
+    """The child (or an executor's worker): load the suite from its source, run the
+    preflight, send its problems (and every change of step on the way) for
+    :func:`awaited_problems`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it kills this process
     from .data.cache import showing_progress
     from .plugins import load_catalogue
-    from .suite import load_suite
+    from .suite import load_suite_source
 
-    _listeners.append(lambda steps, started: connection.send(("steps", steps, started)))
+    def listener(steps, started):
+        connection.send(("steps", steps, started))
+
+    _listeners.append(listener)
     try:
-        suite = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"], overrides=source["overrides"])
+        suite = load_suite_source(source, load_catalogue)  # as the driver read it: a worker may not see the driver's files
         connection.send(("steps", [], True))  # loaded: the steps' clock starts
         with showing_progress(show_progress):
             reply = ("done", problems_of(suite, cache_dir))
@@ -269,4 +275,6 @@ def _serve(connection, problems_of, source: dict, cache_dir: str, show_progress:
         reply = ("bad input", str(exc))
     except BaseException:  # noqa: BLE001 - sent to the driver, which reports it as an internal error
         reply = ("crash", traceback.format_exc())
+    finally:
+        _listeners.remove(listener)  # a worker goes on to run runs
     connection.send(reply)

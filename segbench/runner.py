@@ -76,12 +76,18 @@ def check_exporters(suite: Suite) -> None:
         raise SuiteError(suite.path, problems)
 
 
-def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None, executor=None, apart=False) -> Suite:
+PREFLIGHT_PLACES = ("driver", "workers")  # --preflight-on
+
+
+def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finished_in=None, executor=None, apart=False,
+                preflight_on="driver", executor_name=None) -> Suite:
     """Build the suite's datasets and models and try them on a tiny batch (preflight),
-    each step within the suite's timeout_s; where the runs will run: in this process for
-    the local executor (the default) unless ``apart``, else in a process of its own
-    (segbench.preflight_watch)."""
-    problems_of = suite_problems
+    each step within the suite's timeout_s. ``preflight_on="driver"``: on this machine, in
+    this process for the local executor (the default) unless ``apart``, else in a process
+    of its own (segbench.preflight_watch); ``"workers"``: on one of the executor's workers,
+    through its optional ``preflight`` method (segbench.preflight_remote)."""
+    on_workers = workers_preflight(executor, preflight_on, executor_name)
+    problems_of, variant_ids = suite_problems, [variant.id for variant in suite.variants]
     if skip_if_finished_in is not None:
         finished = finished_records(suite, ResultStore(skip_if_finished_in, suite.name, quiet=True))  # the run names damage
         pending = {variant_id for variant_id, seed in wanted_runs(suite, finished) if (variant_id, seed) not in finished}
@@ -89,13 +95,51 @@ def check_suite(suite: Suite, cache_dir=None, show_progress=False, skip_if_finis
             return suite
         # only the variants with runs to do: adding one variant to a finished suite checks one model, not all
         problems_of = functools.partial(suite_problems, only=frozenset(pending))
+        variant_ids = [variant_id for variant_id in variant_ids if variant_id in pending]
     apart = apart or (executor is not None and not isinstance(executor, LocalExecutor))
+    cache_dir = resolve_cache_dir(cache_dir)
     with showing_progress(show_progress):  # decoding a COCO subset the first time takes a while
         # builds, and runs each model on a tiny batch
-        problems = watched_problems(problems_of, suite, resolve_cache_dir(cache_dir), apart=apart, show_progress=show_progress)
+        if on_workers is not None:
+            problems = _closing_on_failure(executor, on_workers, suite, variant_ids, cache_dir)
+        else:
+            problems = watched_problems(problems_of, suite, cache_dir, apart=apart, show_progress=show_progress)
     if problems:  # every problem at once: models and data
         raise SuiteError(suite.path, problems)
     return suite
+
+
+def workers_preflight(executor, preflight_on, executor_name=None):
+    """The executor's ``preflight`` method when the preflight is to run on its workers,
+    else None. Bad input (exit 2) before anything runs: a place that is neither of
+    ``PREFLIGHT_PLACES``, or an executor without the method."""
+    if preflight_on not in PREFLIGHT_PLACES:
+        raise SegbenchError(f"--preflight-on {preflight_on!r}: expected {' or '.join(PREFLIGHT_PLACES)}")
+    if preflight_on == "driver":
+        return None
+    executor = executor or LocalExecutor()
+    method = getattr(executor, "preflight", None)
+    if not callable(method):
+        name = executor_name or getattr(executor, "name", None) or type(executor).__name__
+        raise SegbenchError(f'--preflight-on workers: executor "{name}" cannot run the preflight on its workers (it has no '
+                            "preflight(suite, variant_ids, cache_dir) method); --preflight-on driver runs it on this machine")
+    return method
+
+
+def _closing_on_failure(executor, preflight, suite, variant_ids, cache_dir) -> list:
+    """``preflight(...)``'s problems; the executor is closed when they stop the suite or
+    it raises (its workers may have started)."""
+    try:
+        problems = preflight(suite, variant_ids, cache_dir)
+        if not isinstance(problems, list) or not all(isinstance(problem, str) for problem in problems):
+            raise SegbenchError(f'--preflight-on workers: executor "{getattr(executor, "name", type(executor).__name__)}" '
+                                f"returned {clipped(repr(problems), 80)} from preflight(); expected a list of problem lines (text)")
+    except BaseException:
+        executor.close()
+        raise
+    if problems:
+        executor.close()
+    return problems
 
 
 def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, quiet=False, cache_dir=None, executor=None,

@@ -27,7 +27,7 @@ from .errors import SegbenchError, SuiteError
 from .format import format_value
 from .gate.rules import COST_FIELDS, direction_problem, gate_rules, higher_is_better, unknown_metric_problem
 from .params import check_params, describe_value
-from .plugins import locate_plugin, plugin_file_contents
+from .plugins import locate_plugin, plugin_file_contents, shipped_plugin_files
 from .schema import (AUGMENT, COMPONENT_SLOTS, EVAL, INFERENCE, MAX_NAME_LENGTH, NO_DEFAULT, OPTIMIZER, SECTIONS, SETTING_SECTIONS, SUITE,
                      TRAIN, ListOf, Mapping, Settings, Table, Text, augment_problems, resolve, resolve_value, section_defaults,
                      unknown_key_message)
@@ -153,6 +153,15 @@ def load_suite(path, catalogue_loader, extra_plugins=(), overrides=None, text=No
     return Suite(path, header["name"], header["description"], list(design.seeds), header["plugins"], variants, baseline_id, text, catalogue,
                  source, gate_rules=header["gate"], design=design, stats=header["stats"], report_exporters=header["report"],
                  settings=header["settings"])
+
+
+def load_suite_source(source: dict, catalogue_loader) -> Suite:
+    """The suite as the driver loaded it, from its ``suite.source``, wherever this runs: its
+    text and absolute path, its plugins and overrides, and its local plugin files by
+    content (``plugin_files``), so that neither the suite file nor those need exist here."""
+    with shipped_plugin_files(source.get("plugin_files")):
+        return load_suite(source["path"], catalogue_loader, extra_plugins=source["plugins"], overrides=source["overrides"],
+                          text=source.get("text"))
 
 
 # --set KEY=VALUE, as if the suite file said KEY = VALUE. KEY is a TOML dotted key; whether

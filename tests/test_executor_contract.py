@@ -5,9 +5,10 @@ standard local executor passes every check. The contract classes run in a nested
 session in this process; each planted executor runs only the check it fails."""
 
 import sys
-import textwrap
 
 import pytest
+
+from tests.planted_contracts import failure, run_planted
 
 PLANTED = '''
 import contextlib
@@ -73,34 +74,14 @@ CHOSEN = (f"(Test_drops and {ONE_PER_RUN}) or (Test_twice and {ONE_PER_RUN}) or 
 WORKS, FAILS = "loss=ce", "loss=contract_planted(action=raise)"  # the labels of the contract's suite
 
 
-class Outcomes:
-    def __init__(self):
-        self.seen = {}
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" or report.outcome != "passed":
-            self.seen[report.nodeid.split("::", 1)[1]] = (report.outcome, str(report.longrepr or ""))
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("planted-executors")
-    (folder / "test_planted_executors.py").write_text(textwrap.dedent(PLANTED))
-    seen = Outcomes()
     try:
-        pytest.main([str(folder), "-q", "-p", "no:cacheprovider", "-p", "no:benchmark", "--rootdir", str(folder), "-k", CHOSEN,
-                     "-W", "ignore::DeprecationWarning"], plugins=[seen])
+        return run_planted(tmp_path_factory.mktemp("planted-executors"), "test_planted_executors", PLANTED, "-k", CHOSEN)
     finally:
         for process in getattr(sys.modules.get("test_planted_executors"), "LEAKED", []):
             process.kill()
             process.wait()
-    return seen.seen
-
-
-def failure(outcomes, name, check):
-    result, text = outcomes[f"Test_{name}::{check}"]
-    assert result == "failed", f"{name}::{check} should fail, but {result}"
-    return text
 
 
 def test_a_dropped_run_is_named(outcomes):

@@ -39,7 +39,7 @@ LAYERS = [
     {"extensions", "hookspecs", "components", "component_checks", "params", "plugins", "records", "schema", "design", "format"},  # contracts
     {"statistics", "power", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
     {"gate", "doctor", "report", "planning", "stored_report"},  # read records only
-    {"suite", "engine", "progress", "execute", "preflight", "preflight_watch"},  # a suite, and one run of it
+    {"suite", "engine", "progress", "execute", "preflight", "preflight_watch", "preflight_remote"},  # a suite, and one run of it
     {"executors", "runner", "data_commands"},  # a whole suite
     {"api", "testing", "cli", "__main__"},  # entry points
 ]

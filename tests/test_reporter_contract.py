@@ -5,9 +5,9 @@ damaged result set; one that is not deterministic. A well-behaved reporter passe
 check. The contract classes run in a nested pytest session in this process (the tiny
 suite the contract trains runs once per process)."""
 
-import textwrap
-
 import pytest
+
+from tests.planted_contracts import failure, outcome, run_planted
 
 PLANTED = '''
 import json
@@ -77,33 +77,9 @@ CHECKS = ("test_writes_only_inside_its_output_folder", "test_survives_an_empty_r
           "test_is_deterministic")
 
 
-class Outcomes:
-    def __init__(self):
-        self.seen = {}
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" or report.outcome != "passed":
-            self.seen[report.nodeid.split("::", 1)[1]] = (report.outcome, str(report.longrepr or ""))
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("planted-reporters")
-    (folder / "test_planted_reporters.py").write_text(textwrap.dedent(PLANTED))
-    seen = Outcomes()
-    pytest.main([str(folder), "-q", "-p", "no:cacheprovider", "-p", "no:benchmark", "--rootdir", str(folder),
-                 "-W", "ignore::DeprecationWarning"], plugins=[seen])
-    return seen.seen
-
-
-def outcome(outcomes, name, check):
-    return outcomes[f"Test_{name}::{check}"]
-
-
-def failure(outcomes, name, check):
-    result, text = outcome(outcomes, name, check)
-    assert result == "failed", f"{name}::{check} should fail, but {result}"
-    return text
+    return run_planted(tmp_path_factory.mktemp("planted-reporters"), "test_planted_reporters", PLANTED)
 
 
 @pytest.mark.parametrize("name, path", [

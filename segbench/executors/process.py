@@ -35,10 +35,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..execute import describe_failure, execute, failed_record, timeout_message
+from ..preflight_watch import awaited_problems, preflight_limit
 from .task import find_run
 
 KILL_GRACE_S = 10.0  # past a run's timeout_s, for its own alarm to end it before its worker is killed
 STOP_WAIT_S = 10.0  # for an idle worker to exit when told to, before it is killed
+PREFLIGHT = "preflight"  # a task that is the suite's preflight, not a run
 
 
 def cpu_count() -> int:
@@ -70,6 +72,21 @@ class ProcessExecutor:
                 record = self._collect(worker, suite)
                 if record is not None:
                     yield record
+
+    def preflight(self, suite, variant_ids, cache_dir) -> list:
+        """The preflight of ``variant_ids`` in the first worker (``--preflight-on workers``),
+        each step within the suite's timeout_s: a worker that hangs or dies there is named
+        (exit 2) and killed (the next round starts a fresh one in its place)."""
+        if not self._pool:
+            self._pool = self._start()
+        worker = self._pool[0]
+        with contextlib.suppress(OSError):  # a worker dead already is named as any death
+            worker.connection.send((PREFLIGHT, suite.source, sorted(variant_ids), str(cache_dir)))
+        try:
+            return awaited_problems(worker.connection, worker.process, preflight_limit(suite))
+        except BaseException:
+            worker.kill()  # still checking (past its time, Ctrl-C), or dead
+            raise
 
     def close(self):
         """Stop every worker; one still running a run (Ctrl-C, --fail-fast) is killed."""
@@ -233,6 +250,7 @@ def describe_death(exitcode) -> dict:
 def serve(connection, gpu, threads, lifeline):
     """A worker's life: take (source, variant id, seed, cache dir) tasks until told to stop
     (None) or the driver is gone; say "started" once the run begins, then send its record.
+    A ``PREFLIGHT`` task is the suite's preflight (segbench.preflight_remote).
     Whenever the driver dies, ``lifeline`` reads EOF and the worker ends with all it started."""
     lead_own_group()
     die_with_the_driver(lifeline)
@@ -249,6 +267,11 @@ def serve(connection, gpu, threads, lifeline):
             return
         if task is None:
             return
+        if task[0] == PREFLIGHT:
+            from ..preflight_remote import serve_on_worker  # heavy: the preflight's checks
+
+            serve_on_worker(connection, *task[1:])
+            continue
         source, variant_id, seed, cache_dir = task
         try:
             suite, variant = find_run(source, variant_id)

@@ -213,6 +213,28 @@ class RayExecutor:
                 pass
         self._waiting = {}
 
+    def preflight(self, suite, variant_ids, cache_dir) -> list:
+        """The preflight of ``variant_ids`` as one Ray task, placed and given the environment
+        as a run's task is (``--preflight-on workers``; segbench.preflight_remote)."""
+        from ..preflight_remote import check_on_worker, preflight_problems
+
+        resources = {"num_gpus": 1} if self.ray.cluster_resources().get("GPU", 0) else {"num_cpus": RUN_CPUS}
+        options = {"name": "segbench preflight", "max_retries": MAX_RETRIES, "retry_exceptions": False}
+        if self.env:
+            options["runtime_env"] = {"env_vars": dict(self.env)}
+        ref = self.ray.remote(**resources)(check_on_worker).options(**options).remote(suite.source, sorted(variant_ids),
+                                                                                      str(cache_dir))
+        try:
+            reply = self.ray.get(ref)
+        except KeyboardInterrupt:
+            self.ray.cancel(ref, force=True)
+            raise
+        except Exception as exc:  # noqa: BLE001 - Ray raises several types for a lost task
+            cause = task_failure(exc)["message"].removeprefix("Ray could not finish the run: ")
+            raise SegbenchError(f"--preflight-on workers: Ray could not finish the preflight's task: {cause}; "
+                                "--preflight-on driver runs it on this machine") from None
+        return preflight_problems(reply)
+
 
 @dataclass(eq=False)
 class _Run:

@@ -9,8 +9,8 @@ import json
 
 from ..errors import SegbenchError
 from ..execute import execute, failed_record
-from ..plugins import load_catalogue, shipped_plugin_files
-from ..suite import load_suite
+from ..plugins import load_catalogue
+from ..suite import load_suite_source
 
 _suites: dict = {}  # per worker process: each suite is loaded once
 
@@ -20,9 +20,7 @@ def load_source(source: dict):
     its local plugin files by content (``plugin_files``), so that neither need exist here."""
     key = json.dumps(source, sort_keys=True, default=str)
     if key not in _suites:
-        with shipped_plugin_files(source.get("plugin_files")):
-            _suites[key] = load_suite(source["path"], load_catalogue, extra_plugins=source["plugins"],
-                                      overrides=source["overrides"], text=source.get("text"))
+        _suites[key] = load_suite_source(source, load_catalogue)
     return _suites[key]
 
 
