@@ -148,11 +148,18 @@ class SlurmExecutor:
         waiting = self._waiting = {job: (variant, seed, started) for job, (variant, seed) in zip(jobs, runs)}
         states = SlurmStates(self.cluster == "slurm")
         while waiting:
-            finished = [job for job in waiting if job.done() or states.ended(job)]
+            finished = [job for job in waiting if self._done(job, states)]
             for job in finished:
                 yield self._record(job, suite, *waiting.pop(job), states)
             if not finished:
                 time.sleep(POLL_S)
+
+    def _done(self, job, states) -> bool:
+        """Its record is in the job folder, or it ended without one. On Slurm, squeue says
+        which ended (submitit's own check asks sacct, which needs accounting)."""
+        if self.cluster != "slurm":
+            return job.done()
+        return has_result(job) or states.ended(job)
 
     def _job_folder(self) -> Path:
         if self.folder is None:  # records() called without the runner (the executor contract): a private folder
@@ -163,6 +170,8 @@ class SlurmExecutor:
         """The task's record; a task that ended without one is a failed record of its run,
         naming the job, its state and its log, so that the next ``segbench run`` redoes it."""
         try:
+            if self.cluster == "slurm" and not has_result(job):
+                raise self.submitit.core.utils.UncompletedJobError(f"job {job.job_id} left no result")
             record = job.result()
         except Exception as exc:  # noqa: BLE001 - submitit raises UncompletedJobError, FailedJobError, or a pickling error
             record = failed_record(suite, variant, seed, self._failure(job, exc, states), started)
@@ -180,7 +189,7 @@ class SlurmExecutor:
         return f"{'Slurm' if self.cluster == 'slurm' else 'submitit local'} job {job.job_id}"
 
     def _failure(self, job, exc, states) -> dict:
-        state = states.state(job) or job_state(job)
+        state = states.state(job) or ("no longer listed by squeue" if self.cluster == "slurm" else job_state(job))
         who = self._who(job)
         log = job.paths.stderr
         if type(exc).__name__ == "FailedJobError":  # the task raised outside the run (loading the suite, say)
@@ -230,6 +239,15 @@ def signal_delay_s(minutes) -> int:
     """How long before the time limit Slurm warns a task (submitit then ends the run as
     timed out): 90 s, less for short limits, so that a 5-minute job is not warned at once."""
     return int(min(90, max(10, minutes * 60 * 0.1)))
+
+
+def has_result(job) -> bool:
+    folder = job.paths.folder
+    try:
+        folder.chmod(folder.stat().st_mode)  # as submitit does: NFS then lists files written on other nodes
+    except OSError:
+        pass
+    return job.paths.result_pickle.exists()
 
 
 def job_state(job) -> str:
