@@ -155,6 +155,33 @@ def test_a_killed_task_is_a_failed_record_naming_its_job_that_the_next_run_redoe
     assert {key: second[key]["finished_at"] for key in kept} == kept  # the finished runs were not run again
 
 
+UNLOADABLE = '''
+import os
+
+from segbench import hookimpl
+
+if os.environ.get("SUBMITIT_EXECUTOR"):  # only in a task: as a node without the plugin's dependencies
+    raise RuntimeError("planted: this node cannot import the plugin")
+
+
+@hookimpl
+def segbench_losses(register):
+    pass
+'''
+
+
+def test_a_task_that_raises_outside_the_run_is_a_failed_record_with_the_cause(tmp_path):
+    plugin = _plugin(tmp_path, UNLOADABLE, "unloadable")
+    suite = _suite(tmp_path, ablate='"model.upsampler" = ["nearest"]')
+    output = tmp_path / "out"
+    assert main(["run", str(suite), "-o", str(output), "-q", "-p", str(plugin), *LOCAL]) == 1
+    (record,) = _records(output).values()
+    error = record["error"]
+    assert record["status"] == "failed" and error["type"] == "SlurmTaskRaised", error
+    assert "raised outside the run: " in error["message"] and "planted: this node cannot import the plugin" in error["message"]
+    assert "Traceback" in error["traceback"] and "log: " in error["message"]
+
+
 def _wait_for_log(folder, text, limit_s=60):
     give_up = time.monotonic() + limit_s
     while time.monotonic() < give_up:
@@ -365,3 +392,17 @@ def test_on_a_real_slurm_a_cancelled_task_is_a_failed_record_naming_its_job(tmp_
     message = failed[0]["error"]["message"]
     assert f"Slurm job {hanging} ended without a record (state CANCELLED" in message and f"log: {jobs}" in message, message
     assert failed[0]["ran_on"]["slurm_job_id"] == hanging
+
+
+@pytest.mark.slurm
+def test_on_a_real_slurm_a_run_past_its_time_limit_is_a_failed_record_naming_it(tmp_path, real_slurm):
+    """--slurm-time 1: Slurm warns the task (USR2) before its limit, submitit ends the run."""
+    plugin = _plugin(tmp_path, HANGER, "hanger_loss")
+    output = tmp_path / "out"
+    assert main(["run", str(_suite(tmp_path, ablate=HANGS)), "-o", str(output), "-q", "-p", str(plugin),
+                 "--executor", "slurm", "--slurm-cluster", "slurm", "--slurm-time", "1"]) == 1
+    (record,) = _records(output).values()
+    error = record["error"]
+    job = record["ran_on"]["slurm_job_id"]
+    assert f"Slurm job {job} reached its time limit (--slurm-time 1)" in error["message"], error
+    assert f"log: {output / 'tiny' / 'slurm' / job}_0_log.err" in error["hint"], error

@@ -182,6 +182,9 @@ class SlurmExecutor:
             done.unlink(missing_ok=True)
         if isinstance(record, dict) and isinstance(record.get("error"), dict):  # failed in the run: say where to look
             error = record["error"]
+            if error.get("type") == "UncompletedJobError":  # submitit ended the run on Slurm's warning signal
+                error["message"] = (f"{self._who(job)} reached its time limit (--slurm-time {self.time_limit}) or was "
+                                    f"preempted: {error.get('message')}")
             error["hint"] = f"{error.get('hint', '')} ({self._who(job)}; log: {job.paths.stderr})".strip()
         return record
 
@@ -193,7 +196,7 @@ class SlurmExecutor:
         who = self._who(job)
         log = job.paths.stderr
         if type(exc).__name__ == "FailedJobError":  # the task raised outside the run (loading the suite, say)
-            cause = (terminal(exc).strip().splitlines() or [repr(exc)])[-1]
+            cause = raised_cause(terminal(exc))
             return {"type": "SlurmTaskRaised", "message": f"{who} raised outside the run: {cause} (state {state}; log: {log})",
                     "traceback": terminal(exc).strip(), "hint": "the next `segbench run` runs it again"}
         return {"type": "SlurmJobEnded", "message": f"{who} ended without a record (state {state}; log: {log})",
@@ -248,6 +251,16 @@ def has_result(job) -> bool:
     except OSError:
         pass
     return job.paths.result_pickle.exists()
+
+
+CAUSE_LINE = re.compile(r"[A-Za-z_][\w.]*: ")  # "segbench.errors.PluginError: ..." ends a Python traceback
+
+
+def raised_cause(text: str) -> str:
+    """The exception a task's traceback ends with, out of submitit's FailedJobError text
+    (which goes on with the paths of the logs)."""
+    lines = [line for line in text.splitlines() if CAUSE_LINE.match(line)]
+    return lines[-1] if lines else (text.strip().splitlines() or ["(no message)"])[0]
 
 
 def job_state(job) -> str:
