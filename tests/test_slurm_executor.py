@@ -28,7 +28,7 @@ from segbench.testing import ExecutorContract
 
 pytest.importorskip("submitit", reason="the Slurm executor needs submitit (pip install 'segbench[slurm]')")
 
-from segbench.executors.slurm import SlurmExecutor, time_minutes  # noqa: E402 - after the skip
+from segbench.executors.slurm import SlurmExecutor, squeue_states, time_minutes
 
 COMPUTED = ("metrics", "curves", "per_class", "per_image")  # what a run computes, compared bit for bit
 LOCAL = ["--executor", "slurm", "--slurm-cluster", "local"]
@@ -243,7 +243,7 @@ class TestSlurmContract(ExecutorContract):
     it with its defaults: auto, which is Slurm where srun exists)."""
 
     name = "slurm"
-    options = {"slurm_cluster": "local"}
+    options = {"slurm_cluster": "local"}  # noqa: RUF012 - the contract reads it as the docs show
 
 
 # --- bad input: exit 2 before anything is submitted -----------------------------------
@@ -332,7 +332,7 @@ def _slurm_answers() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "Slurm is not installed here (no sinfo/sbatch); tests/slurm/start_local_slurm.sh sets one up"
     try:
-        answer = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=20)
+        answer = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=20, check=False)
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 20 s: no slurmctld (tests/slurm/start_local_slurm.sh starts one)"
     states = answer.stdout.split()
@@ -406,3 +406,29 @@ def test_on_a_real_slurm_a_run_past_its_time_limit_is_a_failed_record_naming_it(
     job = record["ran_on"]["slurm_job_id"]
     assert f"Slurm job {job} reached its time limit (--slurm-time 1)" in error["message"], error
     assert f"log: {output / 'tiny' / 'slurm' / job}_0_log.err" in error["hint"], error
+
+
+@pytest.mark.slurm
+def test_on_a_real_slurm_sigterm_of_the_driver_cancels_its_tasks(tmp_path, real_slurm):
+    plugin = _plugin(tmp_path, HANGER, "hanger_loss")
+    output = tmp_path / "out"
+    jobs = output / "tiny" / "slurm"
+    driver = subprocess.Popen([sys.executable, "-m", "segbench", "run", str(_suite(tmp_path, ablate=HANGS)), "-o", str(output), "-q",
+                               "-p", str(plugin), "--executor", "slurm", "--slurm-cluster", "slurm", "--slurm-time", "10"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_log(jobs, "segbench: loss=hanger seed=0", limit_s=180)
+        task = next(jobs.glob("*_log.out")).name.removesuffix("_0_log.out")
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 143, err
+    give_up, state = time.monotonic() + 30, None
+    while time.monotonic() < give_up:
+        state = squeue_states().get(task)
+        if state in (None, "CANCELLED"):
+            break
+        time.sleep(1)
+    assert state in (None, "CANCELLED"), f"Slurm task {task} is {state} after segbench run was terminated"

@@ -24,7 +24,7 @@ import time
 from ..errors import SegbenchError
 from ..execute import failed_record
 from ..text import terminal
-from .forwarding import env_names, forwarded_env  # noqa: F401 - env_names: where it was first
+from .forwarding import env_names, forwarded_env
 from .task import run_task
 
 RUN_CPUS = 1
