@@ -282,7 +282,7 @@ def test_an_option_slurm_refuses_is_named_with_slurm_s_words(tmp_path, capsys, m
     (bin_dir / "sbatch").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     err = _refused(capsys, tmp_path, "--slurm-cluster", "slurm", "--slurm-partition", "nope", "--slurm-time", "1:30:00")
-    assert "Slurm refuses the job options --slurm-time 90 (sbatch --time=90), --slurm-partition nope (sbatch --partition=nope)" in err
+    assert "Slurm refuses the job options --slurm-time 1:30:00 (sbatch --time=90), --slurm-partition nope (sbatch --partition=nope)" in err
     assert "sbatch: error: invalid partition specified: nope" in err
     assert (bin_dir / "asked").read_text().split() == ["--test-only", "--time=90", "--partition=nope", "--wrap=true"]
 

@@ -111,7 +111,7 @@ class SlurmExecutor:
         self.folder = None  # the runner gives the results folder (use_results_folder); else a temporary one
         self._waiting = {}  # the tasks not read yet: close() cancels them
         if self.cluster == "slurm":
-            check_with_slurm(self.sbatch_options())
+            check_with_slurm(self.sbatch_options(), {"--slurm-time": time_limit})
 
     # --- what Slurm is asked for -------------------------------------------------------
 
@@ -346,9 +346,10 @@ def wait_ended(jobs, limit_s=10.0):
                 process.wait()
 
 
-def check_with_slurm(options: dict) -> None:
+def check_with_slurm(options: dict, given: dict) -> None:
     """Ask Slurm, without submitting (``sbatch --test-only``), whether it takes these
-    options: a partition, account or time it refuses is bad input now, not a failed array."""
+    options (``given``: segbench's flag -> the text typed, for the message): a partition,
+    account or time it refuses is bad input now, not a failed array."""
     sbatch = shutil.which("sbatch")
     if sbatch is None:
         raise SegbenchError("--slurm-cluster slurm: sbatch is not on PATH here; run segbench on a Slurm login node, "
@@ -361,6 +362,7 @@ def check_with_slurm(options: dict) -> None:
                             "is slurmctld up (sinfo)?") from None
     if answer.returncode != 0:
         said = "; ".join(line.strip() for line in terminal(answer.stderr or answer.stdout).splitlines() if line.strip())
-        asked = ", ".join(f"{flag} {value} (sbatch {sbatch_flag}={value})" for flag, (sbatch_flag, value) in options.items())
+        asked = ", ".join(f"{flag} {given.get(flag, value)} (sbatch {sbatch_flag}={value})"
+                          for flag, (sbatch_flag, value) in options.items())
         raise SegbenchError(f"--executor slurm: Slurm refuses the job options {asked}: {said or f'exit {answer.returncode}'}; "
                             "check them against sinfo and sacctmgr show assoc")
