@@ -6,6 +6,7 @@ against a real Slurm (tests/slurm/start_local_slurm.sh starts one on this machin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -327,8 +328,10 @@ def test_segbench_s_variables_and_those_named_go_to_the_tasks(monkeypatch):
 # --- a real Slurm (tests/slurm/start_local_slurm.sh) ----------------------------------
 
 
+@functools.cache
 def _slurm_answers() -> str | None:
-    """Why the real-Slurm tests cannot run here, or None."""
+    """Why the real-Slurm tests cannot run here, or None (asked once: sinfo without a
+    controller takes a while to give up)."""
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "Slurm is not installed here (no sinfo/sbatch); tests/slurm/start_local_slurm.sh sets one up"
     try:

@@ -5,7 +5,7 @@ them at a time). Each task gets the suite's text and absolute path (``suite.sour
 segbench's environment variables (``SEGBENCH_*``) and those named with ``--env``, and
 runs exactly as the local executor would, ``[train] threads`` included. Its record comes
 back through the shared filesystem: submitit's job folder ``<results>/<suite>/slurm/``
-holds each task's pickled record and its logs (``<job>_<task>_log.out``/``.err``); the
+holds each task's pickled record and its logs (``<job>_<task>_0_log.out``/``.err``); the
 driver yields each record as its task finishes and writes it as usual.
 
 A task that ends without a record (timed out, preempted and not requeued, cancelled, out
@@ -52,8 +52,7 @@ TIME_FORMATS = (
     (re.compile(r"(?P<d>\d+)-(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"), ("d", "h", "m", "s")),
 )
 MINUTES = {"d": 1440.0, "h": 60.0, "m": 1.0, "s": 1 / 60}
-ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT",
-         "FINISHED", "INTERRUPTED"}  # the last two: submitit's local executor
+ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
 
 
 def import_submitit():
