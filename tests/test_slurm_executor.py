@@ -288,6 +288,23 @@ def test_an_option_slurm_refuses_is_named_with_slurm_s_words(tmp_path, capsys, m
     assert (bin_dir / "asked").read_text().split() == ["--test-only", "--time=90", "--partition=nope", "--wrap=true"]
 
 
+UNREACHABLE_SBATCH = """#!/bin/sh
+echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)" >&2
+exit 1
+"""
+
+
+def test_a_slurm_controller_that_does_not_answer_is_named_as_such(tmp_path, capsys, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(UNREACHABLE_SBATCH)
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    err = _refused(capsys, tmp_path, "--slurm-cluster", "slurm")
+    assert "sbatch cannot reach the Slurm controller (sbatch: error: Batch job submission failed: Unable to contact slurm" in err
+    assert "is slurmctld up (sinfo)?" in err
+
+
 def test_slurm_asked_for_where_there_is_no_sbatch_is_named(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     err = _refused(capsys, tmp_path, "--slurm-cluster", "slurm")

@@ -361,6 +361,9 @@ def check_with_slurm(options: dict, given: dict) -> None:
                             "is slurmctld up (sinfo)?") from None
     if answer.returncode != 0:
         said = "; ".join(line.strip() for line in terminal(answer.stderr or answer.stdout).splitlines() if line.strip())
+        if "contact slurm controller" in said.lower():  # not the options: Slurm itself does not answer
+            raise SegbenchError(f"--executor slurm: sbatch cannot reach the Slurm controller ({said}); is slurmctld up "
+                                "(sinfo)? Or give --slurm-cluster local to run the tasks on this machine")
         asked = ", ".join(f"{flag} {given.get(flag, value)} (sbatch {sbatch_flag}={value})"
                           for flag, (sbatch_flag, value) in options.items())
         raise SegbenchError(f"--executor slurm: Slurm refuses the job options {asked}: {said or f'exit {answer.returncode}'}; "

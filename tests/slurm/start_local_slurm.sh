@@ -12,12 +12,13 @@ set -euo pipefail
 
 STATE=${SLURM_STATE:-/var/tmp/segbench-slurm}
 CONF=/etc/slurm/slurm.conf
+MUNGE_PID=/run/munge/segbench-munged.pid  # munged runs as munge: its own folder
 
 stop() {
     for name in slurmd slurmctld; do
         if [ -f "$STATE/$name.pid" ]; then kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true; fi
     done
-    if [ -f "$STATE/munged.pid" ]; then kill "$(cat "$STATE/munged.pid")" 2>/dev/null || true; fi
+    if [ -f "$MUNGE_PID" ]; then kill "$(cat "$MUNGE_PID")" 2>/dev/null || true; fi
     echo "stopped the Slurm daemons (state kept in $STATE)"
 }
 
@@ -34,8 +35,7 @@ fi
 chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
 chmod 400 /etc/munge/munge.key
 if ! munge -n >/dev/null 2>&1; then
-    runuser -u munge -- /usr/sbin/munged --pid-file="$STATE/munged.pid" 2>/dev/null \
-        || /usr/sbin/munged --force --pid-file="$STATE/munged.pid"
+    runuser -u munge -- /usr/sbin/munged --pid-file="$MUNGE_PID"
 fi
 munge -n | unmunge >/dev/null  # munge works
 
