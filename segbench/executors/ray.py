@@ -18,19 +18,22 @@ when the run raised in Python; a record says how many attempts its run took
 from __future__ import annotations
 
 import logging
+import os
+import re
 import socket
 import time
 
 from ..errors import SegbenchError
 from ..execute import failed_record
 from ..text import terminal
-from .forwarding import env_names, forwarded_env
 from .task import run_task
 
 RUN_CPUS = 1
 MAX_RETRIES = 3  # Ray's default for a task whose worker or node died; a Python error is never retried
 RETRIED_DEATHS = ("WorkerCrashedError", "NodeDiedError")  # what Ray raises once those retries are spent
 INSTALL_HINT = "install the extra: pip install 'segbench[ray]'"
+FORWARDED_PREFIX = "SEGBENCH_"  # segbench's own variables: the data folders, the cache
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 REACH_TIMEOUT_S = 5
@@ -59,6 +62,28 @@ def import_ray():
     except ImportError:
         raise SegbenchError(f"--executor ray needs Ray, which is not installed; {INSTALL_HINT}") from None
     return ray
+
+
+def env_names(given) -> list[str]:
+    """The names ``--env`` gives: one text or a list of them (the flag repeated, or from
+    the Python API), each maybe comma-separated."""
+    texts = [given] if isinstance(given, str) else list(given or ())
+    return [name.strip() for text in texts for name in str(text).split(",") if name.strip()]
+
+
+def forwarded_env(names=(), environ=None) -> dict:
+    """The variables the tasks get: every ``SEGBENCH_*`` set here, and each of ``names``,
+    which must be set here (a typo would otherwise reach the workers as nothing)."""
+    environ = os.environ if environ is None else environ
+    bad = [name for name in names if not ENV_NAME.fullmatch(name)]
+    if bad:
+        raise SegbenchError(f"--env {', '.join(map(repr, bad))}: not a variable name; give NAME or NAME1,NAME2")
+    unset = [name for name in names if name not in environ]
+    if unset:
+        raise SegbenchError(f"--env {', '.join(unset)}: not set in this environment, so there is nothing to forward; "
+                            "export it before 'segbench run', or drop it from --env")
+    forwarded = {name: value for name, value in environ.items() if name.startswith(FORWARDED_PREFIX)}
+    return {**forwarded, **{name: environ[name] for name in names}}
 
 
 def task_name(variant, seed) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import SegbenchError
 from ..execute import failed_record
 from ..text import terminal
-from .forwarding import env_names, forwarded_env
+from .ray import env_names, forwarded_env  # the same --env as the Ray tasks; ray.py imports no ray at load
 from .task import run_task
 
 INSTALL_HINT = "install the extra: pip install 'segbench[slurm]'"
