@@ -153,6 +153,8 @@ def run_prepared(suite: Suite, output="results", rerun=False, fail_fast=False, q
     cache_dir = resolve_cache_dir(cache_dir)
     executor = executor or LocalExecutor()
     name = executor_name or getattr(executor, "name", None) or type(executor).__name__
+    if callable(getattr(executor, "use_results_folder", None)):  # optional: an executor whose tasks write there (slurm)
+        executor.use_results_folder(store.suite_dir)
     with contextlib.nullcontext() if held else store.lock():
         write_text_atomic(store.folder.suite_file, suite.text)
         meta = suite_summary(suite)

@@ -273,7 +273,7 @@ def test_run_help_lists_a_plugins_executor_and_its_option(plugin_file, capsys):
     with pytest.raises(SystemExit):
         main(["run", "suite.toml", "-p", str(plugin_file), "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "local, process, ray, stand_in" in out
+    assert "local, process, ray, slurm, stand_in" in out
     assert "--fixed-value FIXED_VALUE the miou of every run [--executor stand_in]" in out
     assert "--workers N" in out and "--ray-address auto|HOST:PORT" in out
 
@@ -329,7 +329,7 @@ def test_an_option_of_another_executor_is_bad_input(tiny_suite, tmp_path, capsys
     assert "--workers: not an option of --executor local (it takes no options)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind, expected", [("executors", ["local", "process", "ray"]),
+@pytest.mark.parametrize("kind, expected", [("executors", ["local", "process", "ray", "slurm"]),
                                             ("reporters", ["tables", "markdown", "plots", "html"])])
 def test_list_shows_the_standard_executors_and_reporters(kind, expected, capsys):
     assert main(["list", kind]) == 0
