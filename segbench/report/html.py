@@ -161,10 +161,13 @@ def _legend(meta, columns) -> str:
     return f"<p class='note'>{escape(explanation(meta))}</p><ul class='note'>{items}</ul>"
 
 
-def figure(title, path: Path) -> str:
-    """A PNG file as an image embedded in the page."""
+def figure(title, path: Path, caption: str | None = None) -> str:
+    """A PNG file as an image embedded in the page, with what it leaves out (``caption``) under it."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"<img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+    image = f"<img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+    if not caption:
+        return image
+    return f"<figure>{image}<figcaption class='note'>{escape(caption)}</figcaption></figure>"
 
 
 def _per_class_table(per_class, metric):
