@@ -184,10 +184,11 @@ def _per_class_table(per_class, metric):
 
 def _timing(rows, records):
     total = sum(r.get("wall_seconds") or 0 for r in records)
+    walls = _mean_walls(records)
     body = "".join(
         "<tr>" + _cell(row["variant"])
         + _cell(number(row.get("cost.train_images_per_s_mean")), row.get("cost.train_images_per_s_mean"))
-        + _cell(number(_mean_wall(records, row["variant_id"])), _mean_wall(records, row["variant_id"])) + "</tr>"
+        + _cell(number(walls.get(row["variant_id"])), walls.get(row["variant_id"])) + "</tr>"
         for row in rows
     )
     head = "<th scope='col'>variant</th><th scope='col'>train images/s</th><th scope='col'>wall s per run</th>"
@@ -195,9 +196,13 @@ def _timing(rows, records):
             f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def _mean_wall(records, variant_id):
-    walls = [r["wall_seconds"] for r in records if r["variant_id"] == variant_id and r.get("wall_seconds") is not None]
-    return sum(walls) / len(walls) if walls else None
+def _mean_walls(records) -> dict:
+    """variant id -> its runs' mean wall time (one pass over the records)."""
+    walls = {}
+    for record in records:
+        if record.get("wall_seconds") is not None:
+            walls.setdefault(record["variant_id"], []).append(record["wall_seconds"])
+    return {variant_id: sum(values) / len(values) for variant_id, values in walls.items()}
 
 
 def _failures(records):

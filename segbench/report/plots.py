@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..costs import direction_word  # noqa: E402
+from ..palette import class_colours  # noqa: E402
 from ..statistics import mean_ci  # noqa: E402
 from ..text import literal_text, plot_label  # noqa: E402
 from .selection import LINES_EACH, SHOWN_EACH, Selection  # noqa: E402
@@ -336,8 +337,6 @@ def qualitative_grid(images, masks, predictions: dict, classes: list, ignore_ind
     """Rows: validation images. Columns: the image, its true mask, then each variant's
     prediction (its first seed), all in one class palette, whose legend names every class
     (in as many rows of 8 as it takes). ``caption``: which variants, when not all."""
-    from ..data.show import class_colours  # heavy: segbench.data loads torch; only a report with samples draws this
-
     colours = class_colours(len(classes))
     columns = 2 + len(predictions)
     legend_rows = math.ceil((len(classes) + 1) / 8)
