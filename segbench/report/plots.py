@@ -31,6 +31,7 @@ from .selection import LINES_EACH, SHOWN_EACH, Selection  # noqa: E402
 DPI = 110
 MAX_SIDE_PX = 4000  # no image is wider or taller, whatever the number of variants or classes
 MAX_INCHES = 30.0  # layouts stay within this; _save lowers the resolution if one does not
+HEATMAP_INCHES = 20.0  # a heatmap's side: past it cells only shrink (each pixel of a figure costs memory to draw)
 TOP_COLOUR, BOTTOM_COLOUR, REST_COLOUR = "#2f7d32", "#c62828", "#bdbdbd"
 
 
@@ -51,7 +52,7 @@ def metrics_per_variant(runs: pd.DataFrame, summary: pd.DataFrame, metrics: list
     shown = list(selection.shown)
     columns = min(2, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    width = max(4.0, min(0.9 * len(shown) + 1.5, MAX_INCHES / 2))
+    width = max(4.0, min(0.9 * len(shown) + 1.5, 12.0))  # a panel: at most 12 in (20 bars, or 30 in a small suite)
     overview = selection.partial
     figure = plt.figure(figsize=(width * columns, 4.4 * (rows + overview)))
     grid = figure.add_gridspec(rows + overview, columns)
@@ -205,8 +206,8 @@ def factor_heatmap(summary: pd.DataFrame, runs: pd.DataFrame, factors: list, met
     table = summary.set_index("variant_id")[[f"{metric}_mean"]].join(first)
     grid = table.pivot_table(index=factors[0], columns=factors[1], values=f"{metric}_mean", aggfunc="mean", sort=False)
     rows, columns = len(grid.index), len(grid.columns)
-    figure, axis = plt.subplots(figsize=(min(1.6 * columns + 3, MAX_INCHES), min(0.7 * rows + 2, MAX_INCHES)))
-    image = axis.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    figure, axis = plt.subplots(figsize=(min(1.6 * columns + 3, HEATMAP_INCHES), min(0.7 * rows + 2, HEATMAP_INCHES)))
+    image = _heatmap(axis, grid.to_numpy(dtype=float), "viridis")
     if rows * columns <= 400:
         _annotate(axis, grid.to_numpy(dtype=float), "{:.3f}")
     axis.set_xticks(range(columns), [_wrap(str(c), 18) for c in grid.columns], fontsize=_tick_size(columns, 20))
@@ -227,8 +228,8 @@ def per_class_heatmap(table: pd.DataFrame, metric: str, selection: Selection, pa
         table = table.loc[[label for label in wanted if label in table.index]]
     values = table.to_numpy(dtype=float)
     classes, variants = len(table.columns), len(table.index)
-    figure, axis = plt.subplots(figsize=(min(0.75 * classes + 3.5, MAX_INCHES), min(0.45 * variants + 2, MAX_INCHES)))
-    image = axis.imshow(values, cmap="magma", vmin=0, vmax=1, aspect="auto")
+    figure, axis = plt.subplots(figsize=(min(0.75 * classes + 3.5, HEATMAP_INCHES), min(0.45 * variants + 2, HEATMAP_INCHES)))
+    image = _heatmap(axis, values, "magma", 0, 1)
     if values.size <= 400:
         _annotate(axis, values, "{:.2f}")
     axis.set_xticks(range(classes), [plot_label(c) for c in table.columns], rotation=45, ha="right", fontsize=_tick_size(classes, 40))
@@ -241,6 +242,17 @@ def per_class_heatmap(table: pd.DataFrame, metric: str, selection: Selection, pa
     figure.colorbar(image, ax=axis, label=f"{metric} per class")
     figure.tight_layout()
     return Plot(_save(figure, path), caption)
+
+
+def _heatmap(axis, values, cmap, vmin=None, vmax=None):
+    """Cells as one mesh, row 0 at the top: unlike an image, it is not resampled to the
+    figure's pixels, which at thousands of pixels a side took hundreds of MB."""
+    rows, columns = values.shape
+    mesh = axis.pcolormesh(np.arange(columns + 1) - 0.5, np.arange(rows + 1) - 0.5, np.ma.masked_invalid(values), cmap=cmap,
+                           vmin=vmin, vmax=vmax)
+    axis.set_xlim(-0.5, columns - 0.5)
+    axis.set_ylim(rows - 0.5, -0.5)
+    return mesh
 
 
 def _tick_size(count, comfortable):
