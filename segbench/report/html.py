@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 
 from ..numbers import missing, number
+from .devices import TIMED_COSTS, cost_by_device
 from .findings import findings
 from .markdown import explanation
 from .provenance import header_lines
@@ -108,6 +109,7 @@ def render(rows, records, meta, report_sections=(), per_class=None, class_metric
         _failures(records),
         "<h2>Timing</h2>",
         _timing(rows, records),
+        _devices(rows, records),
         "<h2>Suite</h2>",
         _suite(meta),
         "<h2>Environment</h2>",
@@ -203,6 +205,24 @@ def _mean_walls(records) -> dict:
         if record.get("wall_seconds") is not None:
             walls.setdefault(record["variant_id"], []).append(record["wall_seconds"])
     return {variant_id: sum(values) / len(values) for variant_id, values in walls.items()}
+
+
+def _devices(rows, records) -> str:
+    """The timed costs of each variant on each device, only when the runs ran on several
+    (summary.md and cost_by_device.csv hold the same table)."""
+    table = cost_by_device(records, [row.get("variant_id") for row in rows])
+    if table.empty:
+        return ""
+    columns = [f"cost.{name}" for name in TIMED_COSTS]
+    head = "".join(f"<th scope='col'>{escape(name)}</th>" for name in ("variant", "device", "runs", *(n.replace("_", " ") for n in TIMED_COSTS)))
+    body = "".join(
+        "<tr>" + _cell(row["variant"]) + _cell(row["device"]) + _cell(row["runs"], row["runs"])
+        + "".join(_cell(number(row[column]), row[column]) for column in columns) + "</tr>"
+        for row in table.to_dict("records")
+    )
+    return ("<h2 id='cost-by-device'>Cost by device</h2><p class='note'>The runs ran on more than one kind of device; these costs "
+            "are each device's own (latency, throughput and memory compare only within one device).</p>"
+            f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _failures(records):

@@ -293,9 +293,12 @@ def cost_scatter(summary: pd.DataFrame, metric: str, path: Path, higher_is_bette
     figure.tight_layout()
     kept = [(_without_overlaps(figure, texts), total) for texts, total in placed]
     caption = _cost_caption(kept, selection)
-    if caption:
-        figure.suptitle(_wrap(caption, 160), fontsize=8)
+    if caption:  # the title moves the axes: place the names again under it (the title's wording keeps its lines)
+        title = figure.suptitle(_wrap(caption, 160), fontsize=8)
         figure.tight_layout()
+        kept = [(_without_overlaps(figure, texts), total) for texts, total in placed]
+        caption = _cost_caption(kept, selection)
+        title.set_text(_wrap(caption, 160))
     return Plot(_save(figure, path), caption)
 
 
@@ -305,6 +308,7 @@ def _without_overlaps(figure, texts) -> int:
     renderer = figure.canvas.get_renderer()
     boxes = []
     for text in texts:
+        text.set_visible(True)
         box = text.get_window_extent(renderer)
         if any(box.overlaps(other) for other in boxes):
             text.set_visible(False)
