@@ -54,7 +54,7 @@ def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -
     replicates = image_replicates(records, primary)
     degenerate = degenerate_reasons(records, meta)
     rows = []
-    decoded = {}  # each run's replicates decoded once: the baseline's pair with every variant's
+    decoded = {}  # the baseline's replicates, decoded once: they pair with every variant's
     by_variant = dict(iter(runs.groupby("variant_id", sort=False)))  # one pass, not a filter per variant
     for variant_id in ordered_variants(runs, meta):
         mine = by_variant[variant_id]
@@ -150,8 +150,8 @@ def image_replicates(records: list, metric: str) -> dict:
 def _images(baseline, candidate, judgement, decoded=None) -> dict:
     decoded = {} if decoded is None else decoded
     paired = [s for s in judgement.paired_seeds if s in baseline and s in candidate and baseline[s][0] == candidate[s][0]]
-    result = image_bootstrap({s: _decode(baseline[s][1], decoded) for s in paired}, {s: _decode(candidate[s][1], decoded) for s in paired},
-                             paired)
+    result = image_bootstrap({s: _decode(baseline[s][1], decoded) for s in paired}, {s: _decode(candidate[s][1], {}) for s in paired},
+                             paired)  # only the baseline's are kept decoded: they pair with every variant's
     return {"image_ci_low": result["ci_low"], "image_ci_high": result["ci_high"], "image_p_value": result["p_value"]}
 
 
@@ -172,16 +172,16 @@ def ordered_variants(runs, meta):
 def per_class_frame(records: list, order: list, metric: str) -> pd.DataFrame:
     """Variants (rows, by label) x classes: the per-class ``metric`` averaged over seeds."""
     found = {}
-    for record in records:  # one pass, then one table: linear in the records
+    for record in records:  # one pass: linear in the records
         if record["status"] == "ok" and metric in (record.get("per_class") or {}):
             found.setdefault(record["variant_id"], []).append(record)
-    flat = [{"variant_id": variant_id, **r["per_class"][metric]} for variant_id in order for r in found.get(variant_id, [])]
-    if not flat:
-        return pd.DataFrame()
-    table = pd.DataFrame(flat).set_index("variant_id").apply(pd.to_numeric, errors="coerce")
-    means = table.groupby(level=0, sort=False).mean()
-    means.index = [found[variant_id][0]["label"] for variant_id in means.index]
-    return means
+    rows = {}
+    for variant_id in order:
+        mine = found.get(variant_id)
+        if mine:
+            table = pd.DataFrame([r["per_class"][metric] for r in mine]).astype(float)
+            rows[mine[0]["label"]] = table.mean(skipna=True)
+    return pd.DataFrame(rows).T if rows else pd.DataFrame()
 
 
 def factor_columns(runs: pd.DataFrame) -> list:

@@ -31,7 +31,7 @@ from .selection import LINES_EACH, SHOWN_EACH, Selection  # noqa: E402
 DPI = 110
 MAX_SIDE_PX = 4000  # no image is wider or taller, whatever the number of variants or classes
 MAX_INCHES = 30.0  # layouts stay within this; _save lowers the resolution if one does not
-HEATMAP_INCHES = 20.0  # a heatmap's side: past it cells only shrink (each pixel of a figure costs memory to draw)
+HEATMAP_INCHES = 16.0  # a heatmap's side: past it cells only shrink (each pixel of a figure costs memory to draw)
 TOP_COLOUR, BOTTOM_COLOUR, REST_COLOUR = "#2f7d32", "#c62828", "#bdbdbd"
 
 
