@@ -3,6 +3,12 @@
 Labels, class names and factor values come from suites and datasets, and are drawn as
 written: every plot is made with mathtext and TeX off (``segbench.text.literal_text``), so a label such
 as ``$\\alpha$`` shows its dollar signs and backslash instead of failing to parse.
+
+No image is wider or taller than MAX_SIDE_PX, whatever the number of variants or classes:
+past selection.MANY_VARIANTS variants the plots that name variants show the top and the
+bottom by the primary metric and say so in their titles (each returns a ``Plot`` whose
+caption the page shows under the image), and ``_save`` lowers the resolution of any layout
+that would still be larger. Many points are one artist (a collection), not one each.
 """
 
 from __future__ import annotations
