@@ -108,8 +108,7 @@ def render(rows, records, meta, report_sections=(), per_class=None, class_metric
         _per_class_table(per_class, class_metric),
         _failures(records),
         "<h2>Timing</h2>",
-        _timing(rows, records),
-        _devices(rows, records),
+        _timing(rows, records) + _devices(rows, records),  # the cost by device, only when there are several
         "<h2>Suite</h2>",
         _suite(meta),
         "<h2>Environment</h2>",
