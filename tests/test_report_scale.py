@@ -9,7 +9,6 @@ import re
 import struct
 from html import unescape
 
-import numpy as np
 import pandas as pd
 import pytest
 

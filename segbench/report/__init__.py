@@ -186,10 +186,11 @@ def _qualitative(records, selection, load_samples, path):
     """Image | truth | each chosen variant's prediction, for variants sharing one dataset."""
     firsts = {}
     chosen = set(selection.shown)
-    for record in records:
-        if record["variant_id"] in chosen and record["status"] == "ok" and record.get("samples"):
-            if record["variant_id"] not in firsts or record["seed"] < firsts[record["variant_id"]]["seed"]:
-                firsts[record["variant_id"]] = record
+    for record in records:  # each chosen variant's finished run with predictions of the lowest seed
+        variant_id = record["variant_id"]
+        if variant_id in chosen and record["status"] == "ok" and record.get("samples") and \
+                (variant_id not in firsts or record["seed"] < firsts[variant_id]["seed"]):
+            firsts[variant_id] = record
     firsts = [firsts[v] for v in selection.shown if v in firsts]
     if not firsts or load_samples is None:
         return None

@@ -32,7 +32,7 @@ from ..costs import direction_word  # noqa: E402
 from ..palette import class_colours  # noqa: E402
 from ..statistics import mean_ci  # noqa: E402
 from ..text import literal_text, plot_label  # noqa: E402
-from .selection import LINES_EACH, SHOWN_EACH, Selection  # noqa: E402
+from .selection import LINES_EACH, Selection  # noqa: E402
 
 DPI = 110
 MAX_SIDE_PX = 4000  # no image is wider or taller, whatever the number of variants or classes
