@@ -35,7 +35,7 @@ PACKAGE = Path(segbench.__file__).parent
 # cli -> api -> runner -> executors -> engine -> (data, components) -> store, with the
 # readers of records (report, gate) beside the training code, never importing it.
 LAYERS = [
-    {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers"},  # depend on nothing of segbench
+    {"errors", "text", "layout", "costs", "environment", "outputs", "crash", "lazy", "numbers", "palette"},  # depend on nothing of segbench
     {"extensions", "hookspecs", "components", "component_checks", "params", "plugins", "records", "schema", "design", "format"},  # contracts
     {"statistics", "power", "verdicts", "simulation", "metrics", "store", "data", "degenerate"},  # numbers, results on disk, datasets
     {"gate", "doctor", "report", "planning", "stored_report"},  # read records only

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SegbenchError
+from ..palette import class_colours  # noqa: F401 - also this module's, as before
 from ..store import atomic_file
 from ..text import literal_text, plot_label
 from .samples import SegmentationData
@@ -15,15 +16,6 @@ from .stats import check_split
 
 IGNORE_COLOUR = (1.0, 1.0, 1.0)
 OVERLAY_ALPHA = 0.75
-
-
-def class_colours(count: int) -> np.ndarray:
-    """(count, 3) RGB in 0..1: background black, the others from a qualitative map."""
-    from matplotlib import colormaps  # heavy: matplotlib only when drawing, here and in draw_sample
-
-    palette = colormaps["tab10" if count <= 11 else "tab20"].colors
-    colours = [(0.0, 0.0, 0.0)] + [palette[i % len(palette)] for i in range(count - 1)]
-    return np.asarray(colours[:count])
 
 
 def sample_at(data: SegmentationData, split: str, index: int):

@@ -25,6 +25,7 @@ from .devices import cost_by_device
 from .frames import factor_columns, metric_directions, ordered_variants, per_class_frame, runs_frame, summary_frame
 from .markdown import summary_markdown
 from .provenance import header_lines
+from .selection import SHOWN_EACH, rank_variants
 from .table import summary_rows
 from .terminal import summary_text
 
@@ -122,7 +123,7 @@ def draw_plots(context: ReportContext) -> list:
     order = ordered_variants(context.runs, context.meta)
     figures = _plots(context.records, context.runs, context.summary, context.meta, order, context.per_class, context.class_metric,
                      context.report_dir / "plots", context.load_samples)
-    return [ReportSection(title, html.figure(title, path)) for title, path in figures.items()]
+    return [ReportSection(title, html.figure(title, plot.path, plot.caption)) for title, plot in figures.items()]
 
 
 def write_page(context: ReportContext):
@@ -155,35 +156,42 @@ def _per_class_metric(records, meta):
 
 
 def _plots(records, runs, summary, meta, order, per_class, class_metric, plot_dir, load_samples):
+    """Title -> plots.Plot. Past selection.MANY_VARIANTS variants, the plots that name
+    variants name the top and bottom by the primary metric and say so (segbench.report.selection)."""
     if not len(runs) or runs["status"].eq("ok").sum() == 0:
         return {}
     primary = meta["primary"]
+    higher = metric_directions(records, meta).get(primary, True)
+    ranking = rank_variants(summary, order, primary, higher)
+    selection = ranking.pick(SHOWN_EACH)
     figures = {
-        "Metrics per variant": plots.metrics_per_variant(runs, meta["metrics"], order, plot_dir / "metrics.png"),
-        f"Validation {primary} per epoch": plots.curves(records, primary, order, plot_dir / "curves.png"),
+        "Metrics per variant": plots.metrics_per_variant(runs, summary, meta["metrics"], selection, plot_dir / "metrics.png"),
+        f"Validation {primary} per epoch": plots.curves(records, primary, selection, plot_dir / "curves.png"),
     }
     factors = factor_columns(runs)
     if len(factors) == 2:
         title = f"{primary}: {factors[0].removeprefix('factor.')} × {factors[1].removeprefix('factor.')}"
         figures[title] = plots.factor_heatmap(summary, runs, factors, primary, plot_dir / "factors.png")
     if per_class is not None and len(per_class):
-        figures[f"{class_metric} per class"] = plots.per_class_heatmap(per_class, class_metric, plot_dir / "per_class.png")
+        figures[f"{class_metric} per class"] = plots.per_class_heatmap(per_class, class_metric, selection, plot_dir / "per_class.png")
     if {"cost.latency_ms_mean", f"{primary}_mean"} <= set(summary.columns):
-        higher = metric_directions(records, meta).get(primary, True)
-        figures[f"{primary} against cost"] = plots.cost_scatter(summary, primary, plot_dir / "cost.png", higher)
-    grid = _qualitative(records, order, load_samples, plot_dir / "predictions.png")
+        figures[f"{primary} against cost"] = plots.cost_scatter(summary, primary, plot_dir / "cost.png", higher, selection)
+    grid = _qualitative(records, ranking.pick(GRID_VARIANTS // 2, GRID_VARIANTS), load_samples, plot_dir / "predictions.png")
     if grid:
         figures["Predictions on the first validation images (first seed of each variant)"] = grid
     return figures
 
 
-def _qualitative(records, order, load_samples, path):
-    """Image | truth | each variant's prediction, for variants sharing one dataset."""
-    firsts = []
-    for variant_id in order[:GRID_VARIANTS]:
-        mine = sorted((r for r in records if r["variant_id"] == variant_id and r["status"] == "ok" and r.get("samples")), key=lambda r: r["seed"])
-        if mine:
-            firsts.append(mine[0])
+def _qualitative(records, selection, load_samples, path):
+    """Image | truth | each chosen variant's prediction, for variants sharing one dataset."""
+    firsts = {}
+    chosen = set(selection.shown)
+    for record in records:  # each chosen variant's finished run with predictions of the lowest seed
+        variant_id = record["variant_id"]
+        if variant_id in chosen and record["status"] == "ok" and record.get("samples") and \
+                (variant_id not in firsts or record["seed"] < firsts[variant_id]["seed"]):
+            firsts[variant_id] = record
+    firsts = [firsts[v] for v in selection.shown if v in firsts]
     if not firsts or load_samples is None:
         return None
     key = firsts[0]["samples"].get("inputs_key")
@@ -194,4 +202,4 @@ def _qualitative(records, order, load_samples, path):
     predictions = {r["label"]: decode_arrays(r["samples"]["predictions"])["predictions"] for r in firsts if r["samples"].get("inputs_key") == key}
     classes = firsts[0].get("classes") or []
     ignore_index = firsts[0].get("ignore_index", 255)
-    return plots.qualitative_grid(inputs["images"], inputs["masks"], predictions, classes, ignore_index, path)
+    return plots.qualitative_grid(inputs["images"], inputs["masks"], predictions, classes, ignore_index, path, selection.caption())

@@ -8,6 +8,8 @@ them untrustworthy (degenerate runs, failed runs). Every output opens with these
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -111,8 +113,7 @@ def _what_it_would_take(row, run_seconds, meta) -> str:
     if any(missing(value) for value in (effect, sd, level, n)) or not 0 < level < 1 or int(n) < 2:
         return ""
     # as segbench plan counts them: the rule's power averaged over the SD these seeds allow
-    needed = seeds_to_detect_from_pilot(effect, sd, int(n) - 1, level, (meta.get("stats") or {}).get("power", 0.8),
-                                        ceiling=MAX_SEEDS_NAMED)
+    needed = _seeds_needed(float(effect), float(sd), int(n) - 1, float(level), float((meta.get("stats") or {}).get("power", 0.8)))
     if needed is None:
         return f": more than {MAX_SEEDS_NAMED} seeds would be needed to detect a difference of {effect:g}"
     if needed <= n:
@@ -120,6 +121,13 @@ def _what_it_would_take(row, run_seconds, meta) -> str:
     more = 2 * (needed - int(n)) * run_seconds  # the candidate's runs and the baseline's
     cost = f" (≈ {duration(more)} more)" if run_seconds == run_seconds else ""
     return f": about {needed} seeds{cost} would detect a difference of {effect:g}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _seeds_needed(effect, sd, df, level, power):
+    """seeds_to_detect_from_pilot, once per comparison: the terminal, Markdown and HTML
+    findings each ask (tens of ms a comparison, which counts in a suite of hundreds)."""
+    return seeds_to_detect_from_pilot(effect, sd, df, level, power, ceiling=MAX_SEEDS_NAMED)
 
 
 def seconds_per_run(records: list) -> float:

@@ -54,8 +54,10 @@ def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -
     replicates = image_replicates(records, primary)
     degenerate = degenerate_reasons(records, meta)
     rows = []
+    decoded = {}  # the baseline's replicates, decoded once: they pair with every variant's
+    by_variant = dict(iter(runs.groupby("variant_id", sort=False)))  # one pass, not a filter per variant
     for variant_id in ordered_variants(runs, meta):
-        mine = runs[runs["variant_id"] == variant_id]
+        mine = by_variant[variant_id]
         done = mine[mine["status"] == "ok"]
         row = {"variant": mine["label"].iloc[0], "variant_id": variant_id, "runs": len(done), "failed": len(mine) - len(done)}
         for column in list(meta["metrics"]) + [f"cost.{c}" for c in REPORTED_COSTS]:
@@ -69,7 +71,7 @@ def summary_frame(runs: pd.DataFrame, meta: dict, records: list | None = None) -
             row.update(comparison_columns(judgement))
             if judgement.outcome == UNSTABLE:
                 row["reason"] = failure_reason(records, variant_id, judgement.failed_seeds, judgement.attempted)
-            row.update(_images(replicates.get(baseline_id, {}), replicates.get(variant_id, {}), judgements[variant_id]))
+            row.update(_images(replicates.get(baseline_id, {}), replicates.get(variant_id, {}), judgements[variant_id], decoded))
             reason = degenerate.get("suite") or degenerate.get(variant_id) or degenerate.get(baseline_id)
             if reason:
                 row.update(verdict=DEGENERATE, reason=reason)
@@ -145,14 +147,20 @@ def image_replicates(records: list, metric: str) -> dict:
     return found
 
 
-def _images(baseline, candidate, judgement) -> dict:
+def _images(baseline, candidate, judgement, decoded=None) -> dict:
+    decoded = {} if decoded is None else decoded
     paired = [s for s in judgement.paired_seeds if s in baseline and s in candidate and baseline[s][0] == candidate[s][0]]
-    result = image_bootstrap({s: _decode(baseline[s][1]) for s in paired}, {s: _decode(candidate[s][1]) for s in paired}, paired)
+    result = image_bootstrap({s: _decode(baseline[s][1], decoded) for s in paired}, {s: _decode(candidate[s][1], {}) for s in paired},
+                             paired)  # only the baseline's are kept decoded: they pair with every variant's
     return {"image_ci_low": result["ci_low"], "image_ci_high": result["ci_high"], "image_p_value": result["p_value"]}
 
 
-def _decode(encoded):
-    return decode_arrays(encoded)["values"]
+def _decode(encoded, decoded):
+    """The replicates of one run, decoded once (``decoded``: a cache by the encoded text's identity)."""
+    key = id(encoded)
+    if key not in decoded:
+        decoded[key] = (encoded, decode_arrays(encoded)["values"])  # the text is kept so that its id stays its own
+    return decoded[key][1]
 
 
 def ordered_variants(runs, meta):
@@ -163,9 +171,13 @@ def ordered_variants(runs, meta):
 
 def per_class_frame(records: list, order: list, metric: str) -> pd.DataFrame:
     """Variants (rows, by label) x classes: the per-class ``metric`` averaged over seeds."""
+    found = {}
+    for record in records:  # one pass: linear in the records
+        if record["status"] == "ok" and metric in (record.get("per_class") or {}):
+            found.setdefault(record["variant_id"], []).append(record)
     rows = {}
     for variant_id in order:
-        mine = [r for r in records if r["variant_id"] == variant_id and r["status"] == "ok" and metric in (r.get("per_class") or {})]
+        mine = found.get(variant_id)
         if mine:
             table = pd.DataFrame([r["per_class"][metric] for r in mine]).astype(float)
             rows[mine[0]["label"]] = table.mean(skipna=True)

@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 
 from ..numbers import missing, number
+from .devices import TIMED_COSTS, cost_by_device
 from .findings import findings
 from .markdown import explanation
 from .provenance import header_lines
@@ -107,7 +108,7 @@ def render(rows, records, meta, report_sections=(), per_class=None, class_metric
         _per_class_table(per_class, class_metric),
         _failures(records),
         "<h2>Timing</h2>",
-        _timing(rows, records),
+        _timing(rows, records) + _devices(rows, records),  # the cost by device, only when there are several
         "<h2>Suite</h2>",
         _suite(meta),
         "<h2>Environment</h2>",
@@ -161,10 +162,13 @@ def _legend(meta, columns) -> str:
     return f"<p class='note'>{escape(explanation(meta))}</p><ul class='note'>{items}</ul>"
 
 
-def figure(title, path: Path) -> str:
-    """A PNG file as an image embedded in the page."""
+def figure(title, path: Path, caption: str | None = None) -> str:
+    """A PNG file as an image embedded in the page, with what it leaves out (``caption``) under it."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"<img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+    image = f"<img alt='{escape(title)}' src='data:image/png;base64,{data}'>"
+    if not caption:
+        return image
+    return f"<figure>{image}<figcaption class='note'>{escape(caption)}</figcaption></figure>"
 
 
 def _per_class_table(per_class, metric):
@@ -181,10 +185,11 @@ def _per_class_table(per_class, metric):
 
 def _timing(rows, records):
     total = sum(r.get("wall_seconds") or 0 for r in records)
+    walls = _mean_walls(records)
     body = "".join(
         "<tr>" + _cell(row["variant"])
         + _cell(number(row.get("cost.train_images_per_s_mean")), row.get("cost.train_images_per_s_mean"))
-        + _cell(number(_mean_wall(records, row["variant_id"])), _mean_wall(records, row["variant_id"])) + "</tr>"
+        + _cell(number(walls.get(row["variant_id"])), walls.get(row["variant_id"])) + "</tr>"
         for row in rows
     )
     head = "<th scope='col'>variant</th><th scope='col'>train images/s</th><th scope='col'>wall s per run</th>"
@@ -192,9 +197,31 @@ def _timing(rows, records):
             f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def _mean_wall(records, variant_id):
-    walls = [r["wall_seconds"] for r in records if r["variant_id"] == variant_id and r.get("wall_seconds") is not None]
-    return sum(walls) / len(walls) if walls else None
+def _mean_walls(records) -> dict:
+    """variant id -> its runs' mean wall time (one pass over the records)."""
+    walls = {}
+    for record in records:
+        if record.get("wall_seconds") is not None:
+            walls.setdefault(record["variant_id"], []).append(record["wall_seconds"])
+    return {variant_id: sum(values) / len(values) for variant_id, values in walls.items()}
+
+
+def _devices(rows, records) -> str:
+    """The timed costs of each variant on each device, only when the runs ran on several
+    (summary.md and cost_by_device.csv hold the same table)."""
+    table = cost_by_device(records, [row.get("variant_id") for row in rows])
+    if table.empty:
+        return ""
+    columns = [f"cost.{name}" for name in TIMED_COSTS]
+    head = "".join(f"<th scope='col'>{escape(name)}</th>" for name in ("variant", "device", "runs", *(n.replace("_", " ") for n in TIMED_COSTS)))
+    body = "".join(
+        "<tr>" + _cell(row["variant"]) + _cell(row["device"]) + _cell(row["runs"], row["runs"])
+        + "".join(_cell(number(row[column]), row[column]) for column in columns) + "</tr>"
+        for row in table.to_dict("records")
+    )
+    return ("<h2 id='cost-by-device'>Cost by device</h2><p class='note'>The runs ran on more than one kind of device; these costs "
+            "are each device's own (latency, throughput and memory compare only within one device).</p>"
+            f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def _failures(records):
