@@ -100,7 +100,7 @@ CASES = [
     # usage
     Case("unknown-command", ["frobnicate"], 2, "invalid choice"),
     Case("workers-zero", RUN + ["--executor", "process", "--workers", "0"], 2, "--workers must be an integer >= 1", suite=tiny()),
-    Case("unknown-executor", RUN + ["--executor", "slurm"], 2, "unknown executor 'slurm'", suite=tiny()),
+    Case("unknown-executor", RUN + ["--executor", "slurmm"], 2, "unknown executor 'slurmm'", suite=tiny()),
     Case("missing-suite-file", ["validate", "{tmp}/nope.toml"], 2, "nope.toml"),
     Case("suite-is-a-folder", ["validate", "{tmp}"], 2, "is a folder, not a suite file"),
     Case("suite-not-utf8", VALIDATE, 2, "cannot be read", setup=lambda tmp: (tmp / "suite.toml").write_bytes(b"name = \"\xff\xfe\"\n")),
