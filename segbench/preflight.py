@@ -220,7 +220,7 @@ class _Checks:
     def __init__(self, catalogue, order=()):
         self.catalogue = catalogue
         self.order = {label: index for index, label in enumerate(order)}  # problems are listed in the suite's order
-        self.built: dict[str, object] = {}  # the model being checked: (its model key, output channels) -> it
+        self.built: dict[tuple, object] = {}  # the model being checked: (its model key, output channels) -> it
         self.forwards: dict[str, _Forward] = {}  # the current model's training forwards, by their check's key
         self.outcomes: dict[str, str | None] = {}  # check -> its problem, or None
         self.build_failures: dict[str, str] = {}  # a build that failed is not tried again
@@ -305,13 +305,14 @@ class _Checks:
         another (:func:`by_model`), so only the current model is kept. Its gradients are
         cleared for each check that trains it."""
         key = model_key(model_ref)
-        model = self.built.get(json.dumps([key, channels]))
+        built_key = (key, json.dumps(channels, default=str))
+        model = self.built.get(built_key)
         if model is None:
             model = self.build(["model", model_ref, channels], _describe_model(model_ref),
                                lambda: build.build_model(_WatchedUpsamplers(self.catalogue), model_ref, channels))
-            if any(json.loads(k)[0] != key for k in self.built):  # an earlier model is done with
+            if any(model_key_built != key for model_key_built, _ in self.built):  # an earlier model is done with
                 self.built, self.forwards = {}, {}
-            self.built[json.dumps([key, channels])] = model
+            self.built[built_key] = model
         model.zero_grad(set_to_none=True)
         self.parameter_names.setdefault(key, [name for name, _ in model.named_parameters()])
         return model

@@ -240,7 +240,8 @@ def test_describe_death_names_the_signal_or_exit_code(exitcode, message):
 
 def test_a_task_ray_could_not_finish_is_a_failed_record_of_its_run(write_suite):
     """Ray raises from ray.get when a task's worker died; that run fails, the suite goes on."""
-    from segbench.executors.ray import RayExecutor
+    from segbench.executors.ray import RayExecutor, _Run
+    from segbench.executors.ray_nodes import Dispatch, Node
 
     class WorkerCrashedError(Exception):
         pass
@@ -252,7 +253,9 @@ def test_a_task_ray_could_not_finish_is_a_failed_record_of_its_run(write_suite):
     executor = RayExecutor.__new__(RayExecutor)  # no cluster: only how a lost task is recorded
     executor.ray = DeadWorkerRay()
     suite = load_suite(_suite(write_suite, "ce", "dice"), load_catalogue)
-    record = executor._record("ref", suite, suite.variants[1], 0, time.perf_counter() - 2)
+    node = Node("a" * 56, "host", slots=1, running=1)  # the only node: no other may take the run
+    run = _Run(suite.variants[1], 0, time.perf_counter() - 2)
+    record = executor._record("ref", suite, run, node, Dispatch([node], warn=lambda text: None))
     assert record["status"] == "failed" and record["variant_id"] == suite.variants[1].id and record["seed"] == 0
     assert record["error"]["type"] == "WorkerCrashedError"
     assert record["error"]["message"] == "Ray could not finish the run: The worker died unexpectedly while executing this task."
