@@ -94,7 +94,7 @@ def _real_but_small(row) -> str:
     low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
     if missing(low) or missing(high) or low <= 0 <= high:
         return ""
-    return f"; but Δ's 95% CI excludes 0: a real difference, smaller than the margin"
+    return "; but Δ's 95% CI excludes 0: a real difference, smaller than the margin"
 
 
 def _winners_curse(row) -> str:
