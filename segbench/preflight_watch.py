@@ -196,6 +196,8 @@ def _can_alarm() -> bool:
 
 # ----------------------------------------------------------------------------- in a child process
 
+EXIT_WAIT_S = 10.0  # for the child to exit by itself once it has answered
+
 
 def _in_child(problems_of, suite, cache_dir, limit, show_progress) -> list:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked; the process executor's workers spawn too
@@ -206,7 +208,11 @@ def _in_child(problems_of, suite, cache_dir, limit, show_progress) -> list:
     process.start()
     child_end.close()  # so that this end reads EOF once the child is gone
     try:
-        return awaited_problems(connection, process, limit)
+        problems = awaited_problems(connection, process, limit)
+        # let it exit on its own: killed, it leaves the semaphores it made (tqdm's lock) to
+        # multiprocessing's resource tracker, which then warns at exit
+        process.join(EXIT_WAIT_S)
+        return problems
     finally:
         if process.is_alive():
             process.kill()
