@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -437,3 +439,63 @@ def test_the_executor_s_notes_reach_the_suite_outcome_and_a_refusal_before_any_r
     with pytest.raises(SegbenchError, match="no worker can run this suite: worker w1 lacks the data"):
         run_prepared(suite, tmp_path / "refused", quiet=True, executor=_NotingExecutor(refuse=True))
     assert not list((tmp_path / "refused").glob("*/runs/*/seed-*/record.json"))
+
+
+HANGS_IN_ITS_TASK = '''
+import os
+import time
+
+from segbench import hookimpl
+
+
+def hanger(mode, num_classes, ignore_index, *, pid_file: str = ""):
+    def loss(logits, target):
+        with open(pid_file, "w") as out:
+            out.write(str(os.getpid()))
+        while True:  # a run that would hold its GPU until its timeout
+            time.sleep(0.05)
+    return loss
+
+
+@hookimpl
+def segbench_losses(register):
+    register.add_loss("hanger", hanger)
+'''
+
+
+def _pid_written(path, limit_s=120) -> int:
+    give_up = time.monotonic() + limit_s
+    while time.monotonic() < give_up:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    raise AssertionError(f"the hanging run never started ({path} not written in {limit_s} s)")
+
+
+def _alive(pid: int, limit_s=15) -> bool:
+    give_up = time.monotonic() + limit_s
+    while time.monotonic() < give_up:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_close_cancels_a_ray_task_still_training(local_ray, suite_folder, tmp_path):
+    """Item 6: Ctrl-C, SIGTERM or SIGHUP of segbench run closes the executor, which must stop
+    the tasks it started: a task left running would hold its node (and GPU) until it ends."""
+    plugin = tmp_path / "hanger_loss.py"
+    plugin.write_text(HANGS_IN_ITS_TASK)
+    pid_file = tmp_path / "training.pid"
+    (suite_folder / "hangs.toml").write_text(
+        SUITE.replace('"model.upsampler" = ["nearest", "bilinear"]', f'"train.loss" = [{{ name = "hanger", pid_file = "{pid_file}" }}]'))
+    suite = load_suite(suite_folder / "hangs.toml", load_catalogue, extra_plugins=[str(plugin)])
+    executor = RayExecutor(None)
+    reading = threading.Thread(target=lambda: list(executor.records(suite, [(suite.variants[0], 0)], resolve_cache_dir())),
+                               daemon=True)
+    reading.start()
+    worker = _pid_written(pid_file)
+    executor.close()
+    assert not _alive(worker), f"close() returned, but the Ray worker {worker} still runs the cancelled run"
