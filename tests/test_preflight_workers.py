@@ -289,3 +289,16 @@ def test_after_a_sound_preflight_the_same_workers_run_the_runs(files, capsys):
     assert len(records) == 2 and all(json.loads(path.read_text())["status"] == "ok" for path in records)
     pids = {build["pid"] for build in files.builds()}
     assert len(pids) == 1 and os.getpid() not in pids, "one worker checked and ran both (its pool kept for the runs)"
+
+
+def test_slurm_tasks_catch_a_bad_variant_with_the_drivers_message(files, capsys):
+    """On Slurm the login node may lack the GPU or the data: the preflight goes as one job
+    (submitit's local cluster here), asking what a run's task asks."""
+    pytest.importorskip("submitit")
+    said = driver_message(files, capsys)
+    assert run_cli(files, files.suite(BAD_WIDTH), "--executor", "slurm", "--slurm-cluster", "local", "--preflight-on", "workers") == 2
+    assert capsys.readouterr().err == said
+    builds = files.builds()
+    # checked in a process of its own (a plugin that kills it is named), started by the job
+    assert builds and all(build["pid"] != os.getpid() and "submitit" in build["parent"] for build in builds), builds
+    assert not files.out.exists(), "nothing ran"

@@ -207,6 +207,31 @@ class SlurmExecutor:
         return (f"timed out (--slurm-time {self.time_limit}), preempted, cancelled, out of memory or its node lost: "
                 "its log says which; the next `segbench run` redoes it")
 
+    def preflight(self, suite, variant_ids, cache_dir) -> list:
+        """The preflight of ``variant_ids`` as one job asking what a run's task asks
+        (``--preflight-on workers``: the login node may lack the GPU, the data or the
+        memory). Its problems are reported as the driver's; a job that ends without an
+        answer is bad input naming it and its log."""
+        from ..preflight_remote import preflight_problems
+
+        executor = self.submitit.AutoExecutor(folder=self._job_folder(), cluster=self.cluster)
+        executor.update_parameters(**{**self.parameters(suite), "name": f"{job_name(suite)}-preflight"})
+        job = executor.submit(preflight_job, suite.source, sorted(variant_ids), str(cache_dir), self.env)
+        self._waiting = {job: None}  # Ctrl-C meanwhile: the runner closes this executor, which cancels it
+        states = SlurmStates(self.cluster == "slurm")
+        while not self._done(job, states):
+            time.sleep(POLL_S)
+        self._waiting = {}
+        try:
+            if self.cluster == "slurm" and not has_result(job):
+                raise self.submitit.core.utils.UncompletedJobError(f"job {job.job_id} left no result")
+            reply = job.result()
+        except Exception as exc:  # noqa: BLE001 - submitit raises UncompletedJobError, FailedJobError, or a pickling error
+            cause = raised_cause(terminal(exc))
+            raise SegbenchError(f"--preflight-on workers: {self._who(job)} did not finish the preflight: {cause} "
+                                f"(log: {job.paths.stderr}); --preflight-on driver runs it on this machine") from None
+        return preflight_problems(reply)
+
     def close(self):
         """Cancel the tasks not read yet (Ctrl-C, SIGTERM, SIGHUP, --fail-fast): they would
         go on in the cluster, holding its GPUs."""
@@ -228,6 +253,17 @@ def run_job(source, variant_id, seed, cache_dir, label, env):
     os.environ.update(env)
     print(f"segbench: {label} of suite file {source['path']}", flush=True)  # the log says which run it is
     return run_task(source, variant_id, seed, cache_dir)
+
+
+def preflight_job(source, variant_ids, cache_dir, env):
+    """What the preflight's job runs (segbench.preflight_remote.check_on_worker)."""
+    import os
+
+    from ..preflight_remote import check_on_worker
+
+    os.environ.update(env)
+    print(f"segbench: the preflight of suite file {source['path']}", flush=True)
+    return check_on_worker(source, variant_ids, cache_dir)
 
 
 def cpus_per_task(suite) -> int:
