@@ -196,7 +196,7 @@ def test_ray_started_by_segbench_keeps_its_log_lines_and_the_workers_output_out_
 
 def test_env_may_be_repeated_or_comma_separated_and_every_name_is_forwarded(monkeypatch):
     from segbench.cli import build_parser, executor_options
-    from segbench.executors.ray import env_names, forwarded_env
+    from segbench.executors.forwarding import env_names, forwarded_env
     from segbench.plugins import load_catalogue as catalogue
 
     parser = build_parser(catalogue([]).executors)

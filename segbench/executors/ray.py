@@ -20,8 +20,6 @@ when the run raised in Python; a record says how many attempts its run took
 from __future__ import annotations
 
 import logging
-import os
-import re
 import socket
 import sys
 import time
@@ -34,14 +32,13 @@ from ..errors import SegbenchError
 from ..execute import failed_record
 from ..text import one_line, terminal
 from .ray_nodes import Dispatch, checked_nodes, last_line, nodes_for_runs
+from .forwarding import env_names, forwarded_env
 from .task import run_task
 
 RUN_CPUS = 1
 MAX_RETRIES = 3  # Ray's default for a task whose worker or node died; a Python error is never retried
 RETRIED_DEATHS = ("WorkerCrashedError", "NodeDiedError")  # what Ray raises once those retries are spent
 INSTALL_HINT = "install the extra: pip install 'segbench[ray]'"
-FORWARDED_PREFIX = "SEGBENCH_"  # segbench's own variables: the data folders, the cache
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 REACH_TIMEOUT_S = 5
@@ -70,28 +67,6 @@ def import_ray():
     except ImportError:
         raise SegbenchError(f"--executor ray needs Ray, which is not installed; {INSTALL_HINT}") from None
     return ray
-
-
-def env_names(given) -> list[str]:
-    """The names ``--env`` gives: one text or a list of them (the flag repeated, or from
-    the Python API), each maybe comma-separated."""
-    texts = [given] if isinstance(given, str) else list(given or ())
-    return [name.strip() for text in texts for name in str(text).split(",") if name.strip()]
-
-
-def forwarded_env(names=(), environ=None) -> dict:
-    """The variables the tasks get: every ``SEGBENCH_*`` set here, and each of ``names``,
-    which must be set here (a typo would otherwise reach the workers as nothing)."""
-    environ = os.environ if environ is None else environ
-    bad = [name for name in names if not ENV_NAME.fullmatch(name)]
-    if bad:
-        raise SegbenchError(f"--env {', '.join(map(repr, bad))}: not a variable name; give NAME or NAME1,NAME2")
-    unset = [name for name in names if name not in environ]
-    if unset:
-        raise SegbenchError(f"--env {', '.join(unset)}: not set in this environment, so there is nothing to forward; "
-                            "export it before 'segbench run', or drop it from --env")
-    forwarded = {name: value for name, value in environ.items() if name.startswith(FORWARDED_PREFIX)}
-    return {**forwarded, **{name: environ[name] for name in names}}
 
 
 def task_name(variant, seed) -> str:
@@ -127,10 +102,9 @@ class RayExecutor:
             ) from None
 
     def records(self, suite, pending, cache_dir, on_epoch=None):
-        gpus = self.ray.cluster_resources().get("GPU", 0)
-        resources = {"num_gpus": 1} if gpus else {"num_cpus": RUN_CPUS}
+        resources = self._run_resources()
         remote = self.ray.remote(**resources)(_run_with_threads)
-        threads = 0 if gpus else RUN_CPUS
+        threads = 0 if "num_gpus" in resources else RUN_CPUS
         source = self.ray.put(suite.source)  # the suite's text goes into the object store once, not once per task
         variant_ids = list(dict.fromkeys(variant.id for variant, _ in pending))
         nodes = checked_nodes(self.ray, nodes_for_runs(self.ray, resources), resources, source, variant_ids, str(cache_dir), self._warn)
@@ -190,10 +164,18 @@ class RayExecutor:
         dispatch.returned(node)
         return run.annotated(record)
 
+    def _run_resources(self) -> dict:
+        """What one run's task asks Ray for: a GPU when the cluster has any, else ``RUN_CPUS``."""
+        return {"num_gpus": 1} if self.ray.cluster_resources().get("GPU", 0) else {"num_cpus": RUN_CPUS}
+
     def _task(self, remote, variant, seed, **placed):
-        """The remote function as one run's task: named after it, retried only when its
-        worker or node died, with segbench's environment variables; ``placed``: where it runs."""
-        options = {"name": task_name(variant, seed), "max_retries": MAX_RETRIES, "retry_exceptions": False, **placed}
+        """The remote function as one run's task (named after it); ``placed``: where it runs."""
+        return self._named(remote, task_name(variant, seed), **placed)
+
+    def _named(self, remote, name, **placed):
+        """The remote function as a task named ``name``, retried only when its worker or node
+        died, with segbench's environment variables."""
+        options = {"name": name, "max_retries": MAX_RETRIES, "retry_exceptions": False, **placed}
         if self.env:
             options["runtime_env"] = {"env_vars": dict(self.env)}
         return remote.options(**options)
@@ -218,12 +200,8 @@ class RayExecutor:
         as a run's task is (``--preflight-on workers``; segbench.preflight_remote)."""
         from ..preflight_remote import check_on_worker, preflight_problems
 
-        resources = {"num_gpus": 1} if self.ray.cluster_resources().get("GPU", 0) else {"num_cpus": RUN_CPUS}
-        options = {"name": "segbench preflight", "max_retries": MAX_RETRIES, "retry_exceptions": False}
-        if self.env:
-            options["runtime_env"] = {"env_vars": dict(self.env)}
-        ref = self.ray.remote(**resources)(check_on_worker).options(**options).remote(suite.source, sorted(variant_ids),
-                                                                                      str(cache_dir))
+        remote = self.ray.remote(**self._run_resources())(check_on_worker)
+        ref = self._named(remote, "segbench preflight").remote(suite.source, sorted(variant_ids), str(cache_dir))
         try:
             reply = self.ray.get(ref)
         except KeyboardInterrupt:

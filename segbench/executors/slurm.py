@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import SegbenchError
 from ..execute import failed_record
 from ..text import terminal
-from .ray import env_names, forwarded_env  # the same --env as the Ray tasks; ray.py imports no ray at load
+from .forwarding import env_names, forwarded_env  # the same --env as the Ray tasks
 from .task import run_task
 
 INSTALL_HINT = "install the extra: pip install 'segbench[slurm]'"
@@ -169,9 +169,7 @@ class SlurmExecutor:
         """The task's record; a task that ended without one is a failed record of its run,
         naming the job, its state and its log, so that the next ``segbench run`` redoes it."""
         try:
-            if self.cluster == "slurm" and not has_result(job):
-                raise self.submitit.core.utils.UncompletedJobError(f"job {job.job_id} left no result")
-            record = job.result()
+            record = self._result(job)
         except Exception as exc:  # noqa: BLE001 - submitit raises UncompletedJobError, FailedJobError, or a pickling error
             record = failed_record(suite, variant, seed, self._failure(job, exc, states), started)
             if self.cluster == "slurm":
@@ -186,6 +184,13 @@ class SlurmExecutor:
                                     f"preempted: {error.get('message')}")
             error["hint"] = f"{error.get('hint', '')} ({self._who(job)}; log: {job.paths.stderr})".strip()
         return record
+
+    def _result(self, job):
+        """What the task returned. On Slurm its result file decides: submitit would ask
+        ``sacct`` for a task that left none, which a cluster without accounting lacks."""
+        if self.cluster == "slurm" and not has_result(job):
+            raise self.submitit.core.utils.UncompletedJobError(f"job {job.job_id} left no result")
+        return job.result()
 
     def _who(self, job) -> str:
         return f"{'Slurm' if self.cluster == 'slurm' else 'submitit local'} job {job.job_id}"
@@ -223,9 +228,7 @@ class SlurmExecutor:
             time.sleep(POLL_S)
         self._waiting = {}
         try:
-            if self.cluster == "slurm" and not has_result(job):
-                raise self.submitit.core.utils.UncompletedJobError(f"job {job.job_id} left no result")
-            reply = job.result()
+            reply = self._result(job)
         except Exception as exc:  # noqa: BLE001 - submitit raises UncompletedJobError, FailedJobError, or a pickling error
             cause = raised_cause(terminal(exc))
             raise SegbenchError(f"--preflight-on workers: {self._who(job)} did not finish the preflight: {cause} "
