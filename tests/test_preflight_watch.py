@@ -66,3 +66,23 @@ def test_a_callers_own_alarm_is_put_back():
 def test_a_death_before_the_suite_was_loaded_blames_no_component():
     assert "before it checked any component" in death_text(1, None)
     assert death_text(-9, ["variant 'v': metric 'm'"]).startswith("the preflight died (signal 9 (SIGKILL)) while checking variant 'v'")
+
+
+def test_a_run_whose_preflight_ran_apart_ends_without_a_leaked_semaphore_warning(tmp_path):
+    """The preflight's child answers, then exits by itself: killed, it left the semaphore
+    tqdm made there to multiprocessing's resource tracker, which warned at the end of every
+    run under a non-local executor."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.battery.harness import tiny
+
+    pytest.importorskip("ray")
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(tiny())
+    # a local Ray, with its files in the test's HOME; not -q: the child's progress bar makes the lock
+    done = subprocess.run([sys.executable, "-m", "segbench", "run", str(suite), "-o", str(tmp_path / "out"), "--executor", "ray"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "leaked semaphore" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr[-3000:]
